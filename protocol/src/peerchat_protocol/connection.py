@@ -1,0 +1,210 @@
+"""The sans-I/O connection: bytes in, events out; events in, bytes out."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+from . import codec
+from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
+from .events import CLIENT_EVENTS, SERVER_EVENTS, Bye, Error, Event, Hello, Ping, Pong, Welcome
+from .framing import LineFramer
+from .limits import (
+    CLIENT_MIN_LINE_BYTES,
+    DEFAULT_MAX_LINE_BYTES,
+    MAX_VERSION,
+    MIN_VERSION,
+    client_line_limit,
+)
+
+
+class Role(Enum):
+    """Which end of the connection we are."""
+
+    SERVER = "server"
+    CLIENT = "client"
+
+
+class PeerKind(Enum):
+    """What the server has learnt about a peer from its first line."""
+
+    UNKNOWN = "unknown"  # no complete line yet: receives plain text meanwhile
+    RICH = "rich"  # first line was a hello: JSON both ways
+    PLAIN = "plain"  # anything else: text lines and /commands
+
+
+class _Sentinel:
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __repr__(self) -> str:
+        return self._name
+
+
+#: Returned by :meth:`Connection.next_event` when more bytes are needed.
+NEED_DATA = _Sentinel("NEED_DATA")
+#: Returned by :meth:`Connection.next_event` once the peer's stream has ended.
+CLOSED = _Sentinel("CLOSED")
+
+_ANYTIME = (Ping, Pong)
+
+
+class Connection:
+    """One end of a peerchat connection, with no I/O of its own.
+
+    Feed received bytes to :meth:`receive_data` (``b""`` for end of stream) and
+    call :meth:`next_event` until it returns ``NEED_DATA`` or ``CLOSED``. A
+    :class:`RemoteProtocolError` raised there concerns one bad line only, unless
+    its ``fatal`` flag is set; calling again carries on with the next line.
+    :meth:`send` turns an event into the bytes to write.
+
+    As a server, the first complete line decides the peer's kind: a hello makes
+    it RICH (JSON), anything else PLAIN. As a client, every line received before
+    the welcome that is not an error or bye is skipped: a server talks plain text
+    to a peer until it knows better (PROTOCOL.md, "Connection start").
+    """
+
+    def __init__(self, role: Role, *, max_line: int | None = None) -> None:
+        self.role = role
+        if max_line is None:
+            max_line = DEFAULT_MAX_LINE_BYTES if role is Role.SERVER else CLIENT_MIN_LINE_BYTES
+        self._framer = LineFramer(max_line)
+        self.kind = PeerKind.UNKNOWN if role is Role.SERVER else PeerKind.RICH
+        #: The negotiated protocol version once the handshake is done.
+        self.version: int | None = None
+        self._eof = False
+        self._greeted = False  # client: welcome received; server: hello received
+        self._hello_sent = False
+        self._bye_sent = False
+
+    # --- receiving ---------------------------------------------------------------------
+
+    @property
+    def max_line(self) -> int:
+        return self._framer.max_line
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes from the peer; ``b""`` means the peer closed its side."""
+        if data:
+            if self._eof:
+                raise LocalProtocolError(ErrorCode.UNEXPECTED, "data received after end of stream")
+            self._framer.feed(data)
+        else:
+            self._eof = True
+
+    def next_event(self) -> Event | _Sentinel:
+        """The next event, ``NEED_DATA`` or ``CLOSED``; may raise RemoteProtocolError."""
+        while True:
+            line = self._framer.next_line()
+            if line is None:
+                if not self._eof:
+                    return NEED_DATA
+                line = self._framer.close()
+                if line is None:
+                    return CLOSED
+            event = self._decode(line)
+            if event is not None:
+                return event
+
+    def _decode(self, line: bytes) -> Event | None:
+        if self.role is Role.CLIENT:
+            return self._decode_from_server(line)
+        if self.kind is PeerKind.UNKNOWN:
+            return self._decode_first_line(line)
+        if self.kind is PeerKind.PLAIN:
+            return codec.decode_plain(line)
+        event = codec.from_wire(codec.parse_json_object(line), CLIENT_EVENTS)
+        if isinstance(event, Hello):
+            raise RemoteProtocolError(ErrorCode.UNEXPECTED, "hello was already received")
+        return event
+
+    def _decode_first_line(self, line: bytes) -> Event | None:
+        # Cheap test first: a hello is a JSON object, so it starts with '{'.
+        if line.lstrip()[:1] == b"{":
+            try:
+                obj = codec.parse_json_object(line)
+            except RemoteProtocolError:
+                obj = None
+            if obj is not None and obj.get("type") == Hello.TYPE:
+                self.kind = PeerKind.RICH
+                return self._accept_hello(obj)
+        self.kind = PeerKind.PLAIN
+        return codec.decode_plain(line)
+
+    def _accept_hello(self, obj: dict[str, object]) -> Hello:
+        try:
+            hello = codec.from_wire(obj, CLIENT_EVENTS)
+        except RemoteProtocolError as exc:
+            raise RemoteProtocolError(exc.code, f"bad hello: {exc.message}", fatal=True) from None
+        assert isinstance(hello, Hello)
+        if hello.version < MIN_VERSION:
+            raise RemoteProtocolError(
+                ErrorCode.UNSUPPORTED_VERSION,
+                f"protocol version {hello.version} is not supported: this server speaks "
+                f"versions {MIN_VERSION} to {MAX_VERSION}; upgrade your client",
+                fatal=True,
+            )
+        self.version = min(hello.version, MAX_VERSION)
+        self._greeted = True
+        return hello
+
+    def _decode_from_server(self, line: bytes) -> Event | None:
+        if not self._greeted:
+            # Before the welcome, only JSON errors and byes matter; the rest is
+            # text the server sends any peer it has not yet heard a hello from.
+            if line.lstrip()[:1] != b"{":
+                return None
+            try:
+                obj = codec.parse_json_object(line)
+            except RemoteProtocolError:
+                return None
+            if obj.get("type") not in (Welcome.TYPE, Error.TYPE, Bye.TYPE):
+                return None
+            event = codec.from_wire(obj, SERVER_EVENTS)
+            if isinstance(event, Welcome):
+                self._on_welcome(event)
+            return event
+        return codec.from_wire(codec.parse_json_object(line), SERVER_EVENTS)
+
+    def _on_welcome(self, welcome: Welcome) -> None:
+        if not MIN_VERSION <= welcome.version <= MAX_VERSION:
+            raise RemoteProtocolError(
+                ErrorCode.UNSUPPORTED_VERSION,
+                f"the server chose protocol version {welcome.version}, "
+                f"which this client does not speak ({MIN_VERSION} to {MAX_VERSION})",
+                fatal=True,
+            )
+        self.version = welcome.version
+        self._greeted = True
+        if welcome.max_line:
+            self._framer.max_line = max(self._framer.max_line, client_line_limit(welcome.max_line))
+
+    # --- sending -------------------------------------------------------------------------
+
+    def send(self, event: Event) -> bytes:
+        """The bytes to write for ``event``; LocalProtocolError if it may not be sent now."""
+        if self._bye_sent:
+            raise LocalProtocolError(ErrorCode.UNEXPECTED, "nothing may be sent after bye")
+        if self.role is Role.CLIENT:
+            return self._send_as_client(event)
+        if SERVER_EVENTS.get(event.TYPE) is not type(event):
+            raise LocalProtocolError(ErrorCode.UNEXPECTED, f"a server does not send {event.TYPE!r}")
+        if isinstance(event, Bye):
+            self._bye_sent = True
+        if self.kind is PeerKind.RICH:
+            return codec.encode_json(event)
+        if isinstance(event, _ANYTIME):
+            return b""  # plain-text peers are not pinged: TCP keepalive covers them
+        if isinstance(event, Welcome):
+            raise LocalProtocolError(ErrorCode.UNEXPECTED, "plain-text peers get no welcome")
+        return codec.encode_plain(event)
+
+    def _send_as_client(self, event: Event) -> bytes:
+        if CLIENT_EVENTS.get(event.TYPE) is not type(event):
+            raise LocalProtocolError(ErrorCode.UNEXPECTED, f"a client does not send {event.TYPE!r}")
+        if isinstance(event, Hello):
+            if self._hello_sent:
+                raise LocalProtocolError(ErrorCode.UNEXPECTED, "hello was already sent")
+            self._hello_sent = True
+        elif not self._hello_sent:
+            raise LocalProtocolError(ErrorCode.UNEXPECTED, "the first frame must be a hello")
+        return codec.encode_json(event)

@@ -1,0 +1,329 @@
+"""The closed family of events: one frozen dataclass per kind of frame.
+
+Every event validates itself on construction, so an invalid event cannot exist:
+building one with a bad field raises :class:`LocalProtocolError`. Decoders turn
+that into :class:`RemoteProtocolError` when the bad value came off the wire.
+Text fields must already be clean (see :func:`peerchat_protocol.text.sanitize`);
+the decoders sanitize what peers send before building events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from .errors import ErrorCode, LocalProtocolError
+from .limits import MAX_ROSTER_ENTRIES, MAX_VERSION, SHORT_TEXT_MAX_LENGTH
+from .text import is_clean, name_problem, nick_problem
+
+
+def _require(condition: bool, message: str, code: ErrorCode = ErrorCode.BAD_FRAME) -> None:
+    if not condition:
+        raise LocalProtocolError(code, message)
+
+
+def _check_int(value: object, what: str, minimum: int = 0) -> None:
+    _require(
+        isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
+        f"{what} must be an integer >= {minimum}",
+    )
+
+
+def _check_text(
+    value: object, what: str, *, empty_ok: bool = False, newlines: bool = False
+) -> None:
+    _require(isinstance(value, str), f"{what} must be a string")
+    assert isinstance(value, str)
+    _require(empty_ok or value != "", f"{what} must not be empty")
+    _require(is_clean(value, keep_newlines=newlines), f"{what} contains control characters")
+
+
+def _check_short(value: object, what: str, *, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    _check_text(value, what)
+    assert isinstance(value, str)
+    _require(
+        len(value) <= SHORT_TEXT_MAX_LENGTH,
+        f"{what} has at most {SHORT_TEXT_MAX_LENGTH} characters",
+    )
+
+
+def _check_name(value: object, what: str) -> None:
+    _require(isinstance(value, str), f"{what} must be a string")
+    assert isinstance(value, str)
+    problem = name_problem(value)
+    _require(problem is None, f"{what}: {problem}")
+
+
+def _check_nick(value: object) -> None:
+    _require(isinstance(value, str), "nick must be a string", ErrorCode.INVALID_NICK)
+    assert isinstance(value, str)
+    problem = nick_problem(value)
+    _require(problem is None, f"invalid nickname {value!r}: {problem}", ErrorCode.INVALID_NICK)
+
+
+class Event:
+    """Base of every event. ``TYPE`` is the frame's ``type`` on the wire."""
+
+    __slots__ = ()
+    TYPE: ClassVar[str]
+
+
+@dataclass(frozen=True, slots=True)
+class PeerInfo:
+    """One entry of a roster: a peer's name and the address the server sees."""
+
+    nick: str
+    addr: str
+
+    def __post_init__(self) -> None:
+        _check_name(self.nick, "nick")
+        _check_short(self.addr, "addr", optional=False)
+
+
+def _check_peers(peers: object, online: object) -> None:
+    _require(isinstance(peers, tuple), "peers must be a tuple of PeerInfo")
+    assert isinstance(peers, tuple)
+    _require(all(isinstance(p, PeerInfo) for p in peers), "peers must hold PeerInfo entries")
+    _require(len(peers) <= MAX_ROSTER_ENTRIES, f"at most {MAX_ROSTER_ENTRIES} peers are listed")
+    _check_int(online, "online")
+    assert isinstance(online, int)
+    _require(online >= len(peers), "online counts at least the listed peers")
+
+
+# --- sent by peers (clients) to the server ----------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(Event):
+    """First frame of a rich peer: the newest protocol version it speaks, a wanted nick."""
+
+    TYPE: ClassVar[str] = "hello"
+    version: int = MAX_VERSION
+    nick: str | None = None
+    client: str | None = None
+
+    def __post_init__(self) -> None:
+        # Any version number is a valid hello; negotiation decides if it is spoken.
+        _check_int(self.version, "version")
+        if self.nick is not None:
+            _check_nick(self.nick)
+        _check_short(self.client, "client")
+
+
+@dataclass(frozen=True, slots=True)
+class Say(Event):
+    """A chat line for everyone else in the room."""
+
+    TYPE: ClassVar[str] = "say"
+    text: str
+
+    def __post_init__(self) -> None:
+        _check_text(self.text, "text")
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeNick(Event):
+    """Ask to be known by another nickname."""
+
+    TYPE: ClassVar[str] = "nick"
+    nick: str
+
+    def __post_init__(self) -> None:
+        _check_nick(self.nick)
+
+
+@dataclass(frozen=True, slots=True)
+class Who(Event):
+    """Ask who is online; answered by :class:`Roster`."""
+
+    TYPE: ClassVar[str] = "who"
+
+
+@dataclass(frozen=True, slots=True)
+class Help(Event):
+    """Ask for the list of commands; answered by :class:`Info`."""
+
+    TYPE: ClassVar[str] = "help"
+
+
+@dataclass(frozen=True, slots=True)
+class Quit(Event):
+    """Leave the chat, optionally saying why."""
+
+    TYPE: ClassVar[str] = "quit"
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_short(self.reason, "reason")
+
+
+# --- sent both ways -----------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Ping(Event):
+    """Are you there? The receiver answers with a :class:`Pong` carrying the same token."""
+
+    TYPE: ClassVar[str] = "ping"
+    token: str = ""
+
+    def __post_init__(self) -> None:
+        _check_text(self.token, "token", empty_ok=True)
+        _require(len(self.token) <= 64, "token has at most 64 characters")
+
+
+@dataclass(frozen=True, slots=True)
+class Pong(Event):
+    """The answer to a :class:`Ping`."""
+
+    TYPE: ClassVar[str] = "pong"
+    token: str = ""
+
+    def __post_init__(self) -> None:
+        _check_text(self.token, "token", empty_ok=True)
+        _require(len(self.token) <= 64, "token has at most 64 characters")
+
+
+# --- sent by the server ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Welcome(Event):
+    """The server's answer to a hello: the negotiated version, your name, who is here."""
+
+    TYPE: ClassVar[str] = "welcome"
+    version: int
+    nick: str
+    addr: str
+    online: int
+    peers: tuple[PeerInfo, ...] = ()
+    server: str = "peerchat"
+    max_line: int = 0
+
+    def __post_init__(self) -> None:
+        _check_int(self.version, "version", minimum=1)
+        _check_name(self.nick, "nick")
+        _check_short(self.addr, "addr", optional=False)
+        _check_peers(self.peers, self.online)
+        _check_short(self.server, "server", optional=False)
+        _check_int(self.max_line, "max_line")
+
+
+@dataclass(frozen=True, slots=True)
+class Message(Event):
+    """A chat line relayed by the server: who said it, when (Unix ms), and its id."""
+
+    TYPE: ClassVar[str] = "message"
+    id: int
+    nick: str
+    text: str
+    ts: int
+
+    def __post_init__(self) -> None:
+        _check_int(self.id, "id")
+        _check_name(self.nick, "nick")
+        _check_text(self.text, "text")
+        _check_int(self.ts, "ts")
+
+
+@dataclass(frozen=True, slots=True)
+class Joined(Event):
+    """Someone joined; ``online`` counts everyone connected now."""
+
+    TYPE: ClassVar[str] = "join"
+    nick: str
+    online: int
+
+    def __post_init__(self) -> None:
+        _check_name(self.nick, "nick")
+        _check_int(self.online, "online")
+
+
+@dataclass(frozen=True, slots=True)
+class Left(Event):
+    """Someone left, and why when known."""
+
+    TYPE: ClassVar[str] = "leave"
+    nick: str
+    online: int
+    reason: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_name(self.nick, "nick")
+        _check_int(self.online, "online")
+        _check_short(self.reason, "reason")
+
+
+@dataclass(frozen=True, slots=True)
+class Renamed(Event):
+    """Someone changed nickname (possibly you)."""
+
+    TYPE: ClassVar[str] = "renamed"
+    old: str
+    new: str
+
+    def __post_init__(self) -> None:
+        _check_name(self.old, "old")
+        _check_name(self.new, "new")
+
+
+@dataclass(frozen=True, slots=True)
+class Roster(Event):
+    """The answer to :class:`Who`: up to MAX_ROSTER_ENTRIES peers, and the full count."""
+
+    TYPE: ClassVar[str] = "roster"
+    online: int
+    peers: tuple[PeerInfo, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        _check_peers(self.peers, self.online)
+
+
+@dataclass(frozen=True, slots=True)
+class Info(Event):
+    """Human-readable text from the server (help, notices). May span several lines."""
+
+    TYPE: ClassVar[str] = "info"
+    text: str
+
+    def __post_init__(self) -> None:
+        _check_text(self.text, "text", newlines=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Error(Event):
+    """Something you sent was refused. ``code`` is an :class:`ErrorCode` value
+    (kept as a plain string so codes from newer servers still decode)."""
+
+    TYPE: ClassVar[str] = "error"
+    code: str
+    message: str
+
+    def __post_init__(self) -> None:
+        _check_short(self.code, "code", optional=False)
+        _check_text(self.message, "message")
+
+
+@dataclass(frozen=True, slots=True)
+class Bye(Event):
+    """The server is closing this connection, and why. Nothing follows it."""
+
+    TYPE: ClassVar[str] = "bye"
+    reason: str
+    code: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_text(self.reason, "reason")
+        _check_short(self.code, "code")
+
+
+#: Frames a client may send, and frames a server may send, by wire type.
+CLIENT_EVENTS: dict[str, type[Event]] = {
+    cls.TYPE: cls for cls in (Hello, Say, ChangeNick, Who, Help, Quit, Ping, Pong)
+}
+SERVER_EVENTS: dict[str, type[Event]] = {
+    cls.TYPE: cls
+    for cls in (Welcome, Message, Joined, Left, Renamed, Roster, Info, Error, Bye, Ping, Pong)
+}

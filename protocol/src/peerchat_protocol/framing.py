@@ -1,0 +1,100 @@
+"""Line framing with a size limit enforced before the newline arrives."""
+
+from __future__ import annotations
+
+from .errors import ErrorCode, RemoteProtocolError
+
+
+class LineFramer:
+    """Splits a byte stream into lines ending in ``\\n`` (a ``\\r`` before it is dropped).
+
+    A line longer than ``max_line`` bytes is never returned, nor buffered past the
+    limit: as soon as it is known to be too long, what was buffered is discarded,
+    :meth:`next_line` raises one ``line_too_long`` error, and everything up to the
+    next newline is skipped. The stream then carries on with the following line.
+    """
+
+    def __init__(self, max_line: int) -> None:
+        if max_line < 1:
+            raise ValueError("max_line must be positive")
+        self.max_line = max_line
+        self._buf = bytearray()
+        self._start = 0  # first byte of the current (unreturned) line
+        self._scan = 0  # bytes before this offset hold no newline
+        self._skipping = False  # inside an over-long line, waiting for its newline
+        self._overflow_pending = False  # an over-long line awaits its error report
+
+    def feed(self, data: bytes) -> None:
+        """Append received bytes."""
+        if self._start:
+            # Compact once per feed, not once per line: O(n) for any number of lines.
+            del self._buf[: self._start]
+            self._scan -= self._start
+            self._start = 0
+        self._buf += data
+
+    def next_line(self) -> bytes | None:
+        """The next complete line without its ending, or ``None`` if none is complete.
+
+        Raises :class:`RemoteProtocolError` (``line_too_long``, not fatal) once per
+        over-long line.
+        """
+        while True:
+            if self._overflow_pending:
+                self._overflow_pending = False
+                raise RemoteProtocolError(
+                    ErrorCode.LINE_TOO_LONG,
+                    f"line too long: the limit is {self.max_line} bytes; it was discarded",
+                )
+            newline = self._buf.find(b"\n", self._scan)
+            if newline < 0:
+                self._hold_partial()
+                if self._overflow_pending:
+                    continue
+                return None
+            line = bytes(self._buf[self._start : newline])
+            self._start = self._scan = newline + 1
+            if self._skipping:  # the tail of a line already reported as too long
+                self._skipping = False
+                continue
+            if line.endswith(b"\r"):
+                line = line[:-1]
+            if len(line) > self.max_line:
+                self._overflow_pending = True
+                continue
+            return line
+
+    def _hold_partial(self) -> None:
+        """Keep an incomplete line, unless it is already too long."""
+        pending = len(self._buf) - self._start
+        # One extra byte may be the '\r' of a line of exactly max_line bytes.
+        too_long = pending > self.max_line + 1 or (
+            pending == self.max_line + 1 and self._buf[-1:] != b"\r"
+        )
+        if self._skipping or too_long:
+            del self._buf[:]
+            self._start = self._scan = 0
+            if not self._skipping:
+                self._skipping = True
+                self._overflow_pending = True
+        else:
+            self._scan = len(self._buf)
+
+    def close(self) -> bytes | None:
+        """At end of stream: the unterminated last line, if any (``None`` otherwise)."""
+        if self._skipping:
+            self._skipping = False
+            self._buf.clear()
+            self._start = self._scan = 0
+            return None
+        rest = bytes(self._buf[self._start :])
+        self._buf.clear()
+        self._start = self._scan = 0
+        if rest.endswith(b"\r"):
+            rest = rest[:-1]
+        return rest or None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an incomplete line."""
+        return len(self._buf) - self._start

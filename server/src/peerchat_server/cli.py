@@ -1,0 +1,138 @@
+"""``peerchat-server``: options, environment variables, the seed's port prompt."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import click
+from click.core import ParameterSource
+
+from peerchat_protocol import DEFAULT_MAX_LINE_BYTES
+
+from . import __version__
+from .config import (
+    DEFAULT_HOST,
+    DEFAULT_MAX_ERRORS,
+    DEFAULT_MAX_SEND_BUFFER,
+    DEFAULT_PORT,
+    DEFAULT_SHUTDOWN_TIMEOUT,
+    ServerConfig,
+)
+from .console import Console
+from .server import ChatServer, StartupError
+
+PORT = click.IntRange(0, 65535)
+
+
+class OneLineErrors(click.Command):
+    """Usage errors as one clear line and exit status 2, instead of click's usage block."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            hint = "" if exc.ctx is None else f" (see {exc.ctx.command_path} --help)"
+            click.echo(f"[ERROR] {exc.format_message()}{hint}", err=True)
+            sys.exit(2)
+        except click.Abort:  # Ctrl-C or Ctrl-D at the port prompt
+            click.echo("", err=True)
+            sys.exit(130)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+
+
+@click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--host",
+    envvar="PEERCHAT_HOST",
+    default=DEFAULT_HOST,
+    show_default=True,
+    help="Address to listen on; 0.0.0.0 for every interface. [env: PEERCHAT_HOST]",
+)
+@click.option(
+    "--port",
+    envvar="PEERCHAT_PORT",
+    type=PORT,
+    default=DEFAULT_PORT,
+    show_default=True,
+    help="Port to listen on (0: any free port). Asked for on a terminal when not given. "
+    "[env: PEERCHAT_PORT]",
+)
+@click.option(
+    "--max-line-bytes",
+    envvar="PEERCHAT_MAX_LINE_BYTES",
+    type=click.IntRange(64),
+    default=DEFAULT_MAX_LINE_BYTES,
+    show_default=True,
+    help="Longest line a peer may send; longer ones are refused with an error. "
+    "[env: PEERCHAT_MAX_LINE_BYTES]",
+)
+@click.option(
+    "--max-send-buffer",
+    envvar="PEERCHAT_MAX_SEND_BUFFER",
+    type=click.IntRange(1024),
+    default=DEFAULT_MAX_SEND_BUFFER,
+    show_default=True,
+    help="Bytes that may wait for a peer that is not reading before it is dropped. "
+    "[env: PEERCHAT_MAX_SEND_BUFFER]",
+)
+@click.option(
+    "--max-errors",
+    envvar="PEERCHAT_MAX_ERRORS",
+    type=click.IntRange(1),
+    default=DEFAULT_MAX_ERRORS,
+    show_default=True,
+    help="Bad lines a peer may send before it is disconnected. [env: PEERCHAT_MAX_ERRORS]",
+)
+@click.option(
+    "--shutdown-timeout",
+    envvar="PEERCHAT_SHUTDOWN_TIMEOUT",
+    type=click.FloatRange(0),
+    default=DEFAULT_SHUTDOWN_TIMEOUT,
+    show_default=True,
+    help="Seconds to let peers take their goodbye on SIGTERM. [env: PEERCHAT_SHUTDOWN_TIMEOUT]",
+)
+@click.option(
+    "-q",
+    "--quiet",
+    envvar="PEERCHAT_QUIET",
+    is_flag=True,
+    help="Hide the per-message [RECEIVED] lines (for heavy traffic). [env: PEERCHAT_QUIET]",
+)
+@click.version_option(__version__, "-V", "--version", prog_name="peerchat-server")
+@click.pass_context
+def main(
+    ctx: click.Context,
+    host: str,
+    port: int,
+    max_line_bytes: int,
+    max_send_buffer: int,
+    max_errors: int,
+    shutdown_timeout: float,
+    quiet: bool,
+) -> None:
+    """Relay every chat message to all other connected peers.
+
+    Peers are peerchat clients or anything that speaks lines of text:
+    `nc 127.0.0.1 8080` is enough to chat.
+    """
+    if ctx.get_parameter_source("port") is ParameterSource.DEFAULT and sys.stdin.isatty():
+        port = click.prompt("Enter the port number", type=PORT, default=DEFAULT_PORT)
+    config = ServerConfig(
+        host=host,
+        port=port,
+        max_line_bytes=max_line_bytes,
+        max_send_buffer=max_send_buffer,
+        max_errors=max_errors,
+        shutdown_timeout=shutdown_timeout,
+        name=f"peerchat-server/{__version__}",
+    )
+    server = ChatServer(config, Console(quiet=quiet))
+    try:
+        asyncio.run(server.serve())
+    except StartupError as exc:
+        server.console.line("ERROR", str(exc))
+        sys.exit(2)

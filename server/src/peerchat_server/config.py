@@ -1,0 +1,56 @@
+"""Server settings and the abuse budgets, with the real servers their defaults follow."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from peerchat_protocol import DEFAULT_MAX_LINE_BYTES
+
+DEFAULT_HOST = "127.0.0.1"  # nothing is exposed by accident; containers pass 0.0.0.0
+DEFAULT_PORT = 8080
+
+#: Bytes queued for one peer before it is dropped as a slow consumer. IRC servers
+#: give a client class a sendq of a few hundred KiB to a few MiB (solanum's
+#: default class: 400 KiB; ergo: 96 KiB per line buffer); Redis drops a pub/sub
+#: client at 32 MiB hard, NATS at 64 MiB pending. Chat lines are small: 1 MiB is
+#: thousands of messages of backlog, and 10,000 stalled peers still fit in memory.
+DEFAULT_MAX_SEND_BUFFER = 1024 * 1024
+
+#: Protocol errors (bad lines) a peer may cause before it is disconnected, so a
+#: stream of binary junk cannot make the server write an error per line forever.
+DEFAULT_MAX_ERRORS = 20
+
+#: How long a new connection may stay silent before it is announced to the room
+#: as a plain-text peer. Rich clients send their hello at once; this only defers
+#: the join notice (nothing is delayed for the peer itself) and keeps port probes
+#: and health checks that connect and leave at once out of the room's notices.
+ANNOUNCE_DELAY = 0.5
+
+#: Messages remembered for a peer whose first line has not arrived yet, so a rich
+#: client whose hello was in flight still gets them after its welcome.
+REPLAY_LIMIT = 256
+
+#: Seconds SIGTERM waits for peers to take their goodbye before cutting them off.
+DEFAULT_SHUTDOWN_TIMEOUT = 3.0
+
+#: TCP keepalive for half-open connections (peer vanished without FIN or RST):
+#: first probe after this many idle seconds, then every KEEPALIVE_INTERVAL, giving
+#: up after KEEPALIVE_COUNT unanswered probes (about 2 minutes in all).
+KEEPALIVE_IDLE = 60
+KEEPALIVE_INTERVAL = 10
+KEEPALIVE_COUNT = 6
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Everything the server can be told; the CLI fills it from options and env."""
+
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    max_line_bytes: int = DEFAULT_MAX_LINE_BYTES
+    max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER
+    max_errors: int = DEFAULT_MAX_ERRORS
+    shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
+    announce_delay: float = ANNOUNCE_DELAY
+    replay_limit: int = REPLAY_LIMIT
+    name: str = "peerchat-server/0.1.0"

@@ -1,0 +1,110 @@
+"""Starting, running and stopping the relay: the listening socket and signals."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import signal
+import socket
+
+from .config import ServerConfig
+from .console import Console
+from .relay import Relay
+from .session import Session, format_addr
+
+SHUTDOWN_NOTICE = "The server is shutting down. Reconnect when it is back."
+
+
+class StartupError(Exception):
+    """The server could not start; the message says why and what to do."""
+
+
+class ChatServer:
+    """The relay behind a listening socket. ``start``, then ``stop`` (or ``serve``)."""
+
+    def __init__(self, config: ServerConfig, console: Console | None = None) -> None:
+        self.config = config
+        self.console = console if console is not None else Console()
+        self.relay = Relay(config, self.console)
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        cfg = self.config
+        try:
+            self._server = await loop.create_server(
+                lambda: Session(self.relay),
+                cfg.host,
+                cfg.port,
+                reuse_address=True,
+                backlog=1024,
+            )
+        except socket.gaierror as exc:
+            raise StartupError(
+                f"Cannot listen on {cfg.host!r}: unknown host ({exc.strerror}). "
+                "Use an IP address such as 127.0.0.1 or 0.0.0.0."
+            ) from None
+        except OSError as exc:
+            raise StartupError(self._explain(exc)) from None
+        self.console.line("SUCCESS", f"Server started on {self.address}")
+
+    def _explain(self, exc: OSError) -> str:
+        host, port = self.config.host, self.config.port
+        if exc.errno == errno.EADDRINUSE:
+            return (
+                f"Port {port} on {host} is already in use. Stop the program using it, "
+                "or choose another port with --port."
+            )
+        if exc.errno == errno.EACCES:
+            return (
+                f"Not allowed to listen on port {port}: ports below 1024 need privileges. "
+                "Choose a port from 1024 to 65535."
+            )
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return (
+                f"Cannot listen on {host}: that address is not on this machine. "
+                "Use 127.0.0.1 (this machine only) or 0.0.0.0 (all interfaces)."
+            )
+        return f"Cannot listen on {host}:{port}: {exc.strerror or exc}."
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "start() first"
+        return int(self._server.sockets[0].getsockname()[1])
+
+    @property
+    def address(self) -> str:
+        assert self._server is not None, "start() first"
+        return format_addr(self._server.sockets[0].getsockname())
+
+    async def stop(self, reason: str = SHUTDOWN_NOTICE) -> None:
+        """Stop accepting, say goodbye to every peer, and close within the timeout."""
+        if self._server is not None:
+            self._server.close()
+        cut = await self.relay.shutdown(reason, self.config.shutdown_timeout)
+        if cut:
+            self.console.line("SHUTDOWN", f"{cut} peers did not close in time and were cut off.")
+        self.console.line("STOPPED", "Server stopped.")
+
+    async def serve(self) -> None:
+        """Run until SIGTERM or SIGINT, then shut down gracefully."""
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        received: list[str] = []
+
+        def on_signal(sig: signal.Signals) -> None:
+            received.append(sig.name)
+            stop.set()
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, on_signal, sig)
+        try:
+            await self.start()
+            await stop.wait()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.remove_signal_handler(sig)
+        self.console.line(
+            "SHUTDOWN", f"{received[0]} received: closing {len(self.relay)} connections."
+        )
+        await self.stop()

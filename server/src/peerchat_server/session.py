@@ -1,0 +1,399 @@
+"""One peer's connection: the asyncio Protocol between a socket and the relay."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import traceback
+from collections.abc import Callable
+from typing import Any, cast
+
+from peerchat_protocol import (
+    Bye,
+    ChangeNick,
+    Connection,
+    Error,
+    ErrorCode,
+    Event,
+    Hello,
+    Help,
+    Info,
+    PeerKind,
+    Ping,
+    Pong,
+    Quit,
+    RemoteProtocolError,
+    Role,
+    Say,
+    Welcome,
+    Who,
+    plain_help,
+)
+
+from . import config as defaults
+from .relay import Frames, Relay
+
+
+def format_addr(peername: Any) -> str:
+    """``host:port`` as the seed prints it; IPv6 hosts in brackets."""
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        host, port = peername[0], peername[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peername or "unknown")
+
+
+def _enable_keepalive(sock: socket.socket | None) -> None:
+    """Let the kernel find peers that vanished without a FIN or RST (half-open)."""
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (
+            ("TCP_KEEPIDLE", defaults.KEEPALIVE_IDLE),
+            ("TCP_KEEPINTVL", defaults.KEEPALIVE_INTERVAL),
+            ("TCP_KEEPCNT", defaults.KEEPALIVE_COUNT),
+        ):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    except OSError:
+        pass  # not a TCP socket (tests may use others); keepalive is best effort
+
+
+class Session(asyncio.Protocol):
+    """Reads bytes into the protocol, dispatches its events, queues output.
+
+    Output is queued and written by the relay's flush once per loop pass; the
+    session never awaits a write. Every callback is wrapped so that a bug while
+    serving one peer closes that peer only.
+    """
+
+    def __init__(self, relay: Relay) -> None:
+        self.relay = relay
+        cfg = relay.config
+        self.conn = Connection(Role.SERVER, max_line=cfg.max_line_bytes)
+        self.transport: asyncio.Transport | None = None
+        self.addr = "unknown"
+        self.name = "unknown"
+        self.announced = False
+        self.errors = 0
+        self._pending: list[bytes] = []
+        self._dirty = False
+        self._closing = False
+        self._leave_reason: str | None = None
+        self._eof = False
+        self._announce_timer: asyncio.TimerHandle | None = None
+        # Until the first line tells the kind, remember what was sent as plain
+        # text so a rich peer whose hello was in flight gets it again as JSON.
+        self._replay: list[Frames] | None = []
+        self._replay_overflow = 0
+        self._handlers: dict[type[Event], Callable[[Any], None]] = {
+            Hello: self._on_hello,
+            Say: self._on_say,
+            ChangeNick: self._on_nick,
+            Who: self._on_who,
+            Help: self._on_help,
+            Quit: self._on_quit,
+            Ping: self._on_ping,
+            Pong: self._on_pong,
+        }
+
+    @property
+    def label(self) -> str:
+        """How the console names this peer: the seed's address, plus the nick once set."""
+        return self.addr if self.name == self.addr else f"{self.name} ({self.addr})"
+
+    # --- asyncio.Protocol callbacks -------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        _enable_keepalive(transport.get_extra_info("socket"))
+        self.addr = self.name = format_addr(transport.get_extra_info("peername"))
+        relay = self.relay
+        if relay.closing:
+            self.transport.abort()
+            return
+        relay.register(self)
+        relay.console.line("NEW CONNECTION", f"Peer {self.addr} connected.")
+        relay.console.line("ACTIVE CONNECTIONS", str(len(relay)))
+        self.send(
+            Info(
+                f"Welcome to peerchat! You are {self.addr}; {len(relay)} online.\n"
+                "Type a message and press Enter to send it to everyone; /help lists commands."
+            )
+        )
+        loop = asyncio.get_running_loop()
+        self._announce_timer = loop.call_later(relay.config.announce_delay, self._announce)
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        try:
+            self.conn.receive_data(data)
+            self._process()
+        except Exception:
+            self._internal_error()
+
+    def eof_received(self) -> bool:
+        try:
+            self._eof = True
+            self.conn.receive_data(b"")
+            self._process()
+            if self._leave_reason is None:
+                self._leave_reason = ""  # a clean leave needs no reason
+            self.flush()
+        except Exception:
+            self._internal_error()
+        return False  # let the transport close once our output is written
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._announce_timer is not None:
+            self._announce_timer.cancel()
+        relay = self.relay
+        reason = self._leave_reason
+        if reason is None:
+            if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+                relay.console.line(
+                    "CONNECTION RESET", f"Peer {self.label} forcibly closed the connection."
+                )
+                reason = "connection reset"
+            elif isinstance(exc, TimeoutError):
+                relay.console.line(
+                    "CONNECTION RESET", f"Peer {self.label} stopped answering (timed out)."
+                )
+                reason = "connection timed out"
+            elif exc is not None:
+                reason = "connection lost"
+            else:
+                reason = ""
+        self._closing = True
+        self._pending.clear()
+        self._replay = None
+        if self in relay:
+            relay.unregister(self, reason)
+            relay.console.line("DISCONNECTED", f"{self.label} removed from peers list.")
+            relay.console.line("ACTIVE CONNECTIONS", str(len(relay)))
+
+    # --- reading --------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Turn buffered bytes into events and handle each, until more bytes are needed."""
+        while not self._closing:
+            was_unknown = self.conn.kind is PeerKind.UNKNOWN
+            try:
+                event = self.conn.next_event()
+            except RemoteProtocolError as exc:
+                if was_unknown and self.conn.kind is PeerKind.PLAIN:
+                    self._became_plain()
+                self._on_remote_error(exc)
+                continue
+            if not isinstance(event, Event):  # NEED_DATA, or CLOSED after end of stream
+                return
+            if was_unknown and self.conn.kind is PeerKind.PLAIN:
+                self._became_plain()
+            self._handlers[type(event)](event)
+
+    def _became_plain(self) -> None:
+        self._replay = None
+        self._announce()
+
+    def _on_remote_error(self, exc: RemoteProtocolError) -> None:
+        self.errors += 1
+        console = self.relay.console
+        console.line("PROTOCOL ERROR", f"Peer {self.label}: {exc.message} ({exc.code}).")
+        if exc.fatal:
+            self.send(Error(exc.code, exc.message))
+            self.close(Bye(f"disconnected: {exc.message}", code=exc.code), log_reason=exc.code)
+        elif self.errors > self.relay.config.max_errors:
+            self.send(Error(exc.code, exc.message))
+            why = (
+                f"disconnected after {self.errors} bad lines: send UTF-8 text lines of at most "
+                f"{self.conn.max_line} bytes"
+            )
+            self.close(Bye(why, code=ErrorCode.TOO_MANY_ERRORS), log_reason="too many bad lines")
+        else:
+            self.send(Error(exc.code, exc.message))
+
+    # --- event handlers ------------------------------------------------------------------
+
+    def _on_hello(self, hello: Hello) -> None:
+        relay = self.relay
+        wanted = hello.nick
+        if wanted is not None and wanted != self.name:
+            nick = relay.free_variant(wanted)
+            old = relay.rename(self, nick)
+            relay.console.line("NICK", f"Peer {self.addr} is now {nick}.")
+            if self.announced:
+                relay.announce_rename(old, nick)
+        assert self.conn.version is not None
+        self.send(
+            Welcome(
+                version=self.conn.version,
+                nick=self.name,
+                addr=self.addr,
+                online=len(relay),
+                peers=relay.roster().peers,
+                server=relay.config.name,
+                max_line=self.conn.max_line,
+            )
+        )
+        if wanted is not None and wanted != self.name:
+            self.send(
+                Error(
+                    ErrorCode.NICK_TAKEN,
+                    f"the nickname {wanted!r} is taken, so you are {self.name!r}; "
+                    "pick another with /nick NAME",
+                )
+            )
+        self._flush_replay()
+        self._announce()
+
+    def _flush_replay(self) -> None:
+        replay, self._replay = self._replay, None
+        for frames in replay or ():
+            self._queue(frames.json())
+        if self._replay_overflow:
+            self.send(
+                Info(
+                    f"{self._replay_overflow} messages sent before your hello "
+                    "could not be repeated."
+                )
+            )
+
+    def _on_say(self, say: Say) -> None:
+        self.relay.say(self, say.text)
+
+    def _on_nick(self, change: ChangeNick) -> None:
+        relay = self.relay
+        if change.nick == self.name:
+            self.send(Info(f"You are already {self.name}."))
+            return
+        if relay.name_taken(change.nick, by=self):
+            self.send(
+                Error(
+                    ErrorCode.NICK_TAKEN,
+                    f"the nickname {change.nick!r} is taken: choose another with /nick NAME",
+                )
+            )
+            return
+        was = self.label
+        old = relay.rename(self, change.nick)
+        relay.console.line("NICK", f"{was} is now {self.name}.")
+        if self.announced:
+            relay.announce_rename(old, self.name)
+        else:
+            self.send(Info(f"You are now known as {self.name}."))
+
+    def _on_who(self, _: Who) -> None:
+        self.send(self.relay.roster())
+
+    def _on_help(self, _: Help) -> None:
+        self.send(Info(plain_help()))
+
+    def _on_quit(self, quit_: Quit) -> None:
+        self._leave_reason = f"quit: {quit_.reason}" if quit_.reason else "quit"
+        self.close(Bye("You left the chat. Goodbye!"), log_reason=self._leave_reason)
+
+    def _on_ping(self, ping: Ping) -> None:
+        self.send(Pong(ping.token))
+
+    def _on_pong(self, _: Pong) -> None:
+        pass  # liveness is all a pong tells; the read itself proved it
+
+    # --- membership -------------------------------------------------------------------------
+
+    def _announce(self) -> None:
+        """Tell the room this peer is here (once): at its first line or after a short delay."""
+        if self._announce_timer is not None:
+            self._announce_timer.cancel()
+            self._announce_timer = None
+        if self.announced or self._closing:
+            return
+        self.announced = True
+        self.relay.announce_join(self)
+
+    # --- writing --------------------------------------------------------------------------
+
+    def send(self, event: Event) -> None:
+        """Queue one event for this peer alone."""
+        if not self._closing:
+            self._queue(self.conn.send(event))
+
+    def deliver(self, frames: Frames) -> None:
+        """Queue a broadcast, in this peer's format, without encoding it again."""
+        if self._closing:
+            return
+        if self.conn.kind is PeerKind.RICH:
+            self._queue(frames.json())
+            return
+        self._queue(frames.plain())
+        if self._replay is not None:
+            if len(self._replay) < self.relay.config.replay_limit:
+                self._replay.append(frames)
+            else:
+                self._replay_overflow += 1
+
+    def _queue(self, data: bytes) -> None:
+        if not data:
+            return
+        self._pending.append(data)
+        if not self._dirty:
+            self._dirty = True
+            self.relay.mark_dirty(self)
+
+    def flush(self) -> None:
+        """Hand queued bytes to the transport; drop the peer if its backlog is over the limit."""
+        self._dirty = False
+        transport = self.transport
+        if not self._pending or transport is None or transport.is_closing():
+            self._pending.clear()
+            return
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        transport.write(data)
+        backlog = transport.get_write_buffer_size()
+        limit = self.relay.config.max_send_buffer
+        if backlog > limit:
+            self._leave_reason = "dropped: not reading its messages"
+            self.relay.console.line(
+                "DROPPED",
+                f"Peer {self.label} stopped reading: {backlog} bytes waiting "
+                f"(limit {limit}); disconnected.",
+            )
+            self.abort()
+
+    # --- closing ---------------------------------------------------------------------------
+
+    def close(self, bye: Bye | None = None, *, log_reason: str = "") -> None:
+        """Send ``bye`` (if any) and everything queued before it, then close."""
+        if self._closing or self.transport is None:
+            return
+        if bye is not None:
+            self.send(bye)
+        if self._leave_reason is None:
+            self._leave_reason = log_reason or "closed by the server"
+        if log_reason and not self.relay.closing:
+            self.relay.console.line("CLOSING", f"Peer {self.label}: {log_reason}.")
+        self._closing = True
+        self.flush()
+        self.transport.close()
+
+    def abort(self) -> None:
+        """Close at once, discarding unsent output."""
+        self._closing = True
+        self._pending.clear()
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _internal_error(self) -> None:
+        # Our bug, not the peer's: log it in full here, tell the peer nothing specific.
+        self.relay.console.line(
+            "ERROR",
+            f"Internal error serving {self.label}; closing it:\n{traceback.format_exc().rstrip()}",
+        )
+        self._leave_reason = "server error"
+        try:
+            self.close(
+                Bye("disconnected by a server error; please reconnect", code=ErrorCode.INTERNAL)
+            )
+        except Exception:
+            self.abort()

@@ -1,0 +1,305 @@
+"""Connection: kind detection, handshake, version negotiation, send rules — no sockets."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import peerchat_protocol
+from peerchat_protocol import (
+    CLOSED,
+    MAX_VERSION,
+    NEED_DATA,
+    Bye,
+    ChangeNick,
+    Connection,
+    Error,
+    Event,
+    Hello,
+    Info,
+    LocalProtocolError,
+    Message,
+    PeerKind,
+    Ping,
+    Pong,
+    RemoteProtocolError,
+    Role,
+    Say,
+    Welcome,
+    Who,
+    encode_json,
+    encode_plain,
+)
+
+WELCOME = Welcome(1, "alice", "127.0.0.1:5001", 1, max_line=16384)
+
+
+def events(conn: Connection, data: bytes = b"") -> list[Event | str]:
+    """Feed ``data`` and collect events; errors appear as 'error:<code>'."""
+    if data:
+        conn.receive_data(data)
+    out: list[Event | str] = []
+    for _ in range(1000):
+        try:
+            event = conn.next_event()
+        except RemoteProtocolError as exc:
+            out.append(f"error:{exc.code}{':fatal' if exc.fatal else ''}")
+            continue
+        if event is NEED_DATA:
+            return out
+        if event is CLOSED:
+            out.append("closed")
+            return out
+        assert isinstance(event, Event)
+        out.append(event)
+    raise AssertionError("connection did not settle")
+
+
+class ConnectionPair:
+    """A client and a server Connection wired back to back in memory (after h11)."""
+
+    def __init__(self) -> None:
+        self.client = Connection(Role.CLIENT)
+        self.server = Connection(Role.SERVER)
+
+    def to_server(self, *evs: Event) -> list[Event | str]:
+        return events(self.server, b"".join(self.client.send(e) for e in evs))
+
+    def to_client(self, *evs: Event) -> list[Event | str]:
+        return events(self.client, b"".join(self.server.send(e) for e in evs))
+
+
+# --- the server side tells peers apart ------------------------------------------------
+
+
+def test_hello_first_makes_a_rich_peer() -> None:
+    pair = ConnectionPair()
+    assert pair.server.kind is PeerKind.UNKNOWN
+    assert pair.to_server(Hello(1, "alice"), Say("hi"), Who()) == [
+        Hello(1, "alice"),
+        Say("hi"),
+        Who(),
+    ]
+    assert pair.server.kind is PeerKind.RICH
+    assert pair.server.version == 1
+
+
+def test_any_other_first_line_makes_a_plain_peer() -> None:
+    server = Connection(Role.SERVER)
+    assert events(server, b"hi all\r\n/who\n") == [Say("hi all"), Who()]
+    assert server.kind is PeerKind.PLAIN
+    # Later JSON from a plain peer is just text.
+    assert events(server, b'{"type":"hello"}\n') == [Say('{"type":"hello"}')]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [b'{"type":"say","text":"x"}', b"{not json", b"[1]", b"   ", b"/who", b'{"type": 5}'],
+)
+def test_first_lines_that_are_not_hello_are_plain(first: bytes) -> None:
+    server = Connection(Role.SERVER)
+    events(server, first + b"\n")
+    assert server.kind is PeerKind.PLAIN
+
+
+def test_blank_first_line_decides_plain_without_an_event() -> None:
+    server = Connection(Role.SERVER)
+    assert events(server, b"\r\n") == []
+    assert server.kind is PeerKind.PLAIN
+
+
+def test_invalid_utf8_first_line_is_a_plain_peer_with_an_error() -> None:
+    server = Connection(Role.SERVER)
+    assert events(server, b"\xff\xfe\n") == ["error:bad_utf8"]
+    assert server.kind is PeerKind.PLAIN
+
+
+def test_detection_waits_for_a_complete_line() -> None:
+    server = Connection(Role.SERVER)
+    assert events(server, b'{"type":"hel') == []
+    assert server.kind is PeerKind.UNKNOWN
+    assert events(server, b'lo"}\n') == [Hello()]
+
+
+def test_newer_client_version_is_negotiated_down() -> None:
+    server = Connection(Role.SERVER)
+    assert events(server, b'{"type":"hello","version":99}\n') == [Hello(99)]
+    assert server.version == MAX_VERSION
+
+
+def test_unsupported_version_is_a_fatal_error_not_a_hang() -> None:
+    server = Connection(Role.SERVER)
+    server.receive_data(b'{"type":"hello","version":0}\n')
+    with pytest.raises(RemoteProtocolError) as info:
+        server.next_event()
+    assert info.value.fatal
+    assert server.kind is PeerKind.RICH
+
+
+def test_bad_hello_is_fatal_with_its_reason() -> None:
+    server = Connection(Role.SERVER)
+    assert events(server, b'{"type":"hello","nick":"no spaces"}\n') == ["error:invalid_nick:fatal"]
+
+
+def test_second_hello_is_refused() -> None:
+    pair = ConnectionPair()
+    pair.to_server(Hello())
+    assert events(pair.server, encode_json(Hello())) == ["error:unexpected"]
+
+
+def test_bad_lines_from_a_rich_peer_are_recoverable() -> None:
+    pair = ConnectionPair()
+    pair.to_server(Hello())
+    got = events(pair.server, b'nope\n{"type":"fly"}\n\xff\n{"type":"say","text":"ok"}\n')
+    assert got == ["error:bad_json", "error:unknown_type", "error:bad_utf8", Say("ok")]
+
+
+def test_overlong_line_then_carry_on() -> None:
+    server = Connection(Role.SERVER, max_line=32)
+    assert events(server, b"x" * 100 + b"\nafter\n") == ["error:line_too_long", Say("after")]
+
+
+def test_end_of_stream_delivers_last_partial_line_then_closed() -> None:
+    server = Connection(Role.SERVER)
+    server.receive_data(b"bye")
+    server.receive_data(b"")
+    assert events(server) == [Say("bye"), "closed"]
+    with pytest.raises(LocalProtocolError):
+        server.receive_data(b"more")
+
+
+# --- what the server may send, and how ----------------------------------------------------
+
+
+def test_server_renders_by_peer_kind() -> None:
+    message = Message(1, "bob", "hi", 5)
+    unknown = Connection(Role.SERVER)
+    assert unknown.send(message) == encode_plain(message)
+    rich = Connection(Role.SERVER)
+    events(rich, encode_json(Hello()))
+    assert rich.send(message) == encode_json(message)
+
+
+def test_server_refuses_client_events_and_plain_welcome() -> None:
+    server = Connection(Role.SERVER)
+    with pytest.raises(LocalProtocolError):
+        server.send(Say("x"))
+    with pytest.raises(LocalProtocolError):
+        server.send(WELCOME)
+
+
+def test_plain_peers_are_not_pinged() -> None:
+    server = Connection(Role.SERVER)
+    assert server.send(Ping("x")) == b""
+
+
+def test_nothing_after_bye() -> None:
+    server = Connection(Role.SERVER)
+    server.send(Bye("closing", "shutdown"))
+    with pytest.raises(LocalProtocolError):
+        server.send(Info("late"))
+
+
+# --- the client side -------------------------------------------------------------------------
+
+
+def test_client_must_say_hello_first_and_once() -> None:
+    client = Connection(Role.CLIENT)
+    with pytest.raises(LocalProtocolError):
+        client.send(Say("too early"))
+    client.send(Hello())
+    with pytest.raises(LocalProtocolError):
+        client.send(Hello())
+    with pytest.raises(LocalProtocolError):
+        client.send(Message(1, "a", "b", 0))
+
+
+def test_client_skips_everything_before_the_welcome_except_errors() -> None:
+    client = Connection(Role.CLIENT)
+    client.send(Hello())
+    pre = (
+        b"* Welcome to peerchat!\r\n<bob> hi\r\n"
+        + encode_json(Message(1, "bob", "hi", 0))
+        + b"{broken json\n"
+        + encode_json(Error("nick_taken", "taken"))
+    )
+    assert events(client, pre) == [Error("nick_taken", "taken")]
+    assert events(client, encode_json(WELCOME) + encode_json(Message(2, "c", "d", 0))) == [
+        WELCOME,
+        Message(2, "c", "d", 0),
+    ]
+    assert events(client, b"* plain after welcome\n") == ["error:bad_json"]
+
+
+def test_client_sees_bye_before_welcome() -> None:
+    client = Connection(Role.CLIENT)
+    client.send(Hello(version=0 + 1))
+    bye = Bye("unsupported version", "unsupported_version")
+    assert events(client, encode_json(bye)) == [bye]
+
+
+def test_client_line_limit_follows_the_servers() -> None:
+    client = Connection(Role.CLIENT)
+    small = client.max_line
+    events(client, encode_json(Welcome(1, "a", "x:1", 1, max_line=1_000_000)))
+    assert client.max_line > 2 * 1_000_000 > small
+
+
+def test_client_refuses_a_version_it_does_not_speak() -> None:
+    client = Connection(Role.CLIENT)
+    events_ = events(client, encode_json(Welcome(MAX_VERSION + 1, "a", "x:1", 1)))
+    assert events_ == ["error:unsupported_version:fatal"]
+
+
+def test_full_conversation_through_a_pair() -> None:
+    pair = ConnectionPair()
+    assert pair.to_server(Hello(1, "alice", "test")) == [Hello(1, "alice", "test")]
+    assert pair.to_client(WELCOME, Message(7, "bob", "yo", 1)) == [
+        WELCOME,
+        Message(7, "bob", "yo", 1),
+    ]
+    assert pair.to_server(ChangeNick("alicia"), Ping("p")) == [ChangeNick("alicia"), Ping("p")]
+    assert pair.to_client(Pong("p")) == [Pong("p")]
+
+
+@given(
+    texts=st.lists(st.text(min_size=1, max_size=50).filter(str.isprintable), max_size=15),
+    cuts=st.lists(st.integers(min_value=1, max_value=40), max_size=40),
+)
+def test_any_chunking_of_a_session_yields_the_same_events(
+    texts: list[str], cuts: list[int]
+) -> None:
+    client = Connection(Role.CLIENT)
+    stream = client.send(Hello(nick="alice")) + b"".join(client.send(Say(t)) for t in texts)
+    whole = events(Connection(Role.SERVER), stream)
+    server = Connection(Role.SERVER)
+    got: list[Event | str] = []
+    position = 0
+    for size in cuts:
+        got += events(server, stream[position : position + size])
+        position += size
+    got += events(server, stream[position:])
+    assert got == whole == [Hello(nick="alice")] + [Say(t) for t in texts]
+
+
+# --- sans-I/O ------------------------------------------------------------------------------
+
+
+def test_protocol_package_does_no_io() -> None:
+    """No socket, asyncio, threads, clocks or files in the protocol package."""
+    forbidden = {"asyncio", "socket", "selectors", "ssl", "threading", "time", "os", "io", "random"}
+    package = pathlib.Path(peerchat_protocol.__file__).parent
+    for path in package.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"

@@ -1,0 +1,100 @@
+"""Events validate themselves: an invalid event cannot be built."""
+
+from __future__ import annotations
+
+from dataclasses import FrozenInstanceError
+from typing import Any
+
+import pytest
+
+from peerchat_protocol import (
+    CLIENT_EVENTS,
+    MAX_ROSTER_ENTRIES,
+    SERVER_EVENTS,
+    Bye,
+    ChangeNick,
+    Error,
+    ErrorCode,
+    Hello,
+    Info,
+    Joined,
+    Left,
+    LocalProtocolError,
+    Message,
+    PeerInfo,
+    Ping,
+    Quit,
+    Renamed,
+    Roster,
+    Say,
+    Welcome,
+)
+
+ALICE = PeerInfo("alice", "127.0.0.1:5001")
+
+
+def test_events_are_frozen() -> None:
+    say = Say("hi")
+    with pytest.raises(FrozenInstanceError):
+        say.text = "changed"  # type: ignore[misc]
+
+
+def test_wire_types_are_unique_per_direction() -> None:
+    assert set(CLIENT_EVENTS) == {"hello", "say", "nick", "who", "help", "quit", "ping", "pong"}
+    assert set(SERVER_EVENTS) == {
+        "welcome", "message", "join", "leave", "renamed", "roster", "info", "error", "bye",
+        "ping", "pong",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("build", "code"),
+    [
+        (lambda: Hello(version=-1), ErrorCode.BAD_FRAME),
+        (lambda: Hello(version=True), ErrorCode.BAD_FRAME),
+        (lambda: Hello(version="1"), ErrorCode.BAD_FRAME),
+        (lambda: Hello(nick="bad nick"), ErrorCode.INVALID_NICK),
+        (lambda: Hello(nick="server"), ErrorCode.INVALID_NICK),
+        (lambda: Hello(client="x" * 201), ErrorCode.BAD_FRAME),
+        (lambda: Say(""), ErrorCode.BAD_FRAME),
+        (lambda: Say("esc\x1b[31m"), ErrorCode.BAD_FRAME),
+        (lambda: Say("two\nlines"), ErrorCode.BAD_FRAME),
+        (lambda: Say(5), ErrorCode.BAD_FRAME),
+        (lambda: ChangeNick(""), ErrorCode.INVALID_NICK),
+        (lambda: ChangeNick(None), ErrorCode.INVALID_NICK),
+        (lambda: Quit("\x07"), ErrorCode.BAD_FRAME),
+        (lambda: Ping("t" * 65), ErrorCode.BAD_FRAME),
+        (lambda: Message(-1, "a", "t", 0), ErrorCode.BAD_FRAME),
+        (lambda: Message(1, "a b", "t", 0), ErrorCode.BAD_FRAME),
+        (lambda: Message(1, "a", "t", 1.5), ErrorCode.BAD_FRAME),
+        (lambda: Joined("", 1), ErrorCode.BAD_FRAME),
+        (lambda: Left("a", -1), ErrorCode.BAD_FRAME),
+        (lambda: Renamed("a", "b c"), ErrorCode.BAD_FRAME),
+        (lambda: Roster(0, (ALICE,)), ErrorCode.BAD_FRAME),
+        (lambda: Roster(1, [ALICE]), ErrorCode.BAD_FRAME),
+        (lambda: Roster(1, ("alice",)), ErrorCode.BAD_FRAME),
+        (lambda: Roster(999, (ALICE,) * (MAX_ROSTER_ENTRIES + 1)), ErrorCode.BAD_FRAME),
+        (lambda: Welcome(1, "a", "x:1", online=1, max_line=-1), ErrorCode.BAD_FRAME),
+        (lambda: Info("\x1b[2J"), ErrorCode.BAD_FRAME),
+        (lambda: Error("", "m"), ErrorCode.BAD_FRAME),
+        (lambda: Bye(""), ErrorCode.BAD_FRAME),
+        (lambda: PeerInfo("a", ""), ErrorCode.BAD_FRAME),
+    ],
+)
+def test_invalid_events_cannot_exist(build: Any, code: ErrorCode) -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        build()
+    assert info.value.code is code
+
+
+def test_valid_events() -> None:
+    Hello()
+    Hello(version=7, nick="alice", client="bot/1.0")
+    Say("héllo 🙂")
+    Info("line one\nline two")
+    Roster(1000, (ALICE,))
+    Welcome(1, "127.0.0.1:5", "127.0.0.1:5", online=1, peers=(ALICE,), max_line=16384)
+    Message(0, "[::1]:5000", "x", 1_700_000_000_000)
+    Left("bob", 0, reason="connection reset")
+    Bye("see you", code="shutdown")
+    Error("some_future_code", "codes from newer servers are kept as strings")

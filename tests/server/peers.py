@@ -1,0 +1,204 @@
+"""Test peers and an in-process server: real sockets on 127.0.0.1, every wait bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import socket
+import struct
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager, suppress
+from typing import Any, TypeVar
+
+from peerchat_protocol import (
+    NEED_DATA,
+    Connection,
+    Event,
+    Hello,
+    RemoteProtocolError,
+    Role,
+    Welcome,
+)
+from peerchat_server.config import ServerConfig
+from peerchat_server.console import Console
+from peerchat_server.server import ChatServer
+
+#: Longest any single awaited thing may take before the test fails.
+WAIT = 10.0
+
+E = TypeVar("E", bound=Event)
+
+
+class RecordingConsole(Console):
+    """A console that keeps its lines and lets a test await one."""
+
+    def __init__(self, quiet: bool = False) -> None:
+        super().__init__(io.StringIO(), color=False, quiet=quiet)
+        self.lines: list[str] = []
+        self._changed = asyncio.Event()
+
+    def line(self, tag: str, text: str) -> None:
+        super().line(tag, text)
+        if self.quiet and tag == "RECEIVED":
+            return
+        self.lines.append(f"[{tag}] {text}")
+        self._changed.set()
+
+    async def wait_for(self, needle: str, count: int = 1) -> list[str]:
+        """Wait until ``count`` lines contain ``needle``; returns them."""
+
+        async def matching() -> list[str]:
+            while True:
+                found = [line for line in self.lines if needle in line]
+                if len(found) >= count:
+                    return found
+                self._changed.clear()
+                await self._changed.wait()
+
+        return await asyncio.wait_for(matching(), WAIT)
+
+
+@asynccontextmanager
+async def running_server(**overrides: Any) -> AsyncIterator[ChatServer]:
+    """A real ChatServer on 127.0.0.1 and a free port, stopped afterwards."""
+    settings: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "shutdown_timeout": 2.0}
+    settings.update(overrides)
+    quiet = settings.pop("quiet", False)
+    server = ChatServer(ServerConfig(**settings), RecordingConsole(quiet=quiet))
+    await server.start()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+def console_of(server: ChatServer) -> RecordingConsole:
+    assert isinstance(server.console, RecordingConsole)
+    return server.console
+
+
+class PlainPeer:
+    """A peer speaking plain text over a raw socket, exactly as ``nc`` would."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.addr = "{}:{}".format(*writer.get_extra_info("sockname")[:2])
+
+    @classmethod
+    async def connect(cls, port: int, *, banner: bool = True, **kwargs: Any) -> PlainPeer:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, limit=1 << 20, **kwargs)
+        peer = cls(reader, writer)
+        if banner:  # the server has registered us once its banner arrives
+            first = await peer.line()
+            assert first.startswith("* Welcome to peerchat!"), first
+            assert (await peer.line()).startswith("* Type a message")
+        return peer
+
+    async def send(self, data: bytes | str) -> None:
+        self.writer.write(data.encode() if isinstance(data, str) else data)
+        await self.writer.drain()
+
+    async def say(self, text: str) -> None:
+        await self.send(text + "\n")
+
+    async def line(self) -> str:
+        """The next line, without its CRLF; '' at EOF."""
+        raw = await asyncio.wait_for(self.reader.readline(), WAIT)
+        assert raw == b"" or raw.endswith(b"\r\n"), raw
+        return raw.decode("utf-8").removesuffix("\r\n")
+
+    async def expect(self, match: str | Callable[[str], bool], *, limit: int = 100) -> str:
+        """Read lines until one contains ``match`` (or satisfies it); skip at most ``limit``."""
+        seen = []
+        for _ in range(limit):
+            text = await self.line()
+            if (match in text) if isinstance(match, str) else match(text):
+                return text
+            if text == "" and self.reader.at_eof():
+                break
+            seen.append(text)
+        raise AssertionError(f"no line matching {match!r}; saw {seen!r}")
+
+    async def eof(self) -> list[str]:
+        """Read to end of stream; returns the lines read on the way."""
+        lines = []
+        for _ in range(10_000):
+            text = await self.line()
+            if text == "" and self.reader.at_eof():
+                return lines
+            lines.append(text)
+        raise AssertionError("no end of stream")
+
+    def reset(self) -> None:
+        """Close with a TCP RST instead of a FIN."""
+        sock = self.writer.get_extra_info("socket")
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.writer.transport.abort()
+
+    async def close(self) -> None:
+        self.writer.close()
+        with suppress(ConnectionError, OSError):
+            await asyncio.wait_for(self.writer.wait_closed(), WAIT)
+
+
+class RichPeer:
+    """A peer speaking JSON through the protocol package, as the real client does."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.conn = Connection(Role.CLIENT)
+        self.welcome: Welcome | None = None
+        self.errors: list[RemoteProtocolError] = []
+
+    @classmethod
+    async def connect(cls, port: int, nick: str | None = None, *, version: int = 1) -> RichPeer:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        peer = cls(reader, writer)
+        await peer.send(Hello(version=version, nick=nick, client="tests"))
+        welcome = await peer.expect(Welcome)
+        peer.welcome = welcome
+        return peer
+
+    @property
+    def nick(self) -> str:
+        assert self.welcome is not None
+        return self.welcome.nick
+
+    async def send(self, event: Event) -> None:
+        self.writer.write(self.conn.send(event))
+        await self.writer.drain()
+
+    async def event(self) -> Event | None:
+        """The next event; ``None`` at end of stream."""
+        for _ in range(100_000):
+            try:
+                event = self.conn.next_event()
+            except RemoteProtocolError as exc:
+                self.errors.append(exc)
+                continue
+            if isinstance(event, Event):
+                return event
+            if event is not NEED_DATA:
+                return None
+            data = await asyncio.wait_for(self.reader.read(65536), WAIT)
+            self.conn.receive_data(data)
+        raise AssertionError("no event")
+
+    async def expect(self, kind: type[E], where: Callable[[E], bool] = lambda e: True) -> E:
+        """Read events until one of ``kind`` that satisfies ``where``; skip at most 1000."""
+        seen = []
+        for _ in range(1000):
+            event = await self.event()
+            if event is None:
+                break
+            if isinstance(event, kind) and where(event):
+                return event
+            seen.append(event)
+        raise AssertionError(f"no {kind.__name__} matching; saw {seen[-20:]!r}")
+
+    async def close(self) -> None:
+        self.writer.close()
+        with suppress(ConnectionError, OSError):
+            await asyncio.wait_for(self.writer.wait_closed(), WAIT)
