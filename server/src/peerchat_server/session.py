@@ -291,7 +291,7 @@ class Session(asyncio.Protocol):
 
     def _on_quit(self, quit_: Quit) -> None:
         self._leave_reason = f"quit: {quit_.reason}" if quit_.reason else "quit"
-        self.close(Bye("You left the chat. Goodbye!"), log_reason=self._leave_reason)
+        self.close(Bye("You left the chat. Goodbye!"))  # an ordinary leave: no [CLOSING] line
 
     def _on_ping(self, ping: Ping) -> None:
         self.send(Pong(ping.token))

