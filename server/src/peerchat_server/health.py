@@ -15,7 +15,10 @@ import sys
 LISTEN = "0A"  # TCP state code in /proc/net/tcp
 
 
-def listening_ports(paths: tuple[str, ...] = ("/proc/net/tcp", "/proc/net/tcp6")) -> set[int] | None:
+TABLES = ("/proc/net/tcp", "/proc/net/tcp6")
+
+
+def listening_ports(paths: tuple[str, ...] = TABLES) -> set[int] | None:
     """Ports with a socket in LISTEN state, or None when /proc cannot tell."""
     ports: set[int] = set()
     readable = False
