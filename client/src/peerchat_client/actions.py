@@ -1,0 +1,53 @@
+"""The parts of a chat both modes share: acting on a line, printing what arrives."""
+
+from __future__ import annotations
+
+from peerchat_protocol import Bye, Help
+
+from .commands import Complain, Leave, Send
+from .console import Console, EventPrinter
+from .session import ServerGone, Session
+
+
+def gone_reason(event: Bye) -> str:
+    return f"The server closed the connection: {event.reason}"
+
+
+async def pump_events(session: Session, printer: EventPrinter) -> str:
+    """Print every event until the connection ends; return why it ended."""
+    while True:  # one turn per event: ends with the connection
+        try:
+            event = await session.receive()
+        except ServerGone as exc:
+            return exc.message
+        printer.show(event)
+        if isinstance(event, Bye):
+            return gone_reason(event)
+
+
+async def perform(
+    session: Session,
+    console: Console,
+    action: Send | Complain,
+    help_lines: tuple[str, ...] = (),
+) -> None:
+    """Carry out a line's action; ``[SENT] ...`` for a message. May raise ServerGone.
+
+    ``help_lines`` are shown when the user asks the server for help.
+    """
+    if isinstance(action, Complain):
+        console.error(action.message)
+        return
+    problem = session.too_long(action.event)
+    if problem is not None:
+        console.error(problem)
+        return
+    await session.send(action.event)
+    if action.echo is not None:
+        console.sent(action.echo)
+    if isinstance(action.event, Help):
+        for line in help_lines:
+            console.info(line)
+
+
+__all__ = ["Leave", "gone_reason", "perform", "pump_events"]

@@ -1,0 +1,49 @@
+"""One run of the client: find the server, shake hands, then chat in the chosen mode."""
+
+from __future__ import annotations
+
+import sys
+
+from .config import ClientConfig
+from .console import Console, EventPrinter, JsonPrinter
+from .interactive import run_interactive
+from .script import run_script
+from .session import ClientError, Session, connect
+
+
+async def establish(config: ClientConfig, status: Console) -> Session:
+    """Connect (waiting up to ``config.wait`` for the server) and shake hands."""
+    label = config.server_label
+
+    def waiting(reason: str) -> None:
+        status.wait(f"No server at {label} yet ({reason}); trying for up to {config.wait:g} s...")
+
+    session = await connect(
+        config.host, config.port, listen_port=config.listen_port, wait=config.wait, on_retry=waiting
+    )
+    status.info(f"Server detected at {label}")
+    try:
+        welcome = await session.handshake(config.nick)
+    except BaseException:
+        await session.close()
+        raise
+    status.success(f"Connected to server at {label}")
+    status.show(welcome)
+    return session
+
+
+async def run(
+    config: ClientConfig, status: Console, *, interactive: bool, stdin_fd: int = 0
+) -> int:
+    """The whole run; returns the exit status. Failures end as one ``[ERROR]`` line."""
+    try:
+        session = await establish(config, status)
+    except ClientError as exc:
+        status.error(exc.message)
+        return exc.exit_code
+    if interactive:
+        return await run_interactive(session, status, config)
+    printer: EventPrinter = JsonPrinter(sys.stdout) if config.json else Console(sys.stdout)
+    if config.json and session.welcome is not None:
+        printer.show(session.welcome)
+    return await run_script(session, status, printer, config, stdin_fd)

@@ -1,0 +1,201 @@
+"""The ``peerchat-client`` command: options, environment variables, prompts, exit codes.
+
+Exit status: 0 after quitting (or, in scripting mode, at the end of input);
+1 when the server cannot be reached or goes away; 2 for a bad option or a
+listen port that cannot be used; 130 when interrupted before the chat starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Callable
+
+import click
+import colorama
+
+from peerchat_protocol import nick_problem
+
+from . import __version__
+from .app import run
+from .config import DEFAULT_DELAY, DEFAULT_HOST, DEFAULT_LINGER, DEFAULT_WAIT, ClientConfig
+from .console import Console
+from .session import ListenPortTaken, check_listen_port
+
+#: Wrong answers to one prompt before giving up (a prompt loop must end).
+MAX_PROMPT_ATTEMPTS = 5
+
+
+def _nick_option(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    problem = nick_problem(value)
+    if problem is not None:
+        raise click.BadParameter(problem)
+    return value
+
+
+def _ask(status: Console, text: str, parse: Callable[[str], int | str | None]) -> int | str | None:
+    """Ask until ``parse`` accepts the answer (it raises ValueError with the reason)."""
+    for _ in range(MAX_PROMPT_ATTEMPTS):
+        # Prompts go to stderr when stdout is redirected, so they never land in a log.
+        answer = click.prompt(text, default="", show_default=False, err=not sys.stdout.isatty())
+        answer = answer.strip()
+        try:
+            return parse(answer)
+        except ValueError as exc:
+            status.error(str(exc))
+    raise click.UsageError(f"no valid answer after {MAX_PROMPT_ATTEMPTS} tries")
+
+
+def _port_parser(*, allow_zero: bool) -> Callable[[str], int]:
+    low = 0 if allow_zero else 1
+
+    def parse(answer: str) -> int:
+        if allow_zero and answer == "":
+            return 0
+        if not answer.isdigit() or not low <= int(answer) <= 65535:
+            raise ValueError(f"Not a port number: {answer!r} (use {low}-65535)")
+        return int(answer)
+
+    return parse
+
+
+def _parse_nick(answer: str) -> str | None:
+    if not answer:
+        return None
+    problem = nick_problem(answer)
+    if problem is not None:
+        raise ValueError(f"Cannot use {answer!r}: {problem}")
+    return answer
+
+
+SECONDS = click.FloatRange(min=0)
+
+
+@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--host",
+    envvar="PEERCHAT_HOST",
+    default=DEFAULT_HOST,
+    show_default=True,
+    help="Server host name or address. [env: PEERCHAT_HOST]",
+)
+@click.option(
+    "--port",
+    envvar="PEERCHAT_PORT",
+    type=click.IntRange(1, 65535),
+    help="Server port (asked for in a terminal when missing). [env: PEERCHAT_PORT]",
+)
+@click.option(
+    "--listen-port",
+    envvar="PEERCHAT_LISTEN_PORT",
+    type=click.IntRange(0, 65535),
+    help="Local port our connection comes from, as the server and /who show it; "
+    "0 for any. [env: PEERCHAT_LISTEN_PORT]",
+)
+@click.option(
+    "--nick",
+    envvar="PEERCHAT_NICK",
+    callback=_nick_option,
+    help="Nickname to ask for; the server picks one when unset or taken. [env: PEERCHAT_NICK]",
+)
+@click.option(
+    "--wait",
+    envvar="PEERCHAT_WAIT",
+    type=SECONDS,
+    default=DEFAULT_WAIT,
+    show_default=True,
+    help="Seconds to keep looking for a server that is not up yet. [env: PEERCHAT_WAIT]",
+)
+@click.option(
+    "--delay",
+    envvar="PEERCHAT_DELAY",
+    type=SECONDS,
+    default=DEFAULT_DELAY,
+    show_default=True,
+    help="Seconds to wait after connecting before taking input (the seed waited 10). "
+    "[env: PEERCHAT_DELAY]",
+)
+@click.option(
+    "--linger",
+    envvar="PEERCHAT_LINGER",
+    type=SECONDS,
+    default=DEFAULT_LINGER,
+    show_default=True,
+    help="Scripting mode: seconds to keep receiving after the end of stdin. [env: PEERCHAT_LINGER]",
+)
+@click.option(
+    "--json",
+    "json_output",
+    is_flag=True,
+    help="Scripting mode, printing one JSON object per received event on stdout.",
+)
+@click.version_option(__version__, prog_name="peerchat-client")
+def main(
+    host: str,
+    port: int | None,
+    listen_port: int | None,
+    nick: str | None,
+    wait: float,
+    delay: float,
+    linger: float,
+    json_output: bool,
+) -> None:
+    """Chat through a peerchat server.
+
+    In a terminal: type a line to send it; q or /quit leaves; /nick, /who and
+    /help work as on the server. With stdin not a terminal (a pipe, a file,
+    docker compose run -T): every line of stdin is sent, every event received
+    is printed, and the client exits once input ends and --linger has passed.
+    """
+    colorama.just_fix_windows_console()
+    terminal = sys.stdin.isatty()
+    interactive = terminal and sys.stdout.isatty() and not json_output
+    # Scripting mode keeps stdout for what is received; our own notices go to stderr.
+    status = Console() if interactive else Console(sys.stderr)
+
+    if listen_port is None:
+        listen_port = 0
+        if terminal:
+            asked = _ask(status, "Enter the listen port number", _port_parser(allow_zero=True))
+            listen_port = int(asked or 0)
+    if listen_port:
+        try:
+            check_listen_port(listen_port)
+        except ListenPortTaken as exc:
+            status.error(exc.message)
+            sys.exit(exc.exit_code)
+        status.success(f"Local port {listen_port} is free: our connection will come from it")
+    if port is None:
+        if not terminal:
+            raise click.UsageError("no server port: pass --port or set PEERCHAT_PORT")
+        port = int(
+            _ask(status, "Enter the server port number", _port_parser(allow_zero=False)) or 0
+        )
+    if nick is None and terminal:
+        answer = _ask(status, "Enter your nickname (Enter: let the server choose)", _parse_nick)
+        nick = str(answer) if answer else None
+
+    config = ClientConfig(
+        port=port,
+        host=host,
+        listen_port=listen_port,
+        nick=nick,
+        wait=wait,
+        delay=delay,
+        linger=linger,
+        json=json_output,
+    )
+    try:
+        code = asyncio.run(run(config, status, interactive=interactive))
+    except KeyboardInterrupt:
+        status.info("Quitting...")
+        code = 130
+    except BrokenPipeError:
+        # Whoever read our stdout has gone (`| head`): nothing left to say.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 1
+    sys.exit(code)

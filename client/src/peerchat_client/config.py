@@ -1,0 +1,46 @@
+"""What one run of the client was asked to do, and the defaults with their reasons."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+DEFAULT_HOST = "127.0.0.1"
+
+#: How long to keep looking for the server before giving up (seconds). A client
+#: started beside its server (``docker compose up``) must not fail because the
+#: server needed a second or two to bind; ten seconds covers a cold container
+#: start, and a user who mistyped the port still hears about it quickly.
+DEFAULT_WAIT = 10.0
+
+#: Seconds to keep receiving after the end of stdin in scripting mode, so that
+#: answers to the last lines sent (a /who, replies from bots) are still printed.
+DEFAULT_LINGER = 2.0
+
+#: The seed made everyone wait ten seconds before typing; ours waits only when asked.
+DEFAULT_DELAY = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class ClientConfig:
+    """Everything a run needs once options, environment and prompts are resolved."""
+
+    port: int
+    host: str = DEFAULT_HOST
+    #: Local port our end of the connection is bound to; 0 lets the system choose.
+    listen_port: int = 0
+    #: The nickname to ask for; ``None`` lets the server choose one.
+    nick: str | None = None
+    wait: float = DEFAULT_WAIT
+    delay: float = DEFAULT_DELAY
+    linger: float = DEFAULT_LINGER
+    #: Scripting mode prints one JSON object per received event.
+    json: bool = False
+
+    @property
+    def server_label(self) -> str:
+        return hostport(self.host, self.port)
+
+
+def hostport(host: str, port: int) -> str:
+    """``host:port``, with brackets around an IPv6 address."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"

@@ -1,0 +1,91 @@
+"""Interactive mode: prompt_toolkit's async prompt with stdout patched.
+
+Lines printed while the prompt is shown (``[RECEIVED] <alice> hi``, notices) go
+through prompt_toolkit's stdout proxy, which erases the prompt, prints the line
+and redraws the prompt with whatever was half typed: incoming messages never
+break the input line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.formatted_text import ANSI
+from prompt_toolkit.patch_stdout import patch_stdout
+
+from .actions import perform, pump_events
+from .commands import LOCAL_HELP_INTERACTIVE, Leave, parse_line
+from .config import ClientConfig
+from .console import Console
+from .session import ClientError, Session
+
+#: How long a prompt being torn down (server gone) may take to restore the terminal.
+_PROMPT_TEARDOWN = 1.0
+
+
+async def _read_line(prompt: PromptSession[str], message: ANSI | str) -> str | None:
+    """The next line typed, or ``None`` for Ctrl-D / Ctrl-C.
+
+    The KeyboardInterrupt prompt_toolkit raises for Ctrl-C is caught here, inside
+    the task: escaping a task, asyncio would re-raise it out of the event loop.
+    """
+    try:
+        return await prompt.prompt_async(message)
+    except (EOFError, KeyboardInterrupt):
+        return None
+
+
+async def _stop_prompt(prompt: PromptSession[str], task: asyncio.Task[str | None]) -> None:
+    if prompt.app.is_running:
+        prompt.app.exit(result="")
+    else:
+        task.cancel()
+    await asyncio.wait({task}, timeout=_PROMPT_TEARDOWN)
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task}, timeout=_PROMPT_TEARDOWN)
+    if task.done() and not task.cancelled():
+        task.exception()  # retrieved: the prompt's own ending is of no interest now
+
+
+async def run_interactive(session: Session, console: Console, config: ClientConfig) -> int:
+    """Chat until the user quits (exit status 0) or the server goes away (1)."""
+    # raw=True: our tags carry colour codes; server text is already sanitized.
+    with patch_stdout(raw=True):
+        prompt: PromptSession[str] = PromptSession()
+        message = ANSI(console.prompt()) if console.color else console.prompt()
+        receiver = asyncio.create_task(pump_events(session, console))
+        try:
+            if config.delay > 0:
+                console.wait(f"Waiting {config.delay:g} seconds before allowing message input...")
+                await asyncio.wait({receiver}, timeout=config.delay)
+            while not receiver.done():  # one turn per line typed
+                typing = asyncio.create_task(_read_line(prompt, message))
+                await asyncio.wait({typing, receiver}, return_when=asyncio.FIRST_COMPLETED)
+                if not typing.done():
+                    await _stop_prompt(prompt, typing)
+                    break
+                line = typing.result()
+                action = Leave() if line is None else parse_line(line)
+                if action is None:
+                    continue
+                if isinstance(action, Leave):
+                    console.info("Quitting...")
+                    receiver.cancel()
+                    await asyncio.wait({receiver})
+                    await session.quit(action.reason)
+                    return 0
+                await perform(session, console, action, LOCAL_HELP_INTERACTIVE)
+            reason = await receiver
+        except ClientError as exc:
+            reason = exc.message
+        finally:
+            if not receiver.done():
+                receiver.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await receiver
+        console.error(reason)
+        await session.close()
+        return 1
