@@ -47,12 +47,20 @@ check-docker:
 base: check-docker ## Pick the base image (python:3.12-slim, or a local Debian one) and record it in .env
 	docker/ensure-base.sh --env-file .env >/dev/null
 
-wheels: $(STAMP) ## Wheels of peerchat and its dependencies, for images that cannot reach PyPI
+SOURCES := $(shell find protocol server client -name '*.py' -o -name pyproject.toml -o -name '*.md' 2>/dev/null)
+
+# Rebuilt only when a source changes: fresh wheels would defeat the image build cache.
+wheels/.built: $(STAMP) $(SOURCES)
 	rm -f wheels/*.whl
 	$(BIN)/pip wheel --quiet --wheel-dir wheels ./protocol ./server ./client
+	touch $@
+
+wheels: wheels/.built ## Wheels of peerchat and its dependencies, for images that cannot reach PyPI
 
 build: base wheels ## Build the server and client images
 	$(COMPOSE) --profile client build
+	@# Drop the images this build replaced (untagged), and only those.
+	@docker image prune --force --filter label=com.docker.compose.project=peerchat >/dev/null
 
 up: build ## Build, then run the server in the foreground (docker compose up server)
 	$(COMPOSE) up server
@@ -68,7 +76,7 @@ clean: ## Remove peerchat containers, images, networks, wheels and the .env line
 	-docker ps -aq --filter label=peerchat.test | xargs -r docker rm -f
 	-docker network ls -q --filter label=peerchat.test | xargs -r docker network rm
 	-docker image rm peerchat-server:latest peerchat-client:latest 2>/dev/null
-	rm -f wheels/*.whl
+	rm -f wheels/*.whl wheels/.built
 	-[ -f .env ] && sed -i '/^BASE_IMAGE=/d' .env && { [ -s .env ] || rm -f .env; }
 
 clean-dev: ## Remove .venv and caches

@@ -1,0 +1,37 @@
+"""Container tests need a Docker engine and the images `make build` makes: without
+them every test here fails loudly (never skips), so `make test` cannot pass green."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import docker
+import pytest
+
+from .containers import CLIENT_IMAGE, LABELS, SERVER_IMAGE
+
+
+@pytest.fixture(scope="session", autouse=True)
+def docker_engine() -> Iterator[docker.DockerClient]:
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:
+        pytest.fail(
+            f"No Docker engine reachable ({exc}). The integration tests need one: start "
+            "Docker (or set DOCKER_HOST) and run `make test` again.",
+            pytrace=False,
+        )
+    for image in (SERVER_IMAGE, CLIENT_IMAGE):
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:
+            pytest.fail(f"Image {image} not found: run `make build` first.", pytrace=False)
+    yield client
+    # Whatever a failed test left behind, by label (the reaper is off: no registry).
+    label = "peerchat.test={}".format(LABELS["peerchat.test"])
+    for container in client.containers.list(all=True, filters={"label": label}):
+        container.remove(force=True)
+    for network in client.networks.list(filters={"label": label}):
+        network.remove()
+    client.close()

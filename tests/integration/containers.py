@@ -1,0 +1,158 @@
+"""Helpers for the container tests: the real images on a private network.
+
+Every container and network carries the label ``peerchat.test`` (and the
+testcontainers session label), so a failed run can be cleaned up by label
+(`make clean`). Waits are bounded polls of what a container printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+# The reaper (Ryuk) is an image from a registry; ours has none. We clean up by label.
+os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
+
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
+from testcontainers.core.wait_strategies import (
+    HealthcheckWaitStrategy,
+    LogMessageWaitStrategy,
+)
+
+SERVER_IMAGE = os.environ.get("PEERCHAT_SERVER_IMAGE", "peerchat-server:latest")
+CLIENT_IMAGE = os.environ.get("PEERCHAT_CLIENT_IMAGE", "peerchat-client:latest")
+LABELS = {"peerchat.test": "integration"}
+
+#: Longest a container may take to show what a test waits for.
+WAIT = 30.0
+
+# A plain-text peer for a container, as `nc server 8080` would be: stdin lines go
+# to the server, every received line is printed.
+NC_SCRIPT = r"""
+import socket, sys, threading
+sock = socket.create_connection(("server", 8080))
+def pump():
+    for line in sys.stdin:
+        sock.sendall(line.encode())
+threading.Thread(target=pump, daemon=True).start()
+for raw in sock.makefile("rb"):
+    print(raw.decode().rstrip("\r\n"), flush=True)
+print("[EOF]", flush=True)
+"""
+
+
+def new_network() -> Network:
+    return Network(docker_network_kw={"labels": dict(LABELS)})
+
+
+def start_server(network: Network, *env: tuple[str, str]) -> DockerContainer:
+    container = (
+        DockerContainer(SERVER_IMAGE)
+        .with_network(network)
+        .with_network_aliases("server")
+        .with_kwargs(labels=dict(LABELS), init=True)
+        .waiting_for(HealthcheckWaitStrategy().with_startup_timeout(WAIT))
+    )
+    for key, value in env:
+        container.with_env(key, value)
+    return started(container)
+
+
+def started(container: DockerContainer) -> DockerContainer:
+    """Start ``container``; if it never gets ready, remove it before failing."""
+    try:
+        return container.start()
+    except BaseException:
+        container.stop()
+        raise
+
+
+class Peer:
+    """A container we can type into (its stdin) and read from (its output)."""
+
+    def __init__(self, container: DockerContainer) -> None:
+        self.container = container
+        raw = container.get_wrapped_container().attach_socket(params={"stdin": 1, "stream": 1})
+        self._stdin: socket.socket = raw._sock
+
+    def type(self, *lines: str) -> None:
+        self._stdin.sendall("".join(f"{line}\n" for line in lines).encode())
+
+    def end_input(self) -> None:
+        self._stdin.shutdown(socket.SHUT_WR)
+
+    def output(self) -> str:
+        stdout, stderr = self.container.get_logs()
+        return stdout.decode(errors="replace") + stderr.decode(errors="replace")
+
+    def lines(self) -> list[str]:
+        return self.output().splitlines()
+
+    def events(self) -> list[dict[str, Any]]:
+        """The JSON events a `--json` client printed."""
+        out = []
+        for line in self.lines():
+            if line.startswith("{"):
+                out.append(json.loads(line))
+        return out
+
+    def wait_until(self, check: Callable[[Peer], bool], what: str) -> None:
+        deadline = time.monotonic() + WAIT
+        while not check(self):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; output:\n{self.output()}")
+            time.sleep(0.1)
+
+    def wait_for_text(self, text: str) -> None:
+        self.wait_until(lambda p: text in p.output(), repr(text))
+
+    def wait_for_event(self, **fields: Any) -> dict[str, Any]:
+        def matching(p: Peer) -> list[dict[str, Any]]:
+            return [e for e in p.events() if all(e.get(k) == v for k, v in fields.items())]
+
+        self.wait_until(lambda p: bool(matching(p)), f"event {fields}")
+        return matching(self)[0]
+
+    def exit_code(self) -> int:
+        result = self.container.get_wrapped_container().wait(timeout=WAIT)
+        return int(result["StatusCode"])
+
+    def stop(self) -> None:
+        self.container.stop()
+
+
+def start_client(network: Network, nick: str, *extra: str) -> Peer:
+    """A real peerchat-client in scripting mode, printing JSON events."""
+    command = ["--host", "server", "--port", "8080", "--nick", nick, "--json", *extra]
+    container = (
+        DockerContainer(CLIENT_IMAGE)
+        .with_network(network)
+        .with_command(command)
+        .with_kwargs(labels=dict(LABELS), stdin_open=True, init=True)
+        .waiting_for(
+            LogMessageWaitStrategy(re.compile(r'"type": ?"welcome"')).with_startup_timeout(WAIT)
+        )
+    )
+    return Peer(started(container))
+
+
+def start_nc(network: Network) -> Peer:
+    """A plain-text peer: raw socket, lines in and out, no protocol package."""
+    container = (
+        DockerContainer(CLIENT_IMAGE)
+        .with_network(network)
+        .with_kwargs(
+            labels=dict(LABELS), stdin_open=True, init=True, entrypoint=["python3", "-u", "-c"]
+        )
+        .with_command([NC_SCRIPT])
+        .waiting_for(
+            LogMessageWaitStrategy(re.escape("* Welcome to peerchat!")).with_startup_timeout(WAIT)
+        )
+    )
+    return Peer(started(container))

@@ -1,0 +1,168 @@
+"""The README's own commands: `docker compose up server`, `docker compose run client`.
+
+The stack comes up from docker-compose.yml itself under a unique project name and a
+free host port, so two runs cannot collide; it is torn down even when a test fails.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import pty
+import socket
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+WAIT = 60.0
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Stack:
+    def __init__(self) -> None:
+        self.project = f"peerchat-test-{uuid.uuid4().hex[:8]}"
+        self.port = free_port()
+        self.env = {**os.environ, "PEERCHAT_PORT": str(self.port), "PEERCHAT_NICK": ""}
+
+    def compose(self, *args: str) -> list[str]:
+        return ["docker", "compose", "-p", self.project, *args]
+
+    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            self.compose(*args), cwd=ROOT, env=self.env, capture_output=True, text=True,
+            timeout=timeout, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    stack = Stack()
+    # Build from the compose file under its own project name, as `make build` does, so
+    # the (cached) build reuses the same image instead of relabelling it per test run.
+    build = subprocess.run(
+        ["docker", "compose", "--profile", "client", "build"], cwd=ROOT, env=stack.env,
+        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stdout + build.stderr
+    try:
+        up = stack.run("up", "--detach", "--wait", "server")
+        assert up.returncode == 0, up.stdout + up.stderr
+        yield stack
+    finally:
+        down = stack.run("--profile", "client", "down", "--remove-orphans", "--volumes")
+        assert down.returncode == 0, down.stdout + down.stderr
+
+
+async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
+    """A plain-text peer on the host, through the port compose published on 127.0.0.1."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    banner = await asyncio.wait_for(reader.readline(), WAIT)
+    assert banner.startswith(b"* Welcome to peerchat!"), banner
+    return reader, writer, banner.decode()
+
+
+async def read_until(reader: asyncio.StreamReader, needle: str) -> str:
+    for _ in range(1000):
+        line = (await asyncio.wait_for(reader.readline(), WAIT)).decode()
+        assert line, f"connection closed before {needle!r}"
+        if needle in line:
+            return line.rstrip("\r\n")
+    raise AssertionError(f"{needle!r} never came")
+
+
+async def test_compose_run_client_chats_with_a_host_peer(stack: Stack) -> None:
+    reader, writer, _ = await connect(stack.port)
+    client = await asyncio.create_subprocess_exec(
+        *stack.compose("run", "--rm", "-T", "client", "--nick", "composer", "--linger", "30"),
+        cwd=ROOT, env=stack.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    assert client.stdin is not None
+    assert client.stdout is not None
+    try:
+        await read_until(reader, "* composer joined")
+        client.stdin.write(b"hello from compose\n")
+        await client.stdin.drain()
+        assert await read_until(reader, "<composer>") == "<composer> hello from compose"
+        writer.write(b"hi composer\n")
+        await writer.drain()
+        received = ""
+        for _ in range(100):
+            line = (await asyncio.wait_for(client.stdout.readline(), WAIT)).decode()
+            assert line, "client ended before the reply arrived"
+            if "hi composer" in line:
+                received = line
+                break
+        assert "[RECEIVED]" in received
+        client.stdin.write(b"/quit\n")
+        await client.stdin.drain()
+        client.stdin.close()
+        assert await asyncio.wait_for(client.wait(), WAIT) == 0
+        assert "* composer left: quit" in await read_until(reader, "composer left")
+    finally:
+        if client.returncode is None:
+            client.kill()
+            await client.wait()
+        writer.close()
+
+
+def test_interactive_compose_run_client_on_a_terminal(stack: Stack) -> None:
+    """`docker compose run client` exactly as a person types it: a tty and a prompt."""
+    main, child = pty.openpty()
+    # Only the client's settings may differ from `up`'s: a change to the server's
+    # (NO_COLOR, say) would make compose recreate the server under our feet.
+    env = {**stack.env, "PEERCHAT_NICK": "typist"}
+    proc = subprocess.Popen(
+        stack.compose("run", "--rm", "client"), cwd=ROOT, env=env,
+        stdin=child, stdout=child, stderr=child,
+    )  # fmt: skip
+    os.close(child)
+
+    async def scenario() -> None:
+        reader, writer, _ = await connect(stack.port)
+        await read_until(reader, "* typist joined")
+        await wait_for_screen(main, b"Enter your message")
+        os.write(main, b"hi from a terminal\r")
+        assert await read_until(reader, "<typist>") == "<typist> hi from a terminal"
+        os.write(main, b"q\r")
+        await wait_for_screen(main, b"Quitting...")
+        writer.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), WAIT * 2))
+        assert proc.wait(timeout=WAIT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(main)
+
+
+async def wait_for_screen(fd: int, needle: bytes) -> None:
+    """Read the terminal until ``needle`` shows up (bounded by the caller's deadline)."""
+    loop = asyncio.get_running_loop()
+    seen = b""
+    while needle not in seen:
+        ready = asyncio.Event()
+        loop.add_reader(fd, ready.set)
+        try:
+            await ready.wait()
+        finally:
+            loop.remove_reader(fd)
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    assert needle in seen, f"{needle!r} not on screen: {seen[-500:]!r}"
