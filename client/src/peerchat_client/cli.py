@@ -19,7 +19,14 @@ from peerchat_protocol import nick_problem
 
 from . import __version__
 from .app import run
-from .config import DEFAULT_DELAY, DEFAULT_HOST, DEFAULT_LINGER, DEFAULT_WAIT, ClientConfig
+from .config import (
+    DEFAULT_DELAY,
+    DEFAULT_HOST,
+    DEFAULT_LINGER,
+    DEFAULT_PORT,
+    DEFAULT_WAIT,
+    ClientConfig,
+)
 from .console import Console
 from .session import ListenPortTaken, check_listen_port
 
@@ -170,10 +177,12 @@ def main(
         status.success(f"Local port {listen_port} is free: our connection will come from it")
     if port is None:
         if not terminal:
-            raise click.UsageError("no server port: pass --port or set PEERCHAT_PORT")
-        port = int(
-            _ask(status, "Enter the server port number", _port_parser(allow_zero=False)) or 0
-        )
+            port = DEFAULT_PORT  # never ask without a terminal: the server's default
+        else:
+            port = int(
+                _ask(status, "Enter the server port number", _port_parser(allow_zero=False))
+                or DEFAULT_PORT
+            )
     if nick is None and terminal:
         answer = _ask(status, "Enter your nickname (Enter: let the server choose)", _parse_nick)
         nick = str(answer) if answer else None

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 DEFAULT_HOST = "127.0.0.1"
+#: The server's own default port, used when none is given and nobody can be asked.
+DEFAULT_PORT = 8080
 
 #: How long to keep looking for the server before giving up (seconds). A client
 #: started beside its server (``docker compose up``) must not fail because the
