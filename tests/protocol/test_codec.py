@@ -13,6 +13,7 @@ from peerchat_protocol import (
     SERVER_EVENTS,
     Bye,
     ChangeNick,
+    Entered,
     Error,
     ErrorCode,
     Event,
@@ -20,7 +21,10 @@ from peerchat_protocol import (
     Help,
     Info,
     Joined,
+    JoinRoom,
+    LeaveRoom,
     Left,
+    ListRooms,
     LocalProtocolError,
     Message,
     PeerInfo,
@@ -29,8 +33,11 @@ from peerchat_protocol import (
     Quit,
     RemoteProtocolError,
     Renamed,
+    RoomInfo,
+    Rooms,
     Roster,
     Say,
+    Timestamps,
     Welcome,
     Who,
     decode_plain,
@@ -224,3 +231,131 @@ def test_help_lists_every_command() -> None:
     for command in ("/nick", "/who", "/help", "/quit", "//"):
         assert command in text
     assert json.dumps(text)  # plain text, no surprises
+
+
+# --- version 2: rooms, private messages, actions, history, timestamps -------------------
+
+V2_EVENTS: list[Event] = [
+    Say("waves", action=True),
+    Say("psst", to="bob"),
+    JoinRoom("games"),
+    LeaveRoom(),
+    ListRooms(),
+    Timestamps(True),
+    Message(3, "alice", "hi", 1_700_000_000_000, room="games", to="bob", history=True),
+    Message(4, "alice", "waves", 1_700_000_000_000, action=True),
+    Joined("bob", 2, room="games"),
+    Left("bob", 1, "quit", room="games"),
+    Roster(1, (PeerInfo("a", "x:1"),), room="games"),
+    Entered("games", 1, (PeerInfo("a", "x:1"),)),
+    Rooms((RoomInfo("lobby", 3), RoomInfo("games", 1))),
+    Welcome(2, "a", "x:1", 1, room="lobby"),
+]
+
+
+@pytest.mark.parametrize("event", V2_EVENTS, ids=lambda e: type(e).__name__)
+def test_version_2_round_trip(event: Event) -> None:
+    known = CLIENT_EVENTS if type(event) in CLIENT_EVENTS.values() else SERVER_EVENTS
+    assert decode(encode_json(event), known) == event
+
+
+def test_flags_and_absent_values_stay_off_the_wire() -> None:
+    assert encode_json(Say("hi")) == b'{"type":"say","text":"hi"}\n'
+    assert b"history" not in encode_json(Message(1, "a", "b", 0))
+
+
+def test_version_1_peers_get_version_1_frames() -> None:
+    private = Message(1, "alice", "psst", 0, room="lobby", to="bob")
+    assert json.loads(encode_json(private, version=1)) == {
+        "type": "message", "id": 1, "nick": "alice", "text": "(private) psst", "ts": 0,
+    }  # fmt: skip
+    action = Message(2, "alice", "waves", 0, action=True)
+    assert json.loads(encode_json(action, version=1))["text"] == "* alice waves"
+    assert "room" not in json.loads(encode_json(Joined("bob", 2, room="games"), version=1))
+    with pytest.raises(LocalProtocolError):
+        encode_json(Entered("games", 0), version=1)
+
+
+def test_version_2_frames_are_unknown_to_version_1() -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        from_wire({"type": "join_room", "room": "games"}, CLIENT_EVENTS, version=1)
+    assert info.value.code is ErrorCode.UNKNOWN_TYPE
+
+
+def test_null_counts_as_absent() -> None:
+    assert decode(b'{"type":"say","text":"hi","to":null,"action":null}', CLIENT_EVENTS) == Say("hi")
+    with pytest.raises(RemoteProtocolError):
+        decode(b'{"type":"say","text":null}', CLIENT_EVENTS)
+
+
+@pytest.mark.parametrize(
+    ("event", "text"),
+    [
+        (Message(1, "alice", "psst", 0, to="bob"), "[PM from alice] psst"),
+        (Message(1, "alice", "waves", 0, action=True), "* alice waves"),
+        (Message(1, "alice", "old", 0, history=True), "<alice> old"),
+        (Joined("bob", 2, room="games"), "* bob joined #games (2 online)"),
+        (Joined("bob", 2, room="lobby"), "* bob joined (2 online)"),
+        (Left("bob", 1, "quit", room="games"), "* bob left #games: quit (1 online)"),
+        (Roster(1, (PeerInfo("a", "x:1"),), room="games"), "* #games 1 online:\n*   a (x:1)"),
+        (
+            Entered("games", 1, (PeerInfo("a", "x:1"),)),
+            "* You are now in #games: 1 online:\n*   a (x:1)",
+        ),
+        (
+            Rooms((RoomInfo("lobby", 3), RoomInfo("games", 1))),
+            "* 2 rooms:\n*   #lobby (3 online)\n*   #games (1 online)",
+        ),
+    ],
+)  # fmt: skip
+def test_version_2_plain_rendering(event: Event, text: str) -> None:
+    assert render_plain(event) == text
+
+
+def test_plain_timestamps_are_utc_hh_mm() -> None:
+    message = Message(1, "alice", "hi", 1_700_000_000_000)  # 2023-11-14 22:13:20 UTC
+    assert render_plain(message, timestamps=True) == "[22:13] <alice> hi"
+    assert encode_plain(message, timestamps=True) == b"[22:13] <alice> hi\r\n"
+    assert render_plain(Joined("b", 1), timestamps=True) == "* b joined (1 online)"
+
+
+@pytest.mark.parametrize(
+    ("line", "event"),
+    [
+        (b"/join games", JoinRoom("games")),
+        (b"/join #games", JoinRoom("games")),
+        (b"/leave", LeaveRoom()),
+        (b"/rooms", ListRooms()),
+        (b"/msg bob hello there", Say("hello there", to="bob")),
+        (b"/msg 127.0.0.1:5000 hi", Say("hi", to="127.0.0.1:5000")),
+        (b"/me waves", Say("waves", action=True)),
+        (b"/timestamps on", Timestamps(True)),
+        (b"/TIMESTAMPS OFF", Timestamps(False)),
+    ],
+)
+def test_version_2_plain_commands(line: bytes, event: Event) -> None:
+    assert decode_plain(line) == event
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "hint"),
+    [
+        (b"/join", ErrorCode.BAD_COMMAND, "usage: /join ROOM"),
+        (b"/join two words", ErrorCode.BAD_COMMAND, "usage: /join ROOM"),
+        (b"/join bad!", ErrorCode.INVALID_ROOM, "/join ROOM"),
+        (b"/msg bob", ErrorCode.BAD_COMMAND, "usage: /msg NICK MESSAGE"),
+        (b"/msg", ErrorCode.BAD_COMMAND, "usage: /msg NICK MESSAGE"),
+        (b"/me", ErrorCode.BAD_COMMAND, "/me waves"),
+        (b"/timestamps maybe", ErrorCode.BAD_COMMAND, "on|off"),
+    ],
+)
+def test_version_2_plain_command_errors(line: bytes, code: ErrorCode, hint: str) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        decode_plain(line)
+    assert info.value.code is code
+    assert hint in info.value.message
+
+
+def test_help_lists_the_version_2_commands() -> None:
+    for command in ("/msg", "/me", "/join", "/leave", "/rooms", "/timestamps"):
+        assert command in plain_help()

@@ -13,11 +13,13 @@ from peerchat_protocol import (
     SERVER_EVENTS,
     Bye,
     ChangeNick,
+    Entered,
     Error,
     ErrorCode,
     Hello,
     Info,
     Joined,
+    JoinRoom,
     Left,
     LocalProtocolError,
     Message,
@@ -25,8 +27,11 @@ from peerchat_protocol import (
     Ping,
     Quit,
     Renamed,
+    RoomInfo,
+    Rooms,
     Roster,
     Say,
+    Timestamps,
     Welcome,
 )
 
@@ -40,10 +45,13 @@ def test_events_are_frozen() -> None:
 
 
 def test_wire_types_are_unique_per_direction() -> None:
-    assert set(CLIENT_EVENTS) == {"hello", "say", "nick", "who", "help", "quit", "ping", "pong"}
+    assert set(CLIENT_EVENTS) == {
+        "hello", "say", "nick", "who", "help", "quit", "ping", "pong",
+        "join_room", "leave_room", "list_rooms", "timestamps",
+    }  # fmt: skip
     assert set(SERVER_EVENTS) == {
         "welcome", "message", "join", "leave", "renamed", "roster", "info", "error", "bye",
-        "ping", "pong",
+        "ping", "pong", "entered", "rooms",
     }  # fmt: skip
 
 
@@ -79,6 +87,20 @@ def test_wire_types_are_unique_per_direction() -> None:
         (lambda: Error("", "m"), ErrorCode.BAD_FRAME),
         (lambda: Bye(""), ErrorCode.BAD_FRAME),
         (lambda: PeerInfo("a", ""), ErrorCode.BAD_FRAME),
+        (lambda: Say("x", to="a b"), ErrorCode.BAD_FRAME),
+        (lambda: Say("x", action="yes"), ErrorCode.BAD_FRAME),
+        (lambda: Say("x", to="bob", action=True), ErrorCode.BAD_FRAME),
+        (lambda: JoinRoom(""), ErrorCode.INVALID_ROOM),
+        (lambda: JoinRoom("#games"), ErrorCode.INVALID_ROOM),
+        (lambda: JoinRoom("a" * 33), ErrorCode.INVALID_ROOM),
+        (lambda: JoinRoom("spa ce"), ErrorCode.INVALID_ROOM),
+        (lambda: Message(1, "a", "t", 0, room="bad room"), ErrorCode.INVALID_ROOM),
+        (lambda: Message(1, "a", "t", 0, history=1), ErrorCode.BAD_FRAME),
+        (lambda: Timestamps("on"), ErrorCode.BAD_FRAME),
+        (lambda: Rooms((RoomInfo("a", 1),) * 101), ErrorCode.BAD_FRAME),
+        (lambda: Rooms([RoomInfo("a", 1)]), ErrorCode.BAD_FRAME),
+        (lambda: RoomInfo("a", -1), ErrorCode.BAD_FRAME),
+        (lambda: Entered("lobby", 0, (ALICE,)), ErrorCode.BAD_FRAME),
     ],
 )
 def test_invalid_events_cannot_exist(build: Any, code: ErrorCode) -> None:
@@ -98,3 +120,15 @@ def test_valid_events() -> None:
     Left("bob", 0, reason="connection reset")
     Bye("see you", code="shutdown")
     Error("some_future_code", "codes from newer servers are kept as strings")
+    Say("waves", action=True)
+    Say("psst", to="127.0.0.1:5000")
+    JoinRoom("Games.2-x_y")
+    Message(1, "a", "t", 0, room="games", to="bob", history=True)
+    Entered("games", 2, (ALICE,))
+    Rooms((RoomInfo("lobby", 3), RoomInfo("games", 0)))
+    Timestamps(True)
+
+
+def test_version_2_events_say_so() -> None:
+    assert (JoinRoom.SINCE, Entered.SINCE, Rooms.SINCE, Timestamps.SINCE) == (2, 2, 2, 2)
+    assert (Say.SINCE, Message.SINCE, Hello.SINCE) == (1, 1, 1)

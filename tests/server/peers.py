@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
 
 from peerchat_protocol import (
+    MAX_VERSION,
     NEED_DATA,
     Connection,
     Event,
@@ -153,7 +154,9 @@ class RichPeer:
         self.errors: list[RemoteProtocolError] = []
 
     @classmethod
-    async def connect(cls, port: int, nick: str | None = None, *, version: int = 1) -> RichPeer:
+    async def connect(
+        cls, port: int, nick: str | None = None, *, version: int = MAX_VERSION
+    ) -> RichPeer:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         peer = cls(reader, writer)
         await peer.send(Hello(version=version, nick=nick, client="tests"))

@@ -6,6 +6,8 @@ import asyncio
 import socket
 
 from peerchat_protocol import (
+    DEFAULT_ROOM,
+    MAX_VERSION,
     Bye,
     ChangeNick,
     Error,
@@ -181,7 +183,7 @@ async def test_rich_peer_whose_hello_was_in_flight_gets_what_it_missed() -> None
         # Everything it was sent as plain text comes again as JSON, in order, after the
         # welcome; the plain-text lines before the welcome are skipped by the client.
         assert isinstance(await rich.event(), Welcome)
-        assert await rich.event() == Joined(talker.addr, 2)
+        assert await rich.event() == Joined(talker.addr, 2, room=DEFAULT_ROOM)
         replayed = await rich.event()
         assert isinstance(replayed, Message)
         assert replayed.text == "before your hello"
@@ -290,7 +292,7 @@ async def test_newer_client_is_welcomed_with_the_version_we_speak() -> None:
     async with running_server() as server:
         peer = await RichPeer.connect(server.port, "future", version=99)
         assert peer.welcome is not None
-        assert peer.welcome.version == 1
+        assert peer.welcome.version == MAX_VERSION
 
 
 async def test_reset_mid_line_is_logged_and_relays_nothing() -> None:

@@ -75,6 +75,8 @@ class Connection:
         self._greeted = False  # client: welcome received; server: hello received
         self._hello_sent = False
         self._bye_sent = False
+        #: Server side: show the time before each message sent to a plain-text peer.
+        self.timestamps = False
 
     # --- receiving ---------------------------------------------------------------------
 
@@ -112,7 +114,8 @@ class Connection:
             return self._decode_first_line(line)
         if self.kind is PeerKind.PLAIN:
             return codec.decode_plain(line)
-        event = codec.from_wire(codec.parse_json_object(line), CLIENT_EVENTS)
+        version = self.version or MAX_VERSION
+        event = codec.from_wire(codec.parse_json_object(line), CLIENT_EVENTS, version)
         if isinstance(event, Hello):
             raise RemoteProtocolError(ErrorCode.UNEXPECTED, "hello was already received")
         return event
@@ -163,7 +166,8 @@ class Connection:
             if isinstance(event, Welcome):
                 self._on_welcome(event)
             return event
-        return codec.from_wire(codec.parse_json_object(line), SERVER_EVENTS)
+        version = self.version or MAX_VERSION
+        return codec.from_wire(codec.parse_json_object(line), SERVER_EVENTS, version)
 
     def _on_welcome(self, welcome: Welcome) -> None:
         if not MIN_VERSION <= welcome.version <= MAX_VERSION:
@@ -191,12 +195,12 @@ class Connection:
         if isinstance(event, Bye):
             self._bye_sent = True
         if self.kind is PeerKind.RICH:
-            return codec.encode_json(event)
+            return codec.encode_json(event, self.version or MAX_VERSION)
         if isinstance(event, _ANYTIME):
             return b""  # plain-text peers are not pinged: TCP keepalive covers them
         if isinstance(event, Welcome):
             raise LocalProtocolError(ErrorCode.UNEXPECTED, "plain-text peers get no welcome")
-        return codec.encode_plain(event)
+        return codec.encode_plain(event, timestamps=self.timestamps)
 
     def _send_as_client(self, event: Event) -> bytes:
         if CLIENT_EVENTS.get(event.TYPE) is not type(event):
@@ -207,4 +211,4 @@ class Connection:
             self._hello_sent = True
         elif not self._hello_sent:
             raise LocalProtocolError(ErrorCode.UNEXPECTED, "the first frame must be a hello")
-        return codec.encode_json(event)
+        return codec.encode_json(event, self.version or MAX_VERSION)

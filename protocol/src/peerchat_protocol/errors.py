@@ -19,6 +19,8 @@ class ErrorCode(StrEnum):
     BAD_COMMAND = "bad_command"
     INVALID_NICK = "invalid_nick"
     NICK_TAKEN = "nick_taken"
+    NO_SUCH_NICK = "no_such_nick"
+    INVALID_ROOM = "invalid_room"
     TOO_MANY_ERRORS = "too_many_errors"
     SLOW_CONSUMER = "slow_consumer"
     SHUTDOWN = "shutdown"

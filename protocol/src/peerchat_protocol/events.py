@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .errors import ErrorCode, LocalProtocolError
-from .limits import MAX_ROSTER_ENTRIES, MAX_VERSION, SHORT_TEXT_MAX_LENGTH
-from .text import is_clean, name_problem, nick_problem
+from .limits import MAX_ROOM_ENTRIES, MAX_ROSTER_ENTRIES, MAX_VERSION, SHORT_TEXT_MAX_LENGTH
+from .text import is_clean, name_problem, nick_problem, room_problem
 
 
 def _require(condition: bool, message: str, code: ErrorCode = ErrorCode.BAD_FRAME) -> None:
@@ -56,6 +56,19 @@ def _check_name(value: object, what: str) -> None:
     _require(problem is None, f"{what}: {problem}")
 
 
+def _check_bool(value: object, what: str) -> None:
+    _require(isinstance(value, bool), f"{what} must be true or false")
+
+
+def _check_room(value: object, what: str = "room", *, optional: bool = True) -> None:
+    if value is None and optional:
+        return
+    _require(isinstance(value, str), f"{what} must be a string", ErrorCode.INVALID_ROOM)
+    assert isinstance(value, str)
+    problem = room_problem(value)
+    _require(problem is None, f"invalid room name {value!r}: {problem}", ErrorCode.INVALID_ROOM)
+
+
 def _check_nick(value: object) -> None:
     _require(isinstance(value, str), "nick must be a string", ErrorCode.INVALID_NICK)
     assert isinstance(value, str)
@@ -64,10 +77,12 @@ def _check_nick(value: object) -> None:
 
 
 class Event:
-    """Base of every event. ``TYPE`` is the frame's ``type`` on the wire."""
+    """Base of every event. ``TYPE`` is the frame's ``type`` on the wire;
+    ``SINCE`` the protocol version that introduced it."""
 
     __slots__ = ()
     TYPE: ClassVar[str]
+    SINCE: ClassVar[int] = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,13 +129,60 @@ class Hello(Event):
 
 @dataclass(frozen=True, slots=True)
 class Say(Event):
-    """A chat line for everyone else in the room."""
+    """A chat line for everyone else in your room; with ``to``, for that peer alone
+    (a private message); with ``action``, an action such as ``/me waves``."""
 
     TYPE: ClassVar[str] = "say"
     text: str
+    to: str | None = None
+    action: bool = False
 
     def __post_init__(self) -> None:
         _check_text(self.text, "text")
+        if self.to is not None:
+            _check_name(self.to, "to")
+        _check_bool(self.action, "action")
+        _require(not (self.action and self.to), "a private message cannot be an action")
+
+
+@dataclass(frozen=True, slots=True)
+class JoinRoom(Event):
+    """Move to another room (created on first join); answered by :class:`Entered`."""
+
+    TYPE: ClassVar[str] = "join_room"
+    SINCE: ClassVar[int] = 2
+    room: str
+
+    def __post_init__(self) -> None:
+        _check_room(self.room, optional=False)
+
+
+@dataclass(frozen=True, slots=True)
+class LeaveRoom(Event):
+    """Go back to the default room."""
+
+    TYPE: ClassVar[str] = "leave_room"
+    SINCE: ClassVar[int] = 2
+
+
+@dataclass(frozen=True, slots=True)
+class ListRooms(Event):
+    """Ask which rooms exist; answered by :class:`Rooms`."""
+
+    TYPE: ClassVar[str] = "list_rooms"
+    SINCE: ClassVar[int] = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Timestamps(Event):
+    """Show (or stop showing) the time before each message: for plain-text peers."""
+
+    TYPE: ClassVar[str] = "timestamps"
+    SINCE: ClassVar[int] = 2
+    on: bool
+
+    def __post_init__(self) -> None:
+        _check_bool(self.on, "on")
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,6 +263,7 @@ class Welcome(Event):
     peers: tuple[PeerInfo, ...] = ()
     server: str = "peerchat"
     max_line: int = 0
+    room: str | None = None
 
     def __post_init__(self) -> None:
         _check_int(self.version, "version", minimum=1)
@@ -209,51 +272,69 @@ class Welcome(Event):
         _check_peers(self.peers, self.online)
         _check_short(self.server, "server", optional=False)
         _check_int(self.max_line, "max_line")
+        _check_room(self.room)
 
 
 @dataclass(frozen=True, slots=True)
 class Message(Event):
-    """A chat line relayed by the server: who said it, when (Unix ms), and its id."""
+    """A chat line relayed by the server: who said it, when (Unix ms), and its id.
+
+    ``room``: the room it was said in; ``to``: set on a private message (your
+    nick); ``action``: ``/me`` text; ``history``: said before you joined, replayed.
+    """
 
     TYPE: ClassVar[str] = "message"
     id: int
     nick: str
     text: str
     ts: int
+    room: str | None = None
+    to: str | None = None
+    action: bool = False
+    history: bool = False
 
     def __post_init__(self) -> None:
         _check_int(self.id, "id")
         _check_name(self.nick, "nick")
         _check_text(self.text, "text")
         _check_int(self.ts, "ts")
+        _check_room(self.room)
+        if self.to is not None:
+            _check_name(self.to, "to")
+        _check_bool(self.action, "action")
+        _check_bool(self.history, "history")
 
 
 @dataclass(frozen=True, slots=True)
 class Joined(Event):
-    """Someone joined; ``online`` counts everyone connected now."""
+    """Someone joined ``room``; ``online`` counts who is in it now."""
 
     TYPE: ClassVar[str] = "join"
     nick: str
     online: int
+    room: str | None = None
 
     def __post_init__(self) -> None:
         _check_name(self.nick, "nick")
         _check_int(self.online, "online")
+        _check_room(self.room)
 
 
 @dataclass(frozen=True, slots=True)
 class Left(Event):
-    """Someone left, and why when known."""
+    """Someone left ``room`` (or the chat), and why when known."""
 
     TYPE: ClassVar[str] = "leave"
     nick: str
     online: int
     reason: str | None = None
+    room: str | None = None
 
     def __post_init__(self) -> None:
         _check_name(self.nick, "nick")
         _check_int(self.online, "online")
         _check_short(self.reason, "reason")
+        _check_room(self.room)
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,9 +357,56 @@ class Roster(Event):
     TYPE: ClassVar[str] = "roster"
     online: int
     peers: tuple[PeerInfo, ...] = field(default=())
+    room: str | None = None
 
     def __post_init__(self) -> None:
         _check_peers(self.peers, self.online)
+        _check_room(self.room)
+
+
+@dataclass(frozen=True, slots=True)
+class Entered(Event):
+    """You are now in ``room``: who is there (as in :class:`Roster`)."""
+
+    TYPE: ClassVar[str] = "entered"
+    SINCE: ClassVar[int] = 2
+    room: str
+    online: int
+    peers: tuple[PeerInfo, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_room(self.room, optional=False)
+        _check_peers(self.peers, self.online)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomInfo:
+    """One entry of a :class:`Rooms` answer."""
+
+    name: str
+    online: int
+
+    def __post_init__(self) -> None:
+        _check_room(self.name, "name", optional=False)
+        _check_int(self.online, "online")
+
+
+@dataclass(frozen=True, slots=True)
+class Rooms(Event):
+    """The answer to :class:`ListRooms`: rooms and head counts, busiest first."""
+
+    TYPE: ClassVar[str] = "rooms"
+    SINCE: ClassVar[int] = 2
+    rooms: tuple[RoomInfo, ...] = ()
+
+    def __post_init__(self) -> None:
+        _require(
+            isinstance(self.rooms, tuple) and all(isinstance(r, RoomInfo) for r in self.rooms),
+            "rooms must be a tuple of RoomInfo",
+        )
+        _require(
+            len(self.rooms) <= MAX_ROOM_ENTRIES, f"at most {MAX_ROOM_ENTRIES} rooms are listed"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -321,9 +449,16 @@ class Bye(Event):
 
 #: Frames a client may send, and frames a server may send, by wire type.
 CLIENT_EVENTS: dict[str, type[Event]] = {
-    cls.TYPE: cls for cls in (Hello, Say, ChangeNick, Who, Help, Quit, Ping, Pong)
-}
+    cls.TYPE: cls
+    for cls in (
+        Hello, Say, ChangeNick, Who, Help, Quit, Ping, Pong,
+        JoinRoom, LeaveRoom, ListRooms, Timestamps,
+    )
+}  # fmt: skip
 SERVER_EVENTS: dict[str, type[Event]] = {
     cls.TYPE: cls
-    for cls in (Welcome, Message, Joined, Left, Renamed, Roster, Info, Error, Bye, Ping, Pong)
-}
+    for cls in (
+        Welcome, Message, Joined, Left, Renamed, Roster, Info, Error, Bye, Ping, Pong,
+        Entered, Rooms,
+    )
+}  # fmt: skip

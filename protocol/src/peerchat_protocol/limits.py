@@ -4,7 +4,7 @@ from __future__ import annotations
 
 #: Versions of the wire protocol this package speaks (see PROTOCOL.md).
 MIN_VERSION = 1
-MAX_VERSION = 1
+MAX_VERSION = 2  # 2 added rooms, private messages, actions and history
 
 #: Longest line (bytes, excluding the line ending) a peer may send to the server.
 #: h11 caps an incomplete HTTP event at 16 KiB (DEFAULT_MAX_INCOMPLETE_EVENT_SIZE);
@@ -36,3 +36,11 @@ SHORT_TEXT_MAX_LENGTH = 200
 def client_line_limit(server_max_line: int) -> int:
     """The line limit a client should use once it knows the server's."""
     return max(CLIENT_MIN_LINE_BYTES, 2 * server_max_line + 1024)
+
+
+#: Room names: length bound, and the room everyone starts in.
+ROOM_MAX_LENGTH = 32
+DEFAULT_ROOM = "lobby"
+
+#: At most this many rooms are listed in a ``rooms`` answer.
+MAX_ROOM_ENTRIES = 100

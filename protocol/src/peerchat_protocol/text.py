@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from .limits import NAME_MAX_LENGTH, NICK_MAX_LENGTH
+from .limits import NAME_MAX_LENGTH, NICK_MAX_LENGTH, ROOM_MAX_LENGTH
 
 # Terminal escape sequences: CSI (colours, cursor moves), OSC (window titles,
 # hyperlinks, clipboard writes), DCS/SOS/PM/APC strings and two-byte ESC forms.
@@ -30,6 +30,7 @@ _UNSAFE_CHARS = (
 _UNSAFE = re.compile(f"[{_UNSAFE_CHARS}]")
 _UNSAFE_KEEP_NEWLINES = re.compile(f"[{_UNSAFE_CHARS.replace(chr(0x0A) + '-', chr(0x0B) + '-')}]")
 
+_ROOM = re.compile(rf"[A-Za-z0-9][A-Za-z0-9_.\-]{{0,{ROOM_MAX_LENGTH - 1}}}")
 _NICK = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_.\-]{{0,{NICK_MAX_LENGTH - 1}}}")
 
 #: Names nobody may take: they would pass for the server talking.
@@ -89,3 +90,17 @@ def name_problem(name: str) -> str | None:
 def fold(name: str) -> str:
     """The key under which names are compared: case-insensitive."""
     return name.casefold()
+
+
+def room_problem(room: str) -> str | None:
+    """Why ``room`` cannot name a room, or ``None`` when it can (without its '#')."""
+    if not room:
+        return "a room name cannot be empty"
+    if len(room) > ROOM_MAX_LENGTH:
+        return f"a room name has at most {ROOM_MAX_LENGTH} characters"
+    if not _ROOM.fullmatch(room):
+        return (
+            "a room name uses only letters A-Z, digits, '_', '-' and '.', "
+            "and starts with a letter or digit"
+        )
+    return None

@@ -13,6 +13,8 @@ from peerchat_protocol import DEFAULT_MAX_LINE_BYTES
 
 from . import __version__
 from .config import (
+    DEFAULT_HISTORY_BYTES,
+    DEFAULT_HISTORY_MESSAGES,
     DEFAULT_HOST,
     DEFAULT_MAX_ERRORS,
     DEFAULT_MAX_SEND_BUFFER,
@@ -96,6 +98,22 @@ class OneLineErrors(click.Command):
     help="Seconds to let peers take their goodbye on SIGTERM. [env: PEERCHAT_SHUTDOWN_TIMEOUT]",
 )
 @click.option(
+    "--history",
+    envvar="PEERCHAT_HISTORY",
+    type=click.IntRange(0),
+    default=DEFAULT_HISTORY_MESSAGES,
+    show_default=True,
+    help="Messages each room keeps for people who join later (0: none). [env: PEERCHAT_HISTORY]",
+)
+@click.option(
+    "--history-bytes",
+    envvar="PEERCHAT_HISTORY_BYTES",
+    type=click.IntRange(0),
+    default=DEFAULT_HISTORY_BYTES,
+    show_default=True,
+    help="Most text (bytes) a room's history may hold. [env: PEERCHAT_HISTORY_BYTES]",
+)
+@click.option(
     "-q",
     "--quiet",
     envvar="PEERCHAT_QUIET",
@@ -112,6 +130,8 @@ def main(
     max_send_buffer: int,
     max_errors: int,
     shutdown_timeout: float,
+    history: int,
+    history_bytes: int,
     quiet: bool,
 ) -> None:
     """Relay every chat message to all other connected peers.
@@ -128,6 +148,8 @@ def main(
         max_send_buffer=max_send_buffer,
         max_errors=max_errors,
         shutdown_timeout=shutdown_timeout,
+        history_messages=history,
+        history_bytes=history_bytes,
         name=f"peerchat-server/{__version__}",
     )
     server = ChatServer(config, Console(quiet=quiet))

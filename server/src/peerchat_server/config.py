@@ -30,6 +30,12 @@ ANNOUNCE_DELAY = 0.5
 #: client whose hello was in flight still gets them after its welcome.
 REPLAY_LIMIT = 256
 
+#: Messages each room keeps for late joiners, as ssh-chat does (its default is 20),
+#: and the most text (bytes of UTF-8) they may hold: 20 maximal 16 KiB lines would
+#: otherwise pin 320 KiB per room.
+DEFAULT_HISTORY_MESSAGES = 20
+DEFAULT_HISTORY_BYTES = 32 * 1024
+
 #: Seconds SIGTERM waits for peers to take their goodbye before cutting them off.
 DEFAULT_SHUTDOWN_TIMEOUT = 3.0
 
@@ -53,4 +59,6 @@ class ServerConfig:
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     announce_delay: float = ANNOUNCE_DELAY
     replay_limit: int = REPLAY_LIMIT
+    history_messages: int = DEFAULT_HISTORY_MESSAGES
+    history_bytes: int = DEFAULT_HISTORY_BYTES
     name: str = "peerchat-server/0.1.0"

@@ -15,6 +15,7 @@ TAG_COLOURS: dict[str, str] = {
     "ACTIVE CONNECTIONS": Fore.BLUE,
     "RECEIVED": Fore.YELLOW,
     "NICK": Fore.MAGENTA,
+    "PRIVATE": Fore.YELLOW,
     "CONNECTION RESET": Fore.RED,
     "DISCONNECTED": Fore.RED,
     "DROPPED": Fore.RED + Style.BRIGHT,
@@ -27,7 +28,7 @@ TAG_COLOURS: dict[str, str] = {
 }
 
 #: Tags of per-message lines, hidden by ``--quiet``.
-TRAFFIC_TAGS = frozenset({"RECEIVED"})
+TRAFFIC_TAGS = frozenset({"RECEIVED", "PRIVATE"})
 
 
 def colour_wanted(stream: TextIO, environ: dict[str, str] | None = None) -> bool:

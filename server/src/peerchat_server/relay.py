@@ -1,34 +1,44 @@
-"""The room: who is connected, what they are called, and fan-out to all of them.
+"""The rooms: who is connected, what they are called, where they are, and fan-out.
 
-Fan-out never waits for anyone. A broadcast is encoded at most once per kind of
-peer (JSON, plain text) and the same bytes are queued for every recipient; all
-queues are flushed together once per event-loop pass, so a burst of messages
-costs each recipient one write, not one per message. A recipient whose unsent
-backlog passes the send-buffer limit is dropped (see Session.flush).
+Fan-out never waits for anyone. A broadcast is encoded at most once per form
+(JSON per protocol version, plain text with or without timestamps) and the same
+bytes are queued for every recipient; all queues are flushed together once per
+event-loop pass, so a burst of messages costs each recipient one write, not one
+per message. A recipient whose unsent backlog passes the send-buffer limit is
+dropped (see Session.flush).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from peerchat_protocol import (
+    DEFAULT_ROOM,
     MAX_ROSTER_ENTRIES,
     Bye,
+    Connection,
+    Entered,
     Event,
     Joined,
     Left,
     Message,
     PeerInfo,
+    PeerKind,
     Renamed,
+    RoomInfo,
+    Rooms,
     Roster,
     encode_json,
     encode_plain,
     fold,
 )
+from peerchat_protocol.limits import MAX_ROOM_ENTRIES
 
 from .config import ServerConfig
 from .console import Console
@@ -43,26 +53,60 @@ LOG_TEXT_LIMIT = 300
 class Frames:
     """One event's bytes, each form encoded on first use and then shared."""
 
-    __slots__ = ("_json", "_plain", "event")
+    __slots__ = ("_forms", "event")
 
     def __init__(self, event: Event) -> None:
         self.event = event
-        self._json: bytes | None = None
-        self._plain: bytes | None = None
+        self._forms: dict[object, bytes] = {}
 
-    def json(self) -> bytes:
-        if self._json is None:
-            self._json = encode_json(self.event)
-        return self._json
+    def for_peer(self, conn: Connection) -> bytes:
+        """The bytes ``conn``'s peer gets: JSON in its version, or plain text."""
+        if conn.kind is PeerKind.RICH:
+            form: object = conn.version
+        else:
+            form = "plain+ts" if conn.timestamps else "plain"
+        data = self._forms.get(form)
+        if data is None:
+            if isinstance(form, int):
+                data = encode_json(self.event, form)
+            else:
+                data = encode_plain(self.event, timestamps=conn.timestamps)
+            self._forms[form] = data
+        return data
 
-    def plain(self) -> bytes:
-        if self._plain is None:
-            self._plain = encode_plain(self.event)
-        return self._plain
+
+@dataclasses.dataclass(eq=False)
+class Room:
+    """A room: its members (in arrival order) and its recent messages."""
+
+    name: str
+    members: dict[Session, None] = dataclasses.field(default_factory=dict)
+    history: deque[Message] = dataclasses.field(default_factory=deque)
+    history_bytes: int = 0
+
+    def remember(self, message: Message, max_messages: int, max_bytes: int) -> None:
+        """Keep ``message`` for late joiners: the last ``max_messages``, in ``max_bytes``."""
+        if max_messages <= 0:
+            return
+        self.history.append(message)
+        self.history_bytes += len(message.text.encode())
+        while len(self.history) > max_messages or (
+            self.history_bytes > max_bytes and len(self.history) > 1
+        ):
+            dropped = self.history.popleft()
+            self.history_bytes -= len(dropped.text.encode())
+
+    def peers(self) -> tuple[PeerInfo, ...]:
+        infos: list[PeerInfo] = []
+        for session in self.members:
+            if len(infos) == MAX_ROSTER_ENTRIES:
+                break
+            infos.append(PeerInfo(session.name, session.addr))
+        return tuple(infos)
 
 
 class Relay:
-    """Registry of sessions and the fan-out between them (one event loop, no locks)."""
+    """Registry of sessions and rooms, and the fan-out between them (one loop, no locks)."""
 
     def __init__(
         self,
@@ -75,6 +119,8 @@ class Relay:
         self._clock = clock
         self._sessions: dict[Session, None] = {}  # insertion-ordered set
         self._names: dict[str, Session] = {}  # fold(name) -> session
+        self.lobby = Room(DEFAULT_ROOM)
+        self._rooms: dict[str, Room] = {fold(DEFAULT_ROOM): self.lobby}
         self._dirty: list[Session] = []
         self._flush_handle: asyncio.Handle | None = None
         self._next_id = 1
@@ -93,21 +139,34 @@ class Relay:
         return iter(list(self._sessions))
 
     def register(self, session: Session) -> None:
+        """A new connection: known by its address name, in the default room."""
         self._sessions[session] = None
         self._names[fold(session.name)] = session
+        session.room = self.lobby
+        self.lobby.members[session] = None
         self._all_gone.clear()
 
     def unregister(self, session: Session, reason: str) -> None:
-        """Forget ``session`` and tell the room, if it had been announced."""
+        """Forget ``session`` and tell its room, if it had been announced."""
         if session not in self._sessions:
             return
         del self._sessions[session]
         if self._names.get(fold(session.name)) is session:
             del self._names[fold(session.name)]
+        room = session.room
+        self._remove_from(room, session)
         if session.announced and not self.closing:
-            self.broadcast(Left(session.name, len(self._sessions), reason or None))
+            self.broadcast(Left(session.name, len(room.members), reason or None, room.name), room)
         if not self._sessions:
             self._all_gone.set()
+
+    def _remove_from(self, room: Room, session: Session) -> None:
+        room.members.pop(session, None)
+        if not room.members and room is not self.lobby:
+            del self._rooms[fold(room.name)]  # an empty room goes, with its history
+
+    def find(self, name: str) -> Session | None:
+        return self._names.get(fold(name))
 
     def name_taken(self, name: str, by: Session | None = None) -> bool:
         owner = self._names.get(fold(name))
@@ -133,43 +192,84 @@ class Relay:
                 return candidate
         raise AssertionError("unreachable: more candidates than sessions")
 
-    def roster(self) -> Roster:
-        return Roster(len(self._sessions), self._peer_infos())
+    # --- rooms --------------------------------------------------------------------------
 
-    def _peer_infos(self) -> tuple[PeerInfo, ...]:
-        infos: list[PeerInfo] = []
-        for session in self._sessions:
-            if len(infos) == MAX_ROSTER_ENTRIES:
-                break
-            infos.append(PeerInfo(session.name, session.addr))
-        return tuple(infos)
+    def move(self, session: Session, name: str) -> Room:
+        """Take ``session`` to room ``name`` (created if new); tell both rooms."""
+        old = session.room
+        room = self._rooms.get(fold(name))
+        if room is None:
+            room = self._rooms[fold(name)] = Room(name)
+        self._remove_from(old, session)
+        if session.announced:
+            left = Left(session.name, len(old.members), f"went to #{room.name}", old.name)
+            self.broadcast(left, old)
+        session.room = room
+        room.members[session] = None
+        if session.announced:
+            self.broadcast(Joined(session.name, len(room.members), room.name), room, session)
+        return room
+
+    def entered(self, room: Room) -> Entered:
+        return Entered(room.name, len(room.members), room.peers())
+
+    def roster(self, room: Room) -> Roster:
+        return Roster(len(room.members), room.peers(), room.name)
+
+    def rooms(self) -> Rooms:
+        busiest = sorted(self._rooms.values(), key=lambda r: (-len(r.members), fold(r.name)))
+        return Rooms(tuple(RoomInfo(r.name, len(r.members)) for r in busiest[:MAX_ROOM_ENTRIES]))
+
+    def history(self, room: Room) -> list[Message]:
+        """What was said in ``room`` before, marked as history, oldest first."""
+        return [dataclasses.replace(m, history=True) for m in room.history]
 
     # --- traffic ------------------------------------------------------------------------
 
-    def say(self, sender: Session, text: str) -> None:
-        """Relay a chat line from ``sender`` to everyone else."""
-        message = Message(self._next_id, sender.name, text, int(self._clock() * 1000))
-        self._next_id += 1
-        self.broadcast(message, exclude=sender)
+    def say(self, sender: Session, text: str, *, action: bool = False) -> None:
+        """Relay a chat line from ``sender`` to everyone else in its room."""
+        room = sender.room
+        message = Message(
+            self._new_id(), sender.name, text, self._now(), room=room.name, action=action
+        )
+        self.broadcast(message, room, sender)
+        room.remember(message, self.config.history_messages, self.config.history_bytes)
         if not self.console.quiet:
-            shown = (
-                text
-                if len(text) <= LOG_TEXT_LIMIT
-                else f"{text[:LOG_TEXT_LIMIT]}... ({len(text)} characters)"
-            )
-            self.console.line("RECEIVED", f"From {sender.label}: {shown}")
+            where = "" if room is self.lobby else f" in #{room.name}"
+            shown = text if len(text) <= LOG_TEXT_LIMIT else f"{text[:LOG_TEXT_LIMIT]}..."
+            if action:
+                shown = f"* {sender.name} {shown}"
+            self.console.line("RECEIVED", f"From {sender.label}{where}: {shown}")
+
+    def whisper(self, sender: Session, target: Session, text: str) -> None:
+        """A private message: to ``target`` alone. Its text is not logged."""
+        message = Message(self._new_id(), sender.name, text, self._now(), to=target.name)
+        target.deliver(Frames(message))
+        if not self.console.quiet:
+            self.console.line("PRIVATE", f"From {sender.label} to {target.label}.")
 
     def announce_join(self, session: Session) -> None:
-        self.broadcast(Joined(session.name, len(self._sessions)), exclude=session)
+        room = session.room
+        self.broadcast(Joined(session.name, len(room.members), room.name), room, session)
 
     def announce_rename(self, old: str, new: str) -> None:
-        self.broadcast(Renamed(old, new))
-
-    def broadcast(self, event: Event, exclude: Session | None = None) -> None:
-        frames = Frames(event)
+        """Everyone hears of a rename: nicknames are global, like the names in /msg."""
+        frames = Frames(Renamed(old, new))
         for session in self._sessions:
+            session.deliver(frames)
+
+    def broadcast(self, event: Event, room: Room, exclude: Session | None = None) -> None:
+        frames = Frames(event)
+        for session in room.members:
             if session is not exclude:
                 session.deliver(frames)
+
+    def _new_id(self) -> int:
+        self._next_id += 1
+        return self._next_id - 1
+
+    def _now(self) -> int:
+        return int(self._clock() * 1000)
 
     # --- output batching ----------------------------------------------------------------
 

@@ -18,6 +18,10 @@ from peerchat_protocol import (
     Hello,
     Help,
     Info,
+    JoinRoom,
+    LeaveRoom,
+    ListRooms,
+    Message,
     PeerKind,
     Ping,
     Pong,
@@ -25,13 +29,15 @@ from peerchat_protocol import (
     RemoteProtocolError,
     Role,
     Say,
+    Timestamps,
     Welcome,
     Who,
+    fold,
     plain_help,
 )
 
 from . import config as defaults
-from .relay import Frames, Relay
+from .relay import Frames, Relay, Room
 
 
 def format_addr(peername: Any) -> str:
@@ -75,6 +81,7 @@ class Session(asyncio.Protocol):
         self.addr = "unknown"
         self.name = "unknown"
         self.announced = False
+        self.room: Room = relay.lobby  # set again by Relay.register and Relay.move
         self.errors = 0
         self._pending: list[bytes] = []
         self._dirty = False
@@ -95,6 +102,10 @@ class Session(asyncio.Protocol):
             Quit: self._on_quit,
             Ping: self._on_ping,
             Pong: self._on_pong,
+            JoinRoom: self._on_join_room,
+            LeaveRoom: self._on_leave_room,
+            ListRooms: self._on_list_rooms,
+            Timestamps: self._on_timestamps,
         }
 
     @property
@@ -121,6 +132,7 @@ class Session(asyncio.Protocol):
                 "Type a message and press Enter to send it to everyone; /help lists commands."
             )
         )
+        self._send_history()
         loop = asyncio.get_running_loop()
         self._announce_timer = loop.call_later(relay.config.announce_delay, self._announce)
 
@@ -230,10 +242,11 @@ class Session(asyncio.Protocol):
                 version=self.conn.version,
                 nick=self.name,
                 addr=self.addr,
-                online=len(relay),
-                peers=relay.roster().peers,
+                online=len(self.room.members),
+                peers=self.room.peers(),
                 server=relay.config.name,
                 max_line=self.conn.max_line,
+                room=self.room.name,
             )
         )
         if wanted is not None and wanted != self.name:
@@ -250,7 +263,10 @@ class Session(asyncio.Protocol):
     def _flush_replay(self) -> None:
         replay, self._replay = self._replay, None
         for frames in replay or ():
-            self._queue(frames.json())
+            event = frames.event
+            if self.conn.version == 1 and isinstance(event, Message) and event.history:
+                continue  # version 1 has no history mark: it would pass for new messages
+            self._queue(frames.for_peer(self.conn))
         if self._replay_overflow:
             self.send(
                 Info(
@@ -260,7 +276,65 @@ class Session(asyncio.Protocol):
             )
 
     def _on_say(self, say: Say) -> None:
-        self.relay.say(self, say.text)
+        if say.to is None:
+            self.relay.say(self, say.text, action=say.action)
+            return
+        target = self.relay.find(say.to)
+        if target is None:
+            self.send(
+                Error(
+                    ErrorCode.NO_SUCH_NICK,
+                    f"nobody called {say.to!r} is online, so the message was not sent; "
+                    "/who lists who is in your room",
+                )
+            )
+        elif target is self:
+            self.send(Error(ErrorCode.BAD_COMMAND, "that is you: /msg is for someone else"))
+        else:
+            self.relay.whisper(self, target, say.text)
+
+    def _on_join_room(self, join: JoinRoom) -> None:
+        if fold(join.room) == fold(self.room.name):
+            self.send(Info(f"You are already in #{self.room.name}."))
+            return
+        self._enter(join.room)
+
+    def _on_leave_room(self, _: LeaveRoom) -> None:
+        lobby = self.relay.lobby
+        if self.room is lobby:
+            self.send(
+                Info(
+                    f"You are in #{lobby.name}, the room everyone starts in; "
+                    "/join ROOM goes elsewhere."
+                )
+            )
+            return
+        self._enter(lobby.name)
+
+    def _enter(self, name: str) -> None:
+        room = self.relay.move(self, name)
+        self.send(self.relay.entered(room))
+        self._send_history()
+
+    def _send_history(self) -> None:
+        """The room's recent messages, marked as history; framed in notices for plain peers."""
+        history = self.relay.history(self.room)
+        if not history or (self.conn.kind is PeerKind.RICH and self.conn.version == 1):
+            return
+        plain = self.conn.kind is not PeerKind.RICH
+        if plain:
+            self.send(Info(f"Last {len(history)} messages in #{self.room.name}:"))
+        for message in history:
+            self.deliver(Frames(message))
+        if plain:
+            self.send(Info("End of history."))
+
+    def _on_list_rooms(self, _: ListRooms) -> None:
+        self.send(self.relay.rooms())
+
+    def _on_timestamps(self, choice: Timestamps) -> None:
+        self.conn.timestamps = choice.on
+        self.send(Info("Timestamps (UTC) are on." if choice.on else "Timestamps are off."))
 
     def _on_nick(self, change: ChangeNick) -> None:
         relay = self.relay
@@ -284,7 +358,7 @@ class Session(asyncio.Protocol):
             self.send(Info(f"You are now known as {self.name}."))
 
     def _on_who(self, _: Who) -> None:
-        self.send(self.relay.roster())
+        self.send(self.relay.roster(self.room))
 
     def _on_help(self, _: Help) -> None:
         self.send(Info(plain_help()))
@@ -322,11 +396,8 @@ class Session(asyncio.Protocol):
         """Queue a broadcast, in this peer's format, without encoding it again."""
         if self._closing:
             return
-        if self.conn.kind is PeerKind.RICH:
-            self._queue(frames.json())
-            return
-        self._queue(frames.plain())
-        if self._replay is not None:
+        self._queue(frames.for_peer(self.conn))
+        if self._replay is not None and self.conn.kind is PeerKind.UNKNOWN:
             if len(self._replay) < self.relay.config.replay_limit:
                 self._replay.append(frames)
             else:
