@@ -36,7 +36,20 @@ done
 
 log() { echo "ensure-base: $*" >&2; }
 
+recorded() {
+  # The base an earlier run chose and wrote to the env file, if that image still exists.
+  [ -n "$ENV_FILE" ] && [ -f "$ENV_FILE" ] || return 1
+  local image
+  image="$(sed -n 's/^BASE_IMAGE=//p' "$ENV_FILE" | tail -n 1)"
+  [ -n "$image" ] && docker image inspect "$image" >/dev/null 2>&1 || return 1
+  echo "$image"
+}
+
 choose() {
+  if [ "${FORCE_LOCAL:-0}" != 1 ] && recorded; then
+    log "using $(recorded) (recorded in $ENV_FILE)"
+    return
+  fi
   if [ "${FORCE_LOCAL:-0}" != 1 ]; then
     if docker image inspect "$PREFERRED" >/dev/null 2>&1; then
       log "using $PREFERRED (present locally)"

@@ -169,9 +169,10 @@ def test_asks_for_the_port_on_a_terminal() -> None:
 
 
 def test_never_prompts_without_a_terminal() -> None:
-    # Port given by nobody and no terminal: the default port, no question asked.
+    # Port given by nobody and no terminal: the default port, no question asked. On
+    # 127.0.0.3 (loopback too), so a demo running on 127.0.0.1:8080 is left alone.
     proc = subprocess.Popen(
-        [*SERVER, "--host", "127.0.0.1"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+        [*SERVER, "--host", "127.0.0.3"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT, env=clean_env(),
     )  # fmt: skip
     assert proc.stdout is not None
@@ -180,7 +181,7 @@ def test_never_prompts_without_a_terminal() -> None:
     rest = proc.communicate(timeout=WAIT)[0].decode()
     assert "Enter the port number" not in first + rest
     # Either it started on 8080, or 8080 was busy on this machine: both prove no prompt.
-    assert "127.0.0.1:8080" in first or "Port 8080 on 127.0.0.1 is already in use" in first
+    assert "127.0.0.3:8080" in first or "Port 8080 on 127.0.0.3 is already in use" in first
 
 
 def test_env_vars_configure_the_server() -> None:

@@ -36,14 +36,41 @@ class OneLineErrors(click.Command):
         try:
             return super().main(*args, **kwargs)
         except click.UsageError as exc:
-            hint = "" if exc.ctx is None else f" (see {exc.ctx.command_path} --help)"
-            click.echo(f"[ERROR] {exc.format_message()}{hint}", err=True)
+            click.echo(f"[ERROR] {_describe(exc)}", err=True)
             sys.exit(2)
         except click.Abort:  # Ctrl-C or Ctrl-D at the port prompt
             click.echo("", err=True)
             sys.exit(130)
         except click.exceptions.Exit as exc:
             sys.exit(exc.exit_code)
+
+
+def _describe(exc: click.UsageError) -> str:
+    """One line: what was wrong, naming the environment variable when it came from one."""
+    hint = "" if exc.ctx is None else f" (see {exc.ctx.command_path} --help)"
+    param = getattr(exc, "param", None)
+    if (
+        isinstance(exc, click.BadParameter)
+        and exc.ctx is not None
+        and isinstance(param, click.Option)
+        and param.name is not None
+        and exc.ctx.get_parameter_source(param.name) is ParameterSource.ENVIRONMENT
+    ):
+        envvar = param.envvar if isinstance(param.envvar, str) else "the environment"
+        return f"Invalid value in {envvar}: {exc.message}{hint}"
+    return f"{exc.format_message()}{hint}"
+
+
+def ask_port() -> int:
+    """The seed's question, asked again (a few times at most) until the answer is a port."""
+    for _ in range(10):
+        answer = click.prompt(
+            "Enter the port number", default=str(DEFAULT_PORT), show_default=True
+        ).strip()
+        if answer.isdigit() and int(answer) <= 65535:
+            return int(answer)
+        click.echo(f"[ERROR] Not a port number: {answer!r}. Use 1-65535, or 0 for any free port.")
+    raise click.UsageError("no port number given")
 
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
@@ -114,6 +141,14 @@ class OneLineErrors(click.Command):
     help="Most text (bytes) a room's history may hold. [env: PEERCHAT_HISTORY_BYTES]",
 )
 @click.option(
+    "--advertise",
+    envvar="PEERCHAT_ADVERTISE",
+    default="",
+    metavar="HOST:PORT",
+    help="Where users reach this server, when that differs from where it listens (a port "
+    "published by Docker); printed at start. [env: PEERCHAT_ADVERTISE]",
+)
+@click.option(
     "-q",
     "--quiet",
     envvar="PEERCHAT_QUIET",
@@ -132,6 +167,7 @@ def main(
     shutdown_timeout: float,
     history: int,
     history_bytes: int,
+    advertise: str,
     quiet: bool,
 ) -> None:
     """Relay every chat message to all other connected peers.
@@ -140,7 +176,7 @@ def main(
     `nc 127.0.0.1 8080` is enough to chat.
     """
     if ctx.get_parameter_source("port") is ParameterSource.DEFAULT and sys.stdin.isatty():
-        port = click.prompt("Enter the port number", type=PORT, default=DEFAULT_PORT)
+        port = ask_port()
     config = ServerConfig(
         host=host,
         port=port,
@@ -151,6 +187,7 @@ def main(
         history_messages=history,
         history_bytes=history_bytes,
         name=f"peerchat-server/{__version__}",
+        advertise=advertise,
     )
     server = ChatServer(config, Console(quiet=quiet))
     try:

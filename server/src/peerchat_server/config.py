@@ -62,3 +62,4 @@ class ServerConfig:
     history_messages: int = DEFAULT_HISTORY_MESSAGES
     history_bytes: int = DEFAULT_HISTORY_BYTES
     name: str = "peerchat-server/0.1.0"
+    advertise: str = ""  # where users reach us, if not where we listen (Docker's port)

@@ -47,6 +47,11 @@ class ChatServer:
         except OSError as exc:
             raise StartupError(self._explain(exc)) from None
         self.console.line("SUCCESS", f"Server started on {self.address}")
+        if cfg.advertise:
+            host, _, port = cfg.advertise.rpartition(":")
+            self.console.line(
+                "INFO", f"Reachable at {cfg.advertise} (for example: nc {host} {port})"
+            )
 
     def _explain(self, exc: OSError) -> str:
         host, port = self.config.host, self.config.port

@@ -232,8 +232,9 @@ class Session(asyncio.Protocol):
         wanted = hello.nick
         if wanted is not None and wanted != self.name:
             nick = relay.free_variant(wanted)
+            was = self.label
             old = relay.rename(self, nick)
-            relay.console.line("NICK", f"Peer {self.addr} is now {nick}.")
+            relay.console.line("NICK", f"Peer {was} is now {nick}.")
             if self.announced:
                 relay.announce_rename(old, nick)
         assert self.conn.version is not None
@@ -351,7 +352,7 @@ class Session(asyncio.Protocol):
             return
         was = self.label
         old = relay.rename(self, change.nick)
-        relay.console.line("NICK", f"{was} is now {self.name}.")
+        relay.console.line("NICK", f"Peer {was} is now {self.name}.")
         if self.announced:
             relay.announce_rename(old, self.name)
         else:
