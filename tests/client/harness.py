@@ -50,7 +50,14 @@ def client_env(**extra: str) -> dict[str, str]:
 @contextlib.asynccontextmanager
 async def running_server(**overrides: Any) -> AsyncIterator[ChatServer]:
     """The real ChatServer on 127.0.0.1 and a port the system picks, stopped afterwards."""
-    settings: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "shutdown_timeout": 2.0}
+    # Flood control off: the client's tests pipe bursts no person types; the server's
+    # own tests cover flood control.
+    settings: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "shutdown_timeout": 2.0,
+        "flood_rate": 0,
+    }
     settings.update(overrides)
     server = ChatServer(ServerConfig(**settings), ServerConsole(io.StringIO(), color=False))
     await server.start()

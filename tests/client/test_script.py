@@ -4,11 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import socket
 import sys
 
 from .harness import ClientProcess, RawPeer, free_port, run, running_server, within
+
+
+def _timed(pattern: str, lines: list[str]) -> bool:
+    """Whether a line is ``pattern`` with ``{}`` standing for a time HH:MM."""
+    regex = re.compile(re.escape(pattern).replace(r"\{\}", r"\d\d:\d\d"))
+    return any(regex.fullmatch(line) for line in lines)
 
 
 def _no_traceback(client: ClientProcess) -> None:
@@ -32,9 +39,10 @@ def test_scripting_mode_sends_and_receives() -> None:
                 await alice.stdout.wait_text("hello back")
                 alice.close_stdin()
                 assert await alice.wait() == 0
-                # stdout holds what was received, one line each; our notices are on stderr.
-                assert "[RECEIVED] <carol> hello back" in alice.stdout.lines
-                assert "[SENT] hello from a pipe" in alice.stderr.lines
+                # stdout holds what was received, one line each, with the local time
+                # (HH:MM) it was said; our notices are on stderr.
+                assert _timed("[RECEIVED] {} <carol> hello back", alice.stdout.lines)
+                assert _timed("[SENT] {} hello from a pipe", alice.stderr.lines)
                 assert f"[INFO] Server detected at 127.0.0.1:{server.port}" in alice.stderr.lines
                 _no_traceback(alice)
             await carol.close()

@@ -93,7 +93,7 @@ def test_json_is_utf8_compact_and_omits_none() -> None:
     assert encode_json(Say("é")) == '{"type":"say","text":"é"}\n'.encode()
 
 
-@given(st.text(min_size=1).filter(lambda t: t.isprintable()))
+@given(st.text(min_size=1).filter(lambda t: t.isprintable() and not t.isspace()))
 def test_any_printable_text_survives_json(text: str) -> None:
     assert decode(encode_json(Say(text)), CLIENT_EVENTS) == Say(text)
 
@@ -125,6 +125,8 @@ def test_text_off_the_wire_is_sanitized() -> None:
         (b'{"type":"say"}', ErrorCode.BAD_FRAME),
         (b'{"type":"say","text":5}', ErrorCode.BAD_FRAME),
         (b'{"type":"say","text":""}', ErrorCode.BAD_FRAME),
+        (b'{"type":"say","text":"   "}', ErrorCode.BAD_FRAME),
+        (b'{"type":"hello","nick":"alice"}', ErrorCode.BAD_FRAME),
         (b'{"type":"say","text":"\\u001b"}', ErrorCode.BAD_FRAME),
         (b'{"type":"nick","nick":"bad nick"}', ErrorCode.INVALID_NICK),
         (b'{"type":"hello","version":"1"}', ErrorCode.BAD_FRAME),

@@ -122,7 +122,7 @@ def test_detection_waits_for_a_complete_line() -> None:
     server = Connection(Role.SERVER)
     assert events(server, b'{"type":"hel') == []
     assert server.kind is PeerKind.UNKNOWN
-    assert events(server, b'lo"}\n') == [Hello()]
+    assert events(server, b'lo","version":2}\n') == [Hello(2)]
 
 
 def test_newer_client_version_is_negotiated_down() -> None:
@@ -142,7 +142,14 @@ def test_unsupported_version_is_a_fatal_error_not_a_hang() -> None:
 
 def test_bad_hello_is_fatal_with_its_reason() -> None:
     server = Connection(Role.SERVER)
-    assert events(server, b'{"type":"hello","nick":"no spaces"}\n') == ["error:invalid_nick:fatal"]
+    assert events(server, b'{"type":"hello","version":2,"nick":"no spaces"}\n') == [
+        "error:invalid_nick:fatal"
+    ]
+
+
+def test_hello_without_a_version_is_refused() -> None:
+    server = Connection(Role.SERVER)
+    assert events(server, b'{"type":"hello","nick":"alice"}\n') == ["error:bad_frame:fatal"]
 
 
 def test_second_hello_is_refused() -> None:
@@ -267,7 +274,10 @@ def test_full_conversation_through_a_pair() -> None:
 
 
 @given(
-    texts=st.lists(st.text(min_size=1, max_size=50).filter(str.isprintable), max_size=15),
+    texts=st.lists(
+        st.text(min_size=1, max_size=50).filter(lambda t: t.isprintable() and not t.isspace()),
+        max_size=15,
+    ),
     cuts=st.lists(st.integers(min_value=1, max_value=40), max_size=40),
 )
 def test_any_chunking_of_a_session_yields_the_same_events(

@@ -30,6 +30,8 @@ from peerchat_protocol.text import is_clean, name_problem
         ("del\x7f", "del"),
         ("esc at end \x1b", "esc at end "),
         ("reset \x1bc done", "reset  done"),
+        ("zero\u200bwidth\u2060join\ufeffbom\u061cmark", "zerowidthjoinbommark"),
+        ("family 👨\u200d👩\u200d👧 stays", "family 👨\u200d👩\u200d👧 stays"),
     ],
 )
 def test_sanitize(raw: str, clean: str) -> None:

@@ -62,7 +62,14 @@ class RecordingConsole(Console):
 @asynccontextmanager
 async def running_server(**overrides: Any) -> AsyncIterator[ChatServer]:
     """A real ChatServer on 127.0.0.1 and a free port, stopped afterwards."""
-    settings: dict[str, Any] = {"host": "127.0.0.1", "port": 0, "shutdown_timeout": 2.0}
+    # Flood control is off unless a test turns it on: its own tests cover it, and the
+    # relay's tests send bursts no person would.
+    settings: dict[str, Any] = {
+        "host": "127.0.0.1",
+        "port": 0,
+        "shutdown_timeout": 2.0,
+        "flood_rate": 0,
+    }
     settings.update(overrides)
     quiet = settings.pop("quiet", False)
     server = ChatServer(ServerConfig(**settings), RecordingConsole(quiet=quiet))

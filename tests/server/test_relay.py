@@ -151,6 +151,8 @@ async def test_too_many_bad_lines_disconnect_that_peer_only() -> None:
         assert "disconnected after 4 bad lines" in lines[-1]
         await other.say("still here")
         await console_of(server).wait_for("too many bad lines")
+        await junk.close()
+        await console_of(server).wait_for(f"[DISCONNECTED] {junk.addr}")
         assert len(server.relay) == 1
 
 

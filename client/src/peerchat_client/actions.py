@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from peerchat_protocol import Bye, Help
+from peerchat_protocol import Bye, Say
 
-from .commands import Complain, Leave, Send
+from .commands import Complain, Leave, Send, SetTimestamps, ShowHelp
 from .console import Console, EventPrinter
 from .session import ServerGone, Session
 
@@ -28,26 +28,31 @@ async def pump_events(session: Session, printer: EventPrinter) -> str:
 async def perform(
     session: Session,
     console: Console,
-    action: Send | Complain,
+    action: Send | Complain | ShowHelp | SetTimestamps,
     help_lines: tuple[str, ...] = (),
 ) -> None:
     """Carry out a line's action; ``[SENT] ...`` for a message. May raise ServerGone.
 
-    ``help_lines`` are shown when the user asks the server for help.
+    ``help_lines`` are what ``/help`` shows (they differ by mode).
     """
     if isinstance(action, Complain):
         console.error(action.message)
+        return
+    if isinstance(action, ShowHelp):
+        for line in help_lines:
+            console.info(line)
+        return
+    if isinstance(action, SetTimestamps):
+        console.display.timestamps = action.on
+        console.info(f"Timestamps are {'on' if action.on else 'off'}.")
         return
     problem = session.too_long(action.event)
     if problem is not None:
         console.error(problem)
         return
     await session.send(action.event)
-    if action.echo is not None:
-        console.sent(action.echo)
-    if isinstance(action.event, Help):
-        for line in help_lines:
-            console.info(line)
+    if isinstance(action.event, Say):
+        console.said(action.event, session.nick)
 
 
 __all__ = ["Leave", "gone_reason", "perform", "pump_events"]

@@ -41,9 +41,13 @@ async def run(
     except ClientError as exc:
         status.error(exc.message)
         return exc.exit_code
+    # Mentions are judged against our nickname as it is now, not as it was asked for.
+    status.display.me = lambda: session.nick
     if interactive:
         return await run_interactive(session, status, config)
-    printer: EventPrinter = JsonPrinter(sys.stdout) if config.json else Console(sys.stdout)
+    printer: EventPrinter = (
+        JsonPrinter(sys.stdout) if config.json else Console(sys.stdout, display=status.display)
+    )
     if config.json and session.welcome is not None:
         printer.show(session.welcome)
     return await run_script(session, status, printer, config, stdin_fd)

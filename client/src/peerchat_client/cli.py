@@ -27,7 +27,7 @@ from .config import (
     DEFAULT_WAIT,
     ClientConfig,
 )
-from .console import Console
+from .console import Console, Display
 from .session import ListenPortTaken, check_listen_port
 
 #: Wrong answers to one prompt before giving up (a prompt loop must end).
@@ -139,6 +139,21 @@ SECONDS = click.FloatRange(min=0)
     is_flag=True,
     help="Scripting mode, printing one JSON object per received event on stdout.",
 )
+@click.option(
+    "--timestamps/--no-timestamps",
+    envvar="PEERCHAT_TIMESTAMPS",
+    default=True,
+    show_default=True,
+    help="Show the local time (HH:MM) before each message. [env: PEERCHAT_TIMESTAMPS=0|1]",
+)
+@click.option(
+    "--bell/--no-bell",
+    envvar="PEERCHAT_BELL",
+    default=True,
+    show_default=True,
+    help="In a terminal, ring the bell for a message naming you or a private message. "
+    "[env: PEERCHAT_BELL=0|1]",
+)
 @click.version_option(__version__, prog_name="peerchat-client")
 def main(
     host: str,
@@ -149,19 +164,23 @@ def main(
     delay: float,
     linger: float,
     json_output: bool,
+    timestamps: bool,
+    bell: bool,
 ) -> None:
     """Chat through a peerchat server.
 
-    In a terminal: type a line to send it; q or /quit leaves; /nick, /who and
-    /help work as on the server. With stdin not a terminal (a pipe, a file,
-    docker compose run -T): every line of stdin is sent, every event received
-    is printed, and the client exits once input ends and --linger has passed.
+    In a terminal: type a line to send it; q or /quit leaves; /help lists the
+    commands (/msg, /me, /join, /leave, /rooms, /who, /nick...). With stdin not
+    a terminal (a pipe, a file, docker compose run -T): every line of stdin is
+    sent, every event received is printed, and the client exits once input ends
+    and --linger has passed.
     """
     colorama.just_fix_windows_console()
     terminal = sys.stdin.isatty()
     interactive = terminal and sys.stdout.isatty() and not json_output
+    display = Display(timestamps=timestamps, bell=bell and interactive)
     # Scripting mode keeps stdout for what is received; our own notices go to stderr.
-    status = Console() if interactive else Console(sys.stderr)
+    status = Console(display=display) if interactive else Console(sys.stderr, display=display)
 
     if listen_port is None:
         listen_port = 0
@@ -196,6 +215,8 @@ def main(
         delay=delay,
         linger=linger,
         json=json_output,
+        timestamps=timestamps,
+        bell=bell,
     )
     try:
         code = asyncio.run(run(config, status, interactive=interactive))

@@ -37,6 +37,10 @@ class ClientConfig:
     linger: float = DEFAULT_LINGER
     #: Scripting mode prints one JSON object per received event.
     json: bool = False
+    #: Local ``HH:MM`` before each message (interactive and plain scripting output).
+    timestamps: bool = True
+    #: Ring the terminal bell when a message names us (interactive mode only).
+    bell: bool = True
 
     @property
     def server_label(self) -> str:

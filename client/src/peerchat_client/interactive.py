@@ -3,7 +3,9 @@
 Lines printed while the prompt is shown (``[RECEIVED] <alice> hi``, notices) go
 through prompt_toolkit's stdout proxy, which erases the prompt, prints the line
 and redraws the prompt with whatever was half typed: incoming messages never
-break the input line.
+break the input line. The prompt names our nick and room and is redrawn when
+either changes; Tab completes (see :mod:`peerchat_client.completion`) and Up/Down
+recall earlier lines.
 """
 
 from __future__ import annotations
@@ -12,11 +14,15 @@ import asyncio
 import contextlib
 
 from prompt_toolkit import PromptSession
-from prompt_toolkit.formatted_text import ANSI
+from prompt_toolkit.formatted_text import ANSI, AnyFormattedText
+from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
+from peerchat_protocol import Entered, Event, Renamed
+
 from .actions import perform, pump_events
-from .commands import LOCAL_HELP_INTERACTIVE, Leave, parse_line
+from .commands import Leave, help_lines, parse_line
+from .completion import ChatCompleter, Known
 from .config import ClientConfig
 from .console import Console
 from .session import ClientError, Session
@@ -25,7 +31,23 @@ from .session import ClientError, Session
 _PROMPT_TEARDOWN = 1.0
 
 
-async def _read_line(prompt: PromptSession[str], message: ANSI | str) -> str | None:
+class _Screen:
+    """Shows received events, learning names for completion, and redraws the prompt
+    when our room or nick changes."""
+
+    def __init__(self, console: Console, known: Known, prompt: PromptSession[str]) -> None:
+        self.console = console
+        self.known = known
+        self.prompt = prompt
+
+    def show(self, event: Event) -> None:
+        self.known.learn(event)
+        self.console.show(event)
+        if isinstance(event, Entered | Renamed):
+            self.prompt.app.invalidate()  # does nothing while no prompt is shown
+
+
+async def _read_line(prompt: PromptSession[str], message: AnyFormattedText) -> str | None:
     """The next line typed, or ``None`` for Ctrl-D / Ctrl-C.
 
     The KeyboardInterrupt prompt_toolkit raises for Ctrl-C is caught here, inside
@@ -54,9 +76,21 @@ async def run_interactive(session: Session, console: Console, config: ClientConf
     """Chat until the user quits (exit status 0) or the server goes away (1)."""
     # raw=True: our tags carry colour codes; server text is already sanitized.
     with patch_stdout(raw=True):
-        prompt: PromptSession[str] = PromptSession()
-        message = ANSI(console.prompt()) if console.color else console.prompt()
-        receiver = asyncio.create_task(pump_events(session, console))
+        known = Known()
+        if session.welcome is not None:
+            known.learn(session.welcome)
+        prompt: PromptSession[str] = PromptSession(
+            history=InMemoryHistory(),
+            completer=ChatCompleter(known, lambda: session.nick),
+            complete_while_typing=False,  # Tab completes, as in a shell or an IRC client
+        )
+
+        def message() -> AnyFormattedText:
+            # Called at each redraw, so the prompt follows /join, /leave and /nick.
+            text = console.prompt(session.nick, session.room)
+            return ANSI(text) if console.color else text
+
+        receiver = asyncio.create_task(pump_events(session, _Screen(console, known, prompt)))
         try:
             if config.delay > 0:
                 console.wait(f"Waiting {config.delay:g} seconds before allowing message input...")
@@ -77,7 +111,7 @@ async def run_interactive(session: Session, console: Console, config: ClientConf
                     await asyncio.wait({receiver})
                     await session.quit(action.reason)
                     return 0
-                await perform(session, console, action, LOCAL_HELP_INTERACTIVE)
+                await perform(session, console, action, help_lines(interactive=True))
             reason = await receiver
         except ClientError as exc:
             reason = exc.message

@@ -16,7 +16,7 @@ import os
 import threading
 
 from .actions import perform, pump_events
-from .commands import LOCAL_HELP_SCRIPT, Leave, parse_line
+from .commands import Leave, help_lines, parse_line
 from .config import ClientConfig
 from .console import Console, EventPrinter
 from .session import ClientError, Session
@@ -111,7 +111,7 @@ async def run_script(
                 await asyncio.wait({receiver})
                 await session.quit(action.reason)
                 return 0
-            await perform(session, status, action, LOCAL_HELP_SCRIPT)
+            await perform(session, status, action, help_lines(interactive=False))
         reason = await receiver
     except ClientError as exc:
         reason = exc.message

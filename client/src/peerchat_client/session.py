@@ -20,6 +20,7 @@ from peerchat_protocol import (
     CLOSED,
     Bye,
     Connection,
+    Entered,
     Error,
     Event,
     Hello,
@@ -248,6 +249,9 @@ class Session:
         self.welcome: Welcome | None = None
         #: Our nickname, kept current through renames.
         self.nick: str | None = None
+        #: The room we are in, kept current through ``entered`` answers (``None``
+        #: with a version 1 server, which has no rooms).
+        self.room: str | None = None
         self._ended = False
 
     @property
@@ -272,6 +276,7 @@ class Session:
         if isinstance(event, Welcome):
             self.welcome = event
             self.nick = event.nick
+            self.room = event.room
             return event
         if isinstance(event, Bye):
             raise ServerGone(f"The server refused the connection: {event.reason}")
@@ -313,6 +318,8 @@ class Session:
                 self._ended = True
             elif isinstance(event, Renamed) and self.nick and fold(event.old) == fold(self.nick):
                 self.nick = event.new
+            elif isinstance(event, Entered):
+                self.room = event.room
             return event
 
     async def _read(self) -> bytes:

@@ -128,9 +128,10 @@ def from_wire(
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         value = obj.get(f.name)
         if value is None:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+            if required or f.name in getattr(cls, "WIRE_REQUIRED", ()):
                 raise RemoteProtocolError(
-                    ErrorCode.BAD_FRAME, f"a {kind!r} frame needs the field {f.name!r}"
+                    ErrorCode.BAD_FRAME, f"a {kind!r} frame needs the member {f.name!r}"
                 )
             continue
         if isinstance(value, str):

@@ -22,6 +22,7 @@ class ErrorCode(StrEnum):
     NO_SUCH_NICK = "no_such_nick"
     INVALID_ROOM = "invalid_room"
     TOO_MANY_ERRORS = "too_many_errors"
+    FLOODING = "flooding"
     SLOW_CONSUMER = "slow_consumer"
     SHUTDOWN = "shutdown"
     INTERNAL = "internal"

@@ -66,14 +66,16 @@ def _check_room(value: object, what: str = "room", *, optional: bool = True) -> 
     _require(isinstance(value, str), f"{what} must be a string", ErrorCode.INVALID_ROOM)
     assert isinstance(value, str)
     problem = room_problem(value)
-    _require(problem is None, f"invalid room name {value!r}: {problem}", ErrorCode.INVALID_ROOM)
+    _require(
+        problem is None, f"invalid room name {value[:40]!r}: {problem}", ErrorCode.INVALID_ROOM
+    )
 
 
 def _check_nick(value: object) -> None:
     _require(isinstance(value, str), "nick must be a string", ErrorCode.INVALID_NICK)
     assert isinstance(value, str)
     problem = nick_problem(value)
-    _require(problem is None, f"invalid nickname {value!r}: {problem}", ErrorCode.INVALID_NICK)
+    _require(problem is None, f"invalid nickname {value[:40]!r}: {problem}", ErrorCode.INVALID_NICK)
 
 
 class Event:
@@ -115,6 +117,8 @@ class Hello(Event):
     """First frame of a rich peer: the newest protocol version it speaks, a wanted nick."""
 
     TYPE: ClassVar[str] = "hello"
+    #: Members a peer must send even though this class gives them a default.
+    WIRE_REQUIRED: ClassVar[tuple[str, ...]] = ("version",)
     version: int = MAX_VERSION
     nick: str | None = None
     client: str | None = None
@@ -139,6 +143,7 @@ class Say(Event):
 
     def __post_init__(self) -> None:
         _check_text(self.text, "text")
+        _require(not self.text.isspace(), "text must not be blank")
         if self.to is not None:
             _check_name(self.to, "to")
         _check_bool(self.action, "action")

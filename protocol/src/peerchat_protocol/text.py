@@ -22,10 +22,13 @@ _ESCAPE_SEQUENCE = re.compile(
 )
 
 # What remains forbidden once sequences are gone: C0 and C1 controls, DEL, bidi
-# overrides and isolates (they reorder text on screen: "Trojan Source"), line and
-# paragraph separators, and lone surrogates (not encodable as UTF-8).
+# marks, overrides and isolates (they reorder text on screen: "Trojan Source"),
+# invisible zero-width space, word joiner and BOM (they hide look-alikes), line and
+# paragraph separators, and lone surrogates (not encodable as UTF-8). Zero-width
+# (non-)joiners stay: emoji sequences and several scripts need them.
 _UNSAFE_CHARS = (
-    "\x00-\x08\x0a-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029\ud800-\udfff"
+    "\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200b\u200e\u200f\u202a-\u202e"
+    "\u2060\u2066-\u2069\u2028\u2029\ufeff\ud800-\udfff"
 )
 _UNSAFE = re.compile(f"[{_UNSAFE_CHARS}]")
 _UNSAFE_KEEP_NEWLINES = re.compile(f"[{_UNSAFE_CHARS.replace(chr(0x0A) + '-', chr(0x0B) + '-')}]")

@@ -13,6 +13,9 @@ from peerchat_protocol import DEFAULT_MAX_LINE_BYTES
 
 from . import __version__
 from .config import (
+    DEFAULT_FLOOD_BURST,
+    DEFAULT_FLOOD_KICK_AFTER,
+    DEFAULT_FLOOD_RATE,
     DEFAULT_HISTORY_BYTES,
     DEFAULT_HISTORY_MESSAGES,
     DEFAULT_HOST,
@@ -125,6 +128,32 @@ def ask_port() -> int:
     help="Seconds to let peers take their goodbye on SIGTERM. [env: PEERCHAT_SHUTDOWN_TIMEOUT]",
 )
 @click.option(
+    "--flood-burst",
+    envvar="PEERCHAT_FLOOD_BURST",
+    type=click.IntRange(1),
+    default=DEFAULT_FLOOD_BURST,
+    show_default=True,
+    help="Lines a peer may send at once before it is slowed down. [env: PEERCHAT_FLOOD_BURST]",
+)
+@click.option(
+    "--flood-rate",
+    envvar="PEERCHAT_FLOOD_RATE",
+    type=click.FloatRange(0),
+    default=DEFAULT_FLOOD_RATE,
+    show_default=True,
+    help="Lines a second a peer may keep sending; more are delayed, never dropped "
+    "(0: no limit). [env: PEERCHAT_FLOOD_RATE]",
+)
+@click.option(
+    "--flood-kick-after",
+    envvar="PEERCHAT_FLOOD_KICK_AFTER",
+    type=click.FloatRange(0),
+    default=DEFAULT_FLOOD_KICK_AFTER,
+    show_default=True,
+    help="Seconds a peer may stay over the rate before it is disconnected. "
+    "[env: PEERCHAT_FLOOD_KICK_AFTER]",
+)
+@click.option(
     "--history",
     envvar="PEERCHAT_HISTORY",
     type=click.IntRange(0),
@@ -165,6 +194,9 @@ def main(
     max_send_buffer: int,
     max_errors: int,
     shutdown_timeout: float,
+    flood_burst: int,
+    flood_rate: float,
+    flood_kick_after: float,
     history: int,
     history_bytes: int,
     advertise: str,
@@ -184,14 +216,22 @@ def main(
         max_send_buffer=max_send_buffer,
         max_errors=max_errors,
         shutdown_timeout=shutdown_timeout,
+        flood_burst=flood_burst,
+        flood_rate=flood_rate,
+        flood_kick_after=flood_kick_after,
         history_messages=history,
         history_bytes=history_bytes,
         name=f"peerchat-server/{__version__}",
         advertise=advertise,
     )
-    server = ChatServer(config, Console(quiet=quiet))
+    # Console lines are written by a thread: a terminal or pipe that stops reading
+    # must never stall the relay.
+    console = Console(quiet=quiet, background=True)
+    server = ChatServer(config, console)
     try:
         asyncio.run(server.serve())
     except StartupError as exc:
-        server.console.line("ERROR", str(exc))
+        console.line("ERROR", str(exc))
+        console.close()
         sys.exit(2)
+    console.close()

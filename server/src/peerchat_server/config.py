@@ -30,6 +30,14 @@ ANNOUNCE_DELAY = 0.5
 #: client whose hello was in flight still gets them after its welcome.
 REPLAY_LIMIT = 256
 
+#: Flood control, per peer, in lines: a burst, then a steady rate; lines past it are
+#: delayed (the peer stops being read), never dropped. ergo's "fakelag" allows a burst
+#: of 5 then 2 lines a second; we allow a 20-line paste and 5 a second, which no
+#: typist reaches. A peer held back for FLOOD_KICK_AFTER seconds on end is disconnected.
+DEFAULT_FLOOD_BURST = 20
+DEFAULT_FLOOD_RATE = 5.0
+DEFAULT_FLOOD_KICK_AFTER = 30.0
+
 #: Messages each room keeps for late joiners, as ssh-chat does (its default is 20),
 #: and the most text (bytes of UTF-8) they may hold: 20 maximal 16 KiB lines would
 #: otherwise pin 320 KiB per room.
@@ -59,6 +67,9 @@ class ServerConfig:
     shutdown_timeout: float = DEFAULT_SHUTDOWN_TIMEOUT
     announce_delay: float = ANNOUNCE_DELAY
     replay_limit: int = REPLAY_LIMIT
+    flood_burst: int = DEFAULT_FLOOD_BURST
+    flood_rate: float = DEFAULT_FLOOD_RATE
+    flood_kick_after: float = DEFAULT_FLOOD_KICK_AFTER
     history_messages: int = DEFAULT_HISTORY_MESSAGES
     history_bytes: int = DEFAULT_HISTORY_BYTES
     name: str = "peerchat-server/0.1.0"

@@ -252,11 +252,12 @@ class Relay:
         room = session.room
         self.broadcast(Joined(session.name, len(room.members), room.name), room, session)
 
-    def announce_rename(self, old: str, new: str) -> None:
+    def announce_rename(self, old: str, new: str, exclude: Session | None = None) -> None:
         """Everyone hears of a rename: nicknames are global, like the names in /msg."""
         frames = Frames(Renamed(old, new))
         for session in self._sessions:
-            session.deliver(frames)
+            if session is not exclude:
+                session.deliver(frames)
 
     def broadcast(self, event: Event, room: Room, exclude: Session | None = None) -> None:
         frames = Frames(event)
@@ -283,7 +284,10 @@ class Relay:
         self._flush_handle = None
         dirty, self._dirty = self._dirty, []
         for session in dirty:
-            session.flush()
+            try:
+                session.flush()
+            except Exception:
+                session.fail()  # that session's problem only: the others still get theirs
 
     # --- shutdown -----------------------------------------------------------------------
 

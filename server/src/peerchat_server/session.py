@@ -37,7 +37,11 @@ from peerchat_protocol import (
 )
 
 from . import config as defaults
+from .flood import TokenBucket
 from .relay import Frames, Relay, Room
+
+#: Seconds a closing connection waits for the peer's own close before it is cut.
+CLOSE_LINGER = 2.0
 
 
 def format_addr(peername: Any) -> str:
@@ -89,6 +93,10 @@ class Session(asyncio.Protocol):
         self._leave_reason: str | None = None
         self._eof = False
         self._announce_timer: asyncio.TimerHandle | None = None
+        self._bucket = TokenBucket(cfg.flood_burst, cfg.flood_rate)
+        self._resume_handle: asyncio.TimerHandle | None = None
+        self._throttled_since: float | None = None
+        self._linger_handle: asyncio.TimerHandle | None = None
         # Until the first line tells the kind, remember what was sent as plain
         # text so a rich peer whose hello was in flight gets it again as JSON.
         self._replay: list[Frames] | None = []
@@ -134,7 +142,7 @@ class Session(asyncio.Protocol):
         )
         self._send_history()
         loop = asyncio.get_running_loop()
-        self._announce_timer = loop.call_later(relay.config.announce_delay, self._announce)
+        self._announce_timer = loop.call_later(relay.config.announce_delay, self._announce_later)
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
@@ -146,50 +154,61 @@ class Session(asyncio.Protocol):
             self._internal_error()
 
     def eof_received(self) -> bool:
+        """The peer will send nothing more: it has left, once what it sent is handled."""
         try:
             self._eof = True
             self.conn.receive_data(b"")
             self._process()
-            if self._leave_reason is None:
-                self._leave_reason = ""  # a clean leave needs no reason
-            self.flush()
+            if self._resume_handle is not None:
+                return True  # lines still wait behind the flood limit: close after them
+            self._finish_after_eof()
         except Exception:
             self._internal_error()
         return False  # let the transport close once our output is written
 
+    def _finish_after_eof(self) -> None:
+        if self._leave_reason is None:
+            self._leave_reason = ""  # a clean leave needs no reason
+        self.flush()
+
     def connection_lost(self, exc: Exception | None) -> None:
-        if self._announce_timer is not None:
-            self._announce_timer.cancel()
+        # Whatever happens here, the peer leaves the registry and the console says so.
         relay = self.relay
-        reason = self._leave_reason
-        if reason is None:
-            if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
-                relay.console.line(
-                    "CONNECTION RESET", f"Peer {self.label} forcibly closed the connection."
-                )
-                reason = "connection reset"
-            elif isinstance(exc, TimeoutError):
-                relay.console.line(
-                    "CONNECTION RESET", f"Peer {self.label} stopped answering (timed out)."
-                )
-                reason = "connection timed out"
-            elif exc is not None:
-                reason = "connection lost"
-            else:
-                reason = ""
-        self._closing = True
-        self._pending.clear()
-        self._replay = None
-        if self in relay:
-            relay.unregister(self, reason)
-            relay.console.line("DISCONNECTED", f"{self.label} removed from peers list.")
-            relay.console.line("ACTIVE CONNECTIONS", str(len(relay)))
+        reason = ""
+        try:
+            for handle in (self._announce_timer, self._resume_handle, self._linger_handle):
+                if handle is not None:
+                    handle.cancel()
+            reason = self._why_lost(exc)
+        finally:
+            self._closing = True
+            self._pending.clear()
+            self._replay = None
+            if self in relay:
+                relay.unregister(self, reason[:200])
+                relay.console.line("DISCONNECTED", f"{self.label} removed from peers list.")
+                relay.console.line("ACTIVE CONNECTIONS", str(len(relay)))
+
+    def _why_lost(self, exc: Exception | None) -> str:
+        if self._leave_reason is not None:
+            return self._leave_reason
+        console = self.relay.console
+        if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+            console.line("CONNECTION RESET", f"Peer {self.label} forcibly closed the connection.")
+            return "connection reset"
+        if isinstance(exc, TimeoutError):
+            console.line("CONNECTION RESET", f"Peer {self.label} stopped answering (timed out).")
+            return "connection timed out"
+        return "connection lost" if exc is not None else ""
 
     # --- reading --------------------------------------------------------------------------
 
     def _process(self) -> None:
-        """Turn buffered bytes into events and handle each, until more bytes are needed."""
+        """Turn buffered bytes into events and handle each, while the flood limit allows."""
         while not self._closing:
+            if not self._bucket.take():
+                self._throttle()
+                return
             was_unknown = self.conn.kind is PeerKind.UNKNOWN
             try:
                 event = self.conn.next_event()
@@ -199,10 +218,62 @@ class Session(asyncio.Protocol):
                 self._on_remote_error(exc)
                 continue
             if not isinstance(event, Event):  # NEED_DATA, or CLOSED after end of stream
+                self._bucket.refund()
+                self._throttled_since = None  # all caught up
                 return
             if was_unknown and self.conn.kind is PeerKind.PLAIN:
                 self._became_plain()
             self._handlers[type(event)](event)
+
+    # --- flood control ---------------------------------------------------------------------
+
+    def _throttle(self) -> None:
+        """Out of tokens: stop reading from this peer and carry on when one is due.
+
+        Its lines wait (in our buffer, then in TCP's) and none is dropped; everyone
+        else is served as usual meanwhile. One that floods for long is disconnected.
+        """
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        cfg = self.relay.config
+        now = loop.time()
+        if self._throttled_since is None:
+            self._throttled_since = now
+            self.send(
+                Info(
+                    f"You are sending more than {cfg.flood_rate:g} lines a second: "
+                    "the rest will follow at that pace (nothing is lost)."
+                )
+            )
+            self.relay.console.line("FLOOD", f"Peer {self.label} is being slowed down.")
+        elif now - self._throttled_since > cfg.flood_kick_after:
+            self.close(
+                Bye(
+                    f"disconnected for flooding: more than {cfg.flood_rate:g} lines a second "
+                    f"for {cfg.flood_kick_after:g} seconds",
+                    code=ErrorCode.FLOODING,
+                ),
+                log_reason="flooding",
+                linger=True,
+            )
+            return
+        if not self.transport.is_closing():
+            self.transport.pause_reading()
+        self._resume_handle = loop.call_later(self._bucket.wait(), self._resume)
+
+    def _resume(self) -> None:
+        self._resume_handle = None
+        try:
+            self._process()
+            if self._resume_handle is not None or self._closing:
+                return  # throttled again, or gone
+            if self._eof:
+                self._finish_after_eof()
+                self.close()
+            elif self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+        except Exception:
+            self._internal_error()
 
     def _became_plain(self) -> None:
         self._replay = None
@@ -214,14 +285,20 @@ class Session(asyncio.Protocol):
         console.line("PROTOCOL ERROR", f"Peer {self.label}: {exc.message} ({exc.code}).")
         if exc.fatal:
             self.send(Error(exc.code, exc.message))
-            self.close(Bye(f"disconnected: {exc.message}", code=exc.code), log_reason=exc.code)
+            self.close(
+                Bye(f"disconnected: {exc.message}", code=exc.code), log_reason=exc.code, linger=True
+            )
         elif self.errors > self.relay.config.max_errors:
             self.send(Error(exc.code, exc.message))
             why = (
                 f"disconnected after {self.errors} bad lines: send UTF-8 text lines of at most "
                 f"{self.conn.max_line} bytes"
             )
-            self.close(Bye(why, code=ErrorCode.TOO_MANY_ERRORS), log_reason="too many bad lines")
+            self.close(
+                Bye(why, code=ErrorCode.TOO_MANY_ERRORS),
+                log_reason="too many bad lines",
+                linger=True,
+            )
         else:
             self.send(Error(exc.code, exc.message))
 
@@ -235,8 +312,8 @@ class Session(asyncio.Protocol):
             was = self.label
             old = relay.rename(self, nick)
             relay.console.line("NICK", f"Peer {was} is now {nick}.")
-            if self.announced:
-                relay.announce_rename(old, nick)
+            if self.announced:  # the others knew it by its address; the welcome tells it
+                relay.announce_rename(old, nick, exclude=self)
         assert self.conn.version is not None
         self.send(
             Welcome(
@@ -365,7 +442,7 @@ class Session(asyncio.Protocol):
         self.send(Info(plain_help()))
 
     def _on_quit(self, quit_: Quit) -> None:
-        self._leave_reason = f"quit: {quit_.reason}" if quit_.reason else "quit"
+        self._leave_reason = (f"quit: {quit_.reason}" if quit_.reason else "quit")[:200]
         self.close(Bye("You left the chat. Goodbye!"))  # an ordinary leave: no [CLOSING] line
 
     def _on_ping(self, ping: Ping) -> None:
@@ -385,6 +462,12 @@ class Session(asyncio.Protocol):
             return
         self.announced = True
         self.relay.announce_join(self)
+
+    def _announce_later(self) -> None:
+        try:
+            self._announce()
+        except Exception:
+            self._internal_error()
 
     # --- writing --------------------------------------------------------------------------
 
@@ -435,8 +518,11 @@ class Session(asyncio.Protocol):
 
     # --- closing ---------------------------------------------------------------------------
 
-    def close(self, bye: Bye | None = None, *, log_reason: str = "") -> None:
-        """Send ``bye`` (if any) and everything queued before it, then close."""
+    def close(self, bye: Bye | None = None, *, log_reason: str = "", linger: bool = False) -> None:
+        """Send ``bye`` (if any) and everything queued before it, then close.
+
+        ``linger``: the peer may still be sending (a flood, junk); see below.
+        """
         if self._closing or self.transport is None:
             return
         if bye is not None:
@@ -447,7 +533,17 @@ class Session(asyncio.Protocol):
             self.relay.console.line("CLOSING", f"Peer {self.label}: {log_reason}.")
         self._closing = True
         self.flush()
-        self.transport.close()
+        transport = self.transport
+        if not linger or self._eof or not transport.can_write_eof():
+            transport.close()
+            return
+        # A lingering close: send our FIN after what is queued, then keep reading (and
+        # discarding) until the peer closes too. Closing outright while its input is
+        # unread would make the kernel send a RST, which can destroy the goodbye in flight.
+        transport.write_eof()
+        transport.resume_reading()
+        loop = asyncio.get_running_loop()
+        self._linger_handle = loop.call_later(CLOSE_LINGER, transport.abort)
 
     def abort(self) -> None:
         """Close at once, discarding unsent output."""
@@ -455,6 +551,10 @@ class Session(asyncio.Protocol):
         self._pending.clear()
         if self.transport is not None:
             self.transport.abort()
+
+    def fail(self) -> None:
+        """An unexpected error while serving this peer: log it, close this peer only."""
+        self._internal_error()
 
     def _internal_error(self) -> None:
         # Our bug, not the peer's: log it in full here, tell the peer nothing specific.
