@@ -11,6 +11,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Callable
+from typing import Any
 
 import click
 import colorama
@@ -60,8 +61,8 @@ def _port_parser(*, allow_zero: bool) -> Callable[[str], int]:
     low = 0 if allow_zero else 1
 
     def parse(answer: str) -> int:
-        if allow_zero and answer == "":
-            return 0
+        if answer == "":  # Enter alone: any local port, or the server's default port
+            return 0 if allow_zero else DEFAULT_PORT
         if not answer.isdigit() or not low <= int(answer) <= 65535:
             raise ValueError(f"Not a port number: {answer!r} (use {low}-65535)")
         return int(answer)
@@ -81,7 +82,25 @@ def _parse_nick(answer: str) -> str | None:
 SECONDS = click.FloatRange(min=0)
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineErrors(click.Command):
+    """Usage errors as one ``[ERROR]`` line and exit status 2; Ctrl-C at a question quits."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except click.UsageError as exc:
+            hint = "" if exc.ctx is None else f" (see {exc.ctx.command_path} --help)"
+            click.echo(f"[ERROR] {exc.format_message()}{hint}", err=True)
+            sys.exit(2)
+        except click.Abort:  # Ctrl-C or Ctrl-D at one of the questions
+            click.echo("\n[INFO] Quitting...", err=True)
+            sys.exit(130)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+
+
+@click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--host",
     envvar="PEERCHAT_HOST",
@@ -122,7 +141,8 @@ SECONDS = click.FloatRange(min=0)
     type=SECONDS,
     default=DEFAULT_DELAY,
     show_default=True,
-    help="Seconds to wait after connecting before taking input (the seed waited 10). "
+    help="Seconds to wait after connecting before taking input (the original program "
+    "waited 10). "
     "[env: PEERCHAT_DELAY]",
 )
 @click.option(
@@ -199,7 +219,11 @@ def main(
             port = DEFAULT_PORT  # never ask without a terminal: the server's default
         else:
             port = int(
-                _ask(status, "Enter the server port number", _port_parser(allow_zero=False))
+                _ask(
+                    status,
+                    "Enter the server port number",  # the seed's words; Enter alone means 8080
+                    _port_parser(allow_zero=False),
+                )
                 or DEFAULT_PORT
             )
     if nick is None and terminal:

@@ -202,7 +202,8 @@ def describe(event: Event, *, timestamps: bool = False) -> list[tuple[Tag, str]]
     if isinstance(event, Welcome):
         names = _names(event.online, event.peers)
         where = f" in #{event.room}" if event.room else ""
-        text = f"You are {event.nick} ({event.addr}){where}; {event.online} online: {names}"
+        who = event.nick if event.nick == event.addr else f"{event.nick} ({event.addr})"
+        text = f"You are {who}{where}; {event.online} online: {names}"
         return [(Tag.INFO, text)]
     return []
 

@@ -94,6 +94,7 @@ async def run_script(
                 break
             line = reading.result()
             if line is None:  # end of input: linger, then leave
+                status.info(f"End of input: still receiving for up to {config.linger:g} s")
                 await asyncio.wait({receiver}, timeout=config.linger)
                 if receiver.done():
                     status.info(receiver.result())

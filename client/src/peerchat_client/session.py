@@ -232,7 +232,7 @@ async def connect(
         return Session(reader, writer, label)
     raise ServerUnavailable(
         f"No server at {label} after {wait:g} s ({reason}): check that it is running "
-        "(docker compose up server) and the host/port"
+        "(peerchat-server, or make up / docker compose up server) and the host and port"
     )
 
 
