@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help dev lint unit test clean-dev base wheels build up client integration check-docker clean
+.PHONY: help dev lint unit test clean-dev base wheels build up client integration check-docker clean bench bench-quick
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -81,3 +81,13 @@ clean: ## Remove peerchat containers, images, networks, wheels and the .env line
 
 clean-dev: ## Remove .venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+
+# --- benchmark -------------------------------------------------------------------------
+
+bench: $(STAMP) ## Benchmark vs Redis pub/sub, NATS and a naive relay -> docs/benchmarks.md (~15 min)
+	bench/install-deps.sh
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-quick: $(STAMP) ## Benchmark smoke run (< 1 min), written to /tmp/peerchat-bench
+	bench/install-deps.sh
+	$(BIN)/python -m bench.run --quick --output /tmp/peerchat-bench/benchmarks.md --json /tmp/peerchat-bench/latest.json $(BENCH_ARGS)

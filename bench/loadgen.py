@@ -1,0 +1,611 @@
+"""Load generator: one workload against one running server, one JSON result on stdout.
+
+Run by ``bench/run.py`` in its own process (``python -m bench.loadgen ...``); it can be
+run by hand against a server you started (``--pid`` lets it read the server's memory).
+
+Every message is ``#SENDER:SEQ:T_NS:PADDING:CRC32`` (exactly ``--size`` bytes), where
+T_NS is ``time.monotonic_ns()`` when it was written (one clock for every process on
+Linux) and CRC32 covers everything before it. A ``#`` occurs once per message and
+nowhere in any system's framing, so every receiver counts deliveries with one
+``bytes.count`` per read. A small sample of receivers also keeps what it read, with
+the arrival time of each read; after the run (outside the timed window) their
+streams are parsed in full: lost, duplicated, corrupted, out-of-order messages per
+sender, and latency (arrival minus T_NS).
+
+Only 127.0.0.1. Every wait has a deadline; every loop a count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+import struct
+import sys
+import time
+import zlib
+from dataclasses import dataclass, field
+
+HOST = "127.0.0.1"
+MARK = 35  # b"#"
+PAD = b"x" * 65536
+mono = time.monotonic
+mono_ns = time.monotonic_ns
+
+
+# --- the systems' client sides --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Adapter:
+    """How a subscriber and a publisher talk to one system."""
+
+    name: str
+    sub_hello: bytes  # written by a receiver on connect
+    sub_ready_newlines: int  # newlines a receiver reads before it is subscribed
+    pub_hello: bytes
+    pub_ready_newlines: int
+    chat: bool  # a chat room: senders receive each other's messages too
+    strict_lines: bool  # every line is a message or a `* `/`! ` notice (no framing lines)
+    min_settle: float  # seconds to wait after connecting before traffic (join notices)
+
+    def frame(self, payload: bytes) -> bytes:
+        raise NotImplementedError
+
+
+class PlainChat(Adapter):
+    def frame(self, payload: bytes) -> bytes:
+        return payload + b"\n"
+
+
+class RedisPubSub(Adapter):
+    def frame(self, payload: bytes) -> bytes:
+        return b"*3\r\n$7\r\nPUBLISH\r\n$5\r\nbench\r\n$%d\r\n%s\r\n" % (len(payload), payload)
+
+
+class Nats(Adapter):
+    def frame(self, payload: bytes) -> bytes:
+        return b"PUB bench %d\r\n%s\r\n" % (len(payload), payload)
+
+
+NATS_CONNECT = b'CONNECT {"verbose":false,"pedantic":false,"echo":false,"name":"bench"}\r\n'
+
+ADAPTERS: dict[str, Adapter] = {
+    # banner: two `* ` lines; joins are announced 0.5 s after connecting
+    "peerchat": PlainChat("peerchat", b"", 2, b"", 2, True, True, 0.7),
+    # SUBSCRIBE reply: *3 $9 subscribe $5 bench :1 (six lines); PUBLISH replies :N
+    "redis": RedisPubSub(
+        "redis", b"*2\r\n$9\r\nSUBSCRIBE\r\n$5\r\nbench\r\n", 6, b"", 0, False, False, 0.0
+    ),
+    # INFO line, then PONG once CONNECT and SUB are processed
+    "nats": Nats(
+        "nats",
+        NATS_CONNECT + b"SUB bench 1\r\nPING\r\n",
+        2,
+        NATS_CONNECT + b"PING\r\n",
+        2,
+        False,
+        False,
+        0.0,
+    ),
+    "naive": PlainChat("naive", b"", 0, b"", 0, True, True, 0.1),
+    "trivial": PlainChat("trivial", b"", 0, b"", 0, True, True, 0.1),
+}
+
+
+def payload(sender: int, seq: int, t_ns: int, size: int) -> bytes:
+    head = b"#%d:%d:%d:" % (sender, seq, t_ns)
+    pad = size - len(head) - 9
+    if pad < 1:
+        raise ValueError(f"--size {size} is too small for the message header")
+    body = head + PAD[:pad]
+    return body + b":%08x" % zlib.crc32(body)
+
+
+# --- one run's shared state and the connection protocol ------------------------------
+
+
+class Run:
+    def __init__(self) -> None:
+        self.delivered = 0  # to counted receivers, since traffic started
+        self.target = 0
+        self.extra = 0  # to senders (chat rooms) and stalled receivers
+        self.last_rx = 0.0  # last read by a counted receiver carrying messages
+        self.last_any = mono()  # last read by anyone (for settling)
+        self.sent_deliveries = 0  # messages written x counted receivers
+        self.window = 0
+        self.waiter: asyncio.Future[None] | None = None
+        self.done: asyncio.Future[None] | None = None
+        self.disconnects = 0
+
+
+class Conn(asyncio.Protocol):
+    def __init__(self, run: Run, need_newlines: int, hello: bytes, counted: bool) -> None:
+        self.run = run
+        self.need = need_newlines
+        self.hello = hello
+        self.counted = counted
+        self.newlines = 0
+        self.count = 0
+        self.keep: list[tuple[int, bytes]] | None = None
+        self.transport: asyncio.Transport | None = None
+        self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.can_write: asyncio.Event = asyncio.Event()
+        self.can_write.set()
+        self.lost = False
+        self.lost_exc = ""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if self.hello:
+            self.transport.write(self.hello)  # type: ignore[union-attr]
+        if self.need <= 0:
+            self.ready.set_result(None)
+
+    def data_received(self, data: bytes) -> None:
+        run = self.run
+        now = mono()
+        run.last_any = now
+        if self.need > 0 and not self.ready.done():
+            self.newlines += data.count(b"\n")
+            if self.newlines >= self.need:
+                self.ready.set_result(None)
+        if self.keep is not None:
+            self.keep.append((mono_ns(), data))
+        n = data.count(MARK)
+        if not n:
+            return
+        self.count += n
+        if not self.counted:
+            run.extra += n
+            return
+        run.delivered += n
+        run.last_rx = now
+        if run.waiter is not None and run.sent_deliveries - run.delivered <= run.window // 2:
+            if not run.waiter.done():
+                run.waiter.set_result(None)
+            run.waiter = None
+        if run.delivered >= run.target and run.done is not None and not run.done.done():
+            run.done.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lost = True
+        self.lost_exc = repr(exc) if exc else "closed"
+        self.run.disconnects += 1
+        self.can_write.set()
+        if not self.ready.done():
+            self.ready.set_exception(ConnectionError(f"closed before ready: {self.lost_exc}"))
+
+    def pause_writing(self) -> None:
+        self.can_write.clear()
+
+    def resume_writing(self) -> None:
+        self.can_write.set()
+
+
+# --- the server's memory and threads ---------------------------------------------------
+
+
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS, VmHWM (KiB) and Threads of ``pid``; empty if unreadable."""
+    out: dict[str, int] = {}
+    if pid <= 0:
+        return out
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key in ("VmRSS", "VmHWM", "Threads"):
+                    out[key] = int(value.split()[0])
+    except OSError:
+        pass
+    return out
+
+
+async def sample_memory(pid: int, peak: list[int], stop: asyncio.Event) -> None:
+    for _ in range(100_000):  # 0.1 s apart: bounded by the run's own deadline anyway
+        rss = proc_status(pid).get("VmRSS", 0)
+        peak[0] = max(peak[0], rss)
+        try:
+            await asyncio.wait_for(stop.wait(), 0.1)
+            return
+        except TimeoutError:
+            pass
+
+
+# --- phases ----------------------------------------------------------------------------
+
+
+async def connect_many(
+    port: int,
+    n: int,
+    make: callable,
+    concurrency: int,
+    limit: float,  # type: ignore[valid-type]
+) -> list[Conn]:
+    loop = asyncio.get_running_loop()
+    sem = asyncio.Semaphore(concurrency)
+    conns: list[Conn] = []
+
+    async def one(i: int) -> None:
+        async with sem:
+            proto = make(i)
+            await loop.create_connection(lambda: proto, HOST, port)
+            conns.append(proto)
+            await proto.ready
+
+    await asyncio.wait_for(asyncio.gather(*(one(i) for i in range(n))), limit)
+    return conns
+
+
+async def settle(run: Run, minimum: float, quiet: float, maximum: float) -> float:
+    """Wait ``minimum`` seconds, then until nobody has read anything for ``quiet`` s."""
+    start = mono()
+    await asyncio.sleep(minimum)
+    for _ in range(int(maximum / 0.05) + 1):
+        if mono() - run.last_any >= quiet or mono() - start >= maximum:
+            break
+        await asyncio.sleep(0.05)
+    return mono() - start
+
+
+async def send_throughput(
+    run: Run, adapter: Adapter, tx: Conn, sender: int, messages: int, size: int, batch: int
+) -> None:
+    seq = 0
+    for _ in range(messages // batch + 2):
+        if seq >= messages:
+            return
+        if tx.lost:
+            return
+        if run.sent_deliveries - run.delivered > run.window:
+            if run.waiter is None or run.waiter.done():  # one future, shared by all senders
+                run.waiter = asyncio.get_running_loop().create_future()
+            # after 10 s the receivers have stopped: send anyway; the loss will show
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(run.waiter), 10.0)
+        if not tx.can_write.is_set():
+            await asyncio.wait_for(tx.can_write.wait(), 30.0)
+        k = min(batch, messages - seq)
+        t = mono_ns()
+        frame = adapter.frame
+        data = b"".join(frame(payload(sender, s, t, size)) for s in range(seq, seq + k))
+        seq += k
+        run.sent_deliveries += k * run.counted_receivers  # type: ignore[attr-defined]
+        assert tx.transport is not None
+        tx.transport.write(data)
+        await asyncio.sleep(0)  # let the receivers read
+
+
+async def send_rate(
+    adapter: Adapter, tx: Conn, messages: int, size: int, rate: float, run: Run
+) -> None:
+    start = mono()
+    for seq in range(messages):
+        delay = start + seq / rate - mono()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if tx.lost:
+            return
+        assert tx.transport is not None
+        tx.transport.write(adapter.frame(payload(0, seq, mono_ns(), size)))
+        run.sent_deliveries += run.counted_receivers  # type: ignore[attr-defined]
+
+
+def tcp_state(conn: Conn) -> str:
+    """The kernel's view of a connection we stopped reading (did the server close it?)."""
+    if conn.lost:
+        return "closed"
+    sock = conn.transport.get_extra_info("socket") if conn.transport else None
+    if sock is None:
+        return "unknown"
+    try:
+        err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            return f"reset ({err})"
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)
+        state = struct.unpack("B", info[:1])[0]
+    except OSError as exc:
+        return f"error {exc}"
+    names = {1: "open", 7: "closed", 8: "closed by server (FIN)", 4: "fin-wait", 11: "closing"}
+    return names.get(state, f"tcp state {state}")
+
+
+# --- verification (after the run) ------------------------------------------------------
+
+
+@dataclass
+class Verdict:
+    receivers: int = 0
+    expected: int = 0
+    ok: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    corrupted: int = 0
+    reordered: int = 0
+    notices: int = 0
+    errors: list[str] = field(default_factory=list)
+    latencies_ns: list[int] = field(default_factory=list)
+
+
+def verify(
+    verdict: Verdict,
+    chunks: list[tuple[int, bytes]],
+    adapter: Adapter,
+    senders: int,
+    messages: int,
+    size: int,
+) -> None:
+    seen = [bytearray(messages) for _ in range(senders)]
+    last = [-1] * senders
+    carry = b""
+    lat = verdict.latencies_ns
+    for t, data in chunks:
+        lines = (carry + data).split(b"\n")
+        carry = lines.pop()
+        for line in lines:
+            i = line.find(b"#")
+            if i < 0:
+                if adapter.strict_lines:
+                    if line.startswith((b"* ", b"! ")):
+                        verdict.notices += 1
+                        if line.startswith(b"! ") and len(verdict.errors) < 5:
+                            verdict.errors.append(line.decode(errors="replace"))
+                    elif line.strip(b"\r"):
+                        verdict.corrupted += 1
+                continue
+            p = line[i:]
+            if p.endswith(b"\r"):
+                p = p[:-1]
+            parts = p.split(b":")
+            try:
+                if len(p) != size or len(parts) != 5 or p.count(b"#") != 1:
+                    raise ValueError
+                if int(parts[4], 16) != zlib.crc32(p[:-9]):
+                    raise ValueError
+                sid, seq, ts = int(parts[0][1:]), int(parts[1]), int(parts[2])
+                if not (0 <= sid < senders and 0 <= seq < messages):
+                    raise ValueError
+            except ValueError:
+                verdict.corrupted += 1
+                continue
+            if seen[sid][seq]:
+                verdict.duplicated += 1
+                continue
+            seen[sid][seq] = 1
+            verdict.ok += 1
+            if seq < last[sid]:
+                verdict.reordered += 1
+            else:
+                last[sid] = seq
+            lat.append(t - ts)
+    if carry.strip(b"\r"):
+        verdict.corrupted += 1  # a partial line at the end
+    verdict.receivers += 1
+    verdict.expected += senders * messages
+    verdict.lost += senders * messages - sum(sum(s) for s in seen)
+
+
+def percentile(values: list[int], q: float) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))] / 1e6  # ms
+
+
+# --- one workload ------------------------------------------------------------------------
+
+
+async def main_async(a: argparse.Namespace) -> dict[str, object]:
+    adapter = ADAPTERS[a.system]
+    run = Run()
+    result: dict[str, object] = {"system": a.system, "workload": a.workload}
+    status0 = proc_status(a.pid)
+    result["rss_before_kib"] = status0.get("VmRSS")
+    peak = [status0.get("VmRSS", 0)]
+    stop_sampler = asyncio.Event()
+    sampler = asyncio.create_task(sample_memory(a.pid, peak, stop_sampler))
+    deadline = mono() + a.max_seconds
+
+    n_rx, n_tx = a.receivers, a.senders
+    stalled_idx = set(range(n_rx - a.stalled, n_rx))  # the last ones never read
+    run.counted_receivers = n_rx - a.stalled  # type: ignore[attr-defined]
+
+    t0 = mono()
+    receivers = await connect_many(
+        a.port,
+        n_rx,
+        lambda i: Conn(run, adapter.sub_ready_newlines, adapter.sub_hello, i not in stalled_idx),
+        a.concurrency,
+        max(1.0, deadline - mono()),
+    )
+    if a.system == "naive" and a.pid > 0:  # ready when the relay has a thread per client
+        for _ in range(600):
+            if proc_status(a.pid).get("Threads", 0) >= n_rx + 1:
+                break
+            await asyncio.sleep(0.05)
+    connect_s = mono() - t0
+    result["connect_s"] = round(connect_s, 3)
+    result["rss_connected_kib"] = proc_status(a.pid).get("VmRSS")
+    senders = await connect_many(
+        a.port,
+        n_tx,
+        lambda i: Conn(run, adapter.pub_ready_newlines, adapter.pub_hello, False),
+        a.concurrency,
+        max(1.0, deadline - mono()),
+    )
+    result["settle_s"] = round(
+        await settle(run, adapter.min_settle, 0.3, min(a.settle_max, deadline - mono())), 3
+    )
+    st = proc_status(a.pid)
+    result["rss_ready_kib"] = st.get("VmRSS")
+    result["disconnects_before_traffic"] = run.disconnects
+    if n_rx and result["rss_before_kib"] is not None and st.get("VmRSS") is not None:
+        per = (st["VmRSS"] - status0["VmRSS"]) / (n_rx + n_tx)
+        result["kib_per_connection"] = round(per, 2)
+
+    stalled = [c for c in receivers if not c.counted]
+    counted = [c for c in receivers if c.counted]  # in the order they connected
+    k = min(a.sample, len(counted))  # evenly spaced, first and last included
+    sampled = [counted[round(j * (len(counted) - 1) / max(1, k - 1))] for j in range(k)]
+    sampled = list({id(c): c for c in sampled}.values())
+    for c in stalled:
+        assert c.transport is not None
+        c.transport.pause_reading()
+
+    if a.messages > 0 and n_tx > 0:
+        for c in receivers + senders:
+            c.count = 0
+        for c in sampled:
+            c.keep = []
+        run.extra = 0
+        run.disconnects = 0
+        run.target = a.messages * n_tx * len(counted)
+        run.window = a.window * len(counted)
+        run.done = asyncio.get_running_loop().create_future()
+        t_start = mono()
+        if a.rate > 0:
+            tasks = [
+                asyncio.create_task(send_rate(adapter, senders[0], a.messages, a.size, a.rate, run))
+            ]
+        else:
+            batch = max(1, min(a.batch, a.messages))
+            tasks = [
+                asyncio.create_task(send_throughput(run, adapter, tx, i, a.messages, a.size, batch))
+                for i, tx in enumerate(senders)
+            ]
+        progress, progress_at = -1, mono()
+        outcome = "complete"
+        for _ in range(int(a.max_seconds / 0.2) + 2):
+            try:
+                await asyncio.wait_for(asyncio.shield(run.done), 0.2)
+                break
+            except TimeoutError:
+                pass
+            if run.delivered != progress:
+                progress, progress_at = run.delivered, mono()
+            elif mono() - progress_at > a.idle_timeout:  # stalled (or finished short)
+                outcome = f"stopped: no delivery for {a.idle_timeout:g} s"
+                break
+            if mono() > deadline:
+                outcome = f"deadline: {a.max_seconds:g} s"
+                break
+        else:
+            outcome = "deadline"
+        sent_done = all(t.done() for t in tasks)
+        for t in tasks:
+            t.cancel()
+        elapsed = max(1e-9, (run.last_rx or mono()) - t_start)
+        result["outcome"] = outcome
+        result["senders_finished"] = sent_done
+        result["elapsed_s"] = round(elapsed, 4)
+        result["expected"] = run.target
+        result["delivered"] = run.delivered
+        result["deliveries_per_s"] = round(run.delivered / elapsed, 1)
+        result["extra_to_senders"] = sum(c.count for c in senders)
+        result["disconnects_during"] = run.disconnects
+        result["receivers_lost"] = sum(1 for c in counted if c.lost)
+
+        if stalled:  # what became of the receivers that never read
+            states = [tcp_state(c) for c in stalled]
+            got_before = sum(c.count for c in stalled)
+            for c in stalled:
+                if c.transport is not None and not c.lost:
+                    c.transport.resume_reading()
+            await settle(run, 0.2, 0.3, 5.0)
+            result["stalled"] = {
+                "state_at_end": states,
+                "messages_read_after_resume": sum(c.count for c in stalled) - got_before,
+                "of": a.messages * n_tx,
+                # a close queued behind unread data shows only once the data is read
+                "closed_after_draining": sum(1 for c in stalled if c.lost),
+            }
+
+        st = proc_status(a.pid)
+        result["rss_end_kib"] = st.get("VmRSS")
+        # verification, outside the timed window
+        v = Verdict()
+        for c in sampled:
+            verify(v, c.keep or [], adapter, n_tx, a.messages, a.size)
+            c.keep = None
+        result["verified"] = {
+            "receivers": v.receivers,
+            "expected": v.expected,
+            "ok": v.ok,
+            "lost": v.lost,
+            "duplicated": v.duplicated,
+            "corrupted": v.corrupted,
+            "reordered": v.reordered,
+            "notices": v.notices,
+            "error_lines": v.errors,
+        }
+        lat = v.latencies_ns
+        result["latency_ms"] = {
+            "n": len(lat),
+            "p50": percentile(lat, 0.50),
+            "p90": percentile(lat, 0.90),
+            "p99": percentile(lat, 0.99),
+            "max": percentile(lat, 1.0),
+        }
+        clean = (
+            run.delivered == run.target
+            and v.lost == 0
+            and v.duplicated == 0
+            and v.corrupted == 0
+            and v.reordered == 0
+        )
+        result["clean"] = clean
+    else:
+        result["clean"] = run.disconnects == 0
+        result["disconnects_during"] = run.disconnects
+
+    stop_sampler.set()
+    await sampler
+    result["rss_peak_kib"] = max(peak[0], proc_status(a.pid).get("VmRSS", 0))
+    result["hwm_kib"] = proc_status(a.pid).get("VmHWM")
+    for c in receivers + senders:
+        if c.transport is not None:
+            c.transport.abort()
+    await asyncio.sleep(0.05)
+    return result
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description="peerchat benchmark load generator (one run)")
+    p.add_argument("--system", choices=sorted(ADAPTERS), required=True)
+    p.add_argument("--workload", default="custom")
+    p.add_argument("--port", type=int, required=True)
+    p.add_argument("--pid", type=int, default=0, help="server PID, to read its memory")
+    p.add_argument("--receivers", type=int, default=100)
+    p.add_argument("--senders", type=int, default=1)
+    p.add_argument("--messages", type=int, default=1000, help="per sender; 0: connect only")
+    p.add_argument("--size", type=int, default=100, help="message bytes (without newline)")
+    p.add_argument("--rate", type=float, default=0, help="msg/s of one sender; 0: flat out")
+    p.add_argument("--stalled", type=int, default=0, help="receivers that never read")
+    p.add_argument("--sample", type=int, default=10, help="receivers verified in full")
+    p.add_argument("--window", type=int, default=4000, help="messages in flight, at most")
+    p.add_argument("--batch", type=int, default=50, help="messages per write")
+    p.add_argument("--concurrency", type=int, default=256, help="connects in flight")
+    p.add_argument("--settle-max", type=float, default=30.0)
+    p.add_argument(
+        "--idle-timeout", type=float, default=10.0, help="give up after no delivery for this long"
+    )
+    p.add_argument("--max-seconds", type=float, default=120.0)
+    a = p.parse_args()
+    try:
+        result = asyncio.run(main_async(a))
+    except Exception as exc:  # report, do not hide: the runner marks the run failed
+        result = {
+            "system": a.system,
+            "workload": a.workload,
+            "clean": False,
+            "outcome": f"error: {exc!r}",
+        }
+    json.dump(result, sys.stdout)
+    sys.stdout.write("\n")
+
+
+if __name__ == "__main__":
+    main()
