@@ -19,6 +19,7 @@ from .config import (
     DEFAULT_HISTORY_BYTES,
     DEFAULT_HISTORY_MESSAGES,
     DEFAULT_HOST,
+    DEFAULT_JOIN_NOTICES_UP_TO,
     DEFAULT_MAX_ERRORS,
     DEFAULT_MAX_SEND_BUFFER,
     DEFAULT_PORT,
@@ -170,6 +171,15 @@ def ask_port() -> int:
     help="Most text (bytes) a room's history may hold. [env: PEERCHAT_HISTORY_BYTES]",
 )
 @click.option(
+    "--join-notices-up-to",
+    envvar="PEERCHAT_JOIN_NOTICES_UP_TO",
+    type=click.IntRange(0),
+    default=DEFAULT_JOIN_NOTICES_UP_TO,
+    show_default=True,
+    help="Rooms with more members than this announce no joins and leaves. "
+    "[env: PEERCHAT_JOIN_NOTICES_UP_TO]",
+)
+@click.option(
     "--advertise",
     envvar="PEERCHAT_ADVERTISE",
     default="",
@@ -199,6 +209,7 @@ def main(
     flood_kick_after: float,
     history: int,
     history_bytes: int,
+    join_notices_up_to: int,
     advertise: str,
     quiet: bool,
 ) -> None:
@@ -221,6 +232,7 @@ def main(
         flood_kick_after=flood_kick_after,
         history_messages=history,
         history_bytes=history_bytes,
+        join_notices_up_to=join_notices_up_to,
         name=f"peerchat-server/{__version__}",
         advertise=advertise,
     )

@@ -44,6 +44,10 @@ DEFAULT_FLOOD_KICK_AFTER = 30.0
 DEFAULT_HISTORY_MESSAGES = 20
 DEFAULT_HISTORY_BYTES = 32 * 1024
 
+#: Rooms larger than this announce no joins and leaves: in a crowd every arrival would
+#: cost every member a line (Twitch's chat stops sending JOIN/PART past 1,000 users).
+DEFAULT_JOIN_NOTICES_UP_TO = 1000
+
 #: Seconds SIGTERM waits for peers to take their goodbye before cutting them off.
 DEFAULT_SHUTDOWN_TIMEOUT = 3.0
 
@@ -70,6 +74,7 @@ class ServerConfig:
     flood_burst: int = DEFAULT_FLOOD_BURST
     flood_rate: float = DEFAULT_FLOOD_RATE
     flood_kick_after: float = DEFAULT_FLOOD_KICK_AFTER
+    join_notices_up_to: int = DEFAULT_JOIN_NOTICES_UP_TO
     history_messages: int = DEFAULT_HISTORY_MESSAGES
     history_bytes: int = DEFAULT_HISTORY_BYTES
     name: str = "peerchat-server/0.1.0"

@@ -59,20 +59,28 @@ class Frames:
         self.event = event
         self._forms: dict[object, bytes] = {}
 
-    def for_peer(self, conn: Connection) -> bytes:
-        """The bytes ``conn``'s peer gets: JSON in its version, or plain text."""
-        if conn.kind is PeerKind.RICH:
-            form: object = conn.version
-        else:
-            form = "plain+ts" if conn.timestamps else "plain"
+    def for_form(self, form: object) -> bytes:
+        """The bytes for one form: a JSON protocol version (int), "plain" or "plain+ts"."""
         data = self._forms.get(form)
         if data is None:
             if isinstance(form, int):
                 data = encode_json(self.event, form)
             else:
-                data = encode_plain(self.event, timestamps=conn.timestamps)
+                data = encode_plain(self.event, timestamps=form == PLAIN_TS)
             self._forms[form] = data
         return data
+
+
+#: The plain-text forms of :class:`Frames`.
+PLAIN = "plain"
+PLAIN_TS = "plain+ts"
+
+
+def form_of(conn: Connection) -> object:
+    """Which form of an event ``conn``'s peer gets."""
+    if conn.kind is PeerKind.RICH:
+        return conn.version
+    return PLAIN_TS if conn.timestamps else PLAIN
 
 
 @dataclasses.dataclass(eq=False)
@@ -81,20 +89,22 @@ class Room:
 
     name: str
     members: dict[Session, None] = dataclasses.field(default_factory=dict)
-    history: deque[Message] = dataclasses.field(default_factory=deque)
+    history: deque[tuple[Message, int]] = dataclasses.field(default_factory=deque)
     history_bytes: int = 0
+    #: Broadcasts waiting for this pass's fan-out, each with the member it skips.
+    outbox: list[tuple[Frames, Session | None]] = dataclasses.field(default_factory=list)
 
     def remember(self, message: Message, max_messages: int, max_bytes: int) -> None:
         """Keep ``message`` for late joiners: the last ``max_messages``, in ``max_bytes``."""
         if max_messages <= 0:
             return
-        self.history.append(message)
-        self.history_bytes += len(message.text.encode())
+        size = len(message.text.encode())
+        self.history.append((message, size))
+        self.history_bytes += size
         while len(self.history) > max_messages or (
             self.history_bytes > max_bytes and len(self.history) > 1
         ):
-            dropped = self.history.popleft()
-            self.history_bytes -= len(dropped.text.encode())
+            self.history_bytes -= self.history.popleft()[1]
 
     def peers(self) -> tuple[PeerInfo, ...]:
         infos: list[PeerInfo] = []
@@ -122,6 +132,7 @@ class Relay:
         self.lobby = Room(DEFAULT_ROOM)
         self._rooms: dict[str, Room] = {fold(DEFAULT_ROOM): self.lobby}
         self._dirty: list[Session] = []
+        self._busy_rooms: list[Room] = []  # rooms with an outbox to fan out
         self._flush_handle: asyncio.Handle | None = None
         self._next_id = 1
         self.closing = False
@@ -140,6 +151,7 @@ class Relay:
 
     def register(self, session: Session) -> None:
         """A new connection: known by its address name, in the default room."""
+        self.drain()  # what was said before it came is not for it
         self._sessions[session] = None
         self._names[fold(session.name)] = session
         session.room = self.lobby
@@ -150,12 +162,13 @@ class Relay:
         """Forget ``session`` and tell its room, if it had been announced."""
         if session not in self._sessions:
             return
+        self.drain()
         del self._sessions[session]
         if self._names.get(fold(session.name)) is session:
             del self._names[fold(session.name)]
         room = session.room
         self._remove_from(room, session)
-        if session.announced and not self.closing:
+        if session.announced and not self.closing and self._notices_in(room):
             self.broadcast(Left(session.name, len(room.members), reason or None, room.name), room)
         if not self._sessions:
             self._all_gone.set()
@@ -196,17 +209,18 @@ class Relay:
 
     def move(self, session: Session, name: str) -> Room:
         """Take ``session`` to room ``name`` (created if new); tell both rooms."""
+        self.drain()  # what the old room heard before the move reaches it there
         old = session.room
         room = self._rooms.get(fold(name))
         if room is None:
             room = self._rooms[fold(name)] = Room(name)
         self._remove_from(old, session)
-        if session.announced:
+        if session.announced and self._notices_in(old):
             left = Left(session.name, len(old.members), f"went to #{room.name}", old.name)
             self.broadcast(left, old)
         session.room = room
         room.members[session] = None
-        if session.announced:
+        if session.announced and self._notices_in(room):
             self.broadcast(Joined(session.name, len(room.members), room.name), room, session)
         return room
 
@@ -222,7 +236,7 @@ class Relay:
 
     def history(self, room: Room) -> list[Message]:
         """What was said in ``room`` before, marked as history, oldest first."""
-        return [dataclasses.replace(m, history=True) for m in room.history]
+        return [dataclasses.replace(m, history=True) for m, _ in room.history]
 
     # --- traffic ------------------------------------------------------------------------
 
@@ -250,7 +264,14 @@ class Relay:
 
     def announce_join(self, session: Session) -> None:
         room = session.room
-        self.broadcast(Joined(session.name, len(room.members), room.name), room, session)
+        if self._notices_in(room):
+            self.broadcast(Joined(session.name, len(room.members), room.name), room, session)
+
+    def _notices_in(self, room: Room) -> bool:
+        """Joins and leaves are announced in rooms up to the configured size only: in a
+        crowd they cost every member a line per arrival (10,000 arrivals would be 50
+        million lines) and tell nobody anything."""
+        return len(room.members) <= self.config.join_notices_up_to
 
     def announce_rename(self, old: str, new: str, exclude: Session | None = None) -> None:
         """Everyone hears of a rename: nicknames are global, like the names in /msg."""
@@ -260,10 +281,52 @@ class Relay:
                 session.deliver(frames)
 
     def broadcast(self, event: Event, room: Room, exclude: Session | None = None) -> None:
-        frames = Frames(event)
-        for session in room.members:
-            if session is not exclude:
-                session.deliver(frames)
+        """Send ``event`` to everyone in ``room`` but ``exclude``, at this pass's fan-out."""
+        if not room.members:
+            return
+        if not room.outbox:
+            self._busy_rooms.append(room)
+        room.outbox.append((Frames(event), exclude))
+        self._schedule_flush()
+
+    def drain(self) -> None:
+        """Fan out every broadcast waiting in a room outbox, now.
+
+        Called before anything else is queued for a peer (a reply, a private message)
+        and before anyone joins or leaves a room, so each peer's stream keeps the order
+        in which things happened, and a newcomer neither gets what was said before it
+        came nor gets it twice (live and as history).
+        """
+        while self._busy_rooms:
+            rooms, self._busy_rooms = self._busy_rooms, []
+            for room in rooms:
+                self._fan_out(room)
+
+    def _fan_out(self, room: Room) -> None:
+        """Every waiting broadcast of ``room``, as one write per member.
+
+        The bytes a member gets depend only on its form and on whether it sent one of
+        the broadcasts (senders skip their own), so each such blob is joined once and
+        the same bytes object is queued for every member that shares it.
+        """
+        items, room.outbox = room.outbox, []
+        senders = {skip for _, skip in items if skip is not None}
+        blobs: dict[tuple[object, Session | None], bytes] = {}
+        for member in room.members:
+            if member.wants_each_event:
+                for frames, skip in items:
+                    if skip is not member:
+                        member.deliver_now(frames)
+                continue
+            form = form_of(member.conn)
+            key = (form, member if member in senders else None)
+            blob = blobs.get(key)
+            if blob is None:
+                blob = blobs[key] = b"".join(
+                    frames.for_form(form) for frames, skip in items if skip is not member
+                )
+            if blob:
+                member.queue_bytes(blob)
 
     def _new_id(self) -> int:
         self._next_id += 1
@@ -277,10 +340,15 @@ class Relay:
     def mark_dirty(self, session: Session) -> None:
         """``session`` has queued output: flush it at the end of this loop pass."""
         self._dirty.append(session)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         if self._flush_handle is None:
             self._flush_handle = asyncio.get_running_loop().call_soon(self.flush)
 
     def flush(self) -> None:
+        """Once per loop pass: fan out the rooms' broadcasts, then write every queue."""
+        self.drain()  # (the flush is still scheduled: queuing here does not schedule another)
         self._flush_handle = None
         dirty, self._dirty = self._dirty, []
         for session in dirty:

@@ -38,7 +38,7 @@ from peerchat_protocol import (
 
 from . import config as defaults
 from .flood import TokenBucket
-from .relay import Frames, Relay, Room
+from .relay import Frames, Relay, Room, form_of
 
 #: Seconds a closing connection waits for the peer's own close before it is cut.
 CLOSE_LINGER = 2.0
@@ -101,6 +101,7 @@ class Session(asyncio.Protocol):
         # text so a rich peer whose hello was in flight gets it again as JSON.
         self._replay: list[Frames] | None = []
         self._replay_overflow = 0
+        self._missed_before_hello = False
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             Hello: self._on_hello,
             Say: self._on_say,
@@ -344,12 +345,19 @@ class Session(asyncio.Protocol):
             event = frames.event
             if self.conn.version == 1 and isinstance(event, Message) and event.history:
                 continue  # version 1 has no history mark: it would pass for new messages
-            self._queue(frames.for_peer(self.conn))
-        if self._replay_overflow:
+            self._queue(frames.for_form(form_of(self.conn)))
+        if self._replay_overflow > 0:
             self.send(
                 Info(
                     f"{self._replay_overflow} messages sent before your hello "
                     "could not be repeated."
+                )
+            )
+        elif self._missed_before_hello:
+            self.send(
+                Info(
+                    "Your hello came late: what was said before it was sent as text "
+                    "and is not repeated."
                 )
             )
 
@@ -461,6 +469,10 @@ class Session(asyncio.Protocol):
         if self.announced or self._closing:
             return
         self.announced = True
+        if self.conn.kind is PeerKind.UNKNOWN and self._replay is not None:
+            # Silent so far: most likely a listener (nc), not a client with a hello in
+            # flight. Stop keeping copies for a replay, so it costs no more than any peer.
+            self._replay = None
         self.relay.announce_join(self)
 
     def _announce_later(self) -> None:
@@ -472,20 +484,40 @@ class Session(asyncio.Protocol):
     # --- writing --------------------------------------------------------------------------
 
     def send(self, event: Event) -> None:
-        """Queue one event for this peer alone."""
+        """Queue one event for this peer alone (after any broadcast it must follow)."""
         if not self._closing:
+            self.relay.drain()
             self._queue(self.conn.send(event))
 
     def deliver(self, frames: Frames) -> None:
-        """Queue a broadcast, in this peer's format, without encoding it again."""
+        """Queue an event already encoded for others (after any broadcast it must follow)."""
+        self.relay.drain()
+        self.deliver_now(frames)
+
+    @property
+    def wants_each_event(self) -> bool:
+        """Whether fan-out must hand this peer events one by one instead of bytes."""
+        return self._replay is not None and self.conn.kind is PeerKind.UNKNOWN
+
+    def deliver_now(self, frames: Frames) -> None:
+        """Queue ``frames`` in this peer's form; remember it if a hello may still come."""
         if self._closing:
             return
-        self._queue(frames.for_peer(self.conn))
-        if self._replay is not None and self.conn.kind is PeerKind.UNKNOWN:
-            if len(self._replay) < self.relay.config.replay_limit:
+        self._queue(frames.for_form(form_of(self.conn)))
+        if self.conn.kind is PeerKind.UNKNOWN:
+            if self._replay is None:
+                self._missed_before_hello = True
+            elif len(self._replay) < self.relay.config.replay_limit:
                 self._replay.append(frames)
             else:
                 self._replay_overflow += 1
+
+    def queue_bytes(self, data: bytes) -> None:
+        """Queue bytes the fan-out prepared for this peer's form."""
+        if data and not self._closing:
+            self._queue(data)
+            if self.conn.kind is PeerKind.UNKNOWN:
+                self._missed_before_hello = True  # sent as text, not kept for a replay
 
     def _queue(self, data: bytes) -> None:
         if not data:
