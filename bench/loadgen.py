@@ -550,7 +550,9 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
             "max": percentile(lat, 1.0),
         }
         clean = (
-            run.delivered == run.target
+            # Lines are counted cheaply, notices included (a dropped reader's leave
+            # notice); the sampled receivers below are checked message by message.
+            run.delivered >= run.target
             and v.lost == 0
             and v.duplicated == 0
             and v.corrupted == 0

@@ -132,3 +132,13 @@ def test_valid_events() -> None:
 def test_version_2_events_say_so() -> None:
     assert (JoinRoom.SINCE, Entered.SINCE, Rooms.SINCE, Timestamps.SINCE) == (2, 2, 2, 2)
     assert (Say.SINCE, Message.SINCE, Hello.SINCE) == (1, 1, 1)
+
+
+def test_a_relayed_message_equals_the_checked_construction() -> None:
+    say = Say("waves", action=True)
+    relayed = Message.relay(7, say, "alice", 1_700_000_000_000, "games")
+    assert relayed == Message(7, "alice", "waves", 1_700_000_000_000, room="games", action=True)
+    private = Message.relay(8, Say("psst"), "alice", 5, None, "bob")
+    assert private == Message(8, "alice", "psst", 5, to="bob")
+    with pytest.raises(FrozenInstanceError):
+        relayed.text = "changed"  # type: ignore[misc]

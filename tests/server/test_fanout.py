@@ -43,7 +43,7 @@ async def test_someone_joining_in_the_same_pass_gets_a_message_once() -> None:
         await joiner.send(Who())
         sessions = {s.name: s for s in server.relay}
         # Within one loop pass: a line is said in the lobby, then joiner moves there.
-        server.relay.say(sessions["talker"], "said just before you came")
+        server.relay.say(sessions["talker"], Say("said just before you came"))
         server.relay.move(sessions["joiner"], "lobby")
         sessions["joiner"].send(server.relay.entered(sessions["joiner"].room))
         for message in server.relay.history(sessions["joiner"].room):

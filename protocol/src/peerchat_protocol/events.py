@@ -309,6 +309,25 @@ class Message(Event):
         _check_bool(self.action, "action")
         _check_bool(self.history, "history")
 
+    @classmethod
+    def relay(
+        cls, id: int, say: Say, nick: str, ts: int, room: str | None, to: str | None = None
+    ) -> Message:
+        """The message a server relays for ``say``, built without checking again.
+
+        Every part is already valid: the text and flags come from a ``Say`` (checked
+        when it was built), the names and room are ones the server accepted earlier,
+        and ``id``/``ts`` are its own counters. On the hot path of a relay, checking
+        them again per message was a quarter of the time spent on it.
+        """
+        message = object.__new__(cls)
+        for name, value in (
+            ("id", id), ("nick", nick), ("text", say.text), ("ts", ts), ("room", room),
+            ("to", to), ("action", say.action), ("history", False),
+        ):  # fmt: skip
+            object.__setattr__(message, name, value)
+        return message
+
 
 @dataclass(frozen=True, slots=True)
 class Joined(Event):

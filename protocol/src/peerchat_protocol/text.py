@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from .limits import NAME_MAX_LENGTH, NICK_MAX_LENGTH, ROOM_MAX_LENGTH
 
@@ -59,6 +60,7 @@ def is_clean(text: str, *, keep_newlines: bool = False) -> bool:
     return text.isprintable() or sanitize(text, keep_newlines=keep_newlines) == text
 
 
+@lru_cache(maxsize=4096)
 def nick_problem(nick: str) -> str | None:
     """Why ``nick`` cannot be chosen as a nickname, or ``None`` when it can."""
     if not nick:
@@ -75,6 +77,7 @@ def nick_problem(nick: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)  # names recur on every message: check each one once
 def name_problem(name: str) -> str | None:
     """Why ``name`` cannot label a peer in an event, or ``None`` when it can.
 
@@ -95,6 +98,7 @@ def fold(name: str) -> str:
     return name.casefold()
 
 
+@lru_cache(maxsize=1024)
 def room_problem(room: str) -> str | None:
     """Why ``room`` cannot name a room, or ``None`` when it can (without its '#')."""
     if not room:

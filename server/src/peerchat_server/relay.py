@@ -34,6 +34,7 @@ from peerchat_protocol import (
     RoomInfo,
     Rooms,
     Roster,
+    Say,
     encode_json,
     encode_plain,
     fold,
@@ -240,12 +241,11 @@ class Relay:
 
     # --- traffic ------------------------------------------------------------------------
 
-    def say(self, sender: Session, text: str, *, action: bool = False) -> None:
+    def say(self, sender: Session, say: Say) -> None:
         """Relay a chat line from ``sender`` to everyone else in its room."""
         room = sender.room
-        message = Message(
-            self._new_id(), sender.name, text, self._now(), room=room.name, action=action
-        )
+        message = Message.relay(self._new_id(), say, sender.name, self._now(), room.name)
+        text, action = say.text, say.action
         self.broadcast(message, room, sender)
         room.remember(message, self.config.history_messages, self.config.history_bytes)
         if not self.console.quiet:
@@ -255,9 +255,9 @@ class Relay:
                 shown = f"* {sender.name} {shown}"
             self.console.line("RECEIVED", f"From {sender.label}{where}: {shown}")
 
-    def whisper(self, sender: Session, target: Session, text: str) -> None:
+    def whisper(self, sender: Session, target: Session, say: Say) -> None:
         """A private message: to ``target`` alone. Its text is not logged."""
-        message = Message(self._new_id(), sender.name, text, self._now(), to=target.name)
+        message = Message.relay(self._new_id(), say, sender.name, self._now(), None, target.name)
         target.deliver(Frames(message))
         if not self.console.quiet:
             self.console.line("PRIVATE", f"From {sender.label} to {target.label}.")

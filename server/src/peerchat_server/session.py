@@ -363,7 +363,7 @@ class Session(asyncio.Protocol):
 
     def _on_say(self, say: Say) -> None:
         if say.to is None:
-            self.relay.say(self, say.text, action=say.action)
+            self.relay.say(self, say)
             return
         target = self.relay.find(say.to)
         if target is None:
@@ -377,7 +377,7 @@ class Session(asyncio.Protocol):
         elif target is self:
             self.send(Error(ErrorCode.BAD_COMMAND, "that is you: /msg is for someone else"))
         else:
-            self.relay.whisper(self, target, say.text)
+            self.relay.whisper(self, target, say)
 
     def _on_join_room(self, join: JoinRoom) -> None:
         if fold(join.room) == fold(self.room.name):
