@@ -550,9 +550,9 @@ def markdown(
         "A dropped reader gets what the kernel's socket buffers held (about 3-4 MB), then "
         "the close (checked by `bench/loadgen.py`: `closed_after_draining`).",
         "- W6: memory per connection is (RSS with every connection open and quiet − RSS "
-        "before) / connections. peerchat announces every plain peer to the room 0.5 s "
-        "after it connects, so 10,000 connections make about 50 million join notices: "
-        "*until quiet* is how long they take to drain.",
+        "before) / connections. peerchat announces a plain peer to its room 0.5 s after "
+        "it connects, in rooms of up to 1,000 members (`--join-notices-up-to`): *until "
+        "quiet* is how long those notices take to drain.",
         "",
         "## Every run",
         "",
