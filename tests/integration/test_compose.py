@@ -166,3 +166,21 @@ async def wait_for_screen(fd: int, needle: bytes) -> None:
             break
         seen += chunk
     assert needle in seen, f"{needle!r} not on screen: {seen[-500:]!r}"
+
+
+def test_the_containers_are_locked_down(stack: Stack) -> None:
+    ps = stack.run("ps", "--quiet", "server")
+    assert ps.returncode == 0, ps.stderr
+    container = ps.stdout.strip()
+    inspect = subprocess.run(
+        ["docker", "inspect", "--format",
+         "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}} "
+         "{{.HostConfig.SecurityOpt}}", container],
+        capture_output=True, text=True, timeout=WAIT,
+    )  # fmt: skip
+    assert inspect.returncode == 0, inspect.stderr
+    user, readonly, caps, security = inspect.stdout.split(" ", 3)
+    assert user == "10001:10001"
+    assert readonly == "true"
+    assert caps == "[ALL]"
+    assert "no-new-privileges:true" in security
