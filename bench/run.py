@@ -39,7 +39,13 @@ BASELINE = "redis"
 #: peerchat's per-peer flood control (5 lines/s after a 20-line burst) would measure
 #: the limit, not the relay: it is turned off, as Redis and NATS have no such limit.
 #: Environment, not a flag, so a server without the option still starts.
-PEERCHAT_ENV = {"PEERCHAT_FLOOD_RATE": "0"}
+# Abuse limits off: Redis and NATS have no flood control, and W6 opens 10,000
+# connections from one address.
+PEERCHAT_ENV = {
+    "PEERCHAT_FLOOD_RATE": "0",
+    "PEERCHAT_MAX_CONNECTIONS": "0",
+    "PEERCHAT_MAX_PER_ADDRESS": "0",
+}
 
 #: name: (title, load generator options). Message size is 100 bytes unless given.
 FULL: dict[str, tuple[str, dict[str, Any]]] = {

@@ -69,6 +69,7 @@ async def running_server(**overrides: Any) -> AsyncIterator[ChatServer]:
         "port": 0,
         "shutdown_timeout": 2.0,
         "flood_rate": 0,
+        "max_per_address": 0,
     }
     settings.update(overrides)
     quiet = settings.pop("quiet", False)

@@ -23,6 +23,7 @@ class ErrorCode(StrEnum):
     INVALID_ROOM = "invalid_room"
     TOO_MANY_ERRORS = "too_many_errors"
     FLOODING = "flooding"
+    TOO_MANY_CONNECTIONS = "too_many_connections"
     SLOW_CONSUMER = "slow_consumer"
     SHUTDOWN = "shutdown"
     INTERNAL = "internal"

@@ -20,7 +20,9 @@ from .config import (
     DEFAULT_HISTORY_MESSAGES,
     DEFAULT_HOST,
     DEFAULT_JOIN_NOTICES_UP_TO,
+    DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_ERRORS,
+    DEFAULT_MAX_PER_ADDRESS,
     DEFAULT_MAX_SEND_BUFFER,
     DEFAULT_PORT,
     DEFAULT_SHUTDOWN_TIMEOUT,
@@ -180,6 +182,23 @@ def ask_port() -> int:
     "[env: PEERCHAT_JOIN_NOTICES_UP_TO]",
 )
 @click.option(
+    "--max-connections",
+    envvar="PEERCHAT_MAX_CONNECTIONS",
+    type=click.IntRange(0),
+    default=DEFAULT_MAX_CONNECTIONS,
+    show_default=True,
+    help="Connections at once; more are turned away with a notice (0: no limit). "
+    "[env: PEERCHAT_MAX_CONNECTIONS]",
+)
+@click.option(
+    "--max-per-address",
+    envvar="PEERCHAT_MAX_PER_ADDRESS",
+    type=click.IntRange(0),
+    default=DEFAULT_MAX_PER_ADDRESS,
+    show_default=True,
+    help="Connections at once from one address (0: no limit). [env: PEERCHAT_MAX_PER_ADDRESS]",
+)
+@click.option(
     "--advertise",
     envvar="PEERCHAT_ADVERTISE",
     default="",
@@ -210,6 +229,8 @@ def main(
     history: int,
     history_bytes: int,
     join_notices_up_to: int,
+    max_connections: int,
+    max_per_address: int,
     advertise: str,
     quiet: bool,
 ) -> None:
@@ -233,6 +254,8 @@ def main(
         history_messages=history,
         history_bytes=history_bytes,
         join_notices_up_to=join_notices_up_to,
+        max_connections=max_connections,
+        max_per_address=max_per_address,
         name=f"peerchat-server/{__version__}",
         advertise=advertise,
     )

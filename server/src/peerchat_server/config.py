@@ -48,6 +48,12 @@ DEFAULT_HISTORY_BYTES = 32 * 1024
 #: cost every member a line (Twitch's chat stops sending JOIN/PART past 1,000 users).
 DEFAULT_JOIN_NOTICES_UP_TO = 1000
 
+#: Connection limits: in all (Redis's maxclients defaults to 10,000) and from one
+#: address (ergo allows 16 at once per IP). 0 turns a limit off. Through Docker's
+#: published port every host user arrives from the bridge gateway: one address.
+DEFAULT_MAX_CONNECTIONS = 10_000
+DEFAULT_MAX_PER_ADDRESS = 16
+
 #: Seconds SIGTERM waits for peers to take their goodbye before cutting them off.
 DEFAULT_SHUTDOWN_TIMEOUT = 3.0
 
@@ -75,6 +81,8 @@ class ServerConfig:
     flood_rate: float = DEFAULT_FLOOD_RATE
     flood_kick_after: float = DEFAULT_FLOOD_KICK_AFTER
     join_notices_up_to: int = DEFAULT_JOIN_NOTICES_UP_TO
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    max_per_address: int = DEFAULT_MAX_PER_ADDRESS
     history_messages: int = DEFAULT_HISTORY_MESSAGES
     history_bytes: int = DEFAULT_HISTORY_BYTES
     name: str = "peerchat-server/0.1.0"

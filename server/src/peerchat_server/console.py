@@ -19,6 +19,7 @@ TAG_COLOURS: dict[str, str] = {
     "NICK": Fore.MAGENTA,
     "PRIVATE": Fore.YELLOW,
     "FLOOD": Fore.MAGENTA,
+    "REFUSED": Fore.RED,
     "CONNECTION RESET": Fore.RED,
     "DISCONNECTED": Fore.RED,
     "DROPPED": Fore.RED + Style.BRIGHT,

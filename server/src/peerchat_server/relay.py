@@ -129,6 +129,7 @@ class Relay:
         self.console = console
         self._clock = clock
         self._sessions: dict[Session, None] = {}  # insertion-ordered set
+        self._per_host: dict[str, int] = {}  # connections per remote address
         self._names: dict[str, Session] = {}  # fold(name) -> session
         self.lobby = Room(DEFAULT_ROOM)
         self._rooms: dict[str, Room] = {fold(DEFAULT_ROOM): self.lobby}
@@ -150,9 +151,22 @@ class Relay:
     def __iter__(self) -> Iterator[Session]:
         return iter(list(self._sessions))
 
+    def refusal(self, host: str) -> str | None:
+        """Why a new connection from ``host`` may not come in, or ``None`` if it may."""
+        cfg = self.config
+        if cfg.max_connections and len(self._sessions) >= cfg.max_connections:
+            return f"the server is full ({cfg.max_connections} connections); try again in a while"
+        if cfg.max_per_address and self._per_host.get(host, 0) >= cfg.max_per_address:
+            return (
+                f"too many connections from {host} ({cfg.max_per_address} at most); "
+                "close one of them and try again"
+            )
+        return None
+
     def register(self, session: Session) -> None:
         """A new connection: known by its address name, in the default room."""
         self.drain()  # what was said before it came is not for it
+        self._per_host[session.host] = self._per_host.get(session.host, 0) + 1
         self._sessions[session] = None
         self._names[fold(session.name)] = session
         session.room = self.lobby
@@ -165,6 +179,9 @@ class Relay:
             return
         self.drain()
         del self._sessions[session]
+        left = self._per_host.pop(session.host, 1) - 1
+        if left:
+            self._per_host[session.host] = left
         if self._names.get(fold(session.name)) is session:
             del self._names[fold(session.name)]
         room = session.room

@@ -32,6 +32,8 @@ from peerchat_protocol import (
     Timestamps,
     Welcome,
     Who,
+    encode_json,
+    encode_plain,
     fold,
     plain_help,
 )
@@ -83,6 +85,7 @@ class Session(asyncio.Protocol):
         self.conn = Connection(Role.SERVER, max_line=cfg.max_line_bytes)
         self.transport: asyncio.Transport | None = None
         self.addr = "unknown"
+        self.host = "unknown"
         self.name = "unknown"
         self.announced = False
         self.room: Room = relay.lobby  # set again by Relay.register and Relay.move
@@ -127,10 +130,16 @@ class Session(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
         _enable_keepalive(transport.get_extra_info("socket"))
-        self.addr = self.name = format_addr(transport.get_extra_info("peername"))
+        peername = transport.get_extra_info("peername")
+        self.addr = self.name = format_addr(peername)
+        self.host = str(peername[0]) if isinstance(peername, tuple) else self.addr
         relay = self.relay
         if relay.closing:
             self.transport.abort()
+            return
+        refusal = relay.refusal(self.host)
+        if refusal is not None:
+            self._refuse(refusal)
             return
         relay.register(self)
         relay.console.line("NEW CONNECTION", f"Peer {self.addr} connected.")
@@ -144,6 +153,15 @@ class Session(asyncio.Protocol):
         self._send_history()
         loop = asyncio.get_running_loop()
         self._announce_timer = loop.call_later(relay.config.announce_delay, self._announce_later)
+
+    def _refuse(self, why: str) -> None:
+        """Turn the connection away at once: one line for people, one for programs."""
+        assert self.transport is not None
+        self._closing = True
+        self.relay.console.line("REFUSED", f"Peer {self.addr}: {why}.")
+        bye = Bye(f"Connection refused: {why}.", code=ErrorCode.TOO_MANY_CONNECTIONS)
+        self.transport.write(encode_plain(bye) + encode_json(bye))
+        self.transport.close()
 
     def data_received(self, data: bytes) -> None:
         if self._closing:
