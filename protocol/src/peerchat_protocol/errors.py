@@ -24,6 +24,8 @@ class ErrorCode(StrEnum):
     TOO_MANY_ERRORS = "too_many_errors"
     FLOODING = "flooding"
     TOO_MANY_CONNECTIONS = "too_many_connections"
+    PING_TIMEOUT = "ping_timeout"
+    IDLE = "idle"
     SLOW_CONSUMER = "slow_consumer"
     SHUTDOWN = "shutdown"
     INTERNAL = "internal"

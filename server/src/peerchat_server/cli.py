@@ -19,11 +19,14 @@ from .config import (
     DEFAULT_HISTORY_BYTES,
     DEFAULT_HISTORY_MESSAGES,
     DEFAULT_HOST,
+    DEFAULT_IDLE_TIMEOUT,
     DEFAULT_JOIN_NOTICES_UP_TO,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_ERRORS,
     DEFAULT_MAX_PER_ADDRESS,
     DEFAULT_MAX_SEND_BUFFER,
+    DEFAULT_PING_AFTER,
+    DEFAULT_PING_TIMEOUT,
     DEFAULT_PORT,
     DEFAULT_SHUTDOWN_TIMEOUT,
     ServerConfig,
@@ -199,6 +202,32 @@ def ask_port() -> int:
     help="Connections at once from one address (0: no limit). [env: PEERCHAT_MAX_PER_ADDRESS]",
 )
 @click.option(
+    "--ping-after",
+    envvar="PEERCHAT_PING_AFTER",
+    type=click.FloatRange(0),
+    default=DEFAULT_PING_AFTER,
+    show_default=True,
+    help="Seconds a rich peer may be quiet before it is pinged (0: never). "
+    "[env: PEERCHAT_PING_AFTER]",
+)
+@click.option(
+    "--ping-timeout",
+    envvar="PEERCHAT_PING_TIMEOUT",
+    type=click.FloatRange(0),
+    default=DEFAULT_PING_TIMEOUT,
+    show_default=True,
+    help="Seconds to wait for its answer before dropping it. [env: PEERCHAT_PING_TIMEOUT]",
+)
+@click.option(
+    "--idle-timeout",
+    envvar="PEERCHAT_IDLE_TIMEOUT",
+    type=click.FloatRange(0),
+    default=DEFAULT_IDLE_TIMEOUT,
+    show_default=True,
+    help="Seconds a plain-text peer may send nothing before it is disconnected "
+    "(0: never; TCP keepalive still finds dead ones). [env: PEERCHAT_IDLE_TIMEOUT]",
+)
+@click.option(
     "--advertise",
     envvar="PEERCHAT_ADVERTISE",
     default="",
@@ -231,6 +260,9 @@ def main(
     join_notices_up_to: int,
     max_connections: int,
     max_per_address: int,
+    ping_after: float,
+    ping_timeout: float,
+    idle_timeout: float,
     advertise: str,
     quiet: bool,
 ) -> None:
@@ -256,6 +288,9 @@ def main(
         join_notices_up_to=join_notices_up_to,
         max_connections=max_connections,
         max_per_address=max_per_address,
+        ping_after=ping_after,
+        ping_timeout=ping_timeout,
+        idle_timeout=idle_timeout,
         name=f"peerchat-server/{__version__}",
         advertise=advertise,
     )

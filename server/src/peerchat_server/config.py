@@ -54,6 +54,15 @@ DEFAULT_JOIN_NOTICES_UP_TO = 1000
 DEFAULT_MAX_CONNECTIONS = 10_000
 DEFAULT_MAX_PER_ADDRESS = 16
 
+#: Dead and idle peers. A rich peer quiet for PING_AFTER seconds is pinged and dropped
+#: if nothing comes back within PING_TIMEOUT (ergo: ping after 90 s, give up after 60 s
+#: more; NATS: every 2 minutes, 2 missed). Plain peers cannot be pinged: TCP keepalive
+#: finds the dead ones, and IDLE_TIMEOUT, off by default because a listen-only `nc` is
+#: a legitimate peer, can reap the silent ones. 0 turns each off.
+DEFAULT_PING_AFTER = 60.0
+DEFAULT_PING_TIMEOUT = 30.0
+DEFAULT_IDLE_TIMEOUT = 0.0
+
 #: Seconds SIGTERM waits for peers to take their goodbye before cutting them off.
 DEFAULT_SHUTDOWN_TIMEOUT = 3.0
 
@@ -83,6 +92,9 @@ class ServerConfig:
     join_notices_up_to: int = DEFAULT_JOIN_NOTICES_UP_TO
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_per_address: int = DEFAULT_MAX_PER_ADDRESS
+    ping_after: float = DEFAULT_PING_AFTER
+    ping_timeout: float = DEFAULT_PING_TIMEOUT
+    idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     history_messages: int = DEFAULT_HISTORY_MESSAGES
     history_bytes: int = DEFAULT_HISTORY_BYTES
     name: str = "peerchat-server/0.1.0"

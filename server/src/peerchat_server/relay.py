@@ -374,6 +374,29 @@ class Relay:
             except Exception:
                 session.fail()  # that session's problem only: the others still get theirs
 
+    # --- dead and idle peers -----------------------------------------------------------
+
+    async def watch(self) -> None:
+        """Ping quiet rich peers, drop those that do not answer, reap idle plain ones.
+
+        One sweep over everyone a few times per shortest limit, instead of a timer per
+        peer: with 10,000 peers that is cheaper and keeps the loop's timer heap small.
+        """
+        cfg = self.config
+        limits = [t for t in (cfg.ping_after, cfg.ping_timeout, cfg.idle_timeout) if t > 0]
+        if not limits:
+            return
+        period = max(0.05, min(1.0, min(limits) / 4))
+        loop = asyncio.get_running_loop()
+        while not self.closing:  # ends with the server (stop() cancels it too)
+            await asyncio.sleep(period)
+            now = loop.time()
+            for session in self:
+                try:
+                    session.check_liveness(now)
+                except Exception:
+                    session.fail()
+
     # --- shutdown -----------------------------------------------------------------------
 
     async def shutdown(self, reason: str, grace: float) -> int:

@@ -27,6 +27,7 @@ class ChatServer:
         self.console = console if console is not None else Console()
         self.relay = Relay(config, self.console)
         self._server: asyncio.Server | None = None
+        self._watcher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -47,6 +48,7 @@ class ChatServer:
         except OSError as exc:
             raise StartupError(self._explain(exc)) from None
         self.console.line("SUCCESS", f"Server started on {self.address}")
+        self._watcher = asyncio.create_task(self.relay.watch())
         if cfg.advertise:
             host, _, port = cfg.advertise.rpartition(":")
             self.console.line(
@@ -86,6 +88,8 @@ class ChatServer:
         """Stop accepting, say goodbye to every peer, and close within the timeout."""
         if self._server is not None:
             self._server.close()
+        if self._watcher is not None:
+            self._watcher.cancel()
         cut = await self.relay.shutdown(reason, self.config.shutdown_timeout)
         if cut:
             self.console.line("SHUTDOWN", f"{cut} peers did not close in time and were cut off.")

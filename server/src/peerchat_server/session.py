@@ -100,6 +100,8 @@ class Session(asyncio.Protocol):
         self._resume_handle: asyncio.TimerHandle | None = None
         self._throttled_since: float | None = None
         self._linger_handle: asyncio.TimerHandle | None = None
+        self._last_heard = 0.0  # loop time of the last bytes from the peer
+        self._ping_sent: float | None = None  # loop time of an unanswered ping
         # Until the first line tells the kind, remember what was sent as plain
         # text so a rich peer whose hello was in flight gets it again as JSON.
         self._replay: list[Frames] | None = []
@@ -142,6 +144,7 @@ class Session(asyncio.Protocol):
             self._refuse(refusal)
             return
         relay.register(self)
+        self._last_heard = asyncio.get_running_loop().time()
         relay.console.line("NEW CONNECTION", f"Peer {self.addr} connected.")
         relay.console.line("ACTIVE CONNECTIONS", str(len(relay)))
         self.send(
@@ -166,6 +169,8 @@ class Session(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self._closing:
             return
+        self._last_heard = asyncio.get_running_loop().time()
+        self._ping_sent = None
         try:
             self.conn.receive_data(data)
             self._process()
@@ -476,6 +481,26 @@ class Session(asyncio.Protocol):
 
     def _on_pong(self, _: Pong) -> None:
         pass  # liveness is all a pong tells; the read itself proved it
+
+    def check_liveness(self, now: float) -> None:
+        """Called by the relay's sweep: ping, drop or reap this peer if it is due."""
+        if self._closing:
+            return
+        cfg = self.relay.config
+        quiet = now - self._last_heard
+        if self.conn.kind is PeerKind.RICH:
+            if self._ping_sent is not None:
+                if cfg.ping_timeout and now - self._ping_sent > cfg.ping_timeout:
+                    why = f"no answer to a ping for {cfg.ping_timeout:g} s"
+                    self.close(Bye(f"disconnected: {why}", code=ErrorCode.PING_TIMEOUT),
+                               log_reason=why)  # fmt: skip
+            elif cfg.ping_after and quiet > cfg.ping_after:
+                self._ping_sent = now
+                self.send(Ping(f"{now:.0f}"))
+        elif cfg.idle_timeout and quiet > cfg.idle_timeout:
+            why = f"idle for {cfg.idle_timeout:g} s"
+            self.close(Bye(f"disconnected: {why}; reconnect to chat again", code=ErrorCode.IDLE),
+                       log_reason=why)  # fmt: skip
 
     # --- membership -------------------------------------------------------------------------
 
