@@ -27,6 +27,7 @@ from peerchat_protocol import (
     ListRooms,
     LocalProtocolError,
     Message,
+    Pass,
     PeerInfo,
     Ping,
     Pong,
@@ -332,6 +333,7 @@ def test_plain_timestamps_are_utc_hh_mm() -> None:
         (b"/msg 127.0.0.1:5000 hi", Say("hi", to="127.0.0.1:5000")),
         (b"/me waves", Say("waves", action=True)),
         (b"/timestamps on", Timestamps(True)),
+        (b"/pass open sesame", Pass("open sesame")),
         (b"/TIMESTAMPS OFF", Timestamps(False)),
     ],
 )

@@ -23,6 +23,7 @@ from peerchat_protocol import (
     Left,
     LocalProtocolError,
     Message,
+    Pass,
     PeerInfo,
     Ping,
     Quit,
@@ -47,7 +48,7 @@ def test_events_are_frozen() -> None:
 def test_wire_types_are_unique_per_direction() -> None:
     assert set(CLIENT_EVENTS) == {
         "hello", "say", "nick", "who", "help", "quit", "ping", "pong",
-        "join_room", "leave_room", "list_rooms", "timestamps",
+        "join_room", "leave_room", "list_rooms", "timestamps", "pass",
     }  # fmt: skip
     assert set(SERVER_EVENTS) == {
         "welcome", "message", "join", "leave", "renamed", "roster", "info", "error", "bye",
@@ -142,3 +143,9 @@ def test_a_relayed_message_equals_the_checked_construction() -> None:
     assert private == Message(8, "alice", "psst", 5, to="bob")
     with pytest.raises(FrozenInstanceError):
         relayed.text = "changed"  # type: ignore[misc]
+
+
+def test_passwords_never_show_in_a_repr() -> None:
+    assert "hunter2" not in repr(Hello(nick="a", password="hunter2"))
+    assert "hunter2" not in repr(Pass("hunter2"))
+    assert "password=None" in repr(Hello())

@@ -163,11 +163,16 @@ class RichPeer:
 
     @classmethod
     async def connect(
-        cls, port: int, nick: str | None = None, *, version: int = MAX_VERSION
+        cls,
+        port: int,
+        nick: str | None = None,
+        *,
+        version: int = MAX_VERSION,
+        password: str | None = None,
     ) -> RichPeer:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         peer = cls(reader, writer)
-        await peer.send(Hello(version=version, nick=nick, client="tests"))
+        await peer.send(Hello(version=version, nick=nick, client="tests", password=password))
         welcome = await peer.expect(Welcome)
         peer.welcome = welcome
         return peer

@@ -23,7 +23,7 @@ async def establish(config: ClientConfig, status: Console) -> Session:
     )
     status.info(f"Server detected at {label}")
     try:
-        welcome = await session.handshake(config.nick)
+        welcome = await session.handshake(config.nick, config.password)
     except BaseException:
         await session.close()
         raise

@@ -128,6 +128,11 @@ class OneLineErrors(click.Command):
     help="Nickname to ask for; the server picks one when unset or taken. [env: PEERCHAT_NICK]",
 )
 @click.option(
+    "--password",
+    envvar="PEERCHAT_PASSWORD",
+    help="The server's password, if it has one. [env: PEERCHAT_PASSWORD]",
+)
+@click.option(
     "--wait",
     envvar="PEERCHAT_WAIT",
     type=SECONDS,
@@ -180,6 +185,7 @@ def main(
     port: int | None,
     listen_port: int | None,
     nick: str | None,
+    password: str | None,
     wait: float,
     delay: float,
     linger: float,
@@ -241,6 +247,7 @@ def main(
         json=json_output,
         timestamps=timestamps,
         bell=bell,
+        password=password,
     )
     try:
         code = asyncio.run(run(config, status, interactive=interactive))

@@ -53,6 +53,7 @@ COMMANDS: tuple[CommandHelp, ...] = (
     CommandHelp("/who", "list who is in your room, with their addresses"),
     CommandHelp("/nick NAME", "change your nickname"),
     CommandHelp("/timestamps on|off", "show or hide the local time before messages"),
+    CommandHelp("/pass PASSWORD", "not needed here: the client gives --password when it connects"),
     CommandHelp("/help", "show this list"),
     CommandHelp("/quit [REASON]", "leave the chat"),
     CommandHelp("q", "leave the chat (so do Ctrl-D and Ctrl-C)", interactive_only=True),
@@ -182,6 +183,11 @@ _PARSERS: dict[str, Callable[[str], Action]] = {
     "timestamps": _timestamps,
     "help": _always(ShowHelp()),
     "quit": _quit,
+    # The password goes in the hello (--password); by now this client is in, or was
+    # turned away. Say so instead of sending it as a message by mistake.
+    "pass": _always(
+        Complain("this client gives the server's password when it connects: use --password")
+    ),
 }
 
 

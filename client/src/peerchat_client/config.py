@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 DEFAULT_HOST = "127.0.0.1"
 #: The server's own default port, used when none is given and nobody can be asked.
@@ -41,6 +41,8 @@ class ClientConfig:
     timestamps: bool = True
     #: Ring the terminal bell when a message names us (interactive mode only).
     bell: bool = True
+    #: The server's password, if it has one (sent in the hello only).
+    password: str | None = field(default=None, repr=False)
 
     @property
     def server_label(self) -> str:

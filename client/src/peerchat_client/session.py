@@ -261,10 +261,10 @@ class Session:
 
     # --- handshake ------------------------------------------------------------------
 
-    async def handshake(self, nick: str | None) -> Welcome:
+    async def handshake(self, nick: str | None, password: str | None = None) -> Welcome:
         """Send the hello; return the server's welcome (within HANDSHAKE_TIMEOUT)."""
         timeout = HANDSHAKE_TIMEOUT
-        await self.send(Hello(nick=nick, client=CLIENT_NAME))
+        await self.send(Hello(nick=nick, client=CLIENT_NAME, password=password))
         try:
             async with asyncio.timeout(timeout):
                 event = await self.receive()

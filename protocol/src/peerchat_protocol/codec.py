@@ -31,6 +31,7 @@ from .events import (
     Left,
     ListRooms,
     Message,
+    Pass,
     PeerInfo,
     Quit,
     Renamed,
@@ -322,6 +323,12 @@ def _timestamps_command(args: str) -> Event:
     return Timestamps(choice == "on")
 
 
+def _pass_command(args: str) -> Event:
+    if not args:
+        raise _usage("/pass PASSWORD")
+    return _build(lambda: Pass(args), "ask the server's operator for the password")
+
+
 def _no_args(event: Event) -> Callable[[str], Event]:
     def build(args: str) -> Event:
         return event
@@ -343,6 +350,7 @@ PLAIN_COMMANDS: dict[str, tuple[Callable[[str], Event], str]] = {
     "leave": (_no_args(LeaveRoom()), f"/leave              go back to #{DEFAULT_ROOM}"),
     "rooms": (_no_args(ListRooms()), "/rooms              list rooms and who is in them"),
     "timestamps": (_timestamps_command, "/timestamps on|off  show the time (UTC) of messages"),
+    "pass": (_pass_command, "/pass PASSWORD      give the server's password, if it has one"),
     "help": (_no_args(Help()), "/help               show this help"),
     "quit": (_quit_command, "/quit [REASON]      leave the chat"),
 }

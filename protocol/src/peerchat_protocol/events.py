@@ -122,6 +122,14 @@ class Hello(Event):
     version: int = MAX_VERSION
     nick: str | None = None
     client: str | None = None
+    password: str | None = None
+
+    def __repr__(self) -> str:  # never print a password (logs, tracebacks)
+        shown = "None" if self.password is None else "'***'"
+        return (
+            f"Hello(version={self.version!r}, nick={self.nick!r}, "
+            f"client={self.client!r}, password={shown})"
+        )
 
     def __post_init__(self) -> None:
         # Any version number is a valid hello; negotiation decides if it is spoken.
@@ -129,6 +137,22 @@ class Hello(Event):
         if self.nick is not None:
             _check_nick(self.nick)
         _check_short(self.client, "client")
+        _check_short(self.password, "password")
+
+
+@dataclass(frozen=True, repr=False, slots=True)
+class Pass(Event):
+    """The server's password, from a peer that has not given it yet (``/pass SECRET``)."""
+
+    TYPE: ClassVar[str] = "pass"
+    SINCE: ClassVar[int] = 2
+    password: str
+
+    def __repr__(self) -> str:
+        return "Pass(password='***')"
+
+    def __post_init__(self) -> None:
+        _check_short(self.password, "password", optional=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -476,7 +500,7 @@ CLIENT_EVENTS: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
         Hello, Say, ChangeNick, Who, Help, Quit, Ping, Pong,
-        JoinRoom, LeaveRoom, ListRooms, Timestamps,
+        JoinRoom, LeaveRoom, ListRooms, Timestamps, Pass,
     )
 }  # fmt: skip
 SERVER_EVENTS: dict[str, type[Event]] = {

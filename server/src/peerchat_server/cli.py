@@ -13,6 +13,7 @@ from peerchat_protocol import DEFAULT_MAX_LINE_BYTES
 
 from . import __version__
 from .config import (
+    DEFAULT_AUTH_TIMEOUT,
     DEFAULT_FLOOD_BURST,
     DEFAULT_FLOOD_KICK_AFTER,
     DEFAULT_FLOOD_RATE,
@@ -68,6 +69,20 @@ def _describe(exc: click.UsageError) -> str:
         envvar = param.envvar if isinstance(param.envvar, str) else "the environment"
         return f"Invalid value in {envvar}: {exc.message}{hint}"
     return f"{exc.format_message()}{hint}"
+
+
+def read_password(password: str, path: str | None) -> str:
+    """The password given, or the first line of ``path`` (a Docker secret, say)."""
+    if not path:
+        return password
+    try:
+        with open(path, encoding="utf-8") as secret:
+            first = secret.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.UsageError(f"cannot read the password file {path!r}: {exc}") from None
+    if not first:
+        raise click.UsageError(f"the password file {path!r} is empty")
+    return first
 
 
 def ask_port() -> int:
@@ -228,6 +243,29 @@ def ask_port() -> int:
     "(0: never; TCP keepalive still finds dead ones). [env: PEERCHAT_IDLE_TIMEOUT]",
 )
 @click.option(
+    "--password",
+    envvar="PEERCHAT_PASSWORD",
+    default="",
+    show_default=False,
+    help="A password peers must give (rich clients in their hello, nc users with "
+    "/pass). [env: PEERCHAT_PASSWORD]",
+)
+@click.option(
+    "--password-file",
+    envvar="PEERCHAT_PASSWORD_FILE",
+    type=click.Path(dir_okay=False),
+    help="Read the password from this file's first line (Docker/compose secrets). "
+    "[env: PEERCHAT_PASSWORD_FILE]",
+)
+@click.option(
+    "--auth-timeout",
+    envvar="PEERCHAT_AUTH_TIMEOUT",
+    type=click.FloatRange(0, min_open=True),
+    default=DEFAULT_AUTH_TIMEOUT,
+    show_default=True,
+    help="Seconds a peer has to give the password. [env: PEERCHAT_AUTH_TIMEOUT]",
+)
+@click.option(
     "--advertise",
     envvar="PEERCHAT_ADVERTISE",
     default="",
@@ -263,6 +301,9 @@ def main(
     ping_after: float,
     ping_timeout: float,
     idle_timeout: float,
+    password: str,
+    password_file: str | None,
+    auth_timeout: float,
     advertise: str,
     quiet: bool,
 ) -> None:
@@ -291,6 +332,8 @@ def main(
         ping_after=ping_after,
         ping_timeout=ping_timeout,
         idle_timeout=idle_timeout,
+        password=read_password(password, password_file),
+        auth_timeout=auth_timeout,
         name=f"peerchat-server/{__version__}",
         advertise=advertise,
     )

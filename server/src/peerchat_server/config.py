@@ -63,6 +63,10 @@ DEFAULT_PING_AFTER = 60.0
 DEFAULT_PING_TIMEOUT = 30.0
 DEFAULT_IDLE_TIMEOUT = 0.0
 
+#: Seconds a peer has to give the password (when the server has one) before it is
+#: disconnected; IRC servers give an unregistered client 10 to 60 seconds.
+DEFAULT_AUTH_TIMEOUT = 10.0
+
 #: Seconds SIGTERM waits for peers to take their goodbye before cutting them off.
 DEFAULT_SHUTDOWN_TIMEOUT = 3.0
 
@@ -98,4 +102,6 @@ class ServerConfig:
     history_messages: int = DEFAULT_HISTORY_MESSAGES
     history_bytes: int = DEFAULT_HISTORY_BYTES
     name: str = "peerchat-server/0.1.0"
+    password: str = ""  # empty: no password; compared in constant time
+    auth_timeout: float = DEFAULT_AUTH_TIMEOUT
     advertise: str = ""  # where users reach us, if not where we listen (Docker's port)

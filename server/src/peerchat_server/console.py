@@ -20,6 +20,8 @@ TAG_COLOURS: dict[str, str] = {
     "PRIVATE": Fore.YELLOW,
     "FLOOD": Fore.MAGENTA,
     "REFUSED": Fore.RED,
+    "AUTH": Fore.GREEN,
+    "AUTH FAILED": Fore.RED + Style.BRIGHT,
     "CONNECTION RESET": Fore.RED,
     "DISCONNECTED": Fore.RED,
     "DROPPED": Fore.RED + Style.BRIGHT,

@@ -132,6 +132,8 @@ class Relay:
         self._per_host: dict[str, int] = {}  # connections per remote address
         self._names: dict[str, Session] = {}  # fold(name) -> session
         self.lobby = Room(DEFAULT_ROOM)
+        # Where peers wait until they give the password: a room nobody broadcasts to.
+        self.vestibule = Room(DEFAULT_ROOM)
         self._rooms: dict[str, Room] = {fold(DEFAULT_ROOM): self.lobby}
         self._dirty: list[Session] = []
         self._busy_rooms: list[Room] = []  # rooms with an outbox to fan out
@@ -169,9 +171,19 @@ class Relay:
         self._per_host[session.host] = self._per_host.get(session.host, 0) + 1
         self._sessions[session] = None
         self._names[fold(session.name)] = session
+        self._all_gone.clear()
+        if session.authenticated:
+            session.room = self.lobby
+            self.lobby.members[session] = None
+        else:
+            session.room = self.vestibule  # hears nothing, says nothing
+
+    def admit(self, session: Session) -> None:
+        """A peer that gave the password comes into the default room."""
+        self.drain()
+        self.vestibule.members.pop(session, None)
         session.room = self.lobby
         self.lobby.members[session] = None
-        self._all_gone.clear()
 
     def unregister(self, session: Session, reason: str) -> None:
         """Forget ``session`` and tell its room, if it had been announced."""
@@ -193,7 +205,7 @@ class Relay:
 
     def _remove_from(self, room: Room, session: Session) -> None:
         room.members.pop(session, None)
-        if not room.members and room is not self.lobby:
+        if not room.members and room is not self.lobby and room is not self.vestibule:
             del self._rooms[fold(room.name)]  # an empty room goes, with its history
 
     def find(self, name: str) -> Session | None:

@@ -48,6 +48,8 @@ class ChatServer:
         except OSError as exc:
             raise StartupError(self._explain(exc)) from None
         self.console.line("SUCCESS", f"Server started on {self.address}")
+        if cfg.password:
+            self.console.line("INFO", "Peers must give the password to chat (/pass, --password).")
         self._watcher = asyncio.create_task(self.relay.watch())
         if cfg.advertise:
             host, _, port = cfg.advertise.rpartition(":")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 import socket
 import traceback
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from peerchat_protocol import (
     LeaveRoom,
     ListRooms,
     Message,
+    Pass,
     PeerKind,
     Ping,
     Pong,
@@ -41,6 +43,9 @@ from peerchat_protocol import (
 from . import config as defaults
 from .flood import TokenBucket
 from .relay import Frames, Relay, Room, form_of
+
+#: What a peer may send before it has given the password.
+_BEFORE_PASSWORD = (Hello, Pass, Quit, Ping, Pong, Help)
 
 #: Seconds a closing connection waits for the peer's own close before it is cut.
 CLOSE_LINGER = 2.0
@@ -88,6 +93,7 @@ class Session(asyncio.Protocol):
         self.host = "unknown"
         self.name = "unknown"
         self.announced = False
+        self.authenticated = not cfg.password  # with a password, only once it is given
         self.room: Room = relay.lobby  # set again by Relay.register and Relay.move
         self.errors = 0
         self._pending: list[bytes] = []
@@ -107,6 +113,7 @@ class Session(asyncio.Protocol):
         self._replay: list[Frames] | None = []
         self._replay_overflow = 0
         self._missed_before_hello = False
+        self._history_sent = False
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             Hello: self._on_hello,
             Say: self._on_say,
@@ -120,6 +127,7 @@ class Session(asyncio.Protocol):
             LeaveRoom: self._on_leave_room,
             ListRooms: self._on_list_rooms,
             Timestamps: self._on_timestamps,
+            Pass: self._on_pass,
         }
 
     @property
@@ -144,9 +152,20 @@ class Session(asyncio.Protocol):
             self._refuse(refusal)
             return
         relay.register(self)
-        self._last_heard = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        self._last_heard = loop.time()
         relay.console.line("NEW CONNECTION", f"Peer {self.addr} connected.")
         relay.console.line("ACTIVE CONNECTIONS", str(len(relay)))
+        if not self.authenticated:
+            self.send(
+                Info(
+                    f"Welcome to peerchat! You are {self.addr}.\n"
+                    "This server needs a password: send /pass PASSWORD as your first line."
+                )
+            )
+            timeout = relay.config.auth_timeout
+            self._announce_timer = loop.call_later(timeout, self._auth_timed_out)
+            return
         self.send(
             Info(
                 f"Welcome to peerchat! You are {self.addr}; {len(relay)} online.\n"
@@ -154,7 +173,6 @@ class Session(asyncio.Protocol):
             )
         )
         self._send_history()
-        loop = asyncio.get_running_loop()
         self._announce_timer = loop.call_later(relay.config.announce_delay, self._announce_later)
 
     def _refuse(self, why: str) -> None:
@@ -247,6 +265,14 @@ class Session(asyncio.Protocol):
                 return
             if was_unknown and self.conn.kind is PeerKind.PLAIN:
                 self._became_plain()
+            if not self.authenticated and not isinstance(event, _BEFORE_PASSWORD):
+                self._on_remote_error(
+                    RemoteProtocolError(
+                        ErrorCode.AUTH_REQUIRED,
+                        "give the password first: /pass PASSWORD (nothing was sent)",
+                    )
+                )
+                continue
             self._handlers[type(event)](event)
 
     # --- flood control ---------------------------------------------------------------------
@@ -301,7 +327,70 @@ class Session(asyncio.Protocol):
 
     def _became_plain(self) -> None:
         self._replay = None
+        if self.authenticated:
+            self._announce()
+
+    # --- the password ----------------------------------------------------------------------
+
+    def _password_ok(self, given: str | None) -> bool:
+        expected = self.relay.config.password.encode()
+        # Constant time, so the comparison tells nothing about how much was right.
+        return given is not None and hmac.compare_digest(given.encode(), expected)
+
+    def _reject_password(self, given: str | None) -> None:
+        why = "no password given" if given is None else "wrong password"
+        self.relay.console.line("AUTH FAILED", f"Peer {self.addr}: {why}.")  # never the secret
+        self.close(
+            Bye(
+                f"disconnected: {why}; this server needs its password "
+                "(/pass PASSWORD, or the client's --password)",
+                code=ErrorCode.BAD_PASSWORD,
+            ),
+            log_reason=why,
+            linger=True,
+        )
+
+    def _admit(self) -> None:
+        if self._announce_timer is not None:  # the authentication deadline
+            self._announce_timer.cancel()
+            self._announce_timer = None
+        self.authenticated = True
+        self.relay.admit(self)
+        self.relay.console.line("AUTH", f"Peer {self.addr} gave the password.")
+
+    def _on_pass(self, given: Pass) -> None:
+        if self.authenticated:
+            self.send(Info("You are already in."))
+            return
+        if not self._password_ok(given.password):
+            self._reject_password(given.password)
+            return
+        self._admit()
+        self.send(
+            Info(f"Password accepted. {len(self.room.members)} online; /help lists commands.")
+        )
+        self._send_history()
         self._announce()
+
+    def _auth_timed_out(self) -> None:
+        try:
+            if self.authenticated or self._closing:
+                return
+            timeout = self.relay.config.auth_timeout
+            self.relay.console.line(
+                "AUTH FAILED", f"Peer {self.addr}: no password in {timeout:g} s."
+            )
+            self.close(
+                Bye(
+                    f"disconnected: no password within {timeout:g} s "
+                    "(send /pass PASSWORD as your first line)",
+                    code=ErrorCode.AUTH_TIMEOUT,
+                ),
+                log_reason="no password in time",
+                linger=True,
+            )
+        except Exception:
+            self._internal_error()
 
     def _on_remote_error(self, exc: RemoteProtocolError) -> None:
         self.errors += 1
@@ -330,6 +419,11 @@ class Session(asyncio.Protocol):
 
     def _on_hello(self, hello: Hello) -> None:
         relay = self.relay
+        if not self.authenticated:
+            if not self._password_ok(hello.password):
+                self._reject_password(hello.password)
+                return
+            self._admit()
         wanted = hello.nick
         if wanted is not None and wanted != self.name:
             nick = relay.free_variant(wanted)
@@ -359,6 +453,8 @@ class Session(asyncio.Protocol):
                     "pick another with /nick NAME",
                 )
             )
+        if not self._history_sent:
+            self._send_history()  # admitted by this hello: nothing was sent before it
         self._flush_replay()
         self._announce()
 
@@ -427,6 +523,7 @@ class Session(asyncio.Protocol):
 
     def _send_history(self) -> None:
         """The room's recent messages, marked as history; framed in notices for plain peers."""
+        self._history_sent = True
         history = self.relay.history(self.room)
         if not history or (self.conn.kind is PeerKind.RICH and self.conn.version == 1):
             return

@@ -1,0 +1,97 @@
+"""A server with a password: wrong, missing and slow passwords; nothing reaches outsiders."""
+
+from __future__ import annotations
+
+import asyncio
+
+from peerchat_protocol import Bye, Connection, Error, Hello, Role, Roster, Say, Welcome, Who
+
+from .peers import WAIT, PlainPeer, RichPeer, console_of, running_server
+
+SECRET = "correct horse"
+
+
+async def rich_hello(port: int, password: str | None) -> list[object]:
+    """Connect, say hello with ``password``, and return the JSON events until the end."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    conn = Connection(Role.CLIENT)
+    writer.write(conn.send(Hello(nick="rich", password=password)))
+    events: list[object] = []
+    for _ in range(100):
+        data = await asyncio.wait_for(reader.read(65536), WAIT)
+        conn.receive_data(data)
+        for _ in range(100):
+            event = conn.next_event()
+            if not hasattr(event, "TYPE"):
+                break
+            events.append(event)
+        if not data or any(isinstance(e, Welcome) for e in events):
+            break
+    writer.close()
+    return events
+
+
+async def test_the_right_password_lets_peers_in_and_chat() -> None:
+    async with running_server(password=SECRET) as server:
+        nc = await PlainPeer.connect(server.port, banner=False)
+        assert await nc.line() == f"* Welcome to peerchat! You are {nc.addr}."
+        assert "send /pass PASSWORD" in await nc.line()
+        await nc.say(f"/pass {SECRET}")
+        assert (await nc.line()).startswith("* Password accepted.")
+        rich = await RichPeer.connect(server.port, "rich", password=SECRET)
+        assert await nc.expect("joined") == "* rich joined (2 online)"
+        await rich.send(Say("in"))
+        assert await nc.expect("<rich>") == "<rich> in"
+        log = "\n".join(console_of(server).lines)
+        assert SECRET not in log
+        assert f"[AUTH] Peer {nc.addr} gave the password." in log
+
+
+async def test_wrong_and_missing_passwords_are_refused_and_logged_without_the_secret() -> None:
+    async with running_server(password=SECRET) as server:
+        insider = await RichPeer.connect(server.port, "insider", password=SECRET)
+        wrong = await rich_hello(server.port, "hunter2")
+        assert [e.code for e in wrong if isinstance(e, Bye)] == ["bad_password"]
+        missing = await rich_hello(server.port, None)
+        assert "no password given" in next(e for e in missing if isinstance(e, Bye)).reason
+        nc = await PlainPeer.connect(server.port, banner=False)
+        await nc.say("/pass guess")
+        assert (await nc.eof())[-1].startswith("! disconnected: wrong password")
+        lines = await console_of(server).wait_for("[AUTH FAILED]", count=3)
+        assert all("hunter2" not in line and "guess" not in line for line in lines)
+        await nc.close()
+        await console_of(server).wait_for(f"[DISCONNECTED] {nc.addr}")
+        assert [s.name for s in server.relay] == [insider.nick]
+
+
+async def test_nothing_is_relayed_to_or_from_a_peer_without_the_password() -> None:
+    async with running_server(password=SECRET) as server:
+        insider = await RichPeer.connect(server.port, "insider", password=SECRET)
+        outsider = await PlainPeer.connect(server.port, banner=False)
+        await outsider.line()
+        await outsider.line()
+        await outsider.say("let me talk")
+        assert "give the password first" in await outsider.line()
+        await insider.send(Say("secret plans"))
+        await outsider.say("/who")
+        assert "give the password first" in await outsider.line()  # not the insider's line
+        await insider.send(Who())
+        got = await insider.event()
+        assert isinstance(got, Roster), got  # the outsider's line never came before it
+        assert [p.nick for p in got.peers] == ["insider"]  # nor is it in the room
+
+
+async def test_a_peer_that_never_gives_the_password_is_disconnected() -> None:
+    async with running_server(password=SECRET, auth_timeout=0.3) as server:
+        slow = await PlainPeer.connect(server.port, banner=False)
+        lines = await slow.eof()
+        assert lines[-1] == (
+            "! disconnected: no password within 0.3 s (send /pass PASSWORD as your first line)"
+        )
+        await console_of(server).wait_for(f"[AUTH FAILED] Peer {slow.addr}: no password in 0.3 s.")
+
+
+async def test_error_codes_reach_rich_clients() -> None:
+    async with running_server(password=SECRET) as server:
+        events = await rich_hello(server.port, "nope")
+        assert any(isinstance(e, (Error, Bye)) for e in events)
