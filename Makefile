@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help dev lint unit test clean-dev base wheels build up client integration check-docker clean bench bench-quick
+.PHONY: help dev lint unit test clean-dev base wheels build up client integration check-docker clean bench bench-quick tls-cert
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ client: ## Open a chat prompt in a container (docker compose run --rm client)
 
 integration: build ## Container tests: real images, testcontainers, docker compose
 	$(BIN)/pytest tests/integration
+
+tls-cert: ## A demo CA and server certificate in tls/ (for --tls-cert and docker-compose.tls.yml)
+	docker/make-tls-cert.sh tls
 
 clean: ## Remove peerchat containers, images, networks, wheels and the .env line make wrote
 	-$(COMPOSE) --profile client down --remove-orphans --volumes

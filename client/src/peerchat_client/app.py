@@ -8,7 +8,7 @@ from .config import ClientConfig
 from .console import Console, EventPrinter, JsonPrinter
 from .interactive import run_interactive
 from .script import run_script
-from .session import ClientError, Session, connect
+from .session import ClientError, Session, connect, tls_context
 
 
 async def establish(config: ClientConfig, status: Console) -> Session:
@@ -18,8 +18,21 @@ async def establish(config: ClientConfig, status: Console) -> Session:
     def waiting(reason: str) -> None:
         status.wait(f"No server at {label} yet ({reason}); trying for up to {config.wait:g} s...")
 
+    tls = None
+    if config.tls:
+        tls = tls_context(config.ca_file, insecure=config.insecure)
+        if config.insecure:
+            status.warning(
+                "--insecure: the server's certificate is not checked, so anyone in between "
+                "could pose as the server. Use --ca-file outside a demo."
+            )
     session = await connect(
-        config.host, config.port, listen_port=config.listen_port, wait=config.wait, on_retry=waiting
+        config.host,
+        config.port,
+        listen_port=config.listen_port,
+        wait=config.wait,
+        on_retry=waiting,
+        tls=tls,
     )
     status.info(f"Server detected at {label}")
     try:

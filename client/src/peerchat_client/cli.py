@@ -128,6 +128,26 @@ class OneLineErrors(click.Command):
     help="Nickname to ask for; the server picks one when unset or taken. [env: PEERCHAT_NICK]",
 )
 @click.option(
+    "--tls",
+    envvar="PEERCHAT_TLS",
+    is_flag=True,
+    help="Talk TLS, checking the server's certificate. [env: PEERCHAT_TLS=1]",
+)
+@click.option(
+    "--ca-file",
+    envvar="PEERCHAT_CA_FILE",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Check the server's certificate against this CA (PEM) instead of the system's; "
+    "implies --tls. [env: PEERCHAT_CA_FILE]",
+)
+@click.option(
+    "--insecure",
+    envvar="PEERCHAT_INSECURE",
+    is_flag=True,
+    help="With TLS, do not check the server's certificate (self-signed demos only); "
+    "implies --tls. [env: PEERCHAT_INSECURE=1]",
+)
+@click.option(
     "--password",
     envvar="PEERCHAT_PASSWORD",
     help="The server's password, if it has one. [env: PEERCHAT_PASSWORD]",
@@ -185,6 +205,9 @@ def main(
     port: int | None,
     listen_port: int | None,
     nick: str | None,
+    tls: bool,
+    ca_file: str | None,
+    insecure: bool,
     password: str | None,
     wait: float,
     delay: float,
@@ -247,6 +270,9 @@ def main(
         json=json_output,
         timestamps=timestamps,
         bell=bell,
+        tls=tls or bool(ca_file) or insecure,
+        ca_file=ca_file,
+        insecure=insecure,
         password=password,
     )
     try:

@@ -41,6 +41,11 @@ class ClientConfig:
     timestamps: bool = True
     #: Ring the terminal bell when a message names us (interactive mode only).
     bell: bool = True
+    #: TLS: on, with the CA to check the server against (default: the system's), or
+    #: with no check at all (a self-signed demo certificate).
+    tls: bool = False
+    ca_file: str | None = None
+    insecure: bool = False
     #: The server's password, if it has one (sent in the hello only).
     password: str | None = field(default=None, repr=False)
 

@@ -53,12 +53,14 @@ class Tag(StrEnum):
     RECEIVED = "RECEIVED"
     ERROR = "ERROR"
     HISTORY = "HISTORY"
+    WARNING = "WARNING"
 
 
 _COLORS: dict[Tag, str] = {
     Tag.SUCCESS: Fore.GREEN,
     Tag.INFO: Fore.CYAN,
     Tag.WAIT: Fore.YELLOW,
+    Tag.WARNING: Fore.YELLOW + Style.BRIGHT,
     Tag.INPUT: Fore.BLUE,
     Tag.SENT: Fore.MAGENTA,
     Tag.RECEIVED: Fore.WHITE + Style.BRIGHT,
@@ -276,6 +278,9 @@ class Console:
 
     def error(self, text: str) -> None:
         self.line(Tag.ERROR, text)
+
+    def warning(self, text: str) -> None:
+        self.line(Tag.WARNING, text)
 
     def said(self, say: Say, nick: str | None) -> None:
         """``[SENT] 14:02 hi``: what we sent, timed now (the server does not echo it)."""

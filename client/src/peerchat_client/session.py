@@ -14,6 +14,7 @@ import asyncio
 import errno
 import os
 import socket
+import ssl
 from collections.abc import Callable, Iterator
 
 from peerchat_protocol import (
@@ -151,8 +152,31 @@ def _retryable(exc: OSError) -> bool:
     return isinstance(exc, (socket.gaierror, TimeoutError)) or exc.errno in _RETRYABLE_ERRNOS
 
 
+def tls_context(ca_file: str | None = None, *, insecure: bool = False) -> ssl.SSLContext:
+    """How the client checks the server: the system's CAs or ``ca_file``; or not at all."""
+    context = ssl.create_default_context(cafile=ca_file or None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    if insecure:  # a self-signed demo certificate: encrypted, but nobody is checked
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def _tls_problem(exc: ssl.SSLError, label: str) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return (
+            f"TLS: the certificate of {label} could not be verified "
+            f"({exc.verify_message or exc.reason}). Give its CA with --ca-file, or use "
+            "--insecure for a demo with a self-signed certificate"
+        )
+    return (
+        f"TLS with {label} failed ({exc.reason or exc}): is the server serving TLS on "
+        "that port? (--tls talks only to a server started with --tls-cert)"
+    )
+
+
 async def _connect_once(
-    host: str, port: int, listen_port: int
+    host: str, port: int, listen_port: int, tls: ssl.SSLContext | None = None
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
     """One connection attempt to each address ``host`` resolves to, in order.
 
@@ -185,7 +209,11 @@ async def _connect_once(
         except BaseException:
             sock.close()
             raise
-        return await asyncio.open_connection(sock=sock)
+        if tls is None:
+            return await asyncio.open_connection(sock=sock)
+        return await asyncio.open_connection(
+            sock=sock, ssl=tls, server_hostname=host, ssl_handshake_timeout=CONNECT_TIMEOUT
+        )
     raise last if last is not None else OSError(errno.EHOSTUNREACH, "no address to connect to")
 
 
@@ -196,6 +224,7 @@ async def connect(
     listen_port: int = 0,
     wait: float = 0.0,
     on_retry: Callable[[str], None] | None = None,
+    tls: ssl.SSLContext | None = None,
 ) -> Session:
     """Connect to the server, retrying refusals with capped backoff for ``wait`` seconds.
 
@@ -215,7 +244,9 @@ async def connect(
         remaining = deadline - loop.time()
         try:
             async with asyncio.timeout(max(min(CONNECT_TIMEOUT, remaining), BACKOFF_FIRST)):
-                reader, writer = await _connect_once(host, port, listen_port)
+                reader, writer = await _connect_once(host, port, listen_port, tls)
+        except ssl.SSLError as exc:  # not worth retrying: the same certificate comes back
+            raise ServerUnavailable(_tls_problem(exc, label)) from None
         except OSError as exc:
             if not _retryable(exc):
                 raise ServerUnavailable(

@@ -243,6 +243,20 @@ def ask_port() -> int:
     "(0: never; TCP keepalive still finds dead ones). [env: PEERCHAT_IDLE_TIMEOUT]",
 )
 @click.option(
+    "--tls-cert",
+    envvar="PEERCHAT_TLS_CERT",
+    type=click.Path(dir_okay=False),
+    default="",
+    help="Serve TLS with this PEM certificate (chain); needs --tls-key. [env: PEERCHAT_TLS_CERT]",
+)
+@click.option(
+    "--tls-key",
+    envvar="PEERCHAT_TLS_KEY",
+    type=click.Path(dir_okay=False),
+    default="",
+    help="The certificate's PEM private key. [env: PEERCHAT_TLS_KEY]",
+)
+@click.option(
     "--password",
     envvar="PEERCHAT_PASSWORD",
     default="",
@@ -301,6 +315,8 @@ def main(
     ping_after: float,
     ping_timeout: float,
     idle_timeout: float,
+    tls_cert: str,
+    tls_key: str,
     password: str,
     password_file: str | None,
     auth_timeout: float,
@@ -332,6 +348,8 @@ def main(
         ping_after=ping_after,
         ping_timeout=ping_timeout,
         idle_timeout=idle_timeout,
+        tls_cert=tls_cert,
+        tls_key=tls_key,
         password=read_password(password, password_file),
         auth_timeout=auth_timeout,
         name=f"peerchat-server/{__version__}",

@@ -102,6 +102,8 @@ class ServerConfig:
     history_messages: int = DEFAULT_HISTORY_MESSAGES
     history_bytes: int = DEFAULT_HISTORY_BYTES
     name: str = "peerchat-server/0.1.0"
+    tls_cert: str = ""  # PEM certificate (chain) and key: both, or neither for plain TCP
+    tls_key: str = ""
     password: str = ""  # empty: no password; compared in constant time
     auth_timeout: float = DEFAULT_AUTH_TIMEOUT
     advertise: str = ""  # where users reach us, if not where we listen (Docker's port)

@@ -6,6 +6,7 @@ import asyncio
 import errno
 import signal
 import socket
+import ssl
 
 from .config import ServerConfig
 from .console import Console
@@ -29,9 +30,28 @@ class ChatServer:
         self._server: asyncio.Server | None = None
         self._watcher: asyncio.Task[None] | None = None
 
+    def _tls_context(self) -> ssl.SSLContext | None:
+        cfg = self.config
+        if not cfg.tls_cert and not cfg.tls_key:
+            return None
+        if not (cfg.tls_cert and cfg.tls_key):
+            raise StartupError("TLS needs both --tls-cert and --tls-key.")
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(cfg.tls_cert, cfg.tls_key)
+        except (OSError, ssl.SSLError) as exc:
+            raise StartupError(
+                f"Cannot use the TLS certificate {cfg.tls_cert!r} and key {cfg.tls_key!r}: "
+                f"{getattr(exc, 'strerror', None) or exc}. Check both files (make tls-cert "
+                "makes a pair for a demo)."
+            ) from None
+        return context
+
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         cfg = self.config
+        tls = self._tls_context()
         try:
             self._server = await loop.create_server(
                 lambda: Session(self.relay),
@@ -39,6 +59,7 @@ class ChatServer:
                 cfg.port,
                 reuse_address=True,
                 backlog=1024,
+                ssl=tls,
             )
         except socket.gaierror as exc:
             raise StartupError(
@@ -47,15 +68,17 @@ class ChatServer:
             ) from None
         except OSError as exc:
             raise StartupError(self._explain(exc)) from None
-        self.console.line("SUCCESS", f"Server started on {self.address}")
+        secure = " (TLS)" if tls is not None else ""
+        self.console.line("SUCCESS", f"Server started on {self.address}{secure}")
         if cfg.password:
             self.console.line("INFO", "Peers must give the password to chat (/pass, --password).")
         self._watcher = asyncio.create_task(self.relay.watch())
         if cfg.advertise:
             host, _, port = cfg.advertise.rpartition(":")
-            self.console.line(
-                "INFO", f"Reachable at {cfg.advertise} (for example: nc {host} {port})"
+            example = (
+                f"openssl s_client -quiet -connect {cfg.advertise}" if tls else f"nc {host} {port}"
             )
+            self.console.line("INFO", f"Reachable at {cfg.advertise} (for example: {example})")
 
     def _explain(self, exc: OSError) -> str:
         host, port = self.config.host, self.config.port
