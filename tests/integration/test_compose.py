@@ -10,6 +10,7 @@ import asyncio
 import os
 import pty
 import socket
+import ssl
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -184,3 +185,38 @@ def test_the_containers_are_locked_down(stack: Stack) -> None:
     assert readonly == "true"
     assert caps == "[ALL]"
     assert "no-new-privileges:true" in security
+
+
+def test_the_tls_variant_of_the_demo(tmp_path: Path) -> None:
+    """`make tls-cert`, then the README's compose commands with docker-compose.tls.yml."""
+    made = subprocess.run(
+        ["make", "tls-cert"], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert made.returncode == 0, made.stderr
+    stack = Stack()
+    files = ["-f", "docker-compose.yml", "-f", "docker-compose.tls.yml"]
+    try:
+        up = stack.run(*files, "up", "--detach", "--wait", "server")
+        assert up.returncode == 0, up.stdout + up.stderr
+
+        async def scenario() -> None:
+            context = ssl.create_default_context(cafile=str(ROOT / "tls" / "ca.crt"))
+            reader, writer = await asyncio.open_connection("127.0.0.1", stack.port, ssl=context)
+            banner = await asyncio.wait_for(reader.readline(), WAIT)
+            assert banner.startswith(b"* Welcome to peerchat!"), banner
+            client = await asyncio.create_subprocess_exec(
+                *stack.compose(*files, "run", "--rm", "-T", "client", "--nick", "tls",
+                               "--linger", "1"),
+                cwd=ROOT, env=stack.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            output, _ = await asyncio.wait_for(client.communicate(b"hello over tls\n"), WAIT)
+            assert client.returncode == 0, output.decode()
+            assert await read_until(reader, "<tls>") == "<tls> hello over tls"
+            writer.close()
+
+        asyncio.run(asyncio.wait_for(scenario(), WAIT * 2))
+        logs = stack.run(*files, "logs", "server")
+        assert "Server started on 0.0.0.0:8080 (TLS)" in logs.stdout
+    finally:
+        stack.run(*files, "--profile", "client", "down", "--remove-orphans", "--volumes")
