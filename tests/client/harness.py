@@ -7,18 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import io
 import os
 import re
 import socket
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from peerchat_server.config import ServerConfig
-from peerchat_server.console import Console as ServerConsole
-from peerchat_server.server import ChatServer
+# The same in-process server the server's own tests use (flood control and the
+# per-address limit off: these tests pipe bursts no person types).
+from ..server.peers import running_server as running_server
 
 #: Longest any single awaited thing may take before the test fails.
 WAIT = 15.0
@@ -45,27 +44,6 @@ def client_env(**extra: str) -> dict[str, str]:
     env.update(NO_COLOR="1", PYTHONUNBUFFERED="1")
     env.update(extra)
     return env
-
-
-@contextlib.asynccontextmanager
-async def running_server(**overrides: Any) -> AsyncIterator[ChatServer]:
-    """The real ChatServer on 127.0.0.1 and a port the system picks, stopped afterwards."""
-    # Flood control off: the client's tests pipe bursts no person types; the server's
-    # own tests cover flood control.
-    settings: dict[str, Any] = {
-        "host": "127.0.0.1",
-        "port": 0,
-        "shutdown_timeout": 2.0,
-        "flood_rate": 0,
-        "max_per_address": 0,
-    }
-    settings.update(overrides)
-    server = ChatServer(ServerConfig(**settings), ServerConsole(io.StringIO(), color=False))
-    await server.start()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 class Lines:

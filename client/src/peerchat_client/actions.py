@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from peerchat_protocol import Bye, Say
 
 from .commands import Complain, Leave, Send, SetTimestamps, ShowHelp
@@ -23,6 +25,27 @@ async def pump_events(session: Session, printer: EventPrinter) -> str:
         printer.show(event)
         if isinstance(event, Bye):
             return gone_reason(event)
+
+
+async def stop(task: asyncio.Task[str]) -> None:
+    """Cancel the receiving task, if it still runs, and wait until it has stopped."""
+    if not task.done():
+        task.cancel()
+        await asyncio.wait({task})
+
+
+async def leave(session: Session, receiver: asyncio.Task[str], reason: str | None = None) -> int:
+    """Stop receiving, say goodbye to the server: a clean end, exit status 0."""
+    await stop(receiver)
+    await session.quit(reason)
+    return 0
+
+
+async def fail(session: Session, console: Console, reason: str) -> int:
+    """The connection ended under us: one ``[ERROR]`` line with why, exit status 1."""
+    console.error(reason)
+    await session.close()
+    return 1
 
 
 async def perform(
@@ -55,4 +78,4 @@ async def perform(
         console.said(action.event, session.nick)
 
 
-__all__ = ["Leave", "gone_reason", "perform", "pump_events"]
+__all__ = ["Leave", "fail", "gone_reason", "leave", "perform", "pump_events", "stop"]

@@ -11,7 +11,6 @@ recall earlier lines.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.formatted_text import ANSI, AnyFormattedText
@@ -20,7 +19,7 @@ from prompt_toolkit.patch_stdout import patch_stdout
 
 from peerchat_protocol import Entered, Event, Renamed
 
-from .actions import perform, pump_events
+from .actions import fail, leave, perform, pump_events, stop
 from .commands import Leave, help_lines, parse_line
 from .completion import ChatCompleter, Known
 from .config import ClientConfig
@@ -107,19 +106,11 @@ async def run_interactive(session: Session, console: Console, config: ClientConf
                     continue
                 if isinstance(action, Leave):
                     console.info("Quitting...")
-                    receiver.cancel()
-                    await asyncio.wait({receiver})
-                    await session.quit(action.reason)
-                    return 0
+                    return await leave(session, receiver, action.reason)
                 await perform(session, console, action, help_lines(interactive=True))
             reason = await receiver
         except ClientError as exc:
             reason = exc.message
         finally:
-            if not receiver.done():
-                receiver.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await receiver
-        console.error(reason)
-        await session.close()
-        return 1
+            await stop(receiver)
+        return await fail(session, console, reason)

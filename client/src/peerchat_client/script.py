@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextlib
 import os
 import threading
 
-from .actions import perform, pump_events
+from .actions import fail, leave, perform, pump_events, stop
 from .commands import Leave, help_lines, parse_line
 from .config import ClientConfig
 from .console import Console, EventPrinter
@@ -100,27 +99,16 @@ async def run_script(
                     status.info(receiver.result())
                     await session.close()
                     return 0
-                receiver.cancel()
-                await asyncio.wait({receiver})
-                await session.quit()
-                return 0
+                return await leave(session, receiver)
             action = parse_line(line, bare_q_quits=False)
             if action is None:
                 continue
             if isinstance(action, Leave):
-                receiver.cancel()
-                await asyncio.wait({receiver})
-                await session.quit(action.reason)
-                return 0
+                return await leave(session, receiver, action.reason)
             await perform(session, status, action, help_lines(interactive=False))
         reason = await receiver
     except ClientError as exc:
         reason = exc.message
     finally:
-        if not receiver.done():
-            receiver.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await receiver
-    status.error(reason)
-    await session.close()
-    return 1
+        await stop(receiver)
+    return await fail(session, status, reason)

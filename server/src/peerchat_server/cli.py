@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 from click.core import ParameterSource
@@ -36,6 +37,14 @@ from .console import Console
 from .server import ChatServer, StartupError
 
 PORT = click.IntRange(0, 65535)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def setting(*decls: str, **attrs: Any) -> Callable[[F], F]:
+    """A ``click.option`` also read from ``PEERCHAT_<NAME>``, which its help names."""
+    envvar = "PEERCHAT_" + decls[-1].lstrip("-").upper().replace("-", "_")
+    attrs["help"] = f"{attrs['help']} [env: {envvar}]"
+    return click.option(*decls, envvar=envvar, **attrs)
 
 
 class OneLineErrors(click.Command):
@@ -98,201 +107,167 @@ def ask_port() -> int:
 
 
 @click.command(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
+@setting(
     "--host",
-    envvar="PEERCHAT_HOST",
     default=DEFAULT_HOST,
     show_default=True,
-    help="Address to listen on; 0.0.0.0 for every interface. [env: PEERCHAT_HOST]",
+    help="Address to listen on; 0.0.0.0 for every interface.",
 )
-@click.option(
+@setting(
     "--port",
-    envvar="PEERCHAT_PORT",
     type=PORT,
     default=DEFAULT_PORT,
     show_default=True,
-    help="Port to listen on (0: any free port). Asked for on a terminal when not given. "
-    "[env: PEERCHAT_PORT]",
+    help="Port to listen on (0: any free port). Asked for on a terminal when not given.",
 )
-@click.option(
+@setting(
     "--max-line-bytes",
-    envvar="PEERCHAT_MAX_LINE_BYTES",
     type=click.IntRange(64),
     default=DEFAULT_MAX_LINE_BYTES,
     show_default=True,
-    help="Longest line a peer may send; longer ones are refused with an error. "
-    "[env: PEERCHAT_MAX_LINE_BYTES]",
+    help="Longest line a peer may send; longer ones are refused with an error.",
 )
-@click.option(
+@setting(
     "--max-send-buffer",
-    envvar="PEERCHAT_MAX_SEND_BUFFER",
     type=click.IntRange(1024),
     default=DEFAULT_MAX_SEND_BUFFER,
     show_default=True,
-    help="Bytes that may wait for a peer that is not reading before it is dropped. "
-    "[env: PEERCHAT_MAX_SEND_BUFFER]",
+    help="Bytes that may wait for a peer that is not reading before it is dropped.",
 )
-@click.option(
+@setting(
     "--max-errors",
-    envvar="PEERCHAT_MAX_ERRORS",
     type=click.IntRange(1),
     default=DEFAULT_MAX_ERRORS,
     show_default=True,
-    help="Bad lines a peer may send before it is disconnected. [env: PEERCHAT_MAX_ERRORS]",
+    help="Bad lines a peer may send before it is disconnected.",
 )
-@click.option(
+@setting(
     "--shutdown-timeout",
-    envvar="PEERCHAT_SHUTDOWN_TIMEOUT",
     type=click.FloatRange(0),
     default=DEFAULT_SHUTDOWN_TIMEOUT,
     show_default=True,
-    help="Seconds to let peers take their goodbye on SIGTERM. [env: PEERCHAT_SHUTDOWN_TIMEOUT]",
+    help="Seconds to let peers take their goodbye on SIGTERM.",
 )
-@click.option(
+@setting(
     "--flood-burst",
-    envvar="PEERCHAT_FLOOD_BURST",
     type=click.IntRange(1),
     default=DEFAULT_FLOOD_BURST,
     show_default=True,
-    help="Lines a peer may send at once before it is slowed down. [env: PEERCHAT_FLOOD_BURST]",
+    help="Lines a peer may send at once before it is slowed down.",
 )
-@click.option(
+@setting(
     "--flood-rate",
-    envvar="PEERCHAT_FLOOD_RATE",
     type=click.FloatRange(0),
     default=DEFAULT_FLOOD_RATE,
     show_default=True,
-    help="Lines a second a peer may keep sending; more are delayed, never dropped "
-    "(0: no limit). [env: PEERCHAT_FLOOD_RATE]",
+    help="Lines a second a peer may keep sending; more are delayed, never dropped (0: no limit).",
 )
-@click.option(
+@setting(
     "--flood-kick-after",
-    envvar="PEERCHAT_FLOOD_KICK_AFTER",
     type=click.FloatRange(0),
     default=DEFAULT_FLOOD_KICK_AFTER,
     show_default=True,
-    help="Seconds a peer may stay over the rate before it is disconnected. "
-    "[env: PEERCHAT_FLOOD_KICK_AFTER]",
+    help="Seconds a peer may stay over the rate before it is disconnected.",
 )
-@click.option(
+@setting(
     "--history",
-    envvar="PEERCHAT_HISTORY",
     type=click.IntRange(0),
     default=DEFAULT_HISTORY_MESSAGES,
     show_default=True,
-    help="Messages each room keeps for people who join later (0: none). [env: PEERCHAT_HISTORY]",
+    help="Messages each room keeps for people who join later (0: none).",
 )
-@click.option(
+@setting(
     "--history-bytes",
-    envvar="PEERCHAT_HISTORY_BYTES",
     type=click.IntRange(0),
     default=DEFAULT_HISTORY_BYTES,
     show_default=True,
-    help="Most text (bytes) a room's history may hold. [env: PEERCHAT_HISTORY_BYTES]",
+    help="Most text (bytes) a room's history may hold.",
 )
-@click.option(
+@setting(
     "--join-notices-up-to",
-    envvar="PEERCHAT_JOIN_NOTICES_UP_TO",
     type=click.IntRange(0),
     default=DEFAULT_JOIN_NOTICES_UP_TO,
     show_default=True,
-    help="Rooms with more members than this announce no joins and leaves. "
-    "[env: PEERCHAT_JOIN_NOTICES_UP_TO]",
+    help="Rooms with more members than this announce no joins and leaves.",
 )
-@click.option(
+@setting(
     "--max-connections",
-    envvar="PEERCHAT_MAX_CONNECTIONS",
     type=click.IntRange(0),
     default=DEFAULT_MAX_CONNECTIONS,
     show_default=True,
-    help="Connections at once; more are turned away with a notice (0: no limit). "
-    "[env: PEERCHAT_MAX_CONNECTIONS]",
+    help="Connections at once; more are turned away with a notice (0: no limit).",
 )
-@click.option(
+@setting(
     "--max-per-address",
-    envvar="PEERCHAT_MAX_PER_ADDRESS",
     type=click.IntRange(0),
     default=DEFAULT_MAX_PER_ADDRESS,
     show_default=True,
-    help="Connections at once from one address (0: no limit). [env: PEERCHAT_MAX_PER_ADDRESS]",
+    help="Connections at once from one address (0: no limit).",
 )
-@click.option(
+@setting(
     "--ping-after",
-    envvar="PEERCHAT_PING_AFTER",
     type=click.FloatRange(0),
     default=DEFAULT_PING_AFTER,
     show_default=True,
-    help="Seconds a rich peer may be quiet before it is pinged (0: never). "
-    "[env: PEERCHAT_PING_AFTER]",
+    help="Seconds a rich peer may be quiet before it is pinged (0: never).",
 )
-@click.option(
+@setting(
     "--ping-timeout",
-    envvar="PEERCHAT_PING_TIMEOUT",
     type=click.FloatRange(0),
     default=DEFAULT_PING_TIMEOUT,
     show_default=True,
-    help="Seconds to wait for its answer before dropping it. [env: PEERCHAT_PING_TIMEOUT]",
+    help="Seconds to wait for its answer before dropping it.",
 )
-@click.option(
+@setting(
     "--idle-timeout",
-    envvar="PEERCHAT_IDLE_TIMEOUT",
     type=click.FloatRange(0),
     default=DEFAULT_IDLE_TIMEOUT,
     show_default=True,
     help="Seconds a plain-text peer may send nothing before it is disconnected "
-    "(0: never; TCP keepalive still finds dead ones). [env: PEERCHAT_IDLE_TIMEOUT]",
+    "(0: never; TCP keepalive still finds dead ones).",
 )
-@click.option(
+@setting(
     "--tls-cert",
-    envvar="PEERCHAT_TLS_CERT",
     type=click.Path(dir_okay=False),
     default="",
-    help="Serve TLS with this PEM certificate (chain); needs --tls-key. [env: PEERCHAT_TLS_CERT]",
+    help="Serve TLS with this PEM certificate (chain); needs --tls-key.",
 )
-@click.option(
+@setting(
     "--tls-key",
-    envvar="PEERCHAT_TLS_KEY",
     type=click.Path(dir_okay=False),
     default="",
-    help="The certificate's PEM private key. [env: PEERCHAT_TLS_KEY]",
+    help="The certificate's PEM private key.",
 )
-@click.option(
+@setting(
     "--password",
-    envvar="PEERCHAT_PASSWORD",
     default="",
     show_default=False,
-    help="A password peers must give (rich clients in their hello, nc users with "
-    "/pass). [env: PEERCHAT_PASSWORD]",
+    help="A password peers must give (rich clients in their hello, nc users with /pass).",
 )
-@click.option(
+@setting(
     "--password-file",
-    envvar="PEERCHAT_PASSWORD_FILE",
     type=click.Path(dir_okay=False),
-    help="Read the password from this file's first line (Docker/compose secrets). "
-    "[env: PEERCHAT_PASSWORD_FILE]",
+    help="Read the password from this file's first line (Docker/compose secrets).",
 )
-@click.option(
+@setting(
     "--auth-timeout",
-    envvar="PEERCHAT_AUTH_TIMEOUT",
     type=click.FloatRange(0, min_open=True),
     default=DEFAULT_AUTH_TIMEOUT,
     show_default=True,
-    help="Seconds a peer has to give the password. [env: PEERCHAT_AUTH_TIMEOUT]",
+    help="Seconds a peer has to give the password.",
 )
-@click.option(
+@setting(
     "--advertise",
-    envvar="PEERCHAT_ADVERTISE",
     default="",
     metavar="HOST:PORT",
     help="Where users reach this server, when that differs from where it listens (a port "
-    "published by Docker); printed at start. [env: PEERCHAT_ADVERTISE]",
+    "published by Docker); printed at start.",
 )
-@click.option(
+@setting(
     "-q",
     "--quiet",
-    envvar="PEERCHAT_QUIET",
     is_flag=True,
-    help="Hide the per-message [RECEIVED] lines (for heavy traffic). [env: PEERCHAT_QUIET]",
+    help="Hide the per-message [RECEIVED] lines (for heavy traffic).",
 )
 @click.version_option(__version__, "-V", "--version", prog_name="peerchat-server")
 @click.pass_context

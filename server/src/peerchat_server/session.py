@@ -193,7 +193,7 @@ class Session(asyncio.Protocol):
             self.conn.receive_data(data)
             self._process()
         except Exception:
-            self._internal_error()
+            self.fail()
 
     def eof_received(self) -> bool:
         """The peer will send nothing more: it has left, once what it sent is handled."""
@@ -205,7 +205,7 @@ class Session(asyncio.Protocol):
                 return True  # lines still wait behind the flood limit: close after them
             self._finish_after_eof()
         except Exception:
-            self._internal_error()
+            self.fail()
         return False  # let the transport close once our output is written
 
     def _finish_after_eof(self) -> None:
@@ -323,7 +323,7 @@ class Session(asyncio.Protocol):
             elif self.transport is not None and not self.transport.is_closing():
                 self.transport.resume_reading()
         except Exception:
-            self._internal_error()
+            self.fail()
 
     def _became_plain(self) -> None:
         self._replay = None
@@ -390,7 +390,7 @@ class Session(asyncio.Protocol):
                 linger=True,
             )
         except Exception:
-            self._internal_error()
+            self.fail()
 
     def _on_remote_error(self, exc: RemoteProtocolError) -> None:
         self.errors += 1
@@ -619,7 +619,7 @@ class Session(asyncio.Protocol):
         try:
             self._announce()
         except Exception:
-            self._internal_error()
+            self.fail()
 
     # --- writing --------------------------------------------------------------------------
 
@@ -725,11 +725,10 @@ class Session(asyncio.Protocol):
             self.transport.abort()
 
     def fail(self) -> None:
-        """An unexpected error while serving this peer: log it, close this peer only."""
-        self._internal_error()
+        """An unexpected error while serving this peer: log it, close this peer only.
 
-    def _internal_error(self) -> None:
-        # Our bug, not the peer's: log it in full here, tell the peer nothing specific.
+        Our bug, not the peer's: logged in full here; the peer is told nothing specific.
+        """
         self.relay.console.line(
             "ERROR",
             f"Internal error serving {self.label}; closing it:\n{traceback.format_exc().rstrip()}",
