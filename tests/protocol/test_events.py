@@ -52,7 +52,7 @@ def test_wire_types_are_unique_per_direction() -> None:
     }  # fmt: skip
     assert set(SERVER_EVENTS) == {
         "welcome", "message", "join", "leave", "renamed", "roster", "info", "error", "bye",
-        "ping", "pong", "entered", "rooms",
+        "ping", "pong", "entered", "rooms", "ack",
     }  # fmt: skip
 
 

@@ -22,6 +22,7 @@ from .errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocol
 from .events import (
     CLIENT_EVENTS,
     SERVER_EVENTS,
+    Ack,
     Bye,
     ChangeNick,
     Entered,
@@ -77,6 +78,7 @@ __all__ = [
     "NICK_MAX_LENGTH",
     "PLAIN_COMMANDS",
     "SERVER_EVENTS",
+    "Ack",
     "Bye",
     "ChangeNick",
     "Connection",

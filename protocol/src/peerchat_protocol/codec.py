@@ -57,8 +57,9 @@ _MULTILINE_FIELDS = {(Info, "text")}
 def to_wire(event: Event, version: int = MAX_VERSION) -> dict[str, Any]:
     """The JSON object for ``event`` as protocol ``version`` has it.
 
-    Absent values (``None``, and ``false`` for flags) are left out. For version 1
-    the members version 2 added are dropped, and a private message or action is
+    Absent values (``None``, and ``false`` for flags) are left out, and so are
+    members newer than ``version`` (``MEMBERS_SINCE``). For version 1 the members
+    version 2 added are dropped, and a private message or action is
     folded into its text so an old client still shows what it is.
     """
     if version < event.SINCE:
@@ -66,9 +67,10 @@ def to_wire(event: Event, version: int = MAX_VERSION) -> dict[str, Any]:
             ErrorCode.UNEXPECTED, f"{event.TYPE!r} does not exist in protocol version {version}"
         )
     obj: dict[str, Any] = {"type": event.TYPE}
+    newer = event.MEMBERS_SINCE
     for f in dataclasses.fields(event):  # type: ignore[arg-type]
         value = getattr(event, f.name)
-        if value is None or value is False:
+        if value is None or value is False or newer.get(f.name, 0) > version:
             continue
         if f.name == "peers":
             value = [{"nick": p.nick, "addr": p.addr} for p in value]
@@ -126,8 +128,11 @@ def from_wire(
     if cls is None or version < cls.SINCE:
         raise RemoteProtocolError(ErrorCode.UNKNOWN_TYPE, f"unknown frame type {kind[:40]!r}")
     kwargs: dict[str, Any] = {}
+    newer = cls.MEMBERS_SINCE
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         value = obj.get(f.name)
+        if newer.get(f.name, 0) > version:
+            continue  # a member this version does not have: ignored, like unknown ones
         if value is None:
             required = f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
             if required or f.name in getattr(cls, "WIRE_REQUIRED", ()):

@@ -6,7 +6,18 @@ from enum import Enum
 
 from . import codec
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
-from .events import CLIENT_EVENTS, SERVER_EVENTS, Bye, Error, Event, Hello, Ping, Pong, Welcome
+from .events import (
+    CLIENT_EVENTS,
+    SERVER_EVENTS,
+    Ack,
+    Bye,
+    Error,
+    Event,
+    Hello,
+    Ping,
+    Pong,
+    Welcome,
+)
 from .framing import LineFramer
 from .limits import (
     CLIENT_MIN_LINE_BYTES,
@@ -46,6 +57,9 @@ NEED_DATA = _Sentinel("NEED_DATA")
 CLOSED = _Sentinel("CLOSED")
 
 _ANYTIME = (Ping, Pong)
+#: Frames only rich peers get: plain-text peers are not pinged (TCP keepalive covers
+#: them) and send no sequence numbers to acknowledge.
+_RICH_ONLY = (Ping, Pong, Ack)
 
 
 class Connection:
@@ -196,8 +210,8 @@ class Connection:
             self._bye_sent = True
         if self.kind is PeerKind.RICH:
             return codec.encode_json(event, self.version or MAX_VERSION)
-        if isinstance(event, _ANYTIME):
-            return b""  # plain-text peers are not pinged: TCP keepalive covers them
+        if isinstance(event, _RICH_ONLY):
+            return b""
         if isinstance(event, Welcome):
             raise LocalProtocolError(ErrorCode.UNEXPECTED, "plain-text peers get no welcome")
         return codec.encode_plain(event, timestamps=self.timestamps)

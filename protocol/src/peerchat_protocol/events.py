@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .errors import ErrorCode, LocalProtocolError
-from .limits import MAX_ROOM_ENTRIES, MAX_ROSTER_ENTRIES, MAX_VERSION, SHORT_TEXT_MAX_LENGTH
+from .limits import (
+    MAX_ROOM_ENTRIES,
+    MAX_ROSTER_ENTRIES,
+    MAX_VERSION,
+    SHORT_TEXT_MAX_LENGTH,
+    TOKEN_MAX_LENGTH,
+)
 from .text import is_clean, name_problem, nick_problem, room_problem
 
 
@@ -71,6 +77,19 @@ def _check_room(value: object, what: str = "room", *, optional: bool = True) -> 
     )
 
 
+def _check_token(value: object, what: str) -> None:
+    if value is None:
+        return
+    _check_text(value, what)
+    assert isinstance(value, str)
+    _require(len(value) <= TOKEN_MAX_LENGTH, f"{what} has at most {TOKEN_MAX_LENGTH} characters")
+
+
+def _check_optional_int(value: object, what: str) -> None:
+    if value is not None:
+        _check_int(value, what)
+
+
 def _check_nick(value: object) -> None:
     _require(isinstance(value, str), "nick must be a string", ErrorCode.INVALID_NICK)
     assert isinstance(value, str)
@@ -85,6 +104,9 @@ class Event:
     __slots__ = ()
     TYPE: ClassVar[str]
     SINCE: ClassVar[int] = 1
+    #: Members added after ``SINCE``, with the version that added each: they are
+    #: left out when talking to an older peer, and ignored when one sends them.
+    MEMBERS_SINCE: ClassVar[dict[str, int]] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,21 +136,34 @@ def _check_peers(peers: object, online: object) -> None:
 
 @dataclass(frozen=True, slots=True)
 class Hello(Event):
-    """First frame of a rich peer: the newest protocol version it speaks, a wanted nick."""
+    """First frame of a rich peer: the newest protocol version it speaks, a wanted nick.
+
+    A peer coming back after losing its connection (v3) also gives ``resume`` (the
+    ``session`` of its last welcome), the ``room`` it was in, and the ``epoch`` and
+    id of the newest message it saw (``last_id``), so that the server can give it
+    back its name and room and replay what it missed.
+    """
 
     TYPE: ClassVar[str] = "hello"
+    MEMBERS_SINCE: ClassVar[dict[str, int]] = {"resume": 3, "room": 3, "epoch": 3, "last_id": 3}
     #: Members a peer must send even though this class gives them a default.
     WIRE_REQUIRED: ClassVar[tuple[str, ...]] = ("version",)
     version: int = MAX_VERSION
     nick: str | None = None
     client: str | None = None
     password: str | None = None
+    resume: str | None = None
+    room: str | None = None
+    epoch: str | None = None
+    last_id: int | None = None
 
-    def __repr__(self) -> str:  # never print a password (logs, tracebacks)
-        shown = "None" if self.password is None else "'***'"
+    def __repr__(self) -> str:  # never print a secret (logs, tracebacks)
+        password = "None" if self.password is None else "'***'"
+        resume = "None" if self.resume is None else "'***'"
         return (
             f"Hello(version={self.version!r}, nick={self.nick!r}, "
-            f"client={self.client!r}, password={shown})"
+            f"client={self.client!r}, password={password}, resume={resume}, "
+            f"room={self.room!r}, epoch={self.epoch!r}, last_id={self.last_id!r})"
         )
 
     def __post_init__(self) -> None:
@@ -138,6 +173,10 @@ class Hello(Event):
             _check_nick(self.nick)
         _check_short(self.client, "client")
         _check_short(self.password, "password")
+        _check_token(self.resume, "resume")
+        _check_room(self.room)
+        _check_token(self.epoch, "epoch")
+        _check_optional_int(self.last_id, "last_id")
 
 
 @dataclass(frozen=True, repr=False, slots=True)
@@ -161,9 +200,13 @@ class Say(Event):
     (a private message); with ``action``, an action such as ``/me waves``."""
 
     TYPE: ClassVar[str] = "say"
+    #: ``seq`` (v3): the sender's own number for this line, increasing by one per
+    #: line; the server acknowledges it (:class:`Ack`) and ignores a repeat.
+    MEMBERS_SINCE: ClassVar[dict[str, int]] = {"seq": 3}
     text: str
     to: str | None = None
     action: bool = False
+    seq: int | None = None
 
     def __post_init__(self) -> None:
         _check_text(self.text, "text")
@@ -171,6 +214,7 @@ class Say(Event):
         if self.to is not None:
             _check_name(self.to, "to")
         _check_bool(self.action, "action")
+        _check_optional_int(self.seq, "seq")
         _require(not (self.action and self.to), "a private message cannot be an action")
 
 
@@ -282,9 +326,20 @@ class Pong(Event):
 
 @dataclass(frozen=True, slots=True)
 class Welcome(Event):
-    """The server's answer to a hello: the negotiated version, your name, who is here."""
+    """The server's answer to a hello: the negotiated version, your name, who is here.
+
+    Since v3 it also gives ``session``, the secret to resume this session after a
+    lost connection, and ``epoch``, which names this run of the server (message ids
+    compare only within one). Answering a resuming hello: ``resumed`` when the
+    session was found (name and room given back; ``acked`` is the last ``seq``
+    accepted from it), ``missed`` messages follow as catch-up, and ``gap`` says
+    more were said than the server kept.
+    """
 
     TYPE: ClassVar[str] = "welcome"
+    MEMBERS_SINCE: ClassVar[dict[str, int]] = {
+        "session": 3, "epoch": 3, "resumed": 3, "acked": 3, "missed": 3, "gap": 3,
+    }  # fmt: skip
     version: int
     nick: str
     addr: str
@@ -293,6 +348,21 @@ class Welcome(Event):
     server: str = "peerchat"
     max_line: int = 0
     room: str | None = None
+    session: str | None = None
+    epoch: str | None = None
+    resumed: bool = False
+    acked: int | None = None
+    missed: int | None = None
+    gap: bool = False
+
+    def __repr__(self) -> str:  # the session is a secret: never in logs
+        session = "None" if self.session is None else "'***'"
+        return (
+            f"Welcome(version={self.version!r}, nick={self.nick!r}, addr={self.addr!r}, "
+            f"online={self.online!r}, room={self.room!r}, session={session}, "
+            f"epoch={self.epoch!r}, resumed={self.resumed!r}, acked={self.acked!r}, "
+            f"missed={self.missed!r}, gap={self.gap!r})"
+        )
 
     def __post_init__(self) -> None:
         _check_int(self.version, "version", minimum=1)
@@ -302,6 +372,12 @@ class Welcome(Event):
         _check_short(self.server, "server", optional=False)
         _check_int(self.max_line, "max_line")
         _check_room(self.room)
+        _check_token(self.session, "session")
+        _check_token(self.epoch, "epoch")
+        _check_bool(self.resumed, "resumed")
+        _check_optional_int(self.acked, "acked")
+        _check_optional_int(self.missed, "missed")
+        _check_bool(self.gap, "gap")
 
 
 @dataclass(frozen=True, slots=True)
@@ -483,6 +559,18 @@ class Error(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class Ack(Event):
+    """(v3) Every ``say`` up to ``seq`` has been handled: relayed, or refused with an error."""
+
+    TYPE: ClassVar[str] = "ack"
+    SINCE: ClassVar[int] = 3
+    seq: int
+
+    def __post_init__(self) -> None:
+        _check_int(self.seq, "seq")
+
+
+@dataclass(frozen=True, slots=True)
 class Bye(Event):
     """The server is closing this connection, and why. Nothing follows it."""
 
@@ -507,6 +595,6 @@ SERVER_EVENTS: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
         Welcome, Message, Joined, Left, Renamed, Roster, Info, Error, Bye, Ping, Pong,
-        Entered, Rooms,
+        Entered, Rooms, Ack,
     )
 }  # fmt: skip

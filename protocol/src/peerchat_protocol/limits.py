@@ -4,7 +4,7 @@ from __future__ import annotations
 
 #: Versions of the wire protocol this package speaks (see PROTOCOL.md).
 MIN_VERSION = 1
-MAX_VERSION = 2  # 2 added rooms, private messages, actions and history
+MAX_VERSION = 3  # 2 added rooms, private messages, actions and history; 3 resuming
 
 #: Longest line (bytes, excluding the line ending) a peer may send to the server.
 #: h11 caps an incomplete HTTP event at 16 KiB (DEFAULT_MAX_INCOMPLETE_EVENT_SIZE);
@@ -29,8 +29,11 @@ MAX_ROSTER_ENTRIES = 100
 NICK_MAX_LENGTH = 32
 NAME_MAX_LENGTH = 64
 
-#: Longest free-form text in small fields (client software name, reasons, tokens).
+#: Longest free-form text in small fields (client software name, reasons).
 SHORT_TEXT_MAX_LENGTH = 200
+
+#: Longest session secret or server epoch (v3).
+TOKEN_MAX_LENGTH = 64
 
 
 def client_line_limit(server_max_line: int) -> int:

@@ -15,6 +15,7 @@ from peerchat_protocol import DEFAULT_MAX_LINE_BYTES
 from . import __version__
 from .config import (
     DEFAULT_AUTH_TIMEOUT,
+    DEFAULT_CATCH_UP_MESSAGES,
     DEFAULT_FLOOD_BURST,
     DEFAULT_FLOOD_KICK_AFTER,
     DEFAULT_FLOOD_RATE,
@@ -30,6 +31,7 @@ from .config import (
     DEFAULT_PING_AFTER,
     DEFAULT_PING_TIMEOUT,
     DEFAULT_PORT,
+    DEFAULT_RESUME_WINDOW,
     DEFAULT_SHUTDOWN_TIMEOUT,
     ServerConfig,
 )
@@ -184,6 +186,21 @@ def ask_port() -> int:
     help="Most text (bytes) a room's history may hold.",
 )
 @setting(
+    "--catch-up",
+    type=click.IntRange(0),
+    default=DEFAULT_CATCH_UP_MESSAGES,
+    show_default=True,
+    help="Messages each room keeps for clients that reconnect, to replay what they missed.",
+)
+@setting(
+    "--resume-window",
+    type=click.FloatRange(0),
+    default=DEFAULT_RESUME_WINDOW,
+    show_default=True,
+    help="Seconds a lost client may take to reconnect and get its name, room and "
+    "missed messages back (0: no resuming).",
+)
+@setting(
     "--join-notices-up-to",
     type=click.IntRange(0),
     default=DEFAULT_JOIN_NOTICES_UP_TO,
@@ -284,6 +301,8 @@ def main(
     flood_kick_after: float,
     history: int,
     history_bytes: int,
+    catch_up: int,
+    resume_window: float,
     join_notices_up_to: int,
     max_connections: int,
     max_per_address: int,
@@ -317,6 +336,8 @@ def main(
         flood_kick_after=flood_kick_after,
         history_messages=history,
         history_bytes=history_bytes,
+        catch_up_messages=catch_up,
+        resume_window=resume_window,
         join_notices_up_to=join_notices_up_to,
         max_connections=max_connections,
         max_per_address=max_per_address,

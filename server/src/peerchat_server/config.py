@@ -44,6 +44,16 @@ DEFAULT_FLOOD_KICK_AFTER = 30.0
 DEFAULT_HISTORY_MESSAGES = 20
 DEFAULT_HISTORY_BYTES = 32 * 1024
 
+#: Reconnecting peers (protocol v3). A session can be resumed, with its name, room and
+#: unacknowledged lines, for RESUME_WINDOW seconds after its connection is lost (IRC
+#: bouncers and Matrix keep far longer; 5 minutes covers a Wi-Fi drop, a laptop lid, a
+#: server restart's backoff). Each room keeps its last CATCH_UP_MESSAGES messages (at
+#: most CATCH_UP_BYTES of text) so a peer that comes back gets what it missed; new
+#: joiners still get only the last HISTORY_MESSAGES of them.
+DEFAULT_RESUME_WINDOW = 300.0
+DEFAULT_CATCH_UP_MESSAGES = 1000
+DEFAULT_CATCH_UP_BYTES = 256 * 1024
+
 #: Rooms larger than this announce no joins and leaves: in a crowd every arrival would
 #: cost every member a line (Twitch's chat stops sending JOIN/PART past 1,000 users).
 DEFAULT_JOIN_NOTICES_UP_TO = 1000
@@ -101,6 +111,9 @@ class ServerConfig:
     idle_timeout: float = DEFAULT_IDLE_TIMEOUT
     history_messages: int = DEFAULT_HISTORY_MESSAGES
     history_bytes: int = DEFAULT_HISTORY_BYTES
+    resume_window: float = DEFAULT_RESUME_WINDOW
+    catch_up_messages: int = DEFAULT_CATCH_UP_MESSAGES
+    catch_up_bytes: int = DEFAULT_CATCH_UP_BYTES
     name: str = "peerchat-server/0.1.0"
     tls_cert: str = ""  # PEM certificate (chain) and key: both, or neither for plain TCP
     tls_key: str = ""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import secrets
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -43,6 +44,7 @@ from peerchat_protocol.limits import MAX_ROOM_ENTRIES
 
 from .config import ServerConfig
 from .console import Console
+from .resume import ResumeBook
 
 if TYPE_CHECKING:
     from .session import Session
@@ -90,22 +92,47 @@ class Room:
 
     name: str
     members: dict[Session, None] = dataclasses.field(default_factory=dict)
-    history: deque[tuple[Message, int]] = dataclasses.field(default_factory=deque)
-    history_bytes: int = 0
+    #: Recent messages, oldest first, with their text's size: the catch-up for peers
+    #: that reconnect, whose tail is the history new members get.
+    log: deque[tuple[Message, int]] = dataclasses.field(default_factory=deque)
+    log_bytes: int = 0
+    #: The newest message id that left the log (0: none did), and the newest id the
+    #: server had given when the room was made: a peer that saw an id below either may
+    #: have missed messages the log no longer holds.
+    evicted_upto: int = 0
+    born_after: int = 0
     #: Broadcasts waiting for this pass's fan-out, each with the member it skips.
     outbox: list[tuple[Frames, Session | None]] = dataclasses.field(default_factory=list)
 
     def remember(self, message: Message, max_messages: int, max_bytes: int) -> None:
-        """Keep ``message`` for late joiners: the last ``max_messages``, in ``max_bytes``."""
+        """Keep ``message``: the last ``max_messages``, in ``max_bytes`` of text."""
         if max_messages <= 0:
+            self.evicted_upto = message.id
             return
         size = len(message.text.encode())
-        self.history.append((message, size))
-        self.history_bytes += size
-        while len(self.history) > max_messages or (
-            self.history_bytes > max_bytes and len(self.history) > 1
-        ):
-            self.history_bytes -= self.history.popleft()[1]
+        self.log.append((message, size))
+        self.log_bytes += size
+        while len(self.log) > max_messages or (self.log_bytes > max_bytes and len(self.log) > 1):
+            evicted, evicted_size = self.log.popleft()
+            self.log_bytes -= evicted_size
+            self.evicted_upto = evicted.id
+
+    def recent(self, max_messages: int, max_bytes: int) -> list[Message]:
+        """The newest messages, up to ``max_messages`` and ``max_bytes``, oldest first."""
+        picked: list[Message] = []
+        size = 0
+        for message, message_size in reversed(self.log):
+            if len(picked) == max_messages or (picked and size + message_size > max_bytes):
+                break
+            picked.append(message)
+            size += message_size
+        picked.reverse()
+        return picked
+
+    def since(self, last_id: int) -> tuple[list[Message], bool]:
+        """The messages after id ``last_id``, and whether some of them are no longer kept."""
+        missed = [message for message, _ in self.log if message.id > last_id]
+        return missed, max(self.evicted_upto, self.born_after) > last_id
 
     def peers(self) -> tuple[PeerInfo, ...]:
         infos: list[PeerInfo] = []
@@ -131,6 +158,9 @@ class Relay:
         self._sessions: dict[Session, None] = {}  # insertion-ordered set
         self._per_host: dict[str, int] = {}  # connections per remote address
         self._names: dict[str, Session] = {}  # fold(name) -> session
+        #: Names this run of the server: message ids compare only within one epoch.
+        self.epoch = secrets.token_hex(6)
+        self.book = ResumeBook(config.resume_window, config.max_connections or 10_000)
         self.lobby = Room(DEFAULT_ROOM)
         # Where peers wait until they give the password: a room nobody broadcasts to.
         self.vestibule = Room(DEFAULT_ROOM)
@@ -139,6 +169,9 @@ class Relay:
         self._busy_rooms: list[Room] = []  # rooms with an outbox to fan out
         self._flush_handle: asyncio.Handle | None = None
         self._next_id = 1
+        # A room's log serves both new members (history) and returning ones (catch-up).
+        self._keep_messages = max(config.history_messages, config.catch_up_messages)
+        self._keep_bytes = max(config.history_bytes, config.catch_up_bytes)
         self.closing = False
         self._all_gone = asyncio.Event()
 
@@ -243,7 +276,7 @@ class Relay:
         old = session.room
         room = self._rooms.get(fold(name))
         if room is None:
-            room = self._rooms[fold(name)] = Room(name)
+            room = self._rooms[fold(name)] = Room(name, born_after=self._next_id - 1)
         self._remove_from(old, session)
         if session.announced and self._notices_in(old):
             left = Left(session.name, len(old.members), f"went to #{room.name}", old.name)
@@ -266,7 +299,20 @@ class Relay:
 
     def history(self, room: Room) -> list[Message]:
         """What was said in ``room`` before, marked as history, oldest first."""
-        return [dataclasses.replace(m, history=True) for m, _ in room.history]
+        cfg = self.config
+        recent = room.recent(cfg.history_messages, cfg.history_bytes)
+        return [dataclasses.replace(m, history=True) for m in recent]
+
+    def missed(
+        self, room: Room, epoch: str | None, last_id: int | None
+    ) -> tuple[list[Message], bool] | None:
+        """What a returning peer that last saw ``last_id`` (in ``epoch``) missed in ``room``,
+        marked as history, and whether more was said than is kept; ``None`` when it
+        saw nothing of this run of the server (so ordinary history is due)."""
+        if epoch != self.epoch or last_id is None:
+            return None
+        messages, gap = room.since(last_id)
+        return [dataclasses.replace(m, history=True) for m in messages], gap
 
     # --- traffic ------------------------------------------------------------------------
 
@@ -276,7 +322,7 @@ class Relay:
         message = Message.relay(self._new_id(), say, sender.name, self._now(), room.name)
         text, action = say.text, say.action
         self.broadcast(message, room, sender)
-        room.remember(message, self.config.history_messages, self.config.history_bytes)
+        room.remember(message, self._keep_messages, self._keep_bytes)
         if not self.console.quiet:
             where = "" if room is self.lobby else f" in #{room.name}"
             shown = text if len(text) <= LOG_TEXT_LIMIT else f"{text[:LOG_TEXT_LIMIT]}..."
@@ -357,6 +403,10 @@ class Relay:
             if blob:
                 member.queue_bytes(blob)
 
+    @staticmethod
+    def loop_time() -> float:
+        return asyncio.get_running_loop().time()
+
     def _new_id(self) -> int:
         self._next_id += 1
         return self._next_id - 1
@@ -395,7 +445,8 @@ class Relay:
         peer: with 10,000 peers that is cheaper and keeps the loop's timer heap small.
         """
         cfg = self.config
-        limits = [t for t in (cfg.ping_after, cfg.ping_timeout, cfg.idle_timeout) if t > 0]
+        timers = (cfg.ping_after, cfg.ping_timeout, cfg.idle_timeout, cfg.resume_window)
+        limits = [t for t in timers if t > 0]
         if not limits:
             return
         period = max(0.05, min(1.0, min(limits) / 4))
@@ -403,6 +454,7 @@ class Relay:
         while not self.closing:  # ends with the server (stop() cancels it too)
             await asyncio.sleep(period)
             now = loop.time()
+            self.book.expire(now)
             for session in self:
                 try:
                     session.check_liveness(now)

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from peerchat_protocol import (
+    Ack,
     Bye,
     ChangeNick,
     Connection,
@@ -43,6 +44,7 @@ from peerchat_protocol import (
 from . import config as defaults
 from .flood import TokenBucket
 from .relay import Frames, Relay, Room, form_of
+from .resume import Resumable
 
 #: What a peer may send before it has given the password.
 _BEFORE_PASSWORD = (Hello, Pass, Quit, Ping, Pong, Help)
@@ -114,6 +116,10 @@ class Session(asyncio.Protocol):
         self._replay_overflow = 0
         self._missed_before_hello = False
         self._history_sent = False
+        #: The v3 session this connection serves (None for plain and older peers),
+        #: and the newest ``seq`` handled since the last acknowledgement was queued.
+        self.resumable: Resumable | None = None
+        self._ack_due: int | None = None
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             Hello: self._on_hello,
             Say: self._on_say,
@@ -226,6 +232,9 @@ class Session(asyncio.Protocol):
             self._closing = True
             self._pending.clear()
             self._replay = None
+            record = self.resumable
+            if record is not None and record.session is self:
+                relay.book.lost(record, self.name, self.room.name, relay.loop_time())
             if self in relay:
                 relay.unregister(self, reason[:200])
                 relay.console.line("DISCONNECTED", f"{self.label} removed from peers list.")
@@ -246,7 +255,18 @@ class Session(asyncio.Protocol):
     # --- reading --------------------------------------------------------------------------
 
     def _process(self) -> None:
-        """Turn buffered bytes into events and handle each, while the flood limit allows."""
+        """Turn buffered bytes into events and handle each, while the flood limit allows.
+
+        The lines handled in one go are acknowledged together, with one ``ack``.
+        """
+        try:
+            self._handle_lines()
+        finally:
+            if self._ack_due is not None:
+                self.send(Ack(self._ack_due))
+                self._ack_due = None
+
+    def _handle_lines(self) -> None:
         while not self._closing:
             if not self._bucket.take():
                 self._throttle()
@@ -424,7 +444,17 @@ class Session(asyncio.Protocol):
                 self._reject_password(hello.password)
                 return
             self._admit()
-        wanted = hello.nick
+        assert self.conn.version is not None
+        v3 = self.conn.version >= 3
+        start_room = self.room
+        record = relay.book.find(hello.resume, relay.loop_time()) if v3 and hello.resume else None
+        took_over = False
+        if record is not None:
+            took_over = self._take_over(record)
+            wanted: str | None = record.nick
+            room_name: str | None = record.room
+        else:
+            wanted, room_name = hello.nick, hello.room if v3 else None
         if wanted is not None and wanted != self.name:
             nick = relay.free_variant(wanted)
             was = self.label
@@ -432,7 +462,13 @@ class Session(asyncio.Protocol):
             relay.console.line("NICK", f"Peer {was} is now {nick}.")
             if self.announced:  # the others knew it by its address; the welcome tells it
                 relay.announce_rename(old, nick, exclude=self)
-        assert self.conn.version is not None
+        if room_name is not None and fold(room_name) != fold(self.room.name):
+            relay.move(self, room_name)
+        moved = self.room is not start_room
+        if v3 and record is None:
+            record = relay.book.open(self, self.name, self.room.name)
+        self.resumable = record
+        catch_up = relay.missed(self.room, hello.epoch, hello.last_id) if v3 else None
         self.send(
             Welcome(
                 version=self.conn.version,
@@ -443,6 +479,12 @@ class Session(asyncio.Protocol):
                 server=relay.config.name,
                 max_line=self.conn.max_line,
                 room=self.room.name,
+                session=record.token if record is not None else None,
+                epoch=relay.epoch if v3 else None,
+                resumed=took_over,
+                acked=record.last_seq if took_over and record is not None else None,
+                missed=len(catch_up[0]) if catch_up is not None else None,
+                gap=catch_up[1] if catch_up is not None else False,
             )
         )
         if wanted is not None and wanted != self.name:
@@ -453,10 +495,37 @@ class Session(asyncio.Protocol):
                     "pick another with /nick NAME",
                 )
             )
-        if not self._history_sent:
-            self._send_history()  # admitted by this hello: nothing was sent before it
-        self._flush_replay()
+        if catch_up is not None or moved:
+            # What was sent as text before this hello was said in the lobby: either a
+            # part of the catch-up below, or about a room the peer is no longer in.
+            self._replay = None
+        if catch_up is not None:
+            for message in catch_up[0]:  # everything said since the peer's last message
+                self.deliver(Frames(message))
+        else:
+            if not self._history_sent or moved:
+                self._send_history()
+            self._flush_replay()
+        if took_over and record is not None and record.announced:
+            self.announced = True  # the room never saw it leave: no join notice
         self._announce()
+
+    def _take_over(self, record: Resumable) -> bool:
+        """Become the connection of ``record``'s session; True if it was resumed."""
+        relay = self.relay
+        old = record.session
+        record.announced = False
+        if old is not None and old is not self:
+            # Its earlier connection is still open here (half-open: the client saw it
+            # die first). It goes without a leave notice: the peer is back already.
+            record.announced = old.announced
+            record.nick, record.room = old.name, old.room.name
+            if old.room is not self.room:
+                relay.move(self, old.room.name)  # first, so the room and its log stay
+            old.replaced()
+        relay.book.take_over(record, self)
+        relay.console.line("RESUMED", f"Peer {self.addr} resumed the session of {record.nick}.")
+        return True
 
     def _flush_replay(self) -> None:
         replay, self._replay = self._replay, None
@@ -481,6 +550,12 @@ class Session(asyncio.Protocol):
             )
 
     def _on_say(self, say: Say) -> None:
+        record = self.resumable
+        if say.seq is not None and record is not None:
+            self._ack_due = say.seq
+            if say.seq <= record.last_seq:
+                return  # sent again after a reconnect, but handled already: not twice
+            record.last_seq = say.seq
         if say.to is None:
             self.relay.say(self, say)
             return
@@ -570,6 +645,9 @@ class Session(asyncio.Protocol):
         self.send(Info(plain_help()))
 
     def _on_quit(self, quit_: Quit) -> None:
+        if self.resumable is not None:
+            self.relay.book.forget(self.resumable)  # a deliberate leave: nothing to resume
+            self.resumable = None
         self._leave_reason = (f"quit: {quit_.reason}" if quit_.reason else "quit")[:200]
         self.close(Bye("You left the chat. Goodbye!"))  # an ordinary leave: no [CLOSING] line
 
@@ -716,6 +794,15 @@ class Session(asyncio.Protocol):
         transport.resume_reading()
         loop = asyncio.get_running_loop()
         self._linger_handle = loop.call_later(CLOSE_LINGER, transport.abort)
+
+    def replaced(self) -> None:
+        """A new connection resumed this peer's session: go at once, unannounced."""
+        self.relay.console.line("REPLACED", f"Peer {self.label}: resumed from another connection.")
+        self.announced = False  # so that leaving tells nobody: the peer is still here
+        self.resumable = None
+        self._leave_reason = "resumed elsewhere"
+        self.relay.unregister(self, "")
+        self.abort()
 
     def abort(self) -> None:
         """Close at once, discarding unsent output."""

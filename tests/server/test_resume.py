@@ -1,0 +1,255 @@
+"""Protocol v3 on the server: acks, resuming a session, catch-up after a lost connection."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, cast
+
+from peerchat_protocol import (
+    Ack,
+    Bye,
+    Entered,
+    Event,
+    Hello,
+    Joined,
+    JoinRoom,
+    Left,
+    Message,
+    Quit,
+    Roster,
+    Say,
+    Welcome,
+    Who,
+)
+from peerchat_server.resume import ResumeBook
+from peerchat_server.session import Session
+
+from .peers import PlainPeer, RichPeer, console_of, running_server
+
+
+async def hello(port: int, **members: Any) -> RichPeer:
+    """A rich peer whose hello carries ``members`` (resume, room, epoch, last_id ...)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    peer = RichPeer(reader, writer)
+    await peer.send(Hello(version=3, client="tests", **members))
+    peer.welcome = await peer.expect(Welcome)
+    return peer
+
+
+def session_of(peer: RichPeer) -> str:
+    assert peer.welcome is not None
+    assert peer.welcome.session is not None
+    return peer.welcome.session
+
+
+async def test_a_v3_welcome_names_the_session_and_the_epoch() -> None:
+    async with running_server() as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        assert alice.welcome is not None
+        assert alice.welcome.version == 3
+        assert len(session_of(alice)) >= 20
+        assert alice.welcome.epoch
+        assert not alice.welcome.resumed
+        assert alice.welcome.acked is None
+        old = await RichPeer.connect(server.port, "old", version=2)
+        assert old.welcome is not None
+        assert old.welcome.session is None
+        assert old.welcome.epoch is None
+
+
+async def test_lines_with_a_seq_are_acknowledged_and_a_repeat_is_not_relayed() -> None:
+    async with running_server() as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        bob = await RichPeer.connect(server.port, "bob")
+        for seq in (1, 2, 3):
+            await alice.send(Say(f"line {seq}", seq=seq))
+        assert (await alice.expect(Ack, lambda a: a.seq == 3)).seq == 3
+        await alice.send(Say("line 2", seq=2))  # sent again, as after a reconnect
+        await alice.send(Say("line 4", seq=4))
+        await alice.expect(Ack, lambda a: a.seq == 4)
+        texts = [(await bob.expect(Message)).text for _ in range(4)]
+        assert texts == ["line 1", "line 2", "line 3", "line 4"]
+
+
+async def test_a_lost_client_resumes_its_name_and_catches_up_on_what_it_missed() -> None:
+    async with running_server() as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        bob = await RichPeer.connect(server.port, "bob")
+        await bob.send(Say("before"))
+        seen = await alice.expect(Message)
+        await alice.send(Say("mine", seq=1))
+        await alice.expect(Ack)
+        alice_welcome = alice.welcome
+        assert alice_welcome is not None
+        await alice.close()
+        left = await bob.expect(Left)
+        assert left.nick == "alice"
+        for n in range(3):
+            await bob.send(Say(f"while away {n}"))
+        await bob.send(Who())
+        await bob.expect(Roster)  # the three were handled before the roster was sent
+        back = await hello(
+            server.port,
+            nick="someone-else",
+            resume=session_of(alice),
+            epoch=alice_welcome.epoch,
+            last_id=seen.id,
+        )
+        welcome = back.welcome
+        assert welcome is not None
+        assert (welcome.nick, welcome.resumed, welcome.acked) == ("alice", True, 1)
+        assert (welcome.missed, welcome.gap) == (4, False)  # its own line, and bob's three
+        caught = [await back.expect(Message) for _ in range(4)]
+        assert [m.text for m in caught] == ["mine"] + [f"while away {n}" for n in range(3)]
+        assert all(m.history for m in caught)
+        joined = await bob.expect(Joined)
+        assert joined.nick == "alice"  # it had left; now it is back
+        await back.send(Say("still mine?", seq=1))  # a repeat across connections
+        await back.send(Say("new", seq=2))
+        await back.expect(Ack, lambda a: a.seq == 2)
+        assert (await bob.expect(Message)).text == "new"
+
+
+async def test_resuming_over_a_half_open_connection_replaces_it_without_notices() -> None:
+    async with running_server() as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        bob = await RichPeer.connect(server.port, "bob")
+        await alice.send(JoinRoom("games"))
+        await alice.expect(Entered)
+        await bob.send(JoinRoom("games"))
+        await bob.expect(Entered)
+        await alice.expect(Joined, lambda j: j.nick == "bob")
+        await bob.send(Say("in games"))
+        seen = await alice.expect(Message)
+        assert alice.welcome is not None
+        # alice's client thinks its connection died; the server still has it open.
+        back = await hello(
+            server.port,
+            resume=session_of(alice),
+            room="lobby",  # ignored: the session's own room wins
+            epoch=alice.welcome.epoch,
+            last_id=seen.id,
+        )
+        assert back.welcome is not None
+        assert (back.welcome.nick, back.welcome.room, back.welcome.resumed) == (
+            "alice",
+            "games",
+            True,
+        )
+        assert await alice.event() is None  # the old connection was closed
+        await console_of(server).wait_for("[REPLACED] Peer alice")
+        await bob.send(Who())
+        await bob.send(Say("after"))
+        assert (await back.expect(Message)).text == "after"
+        await back.send(Say("hello again"))
+        seen_by_bob = await events_until(bob, lambda e: isinstance(e, Message))
+        roster = next(e for e in seen_by_bob if isinstance(e, Roster))
+        assert [p.nick for p in roster.peers] == ["bob", "alice"]
+        assert not [e for e in seen_by_bob if isinstance(e, Left | Joined)]  # no notices
+        assert seen_by_bob[-1] == Message(
+            seen_by_bob[-1].id, "alice", "hello again", seen_by_bob[-1].ts, "games"
+        )
+
+
+async def events_until(peer: RichPeer, last: Callable[[Event], bool]) -> list[Event]:
+    """Every event ``peer`` receives, up to and including the first ``last`` one."""
+    events: list[Event] = []
+    for _ in range(1000):
+        event = await peer.event()
+        assert event is not None, f"end of stream after {events!r}"
+        events.append(event)
+        if last(event):
+            return events
+    raise AssertionError("too many events")
+
+
+async def test_a_gap_larger_than_the_catch_up_is_reported() -> None:
+    async with running_server(catch_up_messages=3, history_messages=2) as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        bob = await RichPeer.connect(server.port, "bob")
+        assert alice.welcome is not None
+        await alice.close()
+        await bob.expect(Left)
+        for n in range(5):
+            await bob.send(Say(f"m{n}"))
+        await bob.send(Who())
+        await bob.expect(Roster)
+        back = await hello(
+            server.port, resume=session_of(alice), epoch=alice.welcome.epoch, last_id=0
+        )
+        assert back.welcome is not None
+        assert (back.welcome.missed, back.welcome.gap) == (3, True)
+        texts = [(await back.expect(Message)).text for _ in range(3)]
+        assert texts == ["m2", "m3", "m4"]
+
+
+async def test_after_a_restart_the_old_session_is_unknown_and_history_is_ordinary() -> None:
+    async with running_server() as server:
+        bob = await RichPeer.connect(server.port, "bob")
+        await bob.send(Say("said here"))
+        await bob.send(Who())
+        await bob.expect(Roster)
+        back = await hello(
+            server.port,
+            nick="alice",
+            resume="a-token-from-another-run",
+            room="games",
+            epoch="another-epoch",
+            last_id=99,
+        )
+        assert back.welcome is not None
+        assert (back.welcome.nick, back.welcome.room) == ("alice", "games")
+        assert not back.welcome.resumed
+        assert back.welcome.missed is None
+        assert back.welcome.epoch != "another-epoch"
+
+
+async def test_after_quit_a_session_cannot_be_resumed() -> None:
+    async with running_server() as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        await alice.send(Quit("bye"))
+        await alice.expect(Bye)
+        await alice.close()
+        await console_of(server).wait_for("[DISCONNECTED] alice")
+        back = await hello(server.port, nick="alice2", resume=session_of(alice))
+        assert back.welcome is not None
+        assert (back.welcome.nick, back.welcome.resumed) == ("alice2", False)
+
+
+async def test_with_no_resume_window_nothing_is_resumed() -> None:
+    async with running_server(resume_window=0) as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        await alice.close()
+        await console_of(server).wait_for("[DISCONNECTED] alice")
+        back = await hello(server.port, resume=session_of(alice))
+        assert back.welcome is not None
+        assert not back.welcome.resumed
+
+
+def test_gone_sessions_expire_after_the_window_and_are_bounded_in_number() -> None:
+    book = ResumeBook(window=300, max_gone=2)
+    peer = cast("Session", object())
+    records = [book.open(peer, f"p{n}", "lobby") for n in range(3)]
+    assert len({r.token for r in records}) == 3
+    assert book.find(records[0].token, now=0) is records[0]  # live: no expiry
+    for n, record in enumerate(records):
+        book.lost(record, f"p{n}", "lobby", now=float(n))
+    assert book.find(records[0].token, now=10) is None  # the oldest of three gone went
+    assert book.find(records[1].token, now=301) is records[1]
+    assert book.find(records[1].token, now=301.5) is None  # past its window
+    assert book.expire(now=301.5) == 1
+    assert len(book) == 1
+    book.forget(records[2])
+    assert len(book) == 0
+
+
+async def test_plain_peers_are_untouched_by_seq_and_resume() -> None:
+    async with running_server() as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        nc = await PlainPeer.connect(server.port)
+        await alice.send(Say("hi nc", seq=1))
+        await alice.expect(Ack)
+        assert (await nc.expect("<alice>")) == "<alice> hi nc"
+        await nc.say("hi alice")
+        assert (await alice.expect(Message)).text == "hi alice"
