@@ -94,7 +94,7 @@ def test_commands_and_server_shutdown() -> None:
         async with running_server() as server:
             carol = await _carol(server.port)
             async with await PtyClient.start(
-                "--port", str(server.port), "--nick", "cmd", "--listen-port", "0"
+                "--port", str(server.port), "--nick", "cmd", "--listen-port", "0", "--no-reconnect"
             ) as client:
                 at = await client.wait_for(prompt("cmd"))
                 client.type("/who\r")
@@ -117,6 +117,29 @@ def test_commands_and_server_shutdown() -> None:
                 assert await client.wait() == 1
             assert "Traceback" not in client.text
             await carol.close()
+
+    run(scenario())
+
+
+def test_in_a_terminal_a_lost_server_is_waited_for_and_typed_lines_kept() -> None:
+    async def scenario() -> None:
+        async with running_server() as server:
+            async with await PtyClient.start(
+                "--port", str(server.port), "--nick", "kept", "--listen-port", "0"
+            ) as client:
+                at = await client.wait_for(prompt("kept"))
+                await server.stop()
+                at = await client.wait_for(
+                    "[DISCONNECTED] The server closed the connection", after=at
+                )
+                client.type("still here\r")
+                at = await client.wait_for(
+                    "[WAIT] Not connected; will be sent once reconnected: still here", after=at
+                )
+                client.type("q\r")
+                await client.wait_for("1 of your lines were never sent: 'still here'", after=at)
+                assert await client.wait() == 0
+            assert "Traceback" not in client.text
 
     run(scenario())
 

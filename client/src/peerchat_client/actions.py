@@ -8,14 +8,15 @@ from peerchat_protocol import Bye, Say
 
 from .commands import Complain, Leave, Send, SetTimestamps, ShowHelp
 from .console import Console, EventPrinter
-from .session import ServerGone, Session
+from .link import Link, NotSent
+from .session import ServerGone
 
 
 def gone_reason(event: Bye) -> str:
     return f"The server closed the connection: {event.reason}"
 
 
-async def pump_events(session: Session, printer: EventPrinter) -> str:
+async def pump_events(session: Link, printer: EventPrinter) -> str:
     """Print every event until the connection ends; return why it ended."""
     while True:  # one turn per event: ends with the connection
         try:
@@ -34,14 +35,14 @@ async def stop(task: asyncio.Task[str]) -> None:
         await asyncio.wait({task})
 
 
-async def leave(session: Session, receiver: asyncio.Task[str], reason: str | None = None) -> int:
+async def leave(session: Link, receiver: asyncio.Task[str], reason: str | None = None) -> int:
     """Stop receiving, say goodbye to the server: a clean end, exit status 0."""
     await stop(receiver)
     await session.quit(reason)
     return 0
 
 
-async def fail(session: Session, console: Console, reason: str) -> int:
+async def fail(session: Link, console: Console, reason: str) -> int:
     """The connection ended under us: one ``[ERROR]`` line with why, exit status 1."""
     console.error(reason)
     await session.close()
@@ -49,7 +50,7 @@ async def fail(session: Session, console: Console, reason: str) -> int:
 
 
 async def perform(
-    session: Session,
+    session: Link,
     console: Console,
     action: Send | Complain | ShowHelp | SetTimestamps,
     help_lines: tuple[str, ...] = (),
@@ -73,8 +74,15 @@ async def perform(
     if problem is not None:
         console.error(problem)
         return
-    await session.send(action.event)
-    if isinstance(action.event, Say):
+    try:
+        sent = await session.send(action.event)
+    except NotSent as exc:
+        console.error(exc.message)
+        return
+    if not sent:
+        what = f": {action.event.text}" if isinstance(action.event, Say) else ""
+        console.wait(f"Not connected; will be sent once reconnected{what}")
+    elif isinstance(action.event, Say):
         console.said(action.event, session.nick)
 
 

@@ -7,12 +7,14 @@ import sys
 from .config import ClientConfig
 from .console import Console, EventPrinter, JsonPrinter
 from .interactive import run_interactive
+from .link import Link
 from .script import run_script
 from .session import ClientError, Session, connect, tls_context
 
 
-async def establish(config: ClientConfig, status: Console) -> Session:
-    """Connect (waiting up to ``config.wait`` for the server) and shake hands."""
+async def establish(config: ClientConfig, status: Console, *, interactive: bool) -> Link:
+    """Connect (waiting up to ``config.wait`` for the server), shake hands, and return
+    the link that reconnects after a loss (when asked to, or by default interactively)."""
     label = config.server_label
 
     def waiting(reason: str) -> None:
@@ -26,6 +28,10 @@ async def establish(config: ClientConfig, status: Console) -> Session:
                 "--insecure: the server's certificate is not checked, so anyone in between "
                 "could pose as the server. Use --ca-file outside a demo."
             )
+
+    async def dial() -> Session:  # one attempt, for reconnecting: the link does the backoff
+        return await connect(config.host, config.port, listen_port=config.listen_port, tls=tls)
+
     session = await connect(
         config.host,
         config.port,
@@ -42,7 +48,16 @@ async def establish(config: ClientConfig, status: Console) -> Session:
         raise
     status.success(f"Connected to server at {label}")
     status.show(welcome)
-    return session
+    reconnect = interactive if config.reconnect is None else config.reconnect
+    return Link(
+        session,
+        status,
+        dial=dial,
+        nick=config.nick,
+        password=config.password,
+        reconnect=reconnect,
+        keepalive=config.keepalive,
+    )
 
 
 async def run(
@@ -50,7 +65,7 @@ async def run(
 ) -> int:
     """The whole run; returns the exit status. Failures end as one ``[ERROR]`` line."""
     try:
-        session = await establish(config, status)
+        session = await establish(config, status, interactive=interactive)
     except ClientError as exc:
         status.error(exc.message)
         return exc.exit_code

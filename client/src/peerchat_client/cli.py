@@ -23,6 +23,7 @@ from .app import run
 from .config import (
     DEFAULT_DELAY,
     DEFAULT_HOST,
+    DEFAULT_KEEPALIVE,
     DEFAULT_LINGER,
     DEFAULT_PORT,
     DEFAULT_WAIT,
@@ -199,6 +200,23 @@ class OneLineErrors(click.Command):
     help="In a terminal, ring the bell for a message naming you or a private message. "
     "[env: PEERCHAT_BELL=0|1]",
 )
+@click.option(
+    "--reconnect/--no-reconnect",
+    envvar="PEERCHAT_RECONNECT",
+    default=None,
+    help="After a lost connection, reconnect by itself, get your name, room and the "
+    "messages you missed back, and send what you typed meanwhile. "
+    "[default: on in a terminal, off in scripting mode] [env: PEERCHAT_RECONNECT=0|1]",
+)
+@click.option(
+    "--keepalive",
+    envvar="PEERCHAT_KEEPALIVE",
+    type=SECONDS,
+    default=DEFAULT_KEEPALIVE,
+    show_default=True,
+    help="Ping the server after this many quiet seconds; call the connection dead after "
+    "twice as many with no answer (0: never). [env: PEERCHAT_KEEPALIVE]",
+)
 @click.version_option(__version__, prog_name="peerchat-client")
 def main(
     host: str,
@@ -215,6 +233,8 @@ def main(
     json_output: bool,
     timestamps: bool,
     bell: bool,
+    reconnect: bool | None,
+    keepalive: float,
 ) -> None:
     """Chat through a peerchat server.
 
@@ -274,6 +294,8 @@ def main(
         ca_file=ca_file,
         insecure=insecure,
         password=password,
+        reconnect=reconnect,
+        keepalive=keepalive,
     )
     try:
         code = asyncio.run(run(config, status, interactive=interactive))

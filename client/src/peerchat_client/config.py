@@ -22,6 +22,13 @@ DEFAULT_LINGER = 2.0
 DEFAULT_DELAY = 0.0
 
 
+#: Keepalive: after this many quiet seconds the client pings the server, and after
+#: twice as many with nothing at all from it, calls the connection dead and
+#: reconnects. A cut network cable sends no reset; TCP alone would notice only after
+#: minutes of retransmissions (or never, for a connection that only receives).
+DEFAULT_KEEPALIVE = 15.0
+
+
 @dataclass(frozen=True, slots=True)
 class ClientConfig:
     """Everything a run needs once options, environment and prompts are resolved."""
@@ -48,6 +55,9 @@ class ClientConfig:
     insecure: bool = False
     #: The server's password, if it has one (sent in the hello only).
     password: str | None = field(default=None, repr=False)
+    #: Reconnect after a lost connection (``None``: on in a terminal, off in scripts).
+    reconnect: bool | None = None
+    keepalive: float = DEFAULT_KEEPALIVE
 
     @property
     def server_label(self) -> str:

@@ -54,6 +54,8 @@ class Tag(StrEnum):
     ERROR = "ERROR"
     HISTORY = "HISTORY"
     WARNING = "WARNING"
+    DISCONNECTED = "DISCONNECTED"
+    RECONNECTED = "RECONNECTED"
 
 
 _COLORS: dict[Tag, str] = {
@@ -66,6 +68,8 @@ _COLORS: dict[Tag, str] = {
     Tag.RECEIVED: Fore.WHITE + Style.BRIGHT,
     Tag.ERROR: Fore.RED,
     Tag.HISTORY: Style.DIM,
+    Tag.DISCONNECTED: Fore.RED + Style.BRIGHT,
+    Tag.RECONNECTED: Fore.GREEN + Style.BRIGHT,
 }
 
 #: The look of a line that names you (or is a private message to you): it must
@@ -315,5 +319,7 @@ class JsonPrinter:
         self._stream = stream
 
     def show(self, event: Event) -> None:
-        self._stream.write(json.dumps(to_wire(event), ensure_ascii=False) + "\n")
+        obj = to_wire(event)
+        obj.pop("session", None)  # the welcome's session secret stays out of logs
+        self._stream.write(json.dumps(obj, ensure_ascii=False) + "\n")
         self._stream.flush()

@@ -17,14 +17,15 @@ from prompt_toolkit.formatted_text import ANSI, AnyFormattedText
 from prompt_toolkit.history import InMemoryHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
-from peerchat_protocol import Entered, Event, Renamed
+from peerchat_protocol import Entered, Event, Renamed, Welcome
 
 from .actions import fail, leave, perform, pump_events, stop
 from .commands import Leave, help_lines, parse_line
 from .completion import ChatCompleter, Known
 from .config import ClientConfig
 from .console import Console
-from .session import ClientError, Session
+from .link import Link
+from .session import ClientError
 
 #: How long a prompt being torn down (server gone) may take to restore the terminal.
 _PROMPT_TEARDOWN = 1.0
@@ -42,7 +43,7 @@ class _Screen:
     def show(self, event: Event) -> None:
         self.known.learn(event)
         self.console.show(event)
-        if isinstance(event, Entered | Renamed):
+        if isinstance(event, Entered | Renamed | Welcome):  # a welcome: reconnected
             self.prompt.app.invalidate()  # does nothing while no prompt is shown
 
 
@@ -71,7 +72,7 @@ async def _stop_prompt(prompt: PromptSession[str], task: asyncio.Task[str | None
         task.exception()  # retrieved: the prompt's own ending is of no interest now
 
 
-async def run_interactive(session: Session, console: Console, config: ClientConfig) -> int:
+async def run_interactive(session: Link, console: Console, config: ClientConfig) -> int:
     """Chat until the user quits (exit status 0) or the server goes away (1)."""
     # raw=True: our tags carry colour codes; server text is already sanitized.
     with patch_stdout(raw=True):

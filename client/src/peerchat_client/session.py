@@ -91,7 +91,14 @@ class ServerUnavailable(ClientError):
 
 
 class ServerGone(ClientError):
-    """The connection ended: shutdown notice, reset, end of stream."""
+    """The connection ended: shutdown notice, reset, end of stream.
+
+    ``code`` is the code of the server's ``bye`` or refusal, when it gave one.
+    """
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def backoff_delays(first: float = BACKOFF_FIRST, cap: float = BACKOFF_CAP) -> Iterator[float]:
@@ -284,6 +291,8 @@ class Session:
         #: with a version 1 server, which has no rooms).
         self.room: str | None = None
         self._ended = False
+        #: Loop time of the last bytes from the server (for keepalive).
+        self.last_heard = asyncio.get_running_loop().time()
 
     @property
     def local_address(self) -> tuple[str, int]:
@@ -292,10 +301,31 @@ class Session:
 
     # --- handshake ------------------------------------------------------------------
 
-    async def handshake(self, nick: str | None, password: str | None = None) -> Welcome:
-        """Send the hello; return the server's welcome (within HANDSHAKE_TIMEOUT)."""
+    async def handshake(
+        self,
+        nick: str | None,
+        password: str | None = None,
+        *,
+        resume: str | None = None,
+        room: str | None = None,
+        epoch: str | None = None,
+        last_id: int | None = None,
+    ) -> Welcome:
+        """Send the hello; return the server's welcome (within HANDSHAKE_TIMEOUT).
+
+        ``resume`` and the rest carry on an earlier session (see :mod:`.link`).
+        """
         timeout = HANDSHAKE_TIMEOUT
-        await self.send(Hello(nick=nick, client=CLIENT_NAME, password=password))
+        hello = Hello(
+            nick=nick,
+            client=CLIENT_NAME,
+            password=password,
+            resume=resume,
+            room=room,
+            epoch=epoch,
+            last_id=last_id,
+        )
+        await self.send(hello)
         try:
             async with asyncio.timeout(timeout):
                 event = await self.receive()
@@ -310,9 +340,9 @@ class Session:
             self.room = event.room
             return event
         if isinstance(event, Bye):
-            raise ServerGone(f"The server refused the connection: {event.reason}")
+            raise ServerGone(f"The server refused the connection: {event.reason}", event.code)
         if isinstance(event, Error):
-            raise ServerGone(f"The server refused the connection: {event.message}")
+            raise ServerGone(f"The server refused the connection: {event.message}", event.code)
         raise ServerGone(f"The server sent {event.TYPE!r} before its welcome")
 
     # --- receiving ------------------------------------------------------------------
@@ -355,7 +385,9 @@ class Session:
 
     async def _read(self) -> bytes:
         try:
-            return await self._reader.read(READ_CHUNK)
+            data = await self._reader.read(READ_CHUNK)
+            self.last_heard = asyncio.get_running_loop().time()
+            return data
         except ConnectionResetError:
             self._ended = True
             raise ServerGone("The connection was reset by the server") from None
@@ -406,6 +438,11 @@ class Session:
             pass
         finally:
             await self.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once (it is dead or stuck): no goodbye, no waiting."""
+        self._ended = True
+        self._writer.transport.abort()
 
     async def close(self) -> None:
         self._ended = True
