@@ -13,6 +13,7 @@ import re
 import socket
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 # The reaper (Ryuk) is an image from a registry; ours has none. We clean up by label.
@@ -156,3 +157,69 @@ def start_nc(network: Network) -> Peer:
         )
     )
     return Peer(started(container))
+
+
+PROBE_SOURCE = (Path(__file__).parent / "probe.py").read_text()
+COUNT_LINE = re.compile(r"^\[COUNT\] (.*)$", re.MULTILINE)
+
+
+def start_probe(network: Network, *args: str, ready: str | None = None) -> Peer:
+    """A load or checking peer (``probe.py``) in the client image."""
+    container = (
+        DockerContainer(CLIENT_IMAGE)
+        .with_network(network)
+        .with_kwargs(
+            labels=dict(LABELS), stdin_open=True, init=True, entrypoint=["python3", "-u", "-c"]
+        )
+        .with_command([PROBE_SOURCE, *args])
+    )
+    if ready is not None:
+        container.waiting_for(LogMessageWaitStrategy(re.escape(ready)).with_startup_timeout(WAIT))
+    return Peer(started(container))
+
+
+def counted(counter: Peer) -> dict[str, list[int]]:
+    """Ask a ``probe.py count`` peer for its tally: name -> [received, duplicates, skipped]."""
+    before = len(COUNT_LINE.findall(counter.output()))
+    counter.type("")
+    counter.wait_until(lambda p: len(COUNT_LINE.findall(p.output())) > before, "a [COUNT] line")
+    tally: dict[str, list[int]] = json.loads(COUNT_LINE.findall(counter.output())[-1])
+    return tally
+
+
+def wait_counted(counter: Peer, name: str, at_least: int, wait: float = WAIT) -> list[int]:
+    """Poll a counter until ``name`` has ``at_least`` lines; returns its tally entry."""
+    deadline = time.monotonic() + wait
+    while True:
+        entry = counted(counter)[name]
+        if entry[0] >= at_least:
+            return entry
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{name}: only {entry} after {wait:g} s")
+        time.sleep(0.2)
+
+
+def log_of(container: DockerContainer) -> str:
+    stdout, stderr = container.get_logs()
+    return stdout.decode(errors="replace") + stderr.decode(errors="replace")
+
+
+def wait_for_log(container: DockerContainer, text: str, wait: float = WAIT) -> None:
+    deadline = time.monotonic() + wait
+    while text not in log_of(container):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{text!r} not in the log:\n{log_of(container)[-4000:]}")
+        time.sleep(0.1)
+
+
+def memory_mib(container: DockerContainer) -> float:
+    """The container's memory use now (cgroup, as `docker stats` shows it), in MiB."""
+    stats = container.get_wrapped_container().stats(stream=False)
+    memory = stats["memory_stats"]
+    usage = memory.get("usage", 0) - memory.get("stats", {}).get("inactive_file", 0)
+    return float(usage) / (1024 * 1024)
+
+
+def texts_from(peer: Peer, nick: str) -> list[str]:
+    """The texts of every message from ``nick`` a ``--json`` client printed, in order."""
+    return [e["text"] for e in peer.events() if e["type"] == "message" and e["nick"] == nick]

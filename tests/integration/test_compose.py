@@ -148,6 +148,45 @@ def test_interactive_compose_run_client_on_a_terminal(stack: Stack) -> None:
         os.close(main)
 
 
+def test_compose_restart_server_and_the_client_comes_back_by_itself(stack: Stack) -> None:
+    """`docker compose restart server` under a `docker compose run client` on a terminal."""
+    main, child = pty.openpty()
+    env = {**stack.env, "PEERCHAT_NICK": "stayer"}
+    proc = subprocess.Popen(
+        stack.compose("run", "--rm", "client"), cwd=ROOT, env=env,
+        stdin=child, stdout=child, stderr=child,
+    )  # fmt: skip
+    os.close(child)
+
+    async def scenario() -> None:
+        await wait_for_screen(main, b"Enter your message")
+        restart = await asyncio.create_subprocess_exec(
+            *stack.compose("restart", "server"), cwd=ROOT, env=stack.env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        await wait_for_screen(main, b"[RECONNECTED]")
+        out, _ = await asyncio.wait_for(restart.communicate(), WAIT)
+        assert restart.returncode == 0, out
+        reader, writer, _ = await connect(stack.port)
+        os.write(main, b"back after the restart\r")
+        assert await read_until(reader, "<stayer>") == "<stayer> back after the restart"
+        os.write(main, b"q\r")
+        await wait_for_screen(main, b"Quitting...")
+        writer.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), WAIT * 2))
+        assert proc.wait(timeout=WAIT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(main)
+        # The next tests need the server healthy again.
+        up = stack.run("up", "--detach", "--wait", "server")
+        assert up.returncode == 0, up.stdout + up.stderr
+
+
 async def wait_for_screen(fd: int, needle: bytes) -> None:
     """Read the terminal until ``needle`` shows up (bounded by the caller's deadline)."""
     loop = asyncio.get_running_loop()
