@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help dev lint unit test clean-dev base wheels build up client integration check-docker clean bench bench-quick tls-cert
+.PHONY: help dev lint unit test clean-dev base wheels build up client integration check-docker clean bench bench-quick tls-cert soak
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -70,6 +70,9 @@ client: ## Open a chat prompt in a container (docker compose run --rm client)
 
 integration: build ## Container tests: real images, testcontainers, docker compose
 	$(BIN)/pytest tests/integration
+
+soak: build ## Fault soak: clients chat for SOAK_SECONDS (180) under cut networks and pauses; prints the counts
+	SOAK_SECONDS=$(or $(SOAK_SECONDS),180) $(BIN)/pytest -s tests/soak
 
 tls-cert: ## A demo CA and server certificate in tls/ (for --tls-cert and docker-compose.tls.yml)
 	docker/make-tls-cert.sh tls

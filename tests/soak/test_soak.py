@@ -1,0 +1,156 @@
+"""The soak (`make soak`): real clients chat with numbered lines for a few minutes while
+faults are injected, then a checker proves every line reached every other peer exactly
+once, in its sender's order.
+
+Faults, one every FAULT_EVERY seconds on a random client: a cut network (docker network
+disconnect, then connect) or a freeze (docker pause, then unpause), each for a few
+seconds. Both are ones a client recovers from by itself (keepalive, reconnect, resume,
+catch-up), so the promise of PROTOCOL.md section 8 holds in full: nothing lost, nothing
+twice, per-sender order. Bounded: SOAK_SECONDS of chat (default 180), then at most
+SETTLE seconds for the last lines to arrive.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+from testcontainers.core.network import Network
+
+from ..integration.containers import Peer, new_network, start_client, start_server
+
+SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "180"))
+CLIENTS = int(os.environ.get("SOAK_CLIENTS", "6"))
+#: Lines a second each client types (under the server's flood limit of 5 a second).
+RATE = 2.0
+FAULT_EVERY = 12.0
+SETTLE = 90.0
+LINE = re.compile(r"^(c\d+)#(\d+)$")
+
+
+@pytest.fixture
+def network() -> Iterator[Network]:
+    with new_network() as net:
+        yield net
+
+
+def received(peer: Peer) -> dict[str, list[int]]:
+    """Sender -> the line numbers ``peer`` printed from it, in the order they came."""
+    got: dict[str, list[int]] = {}
+    for event in peer.events():
+        if event["type"] != "message":
+            continue
+        match = LINE.match(event["text"])
+        if match and match.group(1) == event["nick"]:
+            got.setdefault(event["nick"], []).append(int(match.group(2)))
+    return got
+
+
+def present(peer: Peer) -> set[str]:
+    """Who ``peer`` has been told is in the room: its welcome's list, then joins."""
+    names: set[str] = set()
+    for event in peer.events():
+        if event["type"] == "welcome":
+            names.update(p["nick"] for p in event.get("peers", []))
+        elif event["type"] == "join":
+            names.add(event["nick"])
+    return names
+
+
+def inject(rng: random.Random, net: Network, peer: Peer, log: list[str]) -> None:
+    """One fault on ``peer``, lasting a few seconds; recovered before returning."""
+    container = peer.container.get_wrapped_container()
+    how_long = rng.uniform(2.0, 5.0)
+    if rng.random() < 0.5:
+        net._unwrap_network.disconnect(container.id)
+        time.sleep(how_long)  # the fault's duration is the point here, not a wait for an event
+        net._unwrap_network.connect(container.id)
+        log.append(f"network cut {how_long:.1f} s")
+    else:
+        container.pause()
+        time.sleep(how_long)
+        container.unpause()
+        log.append(f"paused {how_long:.1f} s")
+
+
+def test_soak(network: Network) -> None:
+    rng = random.Random(int(os.environ.get("SOAK_SEED", "1")))
+    server = start_server(network)
+    peers: dict[str, Peer] = {}
+    try:
+        for k in range(CLIENTS):
+            nick = f"c{k}"
+            peers[nick] = start_client(
+                network, nick, "--reconnect", "--keepalive", "1", "--linger", "900"
+            )
+        for nick, peer in peers.items():  # everyone is in before anyone speaks
+            others = set(peers) - {nick}
+            peer.wait_until(lambda p, o=others: o <= present(p), f"{nick} to see everyone")
+        typed = dict.fromkeys(peers, 0)
+        faults: list[str] = []
+        began = time.monotonic()
+        next_fault = began + FAULT_EVERY
+        tick = 1.0 / RATE
+        for step in range(int(SOAK_SECONDS * RATE)):  # bounded: one turn per tick
+            for nick, peer in peers.items():
+                typed[nick] += 1
+                peer.type(f"{nick}#{typed[nick]}")
+            if time.monotonic() >= next_fault:
+                inject(rng, network, peers[rng.choice(list(peers))], faults)
+                next_fault = time.monotonic() + FAULT_EVERY
+            delay = began + (step + 1) * tick - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+        chatted = time.monotonic() - began
+        settle_until = time.monotonic() + SETTLE
+        while time.monotonic() < settle_until:  # until every last line reached every peer
+            if all(
+                typed[other] in received(peer).get(other, [])
+                for nick, peer in peers.items()
+                for other in peers
+                if other != nick
+            ):
+                break
+            time.sleep(1.0)
+        lost = duplicated = disordered = checked = 0
+        problems: list[str] = []
+        for nick, peer in peers.items():
+            got = received(peer)
+            assert nick not in got, f"{nick} got its own lines back"
+            for other in peers:
+                if other == nick:
+                    continue
+                numbers = got.get(other, [])
+                want = list(range(1, typed[other] + 1))
+                checked += len(want)
+                missing = len(set(want) - set(numbers))
+                twice = len(numbers) - len(set(numbers))
+                unordered = sum(1 for a, b in itertools.pairwise(numbers) if b <= a)
+                lost += missing
+                duplicated += twice
+                disordered += unordered
+                if missing or twice or unordered:
+                    problems.append(f"{nick} from {other}: {missing} lost, {twice} twice, "
+                                    f"{unordered} out of order")  # fmt: skip
+        reconnects = sum(peer.output().count("[RECONNECTED]") for peer in peers.values())
+        print(
+            f"\nsoak: {CLIENTS} clients, {chatted:.0f} s of chat, {sum(typed.values())} lines "
+            f"typed, {checked} deliveries checked; {len(faults)} faults injected "
+            f"({sum('network' in f for f in faults)} network cuts, "
+            f"{sum('paused' in f for f in faults)} pauses), {reconnects} reconnects; "
+            f"lost {lost}, duplicated {duplicated}, out of order {disordered}"
+        )
+        assert not problems, problems
+    finally:
+        for peer in peers.values():
+            container = peer.container.get_wrapped_container()
+            container.reload()
+            if container.status == "paused":
+                container.unpause()
+            peer.stop()
+        server.stop()
