@@ -92,9 +92,10 @@ class Room:
 
     name: str
     members: dict[Session, None] = dataclasses.field(default_factory=dict)
-    #: Recent messages, oldest first, with their text's size: the catch-up for peers
-    #: that reconnect, whose tail is the history new members get.
-    log: deque[tuple[Message, int]] = dataclasses.field(default_factory=deque)
+    #: Recent messages, oldest first, with their text's size and who sent them (the
+    #: sender's resumable session, or its connection): the catch-up for peers that
+    #: reconnect (minus their own), whose tail is the history new members get.
+    log: deque[tuple[Message, int, object]] = dataclasses.field(default_factory=deque)
     log_bytes: int = 0
     #: The newest message id that left the log (0: none did), and the newest id the
     #: server had given when the room was made: a peer that saw an id below either may
@@ -104,16 +105,18 @@ class Room:
     #: Broadcasts waiting for this pass's fan-out, each with the member it skips.
     outbox: list[tuple[Frames, Session | None]] = dataclasses.field(default_factory=list)
 
-    def remember(self, message: Message, max_messages: int, max_bytes: int) -> None:
-        """Keep ``message``: the last ``max_messages``, in ``max_bytes`` of text."""
+    def remember(
+        self, message: Message, max_messages: int, max_bytes: int, origin: object = None
+    ) -> None:
+        """Keep ``message`` from ``origin``: the last ``max_messages``, in ``max_bytes``."""
         if max_messages <= 0:
             self.evicted_upto = message.id
             return
         size = len(message.text.encode())
-        self.log.append((message, size))
+        self.log.append((message, size, origin))
         self.log_bytes += size
         while len(self.log) > max_messages or (self.log_bytes > max_bytes and len(self.log) > 1):
-            evicted, evicted_size = self.log.popleft()
+            evicted, evicted_size, _ = self.log.popleft()
             self.log_bytes -= evicted_size
             self.evicted_upto = evicted.id
 
@@ -121,7 +124,7 @@ class Room:
         """The newest messages, up to ``max_messages`` and ``max_bytes``, oldest first."""
         picked: list[Message] = []
         size = 0
-        for message, message_size in reversed(self.log):
+        for message, message_size, _ in reversed(self.log):
             if len(picked) == max_messages or (picked and size + message_size > max_bytes):
                 break
             picked.append(message)
@@ -129,9 +132,10 @@ class Room:
         picked.reverse()
         return picked
 
-    def since(self, last_id: int) -> tuple[list[Message], bool]:
-        """The messages after id ``last_id``, and whether some of them are no longer kept."""
-        missed = [message for message, _ in self.log if message.id > last_id]
+    def since(self, last_id: int, origin: object) -> tuple[list[Message], bool]:
+        """The messages after id ``last_id`` not sent by ``origin``, and whether some
+        of them are no longer kept."""
+        missed = [m for m, _, sender in self.log if m.id > last_id and sender is not origin]
         return missed, max(self.evicted_upto, self.born_after) > last_id
 
     def peers(self) -> tuple[PeerInfo, ...]:
@@ -304,14 +308,14 @@ class Relay:
         return [dataclasses.replace(m, history=True) for m in recent]
 
     def missed(
-        self, room: Room, epoch: str | None, last_id: int | None
+        self, room: Room, epoch: str | None, last_id: int | None, origin: object
     ) -> tuple[list[Message], bool] | None:
         """What a returning peer that last saw ``last_id`` (in ``epoch``) missed in ``room``,
         marked as history, and whether more was said than is kept; ``None`` when it
         saw nothing of this run of the server (so ordinary history is due)."""
         if epoch != self.epoch or last_id is None:
             return None
-        messages, gap = room.since(last_id)
+        messages, gap = room.since(last_id, origin)
         return [dataclasses.replace(m, history=True) for m in messages], gap
 
     # --- traffic ------------------------------------------------------------------------
@@ -322,7 +326,8 @@ class Relay:
         message = Message.relay(self._new_id(), say, sender.name, self._now(), room.name)
         text, action = say.text, say.action
         self.broadcast(message, room, sender)
-        room.remember(message, self._keep_messages, self._keep_bytes)
+        origin = sender.resumable or sender  # a resumed session is the same sender
+        room.remember(message, self._keep_messages, self._keep_bytes, origin)
         if not self.console.quiet:
             where = "" if room is self.lobby else f" in #{room.name}"
             shown = text if len(text) <= LOG_TEXT_LIMIT else f"{text[:LOG_TEXT_LIMIT]}..."

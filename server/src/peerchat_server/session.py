@@ -468,7 +468,7 @@ class Session(asyncio.Protocol):
         if v3 and record is None:
             record = relay.book.open(self, self.name, self.room.name)
         self.resumable = record
-        catch_up = relay.missed(self.room, hello.epoch, hello.last_id) if v3 else None
+        catch_up = relay.missed(self.room, hello.epoch, hello.last_id, record) if v3 else None
         self.send(
             Welcome(
                 version=self.conn.version,
