@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help dev lint unit test clean-dev base wheels build up client integration check-docker clean bench bench-quick tls-cert soak
+.PHONY: help dev lint unit test clean-dev base wheels build up client integration check-docker clean bench bench-quick tls-cert soak cluster-images cluster cluster-client
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -50,9 +50,11 @@ base: check-docker ## Pick the base image (python:3.12-slim, or a local Debian o
 SOURCES := $(shell find protocol server client -name '*.py' -o -name pyproject.toml -o -name '*.md' 2>/dev/null)
 
 # Rebuilt only when a source changes: fresh wheels would defeat the image build cache.
-wheels/.built: $(STAMP) $(SOURCES)
+wheels/.built: $(STAMP) $(SOURCES) Makefile
 	rm -f wheels/*.whl
-	$(BIN)/pip wheel --quiet --wheel-dir wheels ./protocol ./server ./client
+	$(BIN)/pip wheel --quiet --wheel-dir wheels ./protocol './server[redis]' ./client
+	@# redis needs async-timeout below Python 3.11.3 (Debian bookworm's 3.11.2), not on the host.
+	$(BIN)/pip wheel --quiet --wheel-dir wheels 'async-timeout>=4.0.3'
 	touch $@
 
 wheels: wheels/.built ## Wheels of peerchat and its dependencies, for images that cannot reach PyPI
@@ -68,11 +70,23 @@ up: build ## Build, then run the server in the foreground (docker compose up ser
 client: ## Open a chat prompt in a container (docker compose run --rm client)
 	$(COMPOSE) run --rm client
 
-integration: build ## Container tests: real images, testcontainers, docker compose
+integration: build cluster-images ## Container tests: real images, testcontainers, docker compose
 	$(BIN)/pytest tests/integration
 
 soak: build ## Fault soak: clients chat for SOAK_SECONDS (180) under cut networks and pauses; prints the counts
 	SOAK_SECONDS=$(or $(SOAK_SECONDS),180) $(BIN)/pytest -s tests/soak
+
+CLUSTER := $(COMPOSE) -f docker-compose.yml -f docker-compose.cluster.yml
+
+cluster-images: check-docker ## Redis and HAProxy images for the cluster (official, or built from Debian here)
+	docker/ensure-aux.sh redis --env-file .env >/dev/null
+	docker/ensure-aux.sh haproxy --env-file .env >/dev/null
+
+cluster: build cluster-images ## Run 2 replicas + Redis + a balancer in the foreground (then: make cluster-client)
+	$(CLUSTER) up balancer
+
+cluster-client: ## A chat prompt through the cluster's balancer
+	$(CLUSTER) run --rm client
 
 tls-cert: ## A demo CA and server certificate in tls/ (for --tls-cert and docker-compose.tls.yml)
 	docker/make-tls-cert.sh tls

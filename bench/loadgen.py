@@ -3,6 +3,12 @@
 Run by ``bench/run.py`` in its own process (``python -m bench.loadgen ...``); it can be
 run by hand against a server you started (``--pid`` lets it read the server's memory).
 
+Several replicas of one chat (``--ports P1,P2``, ``--pid PID1,PID2``): the senders
+connect to the first port, receiver ``i`` to port ``i mod len(ports)``, so receivers on
+the first replica get a message from it directly and the others through the bus.
+Server memory and CPU are summed over the PIDs; ``--bus-pid`` (Redis) is reported apart.
+The verified sample is spread evenly over the ports, and latency is also given per port.
+
 Every message is ``#SENDER:SEQ:T_NS:PADDING:CRC32`` (exactly ``--size`` bytes), where
 T_NS is ``time.monotonic_ns()`` when it was written (one clock for every process on
 Linux) and CRC32 covers everything before it. A ``#`` occurs once per message and
@@ -21,12 +27,16 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
+import resource
 import socket
 import struct
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 HOST = "127.0.0.1"
 MARK = 35  # b"#"
@@ -90,6 +100,8 @@ ADAPTERS: dict[str, Adapter] = {
         False,
         0.0,
     ),
+    # two replicas sharing the chat through Redis: the same peers' protocol
+    "peerchat-2r": PlainChat("peerchat-2r", b"", 2, b"", 2, True, True, 0.7),
     "naive": PlainChat("naive", b"", 0, b"", 0, True, True, 0.1),
     "trivial": PlainChat("trivial", b"", 0, b"", 0, True, True, 0.1),
 }
@@ -122,8 +134,11 @@ class Run:
 
 
 class Conn(asyncio.Protocol):
-    def __init__(self, run: Run, need_newlines: int, hello: bytes, counted: bool) -> None:
+    def __init__(
+        self, run: Run, need_newlines: int, hello: bytes, counted: bool, where: int = 0
+    ) -> None:
         self.run = run
+        self.where = where  # index of the port (replica) it is connected to
         self.need = need_newlines
         self.hello = hello
         self.counted = counted
@@ -204,9 +219,72 @@ def proc_status(pid: int) -> dict[str, int]:
     return out
 
 
-async def sample_memory(pid: int, peak: list[int], stop: asyncio.Event) -> None:
+def rss_kib(pids: list[int], key: str = "VmRSS") -> int | None:
+    """``key`` (KiB) summed over ``pids``; None if none could be read."""
+    values = [proc_status(pid).get(key) for pid in pids]
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time ``pid`` has used so far; None if unreadable."""
+    if pid <= 0:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def machine_seconds() -> tuple[float | None, float | None]:
+    """CPU seconds all the machine's cores have spent busy (anyone's processes and the
+    kernel), and stolen by the hypervisor, so far."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None, None
+    if len(ticks) < 8:
+        return None, None
+    hz = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal
+    return (sum(ticks[:8]) - ticks[3] - ticks[4] - ticks[7]) / hz, ticks[7] / hz
+
+
+def cpu_now(pids: list[int], bus_pid: int) -> dict[str, Any]:
+    """CPU seconds used so far by each server, the bus, this load generator, and the
+    whole machine (other processes included)."""
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    machine, steal = machine_seconds()
+    return {
+        "servers": [cpu_seconds(pid) for pid in pids],
+        "bus": cpu_seconds(bus_pid),
+        "loadgen": ru.ru_utime + ru.ru_stime,
+        "machine": machine,
+        "steal": steal,
+    }
+
+
+def cpu_used(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """CPU seconds used between two :func:`cpu_now` readings."""
+
+    def diff(x: float | None, y: float | None) -> float | None:
+        return None if x is None or y is None else round(y - x, 3)
+
+    return {
+        "servers": [diff(x, y) for x, y in zip(before["servers"], after["servers"], strict=True)],
+        "bus": diff(before["bus"], after["bus"]),
+        "loadgen": diff(before["loadgen"], after["loadgen"]),
+        "machine": diff(before["machine"], after["machine"]),
+        "steal": diff(before["steal"], after["steal"]),
+    }
+
+
+async def sample_memory(pids: list[int], peak: list[int], stop: asyncio.Event) -> None:
     for _ in range(100_000):  # 0.1 s apart: bounded by the run's own deadline anyway
-        rss = proc_status(pid).get("VmRSS", 0)
+        rss = rss_kib(pids) or 0
         peak[0] = max(peak[0], rss)
         try:
             await asyncio.wait_for(stop.wait(), 0.1)
@@ -219,12 +297,13 @@ async def sample_memory(pid: int, peak: list[int], stop: asyncio.Event) -> None:
 
 
 async def connect_many(
-    port: int,
+    ports: list[int],
     n: int,
-    make: callable,
+    make: Callable[[int], Conn],
     concurrency: int,
-    limit: float,  # type: ignore[valid-type]
+    limit: float,
 ) -> list[Conn]:
+    """Connect ``n`` peers, peer ``i`` to ``ports[i % len(ports)]``."""
     loop = asyncio.get_running_loop()
     sem = asyncio.Semaphore(concurrency)
     conns: list[Conn] = []
@@ -232,7 +311,7 @@ async def connect_many(
     async def one(i: int) -> None:
         async with sem:
             proto = make(i)
-            await loop.create_connection(lambda: proto, HOST, port)
+            await loop.create_connection(lambda: proto, HOST, ports[i % len(ports)])
             conns.append(proto)
             await proto.ready
 
@@ -388,6 +467,19 @@ def verify(
     verdict.lost += senders * messages - sum(sum(s) for s in seen)
 
 
+def merge(verdicts: list[Verdict]) -> Verdict:
+    total = Verdict()
+    for v in verdicts:
+        for name in (
+            "receivers", "expected", "ok", "lost", "duplicated", "corrupted", "reordered",
+            "notices",
+        ):  # fmt: skip
+            setattr(total, name, getattr(total, name) + getattr(v, name))
+        total.errors += v.errors[: max(0, 5 - len(total.errors))]
+        total.latencies_ns += v.latencies_ns
+    return total
+
+
 def percentile(values: list[int], q: float) -> float | None:
     if not values:
         return None
@@ -401,12 +493,20 @@ def percentile(values: list[int], q: float) -> float | None:
 async def main_async(a: argparse.Namespace) -> dict[str, object]:
     adapter = ADAPTERS[a.system]
     run = Run()
+    ports, pids = a.ports, a.pids
     result: dict[str, object] = {"system": a.system, "workload": a.workload}
-    status0 = proc_status(a.pid)
-    result["rss_before_kib"] = status0.get("VmRSS")
-    peak = [status0.get("VmRSS", 0)]
+    result["messages"], result["senders"] = a.messages, a.senders
+    if len(ports) > 1:
+        result["ports"] = len(ports)
+        result["server_pids"] = len(pids)
+    rss0 = rss_kib(pids)
+    result["rss_before_kib"] = rss0
+    peak = [rss0 or 0]
     stop_sampler = asyncio.Event()
-    sampler = asyncio.create_task(sample_memory(a.pid, peak, stop_sampler))
+    samplers = [asyncio.create_task(sample_memory(pids, peak, stop_sampler))]
+    bus_peak = [0]
+    if a.bus_pid > 0:
+        samplers.append(asyncio.create_task(sample_memory([a.bus_pid], bus_peak, stop_sampler)))
     deadline = mono() + a.max_seconds
 
     n_rx, n_tx = a.receivers, a.senders
@@ -415,22 +515,28 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
 
     t0 = mono()
     receivers = await connect_many(
-        a.port,
+        ports,
         n_rx,
-        lambda i: Conn(run, adapter.sub_ready_newlines, adapter.sub_hello, i not in stalled_idx),
+        lambda i: Conn(
+            run,
+            adapter.sub_ready_newlines,
+            adapter.sub_hello,
+            i not in stalled_idx,
+            i % len(ports),
+        ),
         a.concurrency,
         max(1.0, deadline - mono()),
     )
-    if a.system == "naive" and a.pid > 0:  # ready when the relay has a thread per client
+    if a.system == "naive" and pids[0] > 0:  # ready when the relay has a thread per client
         for _ in range(600):
-            if proc_status(a.pid).get("Threads", 0) >= n_rx + 1:
+            if proc_status(pids[0]).get("Threads", 0) >= n_rx + 1:
                 break
             await asyncio.sleep(0.05)
     connect_s = mono() - t0
     result["connect_s"] = round(connect_s, 3)
-    result["rss_connected_kib"] = proc_status(a.pid).get("VmRSS")
+    result["rss_connected_kib"] = rss_kib(pids)
     senders = await connect_many(
-        a.port,
+        ports[:1],  # every sender on the first replica
         n_tx,
         lambda i: Conn(run, adapter.pub_ready_newlines, adapter.pub_hello, False),
         a.concurrency,
@@ -439,18 +545,25 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
     result["settle_s"] = round(
         await settle(run, adapter.min_settle, 0.3, min(a.settle_max, deadline - mono())), 3
     )
-    st = proc_status(a.pid)
-    result["rss_ready_kib"] = st.get("VmRSS")
+    rss_ready = rss_kib(pids)
+    result["rss_ready_kib"] = rss_ready
     result["disconnects_before_traffic"] = run.disconnects
-    if n_rx and result["rss_before_kib"] is not None and st.get("VmRSS") is not None:
-        per = (st["VmRSS"] - status0["VmRSS"]) / (n_rx + n_tx)
+    if n_rx and rss0 is not None and rss_ready is not None:
+        per = (rss_ready - rss0) / (n_rx + n_tx)
         result["kib_per_connection"] = round(per, 2)
 
     stalled = [c for c in receivers if not c.counted]
     counted = [c for c in receivers if c.counted]  # in the order they connected
-    k = min(a.sample, len(counted))  # evenly spaced, first and last included
-    sampled = [counted[round(j * (len(counted) - 1) / max(1, k - 1))] for j in range(k)]
-    sampled = list({id(c): c for c in sampled}.values())
+    # the sample: evenly spaced (first and last included) among each port's receivers,
+    # the ports sharing it as evenly as they can
+    sampled = []
+    for w in range(len(ports)):
+        group = [c for c in counted if c.where == w]
+        k = min(a.sample // len(ports) + (w < a.sample % len(ports)), len(group))
+        if k <= 0:
+            continue
+        picks = [group[round(j * (len(group) - 1) / max(1, k - 1))] for j in range(k)]
+        sampled += list({id(c): c for c in picks}.values())
     for c in stalled:
         assert c.transport is not None
         c.transport.pause_reading()
@@ -465,6 +578,7 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
         run.target = a.messages * n_tx * len(counted)
         run.window = a.window * len(counted)
         run.done = asyncio.get_running_loop().create_future()
+        cpu0 = cpu_now(pids, a.bus_pid)
         t_start = mono()
         if a.rate > 0:
             tasks = [
@@ -497,6 +611,9 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
         sent_done = all(t.done() for t in tasks)
         for t in tasks:
             t.cancel()
+        cpu = cpu_used(cpu0, cpu_now(pids, a.bus_pid))
+        cpu["wall"] = round(mono() - t_start, 3)
+        result["cpu_s"] = cpu
         elapsed = max(1e-9, (run.last_rx or mono()) - t_start)
         result["outcome"] = outcome
         result["senders_finished"] = sent_done
@@ -507,6 +624,15 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
         result["extra_to_senders"] = sum(c.count for c in senders)
         result["disconnects_during"] = run.disconnects
         result["receivers_lost"] = sum(1 for c in counted if c.lost)
+        if len(ports) > 1:  # per replica: receivers, deliveries counted, expected
+            result["by_port"] = [
+                {
+                    "receivers": sum(1 for c in counted if c.where == w),
+                    "delivered": sum(c.count for c in counted if c.where == w),
+                    "expected": a.messages * n_tx * sum(1 for c in counted if c.where == w),
+                }
+                for w in range(len(ports))
+            ]
 
         if stalled:  # what became of the receivers that never read
             states = [tcp_state(c) for c in stalled]
@@ -523,13 +649,22 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
                 "closed_after_draining": sum(1 for c in stalled if c.lost),
             }
 
-        st = proc_status(a.pid)
-        result["rss_end_kib"] = st.get("VmRSS")
+        result["rss_end_kib"] = rss_kib(pids)
         # verification, outside the timed window
-        v = Verdict()
+        per_port = [Verdict() for _ in ports]
         for c in sampled:
-            verify(v, c.keep or [], adapter, n_tx, a.messages, a.size)
+            verify(per_port[c.where], c.keep or [], adapter, n_tx, a.messages, a.size)
             c.keep = None
+        v = merge(per_port)
+        if len(ports) > 1:  # latency directly (first port) and through the bus (others)
+            for w, pv in enumerate(per_port):
+                by = result["by_port"][w]  # type: ignore[index]
+                by["verified_receivers"] = pv.receivers
+                by["verified_ok"] = pv.ok
+                by["latency_ms"] = {
+                    "p50": percentile(pv.latencies_ns, 0.50),
+                    "p99": percentile(pv.latencies_ns, 0.99),
+                }
         result["verified"] = {
             "receivers": v.receivers,
             "expected": v.expected,
@@ -564,9 +699,12 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
         result["disconnects_during"] = run.disconnects
 
     stop_sampler.set()
-    await sampler
-    result["rss_peak_kib"] = max(peak[0], proc_status(a.pid).get("VmRSS", 0))
-    result["hwm_kib"] = proc_status(a.pid).get("VmHWM")
+    for task in samplers:
+        await task
+    result["rss_peak_kib"] = max(peak[0], rss_kib(pids) or 0)
+    result["hwm_kib"] = rss_kib(pids, "VmHWM")
+    if a.bus_pid > 0:
+        result["bus_rss_peak_kib"] = max(bus_peak[0], rss_kib([a.bus_pid]) or 0)
     for c in receivers + senders:
         if c.transport is not None:
             c.transport.abort()
@@ -578,8 +716,17 @@ def main() -> None:
     p = argparse.ArgumentParser(description="peerchat benchmark load generator (one run)")
     p.add_argument("--system", choices=sorted(ADAPTERS), required=True)
     p.add_argument("--workload", default="custom")
-    p.add_argument("--port", type=int, required=True)
-    p.add_argument("--pid", type=int, default=0, help="server PID, to read its memory")
+    p.add_argument("--port", type=int, help="the server's port (or give --ports)")
+    p.add_argument(
+        "--ports",
+        help="P1,P2,...: replicas of one chat; senders use P1, receivers take turns",
+    )
+    p.add_argument(
+        "--pid",
+        default="0",
+        help="server PID, to read its memory (PID1,PID2,...: summed over replicas)",
+    )
+    p.add_argument("--bus-pid", type=int, default=0, help="the bus's (Redis's) PID, reported apart")
     p.add_argument("--receivers", type=int, default=100)
     p.add_argument("--senders", type=int, default=1)
     p.add_argument("--messages", type=int, default=1000, help="per sender; 0: connect only")
@@ -596,6 +743,15 @@ def main() -> None:
     )
     p.add_argument("--max-seconds", type=float, default=120.0)
     a = p.parse_args()
+    try:
+        a.ports = [int(x) for x in (a.ports or "").split(",") if x.strip()]
+        if a.port is not None:
+            a.ports = [a.port, *(x for x in a.ports if x != a.port)]
+        a.pids = [int(x) for x in str(a.pid).split(",") if x.strip()] or [0]
+    except ValueError:
+        p.error("--ports and --pid take integers separated by commas")
+    if not a.ports:
+        p.error("give --port or --ports")
     try:
         result = asyncio.run(main_async(a))
     except Exception as exc:  # report, do not hide: the runner marks the run failed

@@ -3,6 +3,8 @@
     .venv/bin/python -m bench.run            # full run (about 15-25 minutes on 2 cores)
     .venv/bin/python -m bench.run --quick    # smoke run, under a minute
     .venv/bin/python -m bench.run --help
+    .venv/bin/python -m bench.run --replicas-compare          # issue 9: 2 replicas vs 1
+    .venv/bin/python -m bench.run --replicas-compare --quick  # its smoke run, to /tmp
 
 For every repetition, workload and system (the systems' order rotates each time), it
 starts a fresh server on a free 127.0.0.1 port, runs the load generator
@@ -10,6 +12,13 @@ starts a fresh server on a free 127.0.0.1 port, runs the load generator
 PID. Medians over repetitions go to ``docs/benchmarks.md`` and ``docs/benchmarks.png``;
 every run's raw result to ``bench/results/latest.json``. A run that lost, duplicated,
 corrupted or reordered any message is reported as such, never as a speed.
+
+``peerchat-2r`` (not in the default systems) is peerchat as two replicas sharing one chat
+through Redis (``--bus``): one ``redis-server`` and two ``peerchat-server`` processes,
+each on a free 127.0.0.1 port, all stopped by their PIDs after the run. The sender
+connects to the first replica, receivers alternate between the two. ``--replicas-compare``
+runs W1 and W2 for ``peerchat`` and ``peerchat-2r`` and writes only the section
+``## Replicas: 2 vs 1`` of ``docs/benchmarks.md`` (a full run keeps that section).
 """
 
 from __future__ import annotations
@@ -34,8 +43,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
-SYSTEMS = ("peerchat", "redis", "nats", "naive")
+SYSTEMS = ("peerchat", "redis", "nats", "naive")  # the default: make bench
+#: peerchat as several replicas sharing one chat through one Redis: name -> replicas.
+REPLICATED = {"peerchat-2r": 2}
+KNOWN_SYSTEMS = (*SYSTEMS, *REPLICATED)
 BASELINE = "redis"
+REPLICAS_HEADING = "## Replicas: 2 vs 1"
 #: peerchat's per-peer flood control (5 lines/s after a 20-line burst) would measure
 #: the limit, not the relay: it is turned off, as Redis and NATS have no such limit.
 #: Environment, not a flag, so a server without the option still starts.
@@ -109,7 +122,7 @@ def check_deps(systems: list[str], chart: bool) -> dict[str, str]:
     exes: dict[str, str] = {}
     missing = []
     for system, exe in (("redis", "redis-server"), ("nats", "nats-server")):
-        if system in systems:
+        if system in systems or (system == "redis" and any(s in REPLICATED for s in systems)):
             path = find_exe(exe)
             if path is None:
                 missing.append(exe)
@@ -188,14 +201,20 @@ def free_port() -> int:
 
 
 def server_command(
-    system: str, port: int, tmp: Path, a: argparse.Namespace, exes: dict[str, str]
+    system: str,
+    port: int,
+    tmp: Path,
+    a: argparse.Namespace,
+    exes: dict[str, str],
+    bus: str | None = None,
 ) -> list[str]:
-    if system == "peerchat":
+    if system == "peerchat" or system in REPLICATED:
+        with_bus = ["--bus", bus] if bus else []
         if a.peerchat_cmd:
-            return shlex.split(a.peerchat_cmd.format(port=port))
+            return [*shlex.split(a.peerchat_cmd.format(port=port)), *with_bus]
         exe = Path(sys.executable).parent / "peerchat-server"
         base = [str(exe)] if exe.exists() else [sys.executable, "-m", "peerchat_server"]
-        return [*base, "--host", "127.0.0.1", "--port", str(port), "--quiet"]
+        return [*base, "--host", "127.0.0.1", "--port", str(port), "--quiet", *with_bus]
     if system == "redis":
         return [
             exes["redis"],
@@ -234,9 +253,10 @@ def server_command(
 class Server:
     def __init__(self, system: str, cmd: list[str], port: int, log: Path) -> None:
         self.system, self.port = system, port
+        self.log_path = log
         self.log = log.open("wb")
         env = dict(os.environ)
-        if system == "peerchat":
+        if system == "peerchat" or system in REPLICATED:
             env.update(PEERCHAT_ENV)
         self.proc = subprocess.Popen(
             cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
@@ -259,6 +279,30 @@ class Server:
     def pid(self) -> int:
         return self.proc.pid
 
+    def wait_for(self, text: str, seconds: float) -> None:
+        """Wait until the server's output holds ``text`` (e.g. ``Connected to Redis``)."""
+        deadline = time.monotonic() + seconds
+        for _ in range(int(seconds / 0.05) + 1):
+            if text.encode() in self.log_path.read_bytes():
+                return
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.system} exited with {self.proc.returncode}; see {self.log_path}"
+                )
+            if time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        raise RuntimeError(
+            f"{self.system} on port {self.port} did not print {text!r} in {seconds:g} s; "
+            f"see {self.log_path}"
+        )
+
+    def output_count(self, text: str) -> int:
+        try:
+            return self.log_path.read_bytes().count(text.encode())
+        except OSError:
+            return 0
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGTERM)
@@ -270,6 +314,78 @@ class Server:
         self.log.close()
 
 
+class Deployment:
+    """Every process of one system for one run: one server, or Redis and the replicas.
+
+    Started in order, stopped by their PIDs in the reverse order (:meth:`stop`), also
+    when starting one of them fails.
+    """
+
+    def __init__(
+        self,
+        system: str,
+        wl: str,
+        a: argparse.Namespace,
+        exes: dict[str, str],
+        tmp: Path,
+    ) -> None:
+        self.procs: list[Server] = []
+        self.bus: Server | None = None
+        self.replicas: list[Server] = []
+        try:
+            n = REPLICATED.get(system, 0)
+            if not n:
+                port = free_port()
+                cmd = server_command(system, port, tmp, a, exes)
+                self.replicas = [Server(system, cmd, port, tmp / f"{system}-{wl}-{port}.out")]
+                self.procs = list(self.replicas)
+                return
+            bus_port = free_port()
+            cmd = server_command("redis", bus_port, tmp, a, exes)
+            self.bus = Server("redis", cmd, bus_port, tmp / f"{system}-{wl}-redis-{bus_port}.out")
+            self.procs.append(self.bus)
+            url = f"redis://127.0.0.1:{bus_port}/0"
+            ports: list[int] = []
+            for _ in range(20 * n):  # distinct free ports (they are free only for now)
+                port = free_port()
+                if port != bus_port and port not in ports:
+                    ports.append(port)
+                if len(ports) == n:
+                    break
+            for i, port in enumerate(ports):
+                cmd = server_command(system, port, tmp, a, exes, bus=url)
+                log = tmp / f"{system}-{wl}-r{i + 1}-{port}.out"
+                server = Server(system, cmd, port, log)
+                self.procs.append(server)
+                self.replicas.append(server)
+            for server in self.replicas:  # both subscribed before any load
+                server.wait_for("Connected to Redis", 15)
+        except BaseException:
+            self.stop()
+            raise
+
+    @property
+    def ports(self) -> list[int]:
+        return [s.port for s in self.replicas]
+
+    @property
+    def pids(self) -> list[int]:
+        return [s.pid for s in self.replicas]
+
+    def bus_troubles(self) -> dict[str, int]:
+        """What the replicas said about the bus that a clean run should never show."""
+        found = {}
+        for text in ("Lost Redis", "Could not publish", "Ignored a bad note"):
+            n = sum(s.output_count(text) for s in self.replicas)
+            if n:
+                found[text] = n
+        return found
+
+    def stop(self) -> None:
+        for server in reversed(self.procs):
+            server.stop()
+
+
 def one_run(
     system: str,
     wl: str,
@@ -278,10 +394,8 @@ def one_run(
     exes: dict[str, str],
     tmp: Path,
 ) -> dict[str, Any]:
-    port = free_port()
-    cmd = server_command(system, port, tmp, a, exes)
     load_before = os.getloadavg()[0]
-    server = Server(system, cmd, port, tmp / f"{system}-{wl}-{port}.out")
+    servers = Deployment(system, wl, a, exes, tmp)
     try:
         args = [
             sys.executable,
@@ -291,15 +405,17 @@ def one_run(
             system,
             "--workload",
             wl,
-            "--port",
-            str(port),
+            "--ports",
+            ",".join(map(str, servers.ports)),
             "--pid",
-            str(server.pid),
+            ",".join(map(str, servers.pids)),
             "--sample",
             str(a.sample),
             "--window",
             str(a.window),
         ]
+        if servers.bus is not None:
+            args += ["--bus-pid", str(servers.bus.pid)]
         for k, v in opts.items():
             args += [f"--{k}", str(v)]
         limit = float(opts.get("max-seconds", 120)) + 60
@@ -331,18 +447,21 @@ def one_run(
                 "outcome": f"load generator failed: {err.strip()[-300:]}",
             }
     finally:
-        server.stop()
+        servers.stop()
     result["load_avg_before"] = round(load_before, 2)
-    result["server_log"] = str(server.log.name)
+    result["server_log"] = str(servers.replicas[0].log_path)
+    if servers.bus is not None:
+        result["server_logs"] = [str(s.log_path) for s in servers.procs]
+        result["bus_troubles"] = servers.bus_troubles()
     return result
 
 
 # --- summaries ------------------------------------------------------------------------------
 
 
-def med(values: list[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
+def med(values: list[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return statistics.median(known) if known else None
 
 
 def problems(r: dict[str, Any]) -> str:
@@ -629,6 +748,318 @@ def draw_chart(
     plt.close(fig)
 
 
+# --- issue 9: 2 replicas vs 1 server (a section of docs/benchmarks.md) ---------------------
+
+
+def split_section(text: str, heading: str) -> tuple[str, str, str]:
+    """``text`` cut around the section under ``heading`` (up to the next ``## ``)."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.rstrip() == heading), None)
+    if start is None:
+        return text, "", ""
+    end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ")), len(lines))
+    return "".join(lines[:start]), "".join(lines[start:end]), "".join(lines[end:])
+
+
+def place_section(text: str, section: str) -> str:
+    """``text`` with ``section`` in place of its own, or before ``## Every run``, or last."""
+    section = section.rstrip("\n") + "\n"
+    before, old, after = split_section(text, REPLICAS_HEADING)
+    if not old:
+        before, old, after = split_section(text, "## Every run")
+        after = old + after
+    if not old:
+        return text.rstrip("\n") + "\n\n" + section
+    return before + section + ("\n" + after if after else "")
+
+
+def keep_replicas_section(out: Path, text: str) -> str:
+    """A full run's ``text``, with the replicas section ``out`` already has, if any."""
+    try:
+        _, section, _ = split_section(out.read_text(), REPLICAS_HEADING)
+    except OSError:
+        return text
+    return place_section(text, section) if section else text
+
+
+def replicas_section(
+    runs: list[dict[str, Any]],
+    workloads: list[str],
+    titles: dict[str, str],
+    info: dict[str, str],
+    a: argparse.Namespace,
+    load: tuple[float, float],
+    shapes: dict[str, tuple[int, int]],
+) -> str:
+    """The section ``## Replicas: 2 vs 1``; ``shapes``: workload -> (messages, receivers)."""
+    one, two = "peerchat", "peerchat-2r"
+    summary = summarize(runs, [one, two], workloads)
+
+    def ms(v: float) -> str:
+        return f"{v:.1f} ms"
+
+    def mib(v: float) -> str:
+        return f"{v:.0f} MiB"
+
+    def clean_runs(system: str, wl: str) -> list[dict[str, Any]]:
+        return [
+            r for r in runs if r["system"] == system and r["workload"] == wl and not problems(r)
+        ]
+
+    def cpu(system: str, wl: str) -> dict[str, Any]:
+        """Medians over clean runs: CPU seconds during the traffic, in all, and the
+        share of a core each process used (CPU s / wall s)."""
+        c = [r["cpu_s"] for r in clean_runs(system, wl) if (r.get("cpu_s") or {}).get("wall")]
+        if not c:
+            return {}
+        names = [f"replica {i + 1}" for i in range(len(c[0]["servers"]))]
+        if len(names) == 1:
+            names = ["server"]
+        rows = [
+            dict(zip(names, v["servers"], strict=True))
+            | ({"Redis": v.get("bus")} if system in REPLICATED else {})
+            | {"load gen.": v.get("loadgen")}
+            for v in c
+        ]
+        total = [sum(x or 0 for x in row.values()) for row in rows]
+        return {
+            "total": med(total),
+            "wall": med([v["wall"] for v in c]),
+            "busy": med([t / v["wall"] for t, v in zip(total, c, strict=True)]),
+            "servers": med([sum(x or 0 for x in v["servers"]) for v in c]),
+            # every process on the machine, other sessions' included; and what the
+            # hypervisor took
+            "machine": med([v["machine"] / v["wall"] for v in c if v.get("machine")]),
+            "steal": med([v["steal"] / v["wall"] for v in c if v.get("steal") is not None]),
+            "cores": {
+                name: med([(row[name] or 0) / v["wall"] for row, v in zip(rows, c, strict=True)])
+                for name in rows[0]
+            },
+        }
+
+    def cores(c: dict[str, Any]) -> str:
+        text = " + ".join(f"{name} {x:.2f}" for name, x in c["cores"].items())
+        text += f" = {c['busy']:.2f}"
+        if c.get("machine") is not None:
+            text += f" (whole machine: {c['machine']:.2f})"
+        return text
+
+    def path_p99(wl: str, port: int) -> float | None:
+        return med(
+            [
+                ((r.get("by_port") or [{}, {}])[port].get("latency_ms") or {}).get("p99")
+                for r in clean_runs(two, wl)
+            ]
+        )
+
+    def ratio(x: float | None, y: float | None) -> str:
+        return f"{y / x:.2f}×" if x and y is not None else ""
+
+    reps = max((r.get("rep", 1) for r in runs), default=1)
+    lines = [
+        REPLICAS_HEADING,
+        "",
+        "Written by `.venv/bin/python -m bench.run --replicas-compare"
+        + (" --quick" if a.quick else "")
+        + "` (issue 9; method in `bench/run.py` and `bench/loadgen.py`). "
+        "W1 and W2 against one peerchat server, and against **2 replicas** sharing the "
+        "chat through one Redis (`peerchat-server --bus redis://…`; `redis-server --save "
+        "'' --appendonly no`), every process on 127.0.0.1 with the same settings as above "
+        "(flood control and connection limits off). The sender connects to the first "
+        "replica; receivers alternate between the two, so half get each message from the "
+        "sender's replica and half from the other one, through Redis. The two set-ups "
+        f"alternate; median of {reps} repetition(s); {a.sample} receivers per run "
+        "verified in full (with 2 replicas, half on each): none may lose, duplicate, "
+        "corrupt or reorder a message.",
+        "",
+        f"- **Date:** {info['date']}; load average {load[0]:.2f} before, {load[1]:.2f} "
+        "after (another session may share the machine)",
+        f"- **Machine:** {info['nproc']} cores, {info['cpu']}, {info['memory']}; "
+        f"Python {info['python']}; {info['redis'].split(' sha=')[0]}; "
+        f"peerchat {info['peerchat']}",
+        "",
+        "| workload | metric | 1 server | 2 replicas | 2 replicas / 1 server |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for wl in workloads:
+        s1, s2 = summary[wl].get(one), summary[wl].get(two)
+        name = f"{wl}: {titles[wl]}"
+
+        def val(s: dict[str, Any] | None, key: str, fmt: Any) -> str:
+            if s is None:
+                return "-"
+            if s["dirty"]:
+                return f"✗ {len(s['dirty'])}/{s['runs']} runs: {s['dirty'][0]}"
+            return "-" if s.get(key) is None else fmt(s[key])
+
+        def ok(s: dict[str, Any] | None, key: str) -> float | None:
+            return None if s is None or s["dirty"] else s.get(key)
+
+        lines.append(
+            f"| {name} | deliveries/s | {val(s1, 'rate', fmt_rate)} | "
+            f"{val(s2, 'rate', fmt_rate)} | {ratio(ok(s1, 'rate'), ok(s2, 'rate'))} |"
+        )
+        lines.append(
+            f"| {name} | latency p99 (saturated) | {val(s1, 'p99', ms)} | "
+            f"{val(s2, 'p99', ms)} | {ratio(ok(s1, 'p99'), ok(s2, 'p99'))} |"
+        )
+        direct, via = path_p99(wl, 0), path_p99(wl, 1)
+        if direct is not None and via is not None:
+            lines.append(
+                f"| {name} | p99, 2 replicas: sender's replica / through Redis | - | "
+                f"{ms(direct)} / {ms(via)} | |"
+            )
+        bus_mib = med([(r.get("bus_rss_peak_kib") or 0) / 1024 for r in clean_runs(two, wl)])
+        p1, p2 = ok(s1, "peak_mib"), ok(s2, "peak_mib")
+        if p1 is not None and p2 is not None:
+            both = p2 + (bus_mib or 0)
+            lines.append(
+                f"| {name} | peak RSS (2 replicas: summed; Redis apart) | {mib(p1)} | "
+                f"{mib(p2)} + Redis {mib(bus_mib or 0)} | {ratio(p1, both)} with Redis |"
+            )
+        c1, c2 = cpu(one, wl), cpu(two, wl)
+        if c1 and c2:
+            lines.append(
+                f"| {name} | cores used during the traffic (CPU s / s) | {cores(c1)} | "
+                f"{cores(c2)} | {ratio(c1['total'], c2['total'])} the CPU s |"
+            )
+    p99s = {wl: (path_p99(wl, 0), path_p99(wl, 1)) for wl in workloads}
+    lines += ["", replicas_reading(summary, workloads, info, cpu, shapes, p99s), ""]
+    lines += [
+        "Every run (rep, set-up, deliveries/s, p99, load average before it, verdict): "
+        + "; ".join(
+            f"{r['workload']} #{r.get('rep', 1)} {'2r' if r['system'] == two else '1'} "
+            f"{fmt_rate(r.get('deliveries_per_s')) if r.get('deliveries_per_s') else '-'} "
+            f"{((r.get('latency_ms') or {}).get('p99') or 0):.0f} ms "
+            f"(load {r.get('load_avg_before', '-')}) {problems(r) or 'clean'}"
+            + (f", bus: {r['bus_troubles']}" if r.get("bus_troubles") else "")
+            for r in runs
+        )
+        + ".",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def replicas_reading(
+    summary: dict[str, dict[str, dict[str, Any]]],
+    workloads: list[str],
+    info: dict[str, str],
+    cpu: Any,
+    shapes: dict[str, tuple[int, int]],
+    p99s: dict[str, tuple[float | None, float | None]],
+) -> str:
+    """What the figures show, in a few sentences written from the figures."""
+    one, two = "peerchat", "peerchat-2r"
+    rates = []
+    for wl in workloads:
+        s1, s2 = summary[wl].get(one), summary[wl].get(two)
+        if s1 and s2 and not s1["dirty"] and not s2["dirty"] and s1["rate"] and s2["rate"]:
+            rates.append(f"{s2['rate'] / s1['rate']:.2f}× ({wl})")
+    if not rates:
+        return "Some runs were not clean (✗ above): no speed is compared."
+    nproc = int(info["nproc"]) if info["nproc"].isdigit() else 2
+    text = (
+        f"**What it shows.** On this {nproc}-core machine, 2 replicas delivered "
+        + " and ".join(rates)
+        + " the deliveries/s of one server: no speed-up, as expected here."
+    )
+    c = {wl: (cpu(one, wl), cpu(two, wl)) for wl in workloads}
+    c = {wl: pair for wl, pair in c.items() if pair[0] and pair[1]}
+    if c:
+        busy = [pair[1].get("machine") for pair in c.values()]
+        ours = [pair[1]["busy"] for pair in c.values()]
+        steal = [pair[1].get("steal") or 0 for pair in c.values()]
+        if all(b is not None and b + st >= 0.85 * nproc for b, st in zip(busy, steal, strict=True)):
+            others = ", ".join(f"{b - o:.2f}" for b, o in zip(busy, ours, strict=True))
+            text += (
+                f" The cores were the first limit: two replicas, Redis and the load "
+                f"generator share them, and they were saturated during the traffic (the "
+                f"whole machine {', '.join(f'{b:.2f}' for b in busy)} of {nproc} cores "
+                f"busy in {', '.join(c)}; of that, {others} by other sessions' processes, "
+                "not the bench's"
+                + (
+                    f"; the hypervisor took {', '.join(f'{x:.2f}' for x in steal)} more"
+                    if max(steal) >= 0.05
+                    else ""
+                )
+                + ")."
+            )
+        else:
+            text += (
+                " The cores were not saturated (busy: "
+                + ", ".join(f"{b:.2f}" for b in busy if b is not None)
+                + f" of {nproc})."
+            )
+        extra = {}
+        for wl, (c1, c2) in c.items():
+            messages = shapes.get(wl, (0, 0))[0]
+            if messages and c1["servers"] is not None and c2["servers"] is not None:
+                extra[wl] = (c2["servers"] - c1["servers"]) / messages * 1e6
+        if extra:
+            text += (
+                " The work per message is the second: each message also goes through Redis "
+                "(the sender's replica encodes and publishes it, the other replica reads and "
+                "decodes it), which cost the replicas "
+                + " and ".join(f"{us:.0f} µs ({wl})" for wl, us in extra.items())
+                + " of CPU per message more than one server, however many receivers it has."
+            )
+            if {"W1", "W2"} <= set(extra):
+                (m1, r1), (m2, r2) = shapes["W1"], shapes["W2"]
+                text += (
+                    f" W1 ({m1:,} messages to {r1:,} receivers) pays that {m1 / m2:.0f} "
+                    f"times as often as W2 ({m2:,} to {r2:,}) for the same deliveries, "
+                    "hence the gap between them."
+                )
+    late = [
+        f"{via:.0f} / {direct:.0f} ms in {wl}"
+        for wl, (direct, via) in p99s.items()
+        if direct is not None and via is not None
+    ]
+    if late:
+        text += (
+            " The receivers behind Redis are served last (p99 through Redis / on the "
+            "sender's replica: " + ", ".join(late) + ")."
+        )
+    return text + (
+        " Replicas are for more cores or machines than one process can use, and for "
+        "restarting servers one at a time; one 2-core machine that also runs the load "
+        "generator cannot show the first."
+    )
+
+
+def write_replicas_section(
+    saved: dict[str, Any],
+    a: argparse.Namespace,
+    workloads: list[str],
+    table: dict[str, tuple[str, dict[str, Any]]],
+) -> None:
+    """Write (or replace) the replicas section of ``a.output``, and nothing else of it."""
+    shapes = {}
+    for wl in workloads:
+        opts = table[wl][1]
+        messages = opts.get("messages", 0) * opts.get("senders", 1)
+        rs = [r for r in saved["runs"] if r["workload"] == wl and r.get("messages")]
+        if rs:  # what the load generator was told (--scale included)
+            messages = rs[0]["messages"] * rs[0].get("senders", 1)
+        elif getattr(a, "scale", 1.0) != 1.0:
+            messages = max(1, int(messages * a.scale))
+        shapes[wl] = (messages, opts["receivers"])
+    section = replicas_section(
+        saved["runs"],
+        workloads,
+        {w: table[w][0] for w in workloads},
+        saved["machine"],
+        a,
+        (saved["load"][0], saved["load"][1]),
+        shapes,
+    )
+    out = Path(a.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    old = out.read_text() if out.exists() else ""
+    out.write_text(place_section(old, section) if old.strip() else section)
+    print(f"wrote the section {REPLICAS_HEADING!r} of {out}")
+
+
 def rerender(
     saved: dict[str, Any],
     a: argparse.Namespace,
@@ -647,19 +1078,18 @@ def rerender(
         png = out.with_suffix(".png")
         draw_chart(summary, systems, saved.get("ceiling"), png, saved["machine"])
         chart = png.name
-    out.write_text(
-        markdown(
-            summary,
-            {w: table[w][0] for w in workloads},
-            systems,
-            saved["machine"],
-            saved.get("ceiling"),
-            a,
-            runs,
-            tuple(saved["load"]),
-            chart,
-        )
-    )  # type: ignore[arg-type]
+    text = markdown(
+        summary,
+        {w: table[w][0] for w in workloads},
+        systems,
+        saved["machine"],
+        saved.get("ceiling"),
+        a,
+        runs,
+        tuple(saved["load"]),
+        chart,
+    )
+    out.write_text(keep_replicas_section(out, text))
     print(f"wrote {out}")
 
 
@@ -670,8 +1100,19 @@ def main() -> None:
     p = argparse.ArgumentParser(description="peerchat vs Redis pub/sub vs NATS vs naive relay")
     p.add_argument("--quick", action="store_true", help="small sizes, 1 repetition (< 1 min)")
     p.add_argument("--reps", type=int, help="repetitions per cell (default 3; quick: 1)")
-    p.add_argument("--systems", default=",".join(SYSTEMS))
-    p.add_argument("--workloads", default="W1,W2,W3,W4,W5,W6")
+    p.add_argument(
+        "--systems",
+        help=f"default {','.join(SYSTEMS)}; also known: {', '.join(REPLICATED)} "
+        "(peerchat as 2 replicas sharing the chat through one Redis)",
+    )
+    p.add_argument("--workloads", help="default W1,W2,W3,W4,W5,W6 (--replicas-compare: W1,W2)")
+    p.add_argument(
+        "--replicas-compare",
+        action="store_true",
+        help="issue 9: W1 and W2, 1 peerchat server vs 2 replicas + Redis (peerchat-2r), "
+        f"interleaved; writes only the section {REPLICAS_HEADING!r} of --output "
+        "(with --quick: to /tmp/peerchat-bench/replicas.md)",
+    )
     p.add_argument(
         "--scale",
         type=float,
@@ -685,8 +1126,12 @@ def main() -> None:
     )
     p.add_argument("--no-ceiling", action="store_true")
     p.add_argument("--no-chart", action="store_true")
-    p.add_argument("--output", default=str(ROOT / "docs" / "benchmarks.md"))
-    p.add_argument("--json", default=str(BENCH / "results" / "latest.json"))
+    p.add_argument("--output", help="default docs/benchmarks.md")
+    p.add_argument(
+        "--json",
+        help="raw results; default bench/results/latest.json (--replicas-compare: "
+        "bench/results/replicas.json; with --quick: /tmp/peerchat-bench/replicas.json)",
+    )
     p.add_argument(
         "--from-json", metavar="PATH", help="only write the table and chart again from a saved run"
     )
@@ -697,18 +1142,41 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, on_term)
     a.reps = a.reps or (1 if a.quick else 3)
-    systems = [s for s in a.systems.split(",") if s]
-    workloads = [w for w in a.workloads.split(",") if w]
+    compare = a.replicas_compare
+    if compare and a.systems:
+        sys.exit("ERROR: --replicas-compare runs peerchat and peerchat-2r: leave out --systems")
+    if compare:
+        systems = ["peerchat", *REPLICATED]
+        a.no_ceiling = a.no_chart = True  # the section has neither
+        quick_dir = Path("/tmp/peerchat-bench")
+        a.output = a.output or str(
+            quick_dir / "replicas.md" if a.quick else ROOT / "docs" / "benchmarks.md"
+        )
+        a.json = a.json or str(
+            quick_dir / "replicas.json" if a.quick else BENCH / "results" / "replicas.json"
+        )
+    else:
+        systems = [s for s in (a.systems or ",".join(SYSTEMS)).split(",") if s]
+        a.output = a.output or str(ROOT / "docs" / "benchmarks.md")
+        a.json = a.json or str(BENCH / "results" / "latest.json")
+    default_wls = "W1,W2" if compare else "W1,W2,W3,W4,W5,W6"
+    workloads = [w for w in (a.workloads or default_wls).split(",") if w]
     table = QUICK if a.quick else FULL
     for s in systems:
-        if s not in SYSTEMS:
-            sys.exit(f"ERROR: unknown system {s!r}; choose from {', '.join(SYSTEMS)}")
+        if s not in KNOWN_SYSTEMS:
+            sys.exit(f"ERROR: unknown system {s!r}; choose from {', '.join(KNOWN_SYSTEMS)}")
     for w in workloads:
         if w not in table:
             sys.exit(f"ERROR: unknown workload {w!r}; choose from {', '.join(table)}")
     if a.from_json:
         saved = json.loads(Path(a.from_json).read_text())
-        rerender(saved, a, systems, workloads, QUICK if a.quick else FULL)
+        if compare:
+            for key in ("reps", "window", "sample", "quick", "scale"):
+                if key in saved.get("args", {}):
+                    setattr(a, key, saved["args"][key])
+            write_replicas_section(saved, a, workloads, QUICK if a.quick else FULL)
+        else:
+            rerender(saved, a, systems, workloads, QUICK if a.quick else FULL)
         return
     exes = check_deps(systems, not a.no_chart)
     raise_fd_limit()
@@ -759,7 +1227,33 @@ def main() -> None:
                     f"{problems(r) or 'clean'}",
                     flush=True,
                 )
+                by = r.get("by_port") or []
+                if len(by) > 1:
+                    p99s = [((x.get("latency_ms") or {}).get("p99") or 0) for x in by]
+                    cpu = r.get("cpu_s") or {}
+                    print(
+                        f"      p99 on the sender's replica {p99s[0]:.1f} ms, through Redis "
+                        f"{p99s[1]:.1f} ms; CPU s: replicas {cpu.get('servers')}, Redis "
+                        f"{cpu.get('bus')}, load generator {cpu.get('loadgen')} in "
+                        f"{cpu.get('wall')} s"
+                        + (f"; bus: {r['bus_troubles']}" if r.get("bus_troubles") else ""),
+                        flush=True,
+                    )
     load_end = os.getloadavg()[0]
+    if compare:
+        saved = {
+            "mode": "replicas-compare",
+            "machine": info,
+            "runs": runs,
+            "load": [load_start, load_end],
+            "args": vars(a),
+        }
+        js = Path(a.json)
+        js.parent.mkdir(parents=True, exist_ok=True)
+        js.write_text(json.dumps(saved, indent=1))
+        write_replicas_section(saved, a, workloads, table)
+        print(f"raw: {js}")
+        return
     summary = summarize(runs, systems, workloads)
     titles = {w: table[w][0] for w in workloads}
     out = Path(a.output)
@@ -769,9 +1263,8 @@ def main() -> None:
         png = out.with_suffix(".png")
         draw_chart(summary, systems, ceiling, png, info)
         chart = png.name
-    out.write_text(
-        markdown(summary, titles, systems, info, ceiling, a, runs, (load_start, load_end), chart)
-    )
+    text = markdown(summary, titles, systems, info, ceiling, a, runs, (load_start, load_end), chart)
+    out.write_text(keep_replicas_section(out, text))
     js = Path(a.json)
     js.parent.mkdir(parents=True, exist_ok=True)
     js.write_text(

@@ -223,3 +223,79 @@ def memory_mib(container: DockerContainer) -> float:
 def texts_from(peer: Peer, nick: str) -> list[str]:
     """The texts of every message from ``nick`` a ``--json`` client printed, in order."""
     return [e["text"] for e in peer.events() if e["type"] == "message" and e["nick"] == nick]
+
+
+def aux_image(kind: str) -> str:
+    """The Redis or HAProxy image `make cluster-images` chose (official or built here)."""
+    import docker
+
+    explicit = os.environ.get(f"PEERCHAT_{kind.upper()}_IMAGE")
+    candidates = [explicit] if explicit else []
+    candidates += {"redis": ["redis:7-bookworm", "peerchat-redis:bookworm"],
+                   "haproxy": ["haproxy:2.6", "peerchat-haproxy:bookworm"]}[kind]  # fmt: skip
+    client = docker.from_env()
+    for image in candidates:
+        try:
+            client.images.get(image)
+            return image
+        except docker.errors.ImageNotFound:
+            continue
+    raise AssertionError(f"no {kind} image: run `make cluster-images` first")
+
+
+def start_redis(network: Network) -> DockerContainer:
+    container = (
+        DockerContainer(aux_image("redis"))
+        .with_network(network)
+        .with_network_aliases("redis")
+        .with_command(
+            [
+                "redis-server",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "no",
+                "--bind",
+                "0.0.0.0",
+            ]
+        )
+        .with_kwargs(labels=dict(LABELS), init=True, user="10001:10001", working_dir="/tmp")
+        .waiting_for(
+            LogMessageWaitStrategy("Ready to accept connections").with_startup_timeout(WAIT)
+        )
+    )
+    return started(container)
+
+
+def start_replica(network: Network, name: str, *env: tuple[str, str]) -> DockerContainer:
+    """A server with --bus, reachable as ``name`` and, with the others, as ``replica``."""
+    container = (
+        DockerContainer(SERVER_IMAGE)
+        .with_network(network)
+        .with_network_aliases(name, "replica")
+        .with_env("PEERCHAT_BUS", "redis://redis:6379/0")
+        .with_env("PEERCHAT_MAX_PER_ADDRESS", "0")
+        .with_kwargs(labels=dict(LABELS), init=True)
+        .waiting_for(LogMessageWaitStrategy("Connected to Redis").with_startup_timeout(WAIT))
+    )
+    for key, value in env:
+        container.with_env(key, value)
+    return started(container)
+
+
+HAPROXY_CFG = Path(__file__).resolve().parents[2] / "docker" / "cluster" / "haproxy.cfg"
+
+
+def start_balancer(network: Network) -> DockerContainer:
+    """HAProxy with the cluster's own configuration, reachable as ``server``."""
+    container = (
+        DockerContainer(aux_image("haproxy"))
+        .with_network(network)
+        .with_network_aliases("server")
+        .with_volume_mapping(str(HAPROXY_CFG), "/etc/peerchat/haproxy.cfg", "ro")
+        .with_command(["haproxy", "-f", "/etc/peerchat/haproxy.cfg"])
+        .with_kwargs(labels=dict(LABELS), init=True, user="10001:10001")
+    )
+    return started(container)

@@ -134,3 +134,12 @@ def test_client_reads_acks_after_a_v3_welcome() -> None:
     client.receive_data(b'{"type":"ack","seq":4}\n')
     assert client.next_event() == Ack(4)
     assert json.loads(client.send(Say("x", seq=5))) == {"type": "say", "text": "x", "seq": 5}
+
+
+def test_a_renumbered_message_differs_only_in_its_id() -> None:
+    from peerchat_protocol import Message
+
+    message = Message(4, "bob", "hi", 1, "games", action=True)
+    again = message.renumbered(99)
+    assert again == Message(99, "bob", "hi", 1, "games", action=True)
+    assert message.id == 4

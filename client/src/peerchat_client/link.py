@@ -347,7 +347,8 @@ class Link:
                 self._status.info("You missed nothing.")
         elif restarted:
             self._status.warning(
-                "The server restarted while you were away: what was said meanwhile was not kept."
+                "The server restarted, or you reached another one, while you were away: "
+                "what was said meanwhile was not kept."
             )
         elif not welcome.resumed and welcome.session is not None:
             self._status.warning(

@@ -428,6 +428,18 @@ class Message(Event):
             object.__setattr__(message, name, value)
         return message
 
+    def renumbered(self, id: int) -> Message:
+        """This message with another ``id``, built without checking again (see relay).
+
+        A server that relays a message another server accepted gives it an id of its
+        own, so that the ids its peers see keep increasing.
+        """
+        message = object.__new__(Message)
+        for name in ("nick", "text", "ts", "room", "to", "action", "history"):
+            object.__setattr__(message, name, getattr(self, name))
+        object.__setattr__(message, "id", id)
+        return message
+
 
 @dataclass(frozen=True, slots=True)
 class Joined(Event):

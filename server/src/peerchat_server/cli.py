@@ -281,6 +281,13 @@ def ask_port() -> int:
     "published by Docker); printed at start.",
 )
 @setting(
+    "--bus",
+    default="",
+    metavar="redis://HOST:PORT[/DB]",
+    help="Share the chat with other replicas through this Redis (pub/sub); needs "
+    "peerchat-server[redis]. Unset: this server alone.",
+)
+@setting(
     "-q",
     "--quiet",
     is_flag=True,
@@ -315,6 +322,7 @@ def main(
     password_file: str | None,
     auth_timeout: float,
     advertise: str,
+    bus: str,
     quiet: bool,
 ) -> None:
     """Relay every chat message to all other connected peers.
@@ -350,6 +358,7 @@ def main(
         auth_timeout=auth_timeout,
         name=f"peerchat-server/{__version__}",
         advertise=advertise,
+        bus=bus,
     )
     # Console lines are written by a thread: a terminal or pipe that stops reading
     # must never stall the relay.

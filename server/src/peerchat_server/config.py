@@ -120,3 +120,4 @@ class ServerConfig:
     password: str = ""  # empty: no password; compared in constant time
     auth_timeout: float = DEFAULT_AUTH_TIMEOUT
     advertise: str = ""  # where users reach us, if not where we listen (Docker's port)
+    bus: str = ""  # redis://HOST:PORT[/DB]: share the chat with other replicas; "": alone

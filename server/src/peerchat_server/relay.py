@@ -26,6 +26,7 @@ from peerchat_protocol import (
     Connection,
     Entered,
     Event,
+    Info,
     Joined,
     Left,
     Message,
@@ -42,8 +43,10 @@ from peerchat_protocol import (
 )
 from peerchat_protocol.limits import MAX_ROOM_ENTRIES
 
+from .bus import FORGET_AFTER, HEARTBEAT, Note, RedisBus, digest
 from .config import ServerConfig
 from .console import Console
+from .replicas import RemotePeer, Replicas
 from .resume import ResumeBook
 
 if TYPE_CHECKING:
@@ -51,6 +54,10 @@ if TYPE_CHECKING:
 
 #: Longest message text echoed on the server console; the rest is summarised.
 LOG_TEXT_LIMIT = 300
+
+
+def _digest_of(session: Session) -> str:
+    return digest(session.resumable.token) if session.resumable is not None else ""
 
 
 class Frames:
@@ -104,6 +111,12 @@ class Room:
     born_after: int = 0
     #: Broadcasts waiting for this pass's fan-out, each with the member it skips.
     outbox: list[tuple[Frames, Session | None]] = dataclasses.field(default_factory=list)
+    #: Members on other replicas (``--bus``), by folded nickname.
+    remote: dict[str, PeerInfo] = dataclasses.field(default_factory=dict)
+
+    def count(self) -> int:
+        """Everyone in the room, here and on other replicas."""
+        return len(self.members) + len(self.remote)
 
     def remember(
         self, message: Message, max_messages: int, max_bytes: int, origin: object = None
@@ -144,6 +157,10 @@ class Room:
             if len(infos) == MAX_ROSTER_ENTRIES:
                 break
             infos.append(PeerInfo(session.name, session.addr))
+        for info in self.remote.values():
+            if len(infos) == MAX_ROSTER_ENTRIES:
+                break
+            infos.append(info)
         return tuple(infos)
 
 
@@ -165,6 +182,10 @@ class Relay:
         #: Names this run of the server: message ids compare only within one epoch.
         self.epoch = secrets.token_hex(6)
         self.book = ResumeBook(config.resume_window, config.max_connections or 10_000)
+        #: The other replicas' peers, and the bus to them (``--bus``; None: alone).
+        self.replicas = Replicas()
+        self.bus: RedisBus | None = None
+        self._split = False
         self.lobby = Room(DEFAULT_ROOM)
         # Where peers wait until they give the password: a room nobody broadcasts to.
         self.vestibule = Room(DEFAULT_ROOM)
@@ -236,13 +257,15 @@ class Relay:
         room = session.room
         self._remove_from(room, session)
         if session.announced and not self.closing and self._notices_in(room):
-            self.broadcast(Left(session.name, len(room.members), reason or None, room.name), room)
+            self.broadcast(Left(session.name, room.count(), reason or None, room.name), room)
+        if session.announced and not self.closing:  # when closing, one "bye" says it all
+            self._publish_leave(session.name, room.name, reason or None)
         if not self._sessions:
             self._all_gone.set()
 
     def _remove_from(self, room: Room, session: Session) -> None:
         room.members.pop(session, None)
-        if not room.members and room is not self.lobby and room is not self.vestibule:
+        if not room.count() and room is not self.lobby and room is not self.vestibule:
             del self._rooms[fold(room.name)]  # an empty room goes, with its history
 
     def find(self, name: str) -> Session | None:
@@ -250,7 +273,9 @@ class Relay:
 
     def name_taken(self, name: str, by: Session | None = None) -> bool:
         owner = self._names.get(fold(name))
-        return owner is not None and owner is not by
+        if owner is None:
+            return self.replicas.find(name) is not None  # someone on another replica
+        return owner is not by
 
     def rename(self, session: Session, new: str) -> str:
         """Give ``session`` the name ``new`` (caller checked it is free); returns the old."""
@@ -283,23 +308,26 @@ class Relay:
             room = self._rooms[fold(name)] = Room(name, born_after=self._next_id - 1)
         self._remove_from(old, session)
         if session.announced and self._notices_in(old):
-            left = Left(session.name, len(old.members), f"went to #{room.name}", old.name)
+            left = Left(session.name, old.count(), f"went to #{room.name}", old.name)
             self.broadcast(left, old)
         session.room = room
         room.members[session] = None
         if session.announced and self._notices_in(room):
-            self.broadcast(Joined(session.name, len(room.members), room.name), room, session)
+            self.broadcast(Joined(session.name, room.count(), room.name), room, session)
+        if session.announced:
+            self._publish_leave(session.name, old.name, f"went to #{room.name}")
+            self._publish_join(session, room)
         return room
 
     def entered(self, room: Room) -> Entered:
-        return Entered(room.name, len(room.members), room.peers())
+        return Entered(room.name, room.count(), room.peers())
 
     def roster(self, room: Room) -> Roster:
-        return Roster(len(room.members), room.peers(), room.name)
+        return Roster(room.count(), room.peers(), room.name)
 
     def rooms(self) -> Rooms:
-        busiest = sorted(self._rooms.values(), key=lambda r: (-len(r.members), fold(r.name)))
-        return Rooms(tuple(RoomInfo(r.name, len(r.members)) for r in busiest[:MAX_ROOM_ENTRIES]))
+        busiest = sorted(self._rooms.values(), key=lambda r: (-r.count(), fold(r.name)))
+        return Rooms(tuple(RoomInfo(r.name, r.count()) for r in busiest[:MAX_ROOM_ENTRIES]))
 
     def history(self, room: Room) -> list[Message]:
         """What was said in ``room`` before, marked as history, oldest first."""
@@ -328,6 +356,8 @@ class Relay:
         self.broadcast(message, room, sender)
         origin = sender.resumable or sender  # a resumed session is the same sender
         room.remember(message, self._keep_messages, self._keep_bytes, origin)
+        if self.bus is not None:
+            self.bus.publish(Note("message", self.bus.replica, room=room.name, message=message))
         if not self.console.quiet:
             where = "" if room is self.lobby else f" in #{room.name}"
             shown = text if len(text) <= LOG_TEXT_LIMIT else f"{text[:LOG_TEXT_LIMIT]}..."
@@ -342,19 +372,44 @@ class Relay:
         if not self.console.quiet:
             self.console.line("PRIVATE", f"From {sender.label} to {target.label}.")
 
+    def claim_from_elsewhere(self, nick: str, secret: str | None) -> bool:
+        """A hello resuming a session this replica does not know: if another replica
+        has ``nick`` with that very session, the person moved here (its server died,
+        or the balancer sent it elsewhere): free the name for it. True if so."""
+        peer = self.replicas.find(nick)
+        if peer is None or not secret or peer.digest != digest(secret):
+            return False
+        self.replicas.remove(peer.nick, peer.replica)
+        self._remove_remote(peer, notify=False)
+        return True
+
+    def whisper_remote(self, sender: Session, target: RemotePeer, say: Say) -> None:
+        """A private message for a peer on another replica: through the bus."""
+        assert self.bus is not None
+        message = Message.relay(self._new_id(), say, sender.name, self._now(), None, target.nick)
+        self.bus.publish(Note("message", self.bus.replica, to=target.nick, message=message))
+        if not self.console.quiet:
+            self.console.line("PRIVATE", f"From {sender.label} to {target.nick} (elsewhere).")
+
     def announce_join(self, session: Session) -> None:
         room = session.room
         if self._notices_in(room):
-            self.broadcast(Joined(session.name, len(room.members), room.name), room, session)
+            self.broadcast(Joined(session.name, room.count(), room.name), room, session)
+        self._publish_join(session, room)
 
     def _notices_in(self, room: Room) -> bool:
         """Joins and leaves are announced in rooms up to the configured size only: in a
         crowd they cost every member a line per arrival (10,000 arrivals would be 50
         million lines) and tell nobody anything."""
-        return len(room.members) <= self.config.join_notices_up_to
+        return room.count() <= self.config.join_notices_up_to
 
     def announce_rename(self, old: str, new: str, exclude: Session | None = None) -> None:
         """Everyone hears of a rename: nicknames are global, like the names in /msg."""
+        if self.bus is not None:
+            self.bus.publish(Note("rename", self.bus.replica, nick=new, old=old))
+        self._tell_rename(old, new, exclude)
+
+    def _tell_rename(self, old: str, new: str, exclude: Session | None = None) -> None:
         frames = Frames(Renamed(old, new))
         for session in self._sessions:
             if session is not exclude:
@@ -465,6 +520,168 @@ class Relay:
                     session.check_liveness(now)
                 except Exception:
                     session.fail()
+
+    # --- other replicas (--bus) --------------------------------------------------------
+
+    def _publish_join(self, session: Session, room: Room) -> None:
+        if self.bus is not None:
+            self.bus.publish(
+                Note(
+                    "join", self.bus.replica, room=room.name, nick=session.name,
+                    addr=session.addr, digest=_digest_of(session),
+                )
+            )  # fmt: skip
+
+    def _publish_leave(self, nick: str, room: str, reason: str | None) -> None:
+        if self.bus is not None:
+            self.bus.publish(Note("leave", self.bus.replica, room=room, nick=nick, reason=reason))
+
+    def _roster_note(self) -> Note:
+        assert self.bus is not None
+        peers = tuple(
+            (s.room.name, s.name, s.addr, _digest_of(s))
+            for s in self._sessions
+            if s.announced and s.authenticated
+        )
+        return Note("roster", self.bus.replica, peers=peers)
+
+    def _room_for(self, name: str) -> Room:
+        room = self._rooms.get(fold(name))
+        if room is None:
+            room = self._rooms[fold(name)] = Room(name, born_after=self._next_id - 1)
+        return room
+
+    def _add_remote(self, peer: RemotePeer, *, notify: bool) -> None:
+        previous = self.replicas.add(peer)
+        if previous is not None:
+            self._remove_remote(previous, notify=False)
+        room = self._room_for(peer.room)
+        room.remote[fold(peer.nick)] = PeerInfo(peer.nick, peer.addr)
+        if notify and self._notices_in(room):
+            self.broadcast(Joined(peer.nick, room.count(), room.name), room)
+
+    def _remove_remote(self, peer: RemotePeer, *, notify: bool, reason: str | None = None) -> None:
+        room = self._rooms.get(fold(peer.room))
+        if room is None:
+            return
+        room.remote.pop(fold(peer.nick), None)
+        if notify and self._notices_in(room):
+            self.broadcast(Left(peer.nick, room.count(), reason, room.name), room)
+        if not room.count() and room is not self.lobby:
+            del self._rooms[fold(room.name)]
+
+    def on_note(self, note: Note) -> None:
+        """Something another replica published: apply it here. Never raises."""
+        try:
+            self._apply(note)
+        except Exception as exc:  # a note we cannot apply must not stop the bus
+            self.console.line("BUS", f"Could not apply a {note.kind!r} note: {exc!r}.")
+
+    def _apply(self, note: Note) -> None:
+        bus = self.bus
+        assert bus is not None
+        self.replicas.heard(note.origin, self.loop_time())
+        kind = note.kind
+        if kind == "message" and note.message is not None:
+            self._remote_message(note)
+        elif kind == "join" and note.nick and note.room:
+            here = self.find(note.nick)
+            if here is not None and note.digest and _digest_of(here) == note.digest:
+                # The same person came back through another replica (this connection of
+                # theirs is dead, or soon will be): it goes, without a leave notice, and
+                # its session lives on over there.
+                if here.resumable is not None:
+                    self.book.forget(here.resumable)
+                here.replaced()
+            peer = RemotePeer(note.nick, note.addr or "elsewhere", note.room, note.origin)
+            peer.digest = note.digest or ""
+            self._add_remote(peer, notify=True)
+        elif kind == "leave" and note.nick:
+            gone = self.replicas.remove(note.nick, note.origin)
+            if gone is not None:
+                self._remove_remote(gone, notify=True, reason=note.reason)
+        elif kind == "rename" and note.nick and note.old:
+            renamed = self.replicas.remove(note.old, note.origin)
+            if renamed is not None:
+                self._remove_remote(renamed, notify=False)
+                renamed.nick = note.nick
+                self._add_remote(renamed, notify=False)
+            self._tell_rename(note.old, note.nick)
+        elif kind == "sync":
+            bus.publish(self._roster_note())
+        elif kind == "roster":
+            for peer in self.replicas.drop_replica(note.origin):
+                self._remove_remote(peer, notify=False)
+            self.replicas.heard(note.origin, self.loop_time())
+            for room, nick, addr, secret_digest in note.peers:
+                peer = RemotePeer(nick, addr, room, note.origin, secret_digest)
+                self._add_remote(peer, notify=False)
+            self.console.line("BUS", f"Replica {note.origin} has {len(note.peers)} peers.")
+        elif kind == "bye":
+            self._forget_replica(note.origin, "its server stopped")
+
+    def _remote_message(self, note: Note) -> None:
+        assert note.message is not None
+        message = note.message.renumbered(self._new_id())  # ids increase per replica
+        if note.to is not None:
+            target = self.find(note.to)
+            if target is not None:
+                target.deliver(Frames(message))
+            return
+        room = self._rooms.get(fold(note.room or ""))
+        if room is None:
+            return  # nobody here is in that room, nor knows of it
+        self.broadcast(message, room)
+        room.remember(message, self._keep_messages, self._keep_bytes, note.origin)
+        if not self.console.quiet:
+            where = "" if room is self.lobby else f" in #{room.name}"
+            self.console.line(
+                "RECEIVED",
+                f"From {message.nick} (elsewhere){where}: {message.text[:LOG_TEXT_LIMIT]}",
+            )
+
+    def _forget_replica(self, replica: str, reason: str) -> None:
+        gone = self.replicas.drop_replica(replica)
+        for peer in gone:
+            self._remove_remote(peer, notify=True, reason=reason)
+        if gone:
+            self.console.line(
+                "BUS", f"Replica {replica} is gone ({reason}); {len(gone)} peers with it."
+            )
+
+    def _tell_everyone(self, text: str) -> None:
+        for session in self:
+            if session.authenticated:
+                session.send(Info(text))
+
+    def on_split(self, why: str) -> None:
+        """The bus is down: chat goes on here alone, and everyone here is told."""
+        self._split = True
+        for peer in self.replicas.clear():
+            self._remove_remote(peer, notify=False)
+        self._tell_everyone(
+            "The link to the other chat servers is down: until it is back, only people on "
+            "this server get your messages."
+        )
+
+    def on_joined(self) -> None:
+        """The bus is up (again): ask the others who they have, and say who we have."""
+        assert self.bus is not None
+        self.bus.publish(Note("sync", self.bus.replica))
+        self.bus.publish(self._roster_note())
+        if self._split:
+            self._split = False
+            self._tell_everyone("The link to the other chat servers is back: the chat is whole.")
+
+    async def watch_replicas(self) -> None:
+        """Beat, and forget replicas that stopped beating (killed without a goodbye)."""
+        assert self.bus is not None
+        while not self.closing:  # ends with the server (stop() cancels it too)
+            await asyncio.sleep(HEARTBEAT)
+            if self.bus.connected:
+                self.bus.publish(Note("beat", self.bus.replica))
+            for replica in self.replicas.silent(self.loop_time(), FORGET_AFTER):
+                self._forget_replica(replica, "its server is unreachable")
 
     # --- shutdown -----------------------------------------------------------------------
 

@@ -54,9 +54,10 @@ class ResumeBook:
     def __len__(self) -> int:
         return len(self._live) + len(self._gone)
 
-    def open(self, session: Session, nick: str, room: str) -> Resumable:
-        """A new session for ``session``, with a fresh secret token."""
-        token = secrets.token_urlsafe(TOKEN_BYTES)
+    def open(self, session: Session, nick: str, room: str, token: str | None = None) -> Resumable:
+        """A new session for ``session``, with a fresh secret token (or ``token``: the
+        secret of a session that moved here from another replica)."""
+        token = token or secrets.token_urlsafe(TOKEN_BYTES)
         record = self._live[token] = Resumable(token, nick, room, session=session)
         return record
 

@@ -8,6 +8,7 @@ import signal
 import socket
 import ssl
 
+from .bus import Note, RedisBus
 from .config import ServerConfig
 from .console import Console
 from .relay import Relay
@@ -29,6 +30,7 @@ class ChatServer:
         self.relay = Relay(config, self.console)
         self._server: asyncio.Server | None = None
         self._watcher: asyncio.Task[None] | None = None
+        self._replica_watcher: asyncio.Task[None] | None = None
 
     def _tls_context(self) -> ssl.SSLContext | None:
         cfg = self.config
@@ -73,12 +75,38 @@ class ChatServer:
         if cfg.password:
             self.console.line("INFO", "Peers must give the password to chat (/pass, --password).")
         self._watcher = asyncio.create_task(self.relay.watch())
+        if cfg.bus:
+            await self._join_bus(cfg.bus)
         if cfg.advertise:
             host, _, port = cfg.advertise.rpartition(":")
             example = (
                 f"openssl s_client -quiet -connect {cfg.advertise}" if tls else f"nc {host} {port}"
             )
             self.console.line("INFO", f"Reachable at {cfg.advertise} (for example: {example})")
+
+    async def _join_bus(self, url: str) -> None:
+        """Share the chat with the other replicas on ``url``'s Redis (reconnecting as
+        needed: the server serves its own peers whether or not Redis is there)."""
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise StartupError(
+                f"--bus {url!r} is not a Redis URL: give redis://HOST:PORT[/DB] "
+                "(or rediss:// for TLS)."
+            )
+        relay = self.relay
+        try:
+            bus = RedisBus(
+                url,
+                on_note=relay.on_note,
+                on_split=relay.on_split,
+                on_joined=relay.on_joined,
+                log=self.console.line,
+            )
+        except RuntimeError as exc:
+            raise StartupError(str(exc)) from None
+        relay.bus = bus
+        await bus.start()
+        self._replica_watcher = asyncio.create_task(relay.watch_replicas())
+        self.console.line("INFO", f"Sharing the chat with other replicas through {url}.")
 
     def _explain(self, exc: OSError) -> str:
         host, port = self.config.host, self.config.port
@@ -115,6 +143,11 @@ class ChatServer:
             self._server.close()
         if self._watcher is not None:
             self._watcher.cancel()
+        bus = self.relay.bus
+        if bus is not None:  # first, so the others free our peers' names before they return
+            if self._replica_watcher is not None:
+                self._replica_watcher.cancel()
+            await bus.stop(farewell=Note("bye", bus.replica))
         cut = await self.relay.shutdown(reason, self.config.shutdown_timeout)
         if cut:
             self.console.line("SHUTDOWN", f"{cut} peers did not close in time and were cut off.")

@@ -386,9 +386,7 @@ class Session(asyncio.Protocol):
             self._reject_password(given.password)
             return
         self._admit()
-        self.send(
-            Info(f"Password accepted. {len(self.room.members)} online; /help lists commands.")
-        )
+        self.send(Info(f"Password accepted. {self.room.count()} online; /help lists commands."))
         self._send_history()
         self._announce()
 
@@ -449,12 +447,16 @@ class Session(asyncio.Protocol):
         start_room = self.room
         record = relay.book.find(hello.resume, relay.loop_time()) if v3 and hello.resume else None
         took_over = False
+        wanted: str | None
+        room_name: str | None
         if record is not None:
             took_over = self._take_over(record)
-            wanted: str | None = record.nick
-            room_name: str | None = record.room
-        else:
+            wanted, room_name = record.nick, record.room
+        moved_here = False
+        if record is None:
             wanted, room_name = hello.nick, hello.room if v3 else None
+            if v3 and wanted is not None and relay.bus is not None:
+                moved_here = relay.claim_from_elsewhere(wanted, hello.resume)
         if wanted is not None and wanted != self.name:
             nick = relay.free_variant(wanted)
             was = self.label
@@ -466,7 +468,10 @@ class Session(asyncio.Protocol):
             relay.move(self, room_name)
         moved = self.room is not start_room
         if v3 and record is None:
-            record = relay.book.open(self, self.name, self.room.name)
+            # A session that moved here from another replica keeps its secret: it is
+            # how that replica recognises the person and lets its old connection go.
+            token = hello.resume if moved_here else None
+            record = relay.book.open(self, self.name, self.room.name, token)
         self.resumable = record
         catch_up = relay.missed(self.room, hello.epoch, hello.last_id, record) if v3 else None
         self.send(
@@ -474,7 +479,7 @@ class Session(asyncio.Protocol):
                 version=self.conn.version,
                 nick=self.name,
                 addr=self.addr,
-                online=len(self.room.members),
+                online=self.room.count(),
                 peers=self.room.peers(),
                 server=relay.config.name,
                 max_line=self.conn.max_line,
@@ -560,7 +565,10 @@ class Session(asyncio.Protocol):
             self.relay.say(self, say)
             return
         target = self.relay.find(say.to)
-        if target is None:
+        elsewhere = self.relay.replicas.find(say.to) if target is None else None
+        if elsewhere is not None:
+            self.relay.whisper_remote(self, elsewhere, say)
+        elif target is None:
             self.send(
                 Error(
                     ErrorCode.NO_SUCH_NICK,

@@ -1,0 +1,118 @@
+"""Replicas sharing one chat through Redis (issue 9), on the real images: Redis, two
+replicas, HAProxy in front, real clients; then Redis stopped, then a replica killed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
+
+from .containers import (
+    Peer,
+    log_of,
+    new_network,
+    start_balancer,
+    start_client,
+    start_redis,
+    start_replica,
+    texts_from,
+    wait_for_log,
+)
+
+RECONNECTING = ("--reconnect", "--keepalive", "1", "--linger", "600")
+
+
+@pytest.fixture
+def network() -> Iterator[Network]:
+    with new_network() as net:
+        yield net
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[DockerContainer | Peer]]:
+    things: list[DockerContainer | Peer] = []
+    yield things
+    for thing in reversed(things):
+        try:
+            (thing.container if isinstance(thing, Peer) else thing).stop()
+        except Exception as exc:  # the conftest removes by label too
+            print(f"cleanup: {exc}")
+
+
+def on(replica: str, nick: str, network: Network, *extra: str) -> Peer:
+    """A real client connected straight to one replica."""
+    return start_client(network, nick, "--host", replica, "--linger", "600", *extra)
+
+
+def test_clients_on_two_replicas_see_each_other_once_in_order_and_in_who(
+    network: Network, cleanup: list[DockerContainer | Peer]
+) -> None:
+    cleanup.append(start_redis(network))
+    cleanup.append(start_replica(network, "replica-a"))
+    cleanup.append(start_replica(network, "replica-b"))
+    ann = on("replica-a", "ann", network)
+    cleanup.append(ann)
+    bob = on("replica-b", "bob", network)
+    cleanup.append(bob)
+    ann.wait_for_event(type="join", nick="bob")
+    ann.type(*(f"ann {n}" for n in range(20)))
+    bob.type(*(f"bob {n}" for n in range(20)))
+    bob.wait_for_event(type="message", text="ann 19")
+    ann.wait_for_event(type="message", text="bob 19")
+    assert texts_from(bob, "ann") == [f"ann {n}" for n in range(20)]
+    assert texts_from(ann, "bob") == [f"bob {n}" for n in range(20)]
+    assert texts_from(ann, "ann") == []
+    assert texts_from(bob, "bob") == []
+    bob.type("/who")
+    roster = bob.wait_for_event(type="roster")
+    assert {p["nick"] for p in roster["peers"]} == {"ann", "bob"}
+
+
+def test_without_redis_each_replica_chats_alone_and_they_join_up_again(
+    network: Network, cleanup: list[DockerContainer | Peer]
+) -> None:
+    redis = start_redis(network)
+    cleanup.append(redis)
+    cleanup.append(start_replica(network, "replica-a"))
+    cleanup.append(start_replica(network, "replica-b"))
+    ann, amy = on("replica-a", "ann", network), on("replica-a", "amy", network)
+    bob = on("replica-b", "bob", network)
+    cleanup += [ann, amy, bob]
+    ann.wait_for_event(type="join", nick="bob")
+    redis.get_wrapped_container().stop(timeout=5)
+    for peer in (ann, amy, bob):
+        peer.wait_for_text("link to the other chat servers is down")
+    ann.type("only replica a hears this")
+    amy.wait_for_event(type="message", text="only replica a hears this")
+    redis.get_wrapped_container().start()
+    for peer in (ann, amy, bob):
+        peer.wait_for_text("link to the other chat servers is back")
+    ann.type("together again")
+    bob.wait_for_event(type="message", text="together again")
+    assert "only replica a hears this" not in texts_from(bob, "ann")
+
+
+def test_a_killed_replica_s_clients_come_back_through_the_balancer_and_carry_on(
+    network: Network, cleanup: list[DockerContainer | Peer]
+) -> None:
+    cleanup.append(start_redis(network))
+    replicas = {name: start_replica(network, name) for name in ("replica-a", "replica-b")}
+    cleanup += list(replicas.values())
+    cleanup.append(start_balancer(network))
+    ann = start_client(network, "ann", *RECONNECTING)  # through the balancer ("server")
+    cleanup.append(ann)
+    home = next(name for name, c in replicas.items() if "is now ann" in log_of(c))
+    other = "replica-b" if home == "replica-a" else "replica-a"
+    bob = on(other, "bob", network)
+    cleanup.append(bob)
+    ann.wait_for_event(type="join", nick="bob")
+    replicas[home].get_wrapped_container().kill(signal="SIGKILL")
+    ann.wait_for_text("[RECONNECTED]")
+    wait_for_log(replicas[other], "is now ann")
+    ann.type("still here")
+    bob.wait_for_event(type="message", text="still here")
+    welcomes = [e for e in ann.events() if e["type"] == "welcome"]
+    assert welcomes[-1]["nick"] == "ann"  # its name, not ann_2
+    print(f"cluster: replica {home} killed; ann back on {other} as ann")

@@ -1,0 +1,280 @@
+"""Two replicas sharing one chat through a real Redis (redis-server on loopback)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import subprocess
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+
+from peerchat_protocol import (
+    ChangeNick,
+    Error,
+    Hello,
+    Info,
+    Joined,
+    Left,
+    Message,
+    Renamed,
+    Roster,
+    Say,
+    Welcome,
+    Who,
+)
+from peerchat_server.bus import BadNote, Note, decode, digest, encode
+from peerchat_server.server import ChatServer
+
+from .peers import WAIT, PlainPeer, RichPeer, console_of, running_server
+
+# --- the notes themselves ------------------------------------------------------------------
+
+
+def test_notes_round_trip_and_messages_are_checked_again() -> None:
+    message = Message(3, "alice", "hi", 5, "lobby", action=True)
+    note = Note("message", "r1", room="lobby", message=message)
+    assert decode(encode(note)) == note
+    roster = Note("roster", "r2", peers=(("games", "bob", "10.0.0.2:1", "d1"),))
+    assert decode(encode(roster)) == roster
+    assert decode(b'{"v": 99, "kind": "beat", "origin": "r"}') is None  # a newer format
+    for bad in (b"junk", b"[]", b'{"v": 1}', b'{"v":1,"kind":"message","origin":"r",'
+                b'"message":{"id":1,"nick":"bad nick","text":"x","ts":1}}'):  # fmt: skip
+        with pytest.raises(BadNote):
+            decode(bad)
+
+
+def test_a_digest_recognises_a_secret_without_giving_it_away() -> None:
+    assert digest("secret") == digest("secret") != digest("other")
+    assert "secret" not in digest("secret")
+    assert digest(None) == ""
+
+
+# --- a real Redis --------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Redis:
+    """redis-server on 127.0.0.1, no persistence, stopped (and startable again) by PID."""
+
+    def __init__(self) -> None:
+        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not shutil.which(exe):
+            pytest.fail(
+                "redis-server is needed for the replica tests: apt-get install redis-server "
+                "(.ci/run does it)",
+                pytrace=False,
+            )
+        self.exe = exe
+        self.port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--protected-mode", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        for _ in range(200):  # up to 10 s for it to listen
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError("redis-server exited at start")
+            subprocess.run(["sleep", "0.05"], check=True)
+        raise AssertionError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        self.proc = None
+
+
+@pytest.fixture
+def redis() -> Iterator[Redis]:
+    server = Redis()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextlib.asynccontextmanager
+async def replicas(redis: Redis, **overrides: Any) -> AsyncIterator[tuple[ChatServer, ChatServer]]:
+    async with (
+        running_server(bus=redis.url, **overrides) as a,
+        running_server(bus=redis.url, **overrides) as b,
+    ):
+        for server in (a, b):
+            await console_of(server).wait_for("[BUS] Connected to Redis")
+        yield a, b
+
+
+async def joined_up(peer: RichPeer, nick: str) -> None:
+    """Wait until ``peer`` hears that ``nick`` (on another replica) is in its room."""
+    await peer.expect(Joined, lambda j: j.nick == nick)
+
+
+async def ended(peer: RichPeer) -> bool:
+    """Read what is left of ``peer``'s stream; True once it ends."""
+    for _ in range(1000):
+        if await asyncio.wait_for(peer.event(), WAIT) is None:
+            return True
+    return False
+
+
+def run(coro: Any) -> None:
+    asyncio.run(asyncio.wait_for(coro, 60))
+
+
+def test_peers_on_two_replicas_chat_exactly_once_in_order(redis: Redis) -> None:
+    async def scenario() -> None:
+        async with replicas(redis) as (a, b):
+            alice = await RichPeer.connect(a.port, "alice")
+            bob = await RichPeer.connect(b.port, "bob")
+            await joined_up(alice, "bob")
+            nc = await PlainPeer.connect(b.port)
+            await nc.say("/nick carol")
+            await alice.expect(Renamed, lambda r: r.new == "carol")  # joined by address first
+            for n in range(50):
+                await alice.send(Say(f"a{n}"))
+            got = [(await bob.expect(Message)).text for _ in range(50)]
+            assert got == [f"a{n}" for n in range(50)]
+            for n in range(50):
+                assert await nc.expect("<alice>") == f"<alice> a{n}"
+            await bob.send(Say("from b"))
+            assert (await alice.expect(Message)).text == "from b"
+            assert await nc.expect("<bob>") == "<bob> from b"
+            # /who on either replica lists the room's peers on both.
+            await bob.send(Who())
+            roster = await bob.expect(Roster)
+            assert {p.nick for p in roster.peers} == {"alice", "bob", "carol"}
+            assert roster.online == 3
+            # Nobody got their own line back; a sync line proves alice's stream is done.
+            await nc.say("sync")
+            await alice.expect(Message, lambda m: m.text == "sync")
+            assert not [e for e in alice.errors]
+
+    run(scenario())
+
+
+def test_names_private_messages_and_notices_cross_replicas(redis: Redis) -> None:
+    async def scenario() -> None:
+        async with replicas(redis) as (a, b):
+            alice = await RichPeer.connect(a.port, "alice")
+            bob = await RichPeer.connect(b.port, "bob")
+            await joined_up(alice, "bob")
+            await bob.send(ChangeNick("Alice"))  # taken, on the other replica
+            error = await bob.expect(Error)
+            assert error.code == "nick_taken"
+            await bob.send(Say("psst", to="alice"))
+            whisper = await alice.expect(Message)
+            assert (whisper.text, whisper.to, whisper.nick) == ("psst", "alice", "bob")
+            await bob.close()
+            left = await alice.expect(Left)
+            assert left.nick == "bob"
+            await alice.send(Say("hello?", to="bob"))
+            assert (await alice.expect(Error)).code == "no_such_nick"
+
+    run(scenario())
+
+
+def test_when_redis_goes_each_replica_chats_alone_and_joins_up_when_it_returns(
+    redis: Redis,
+) -> None:
+    async def scenario() -> None:
+        async with replicas(redis) as (a, b):
+            alice = await RichPeer.connect(a.port, "alice")
+            ann = await RichPeer.connect(a.port, "ann")
+            bob = await RichPeer.connect(b.port, "bob")
+            await joined_up(alice, "bob")
+            rosters_seen = len([line for line in console_of(b).lines if "peers." in line])
+            redis.stop()
+            split = await alice.expect(
+                Info, lambda i: "link to the other chat servers is down" in i.text
+            )
+            assert split is not None
+            await bob.expect(Info, lambda i: "is down" in i.text)
+            await alice.send(Say("just us here"))
+            assert (await ann.expect(Message)).text == "just us here"  # local chat goes on
+            redis.start()
+            await alice.expect(Info, lambda i: "is back" in i.text)
+            await bob.expect(Info, lambda i: "is back" in i.text)
+            await console_of(a).wait_for("[BUS] Connected to Redis", count=2)
+            await console_of(b).wait_for("[BUS] Connected to Redis", count=2)
+            await console_of(b).wait_for("peers.", count=rosters_seen + 1)  # a's, once back
+            await alice.send(Say("whole again"))
+            assert (await bob.expect(Message)).text == "whole again"
+            await bob.send(Who())
+            roster = await bob.expect(Roster)
+            assert {p.nick for p in roster.peers} == {"alice", "ann", "bob"}
+
+    run(scenario())
+
+
+def test_a_stopping_replica_takes_its_peers_with_it_and_one_can_come_back_elsewhere(
+    redis: Redis,
+) -> None:
+    async def scenario() -> None:
+        async with replicas(redis) as (a, b):
+            bob = await RichPeer.connect(b.port, "bob")
+            alice = await RichPeer.connect(a.port, "alice")
+            await joined_up(bob, "alice")
+            assert alice.welcome is not None
+            secret = alice.welcome.session
+            await a.stop()
+            left = await bob.expect(Left)
+            assert (left.nick, left.reason) == ("alice", "its server stopped")
+            # alice's client comes back through the balancer, to b: same name.
+            reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
+            back = RichPeer(reader, writer)
+            await back.send(Hello(version=3, nick="alice", resume=secret))
+            welcome = await back.expect(Welcome)
+            assert welcome.nick == "alice"
+            await alice.close()
+
+    run(scenario())
+
+
+def test_a_client_that_moves_to_another_replica_keeps_its_name(redis: Redis) -> None:
+    async def scenario() -> None:
+        async with replicas(redis) as (a, b):
+            alice = await RichPeer.connect(a.port, "alice")
+            bob = await RichPeer.connect(b.port, "bob")
+            await joined_up(bob, "alice")
+            assert alice.welcome is not None
+            # Its connection to a looks dead to the client; the balancer sends it to b.
+            reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
+            moved = RichPeer(reader, writer)
+            await moved.send(Hello(version=3, nick="alice", resume=alice.welcome.session))
+            welcome = await moved.expect(Welcome)
+            assert welcome.nick == "alice"
+            assert await ended(alice)  # a closed the old connection
+            await bob.send(Say("still there?"))
+            assert (await moved.expect(Message)).text == "still there?"
+
+    run(scenario())
+
+
+def test_a_batch_keeps_its_order_and_survives_one_bad_note() -> None:
+    from peerchat_server.bus import batch, decode_batch
+
+    notes = [Note("beat", "r1"), Note("join", "r1", room="lobby", nick="ann", addr="a:1")]
+    data = batch([encode(notes[0]), b'{"v":1}', encode(notes[1])])
+    got = decode_batch(data)
+    assert got[0] == notes[0]
+    assert got[2] == notes[1]
+    assert isinstance(got[1], BadNote)
