@@ -14,13 +14,17 @@ import pytest
 
 from peerchat_protocol import (
     ChangeNick,
+    Entered,
     Error,
     Hello,
     Info,
     Joined,
+    JoinRoom,
     Left,
+    ListRooms,
     Message,
     Renamed,
+    Rooms,
     Roster,
     Say,
     Welcome,
@@ -278,3 +282,27 @@ def test_a_batch_keeps_its_order_and_survives_one_bad_note() -> None:
     assert got[0] == notes[0]
     assert got[2] == notes[1]
     assert isinstance(got[1], BadNote)
+
+
+def test_history_and_rooms_reach_across_replicas(redis: Redis) -> None:
+    async def scenario() -> None:
+        async with replicas(redis) as (a, b):
+            alice = await RichPeer.connect(a.port, "alice")
+            bob = await RichPeer.connect(b.port, "bob")
+            await joined_up(alice, "bob")
+            await alice.send(JoinRoom("games"))
+            await bob.expect(Left, lambda e: e.nick == "alice")  # went to #games
+            for n in range(3):
+                await alice.send(Say(f"g{n}"))
+            await alice.send(Say("last", to="bob"))  # a sync: sent after the three
+            await bob.expect(Message, lambda m: m.text == "last")
+            await bob.send(ListRooms())
+            rooms = await bob.expect(Rooms)
+            assert {(r.name, r.online) for r in rooms.rooms} == {("lobby", 1), ("games", 1)}
+            await bob.send(JoinRoom("games"))
+            entered = await bob.expect(Entered)
+            assert {p.nick for p in entered.peers} == {"alice", "bob"}
+            history = [await bob.expect(Message) for _ in range(3)]
+            assert [(m.text, m.history) for m in history] == [(f"g{n}", True) for n in range(3)]
+
+    run(scenario())
