@@ -8,7 +8,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help dev lint unit test clean-dev base wheels build up client integration check-docker clean bench bench-quick tls-cert soak cluster-images cluster cluster-client
+.PHONY: help dev lint unit test clean-dev base wheels build up client integration check-docker clean bench bench-quick tls-cert soak cluster-images cluster cluster-client bench-replicas
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -107,6 +107,10 @@ clean-dev: ## Remove .venv and caches
 bench: $(STAMP) ## Benchmark vs Redis pub/sub, NATS and a naive relay -> docs/benchmarks.md (~15 min)
 	bench/install-deps.sh
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+bench-replicas: $(STAMP) ## 2 replicas sharing a Redis vs 1 server (W1, W2) -> a section of docs/benchmarks.md
+	bench/install-deps.sh
+	$(BIN)/python -m bench.run --replicas-compare
 
 bench-quick: $(STAMP) ## Benchmark smoke run (< 1 min), written to /tmp/peerchat-bench
 	bench/install-deps.sh
