@@ -7,8 +7,10 @@ from collections.abc import Iterator
 
 import docker
 import pytest
+from testcontainers.core.container import DockerContainer
+from testcontainers.core.network import Network
 
-from .containers import CLIENT_IMAGE, LABELS, SERVER_IMAGE
+from .containers import CLIENT_IMAGE, LABELS, SERVER_IMAGE, Peer, new_network
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -35,3 +37,29 @@ def docker_engine() -> Iterator[docker.DockerClient]:
     for network in client.networks.list(filters={"label": label}):
         network.remove()
     client.close()
+
+
+@pytest.fixture
+def cleanup() -> Iterator[list[DockerContainer | Peer]]:
+    """Containers a test started, stopped afterwards whatever happened (paused ones are
+    unpaused first); the session's end removes anything left by label."""
+    things: list[DockerContainer | Peer] = []
+    yield things
+    for thing in reversed(things):
+        try:
+            container = thing.container if isinstance(thing, Peer) else thing
+            wrapped = container.get_wrapped_container()
+            if wrapped is not None:
+                wrapped.reload()
+                if wrapped.status == "paused":
+                    wrapped.unpause()
+            container.stop()
+        except Exception as exc:  # cleanup goes on
+            print(f"cleanup: {exc}")
+
+
+@pytest.fixture
+def network() -> Iterator[Network]:
+    """A private Docker network for one test, removed afterwards."""
+    with new_network() as net:
+        yield net

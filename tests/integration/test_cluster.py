@@ -3,16 +3,12 @@ replicas, HAProxy in front, real clients; then Redis stopped, then a replica kil
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
 from .containers import (
     Peer,
     log_of,
-    new_network,
     start_balancer,
     start_client,
     start_redis,
@@ -22,23 +18,6 @@ from .containers import (
 )
 
 RECONNECTING = ("--reconnect", "--keepalive", "1", "--linger", "600")
-
-
-@pytest.fixture
-def network() -> Iterator[Network]:
-    with new_network() as net:
-        yield net
-
-
-@pytest.fixture
-def cleanup() -> Iterator[list[DockerContainer | Peer]]:
-    things: list[DockerContainer | Peer] = []
-    yield things
-    for thing in reversed(things):
-        try:
-            (thing.container if isinstance(thing, Peer) else thing).stop()
-        except Exception as exc:  # the conftest removes by label too
-            print(f"cleanup: {exc}")
 
 
 def on(replica: str, nick: str, network: Network, *extra: str) -> Peer:

@@ -7,6 +7,7 @@ free host port, so two runs cannot collide; it is torn down even when a test fai
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import pty
 import socket
@@ -116,19 +117,35 @@ async def test_compose_run_client_chats_with_a_host_peer(stack: Stack) -> None:
         writer.close()
 
 
-def test_interactive_compose_run_client_on_a_terminal(stack: Stack) -> None:
-    """`docker compose run client` exactly as a person types it: a tty and a prompt."""
+@contextlib.contextmanager
+def client_on_a_terminal(stack: Stack, nick: str) -> Iterator[int]:
+    """`docker compose run client` exactly as a person types it: yields its terminal.
+
+    The scenario quits the client; on leaving, it must have exited with status 0.
+    """
     main, child = pty.openpty()
     # Only the client's settings may differ from `up`'s: a change to the server's
     # (NO_COLOR, say) would make compose recreate the server under our feet.
-    env = {**stack.env, "PEERCHAT_NICK": "typist"}
+    env = {**stack.env, "PEERCHAT_NICK": nick}
     proc = subprocess.Popen(
         stack.compose("run", "--rm", "client"), cwd=ROOT, env=env,
         stdin=child, stdout=child, stderr=child,
     )  # fmt: skip
     os.close(child)
+    try:
+        yield main
+        assert proc.wait(timeout=WAIT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(main)
 
-    async def scenario() -> None:
+
+def test_interactive_compose_run_client_on_a_terminal(stack: Stack) -> None:
+    """`docker compose run client` on a tty: a prompt, a message out, q to quit."""
+
+    async def scenario(main: int) -> None:
         reader, writer, _ = await connect(stack.port)
         await read_until(reader, "* typist joined")
         await wait_for_screen(main, b"Enter your message")
@@ -138,27 +155,14 @@ def test_interactive_compose_run_client_on_a_terminal(stack: Stack) -> None:
         await wait_for_screen(main, b"Quitting...")
         writer.close()
 
-    try:
-        asyncio.run(asyncio.wait_for(scenario(), WAIT * 2))
-        assert proc.wait(timeout=WAIT) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(main)
+    with client_on_a_terminal(stack, "typist") as main:
+        asyncio.run(asyncio.wait_for(scenario(main), WAIT * 2))
 
 
 def test_compose_restart_server_and_the_client_comes_back_by_itself(stack: Stack) -> None:
     """`docker compose restart server` under a `docker compose run client` on a terminal."""
-    main, child = pty.openpty()
-    env = {**stack.env, "PEERCHAT_NICK": "stayer"}
-    proc = subprocess.Popen(
-        stack.compose("run", "--rm", "client"), cwd=ROOT, env=env,
-        stdin=child, stdout=child, stderr=child,
-    )  # fmt: skip
-    os.close(child)
 
-    async def scenario() -> None:
+    async def scenario(main: int) -> None:
         await wait_for_screen(main, b"Enter your message")
         restart = await asyncio.create_subprocess_exec(
             *stack.compose("restart", "server"), cwd=ROOT, env=stack.env,
@@ -175,14 +179,9 @@ def test_compose_restart_server_and_the_client_comes_back_by_itself(stack: Stack
         writer.close()
 
     try:
-        asyncio.run(asyncio.wait_for(scenario(), WAIT * 2))
-        assert proc.wait(timeout=WAIT) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        os.close(main)
-        # The next tests need the server healthy again.
+        with client_on_a_terminal(stack, "stayer") as main:
+            asyncio.run(asyncio.wait_for(scenario(main), WAIT * 2))
+    finally:  # the next tests need the server healthy again
         up = stack.run("up", "--detach", "--wait", "server")
         assert up.returncode == 0, up.stdout + up.stderr
 

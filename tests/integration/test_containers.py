@@ -9,13 +9,7 @@ import pytest
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
-from .containers import Peer, new_network, start_client, start_nc, start_server
-
-
-@pytest.fixture
-def network() -> Iterator[Network]:
-    with new_network() as net:
-        yield net
+from .containers import Peer, start_client, start_nc, start_server
 
 
 @pytest.fixture

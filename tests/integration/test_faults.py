@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 
-import pytest
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
@@ -17,7 +15,6 @@ from .containers import (
     Peer,
     log_of,
     memory_mib,
-    new_network,
     start_client,
     start_probe,
     start_server,
@@ -30,28 +27,6 @@ from .containers import (
 FAST = ("PEERCHAT_FLOOD_RATE", "0")
 #: A client that comes back by itself, noticing a dead network within 2 s.
 RECONNECTING = ("--reconnect", "--keepalive", "1", "--linger", "600")
-
-
-@pytest.fixture
-def network() -> Iterator[Network]:
-    with new_network() as net:
-        yield net
-
-
-@pytest.fixture
-def cleanup() -> Iterator[list[DockerContainer | Peer]]:
-    """Containers to remove after the test, whatever happened."""
-    things: list[DockerContainer | Peer] = []
-    yield things
-    for thing in reversed(things):
-        try:
-            container = thing.container if isinstance(thing, Peer) else thing
-            wrapped = container.get_wrapped_container()
-            if wrapped is not None and wrapped.status == "paused":
-                wrapped.unpause()
-            container.stop()
-        except Exception as exc:  # cleanup goes on; the conftest removes by label too
-            print(f"cleanup: {exc}")
 
 
 def numbers(texts: list[str], name: str) -> list[int]:

@@ -8,15 +8,9 @@ import pytest
 from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
-from .containers import Peer, new_network, start_client, start_server
+from .containers import Peer, start_client, start_server
 
 HISTORY = 5
-
-
-@pytest.fixture
-def network() -> Iterator[Network]:
-    with new_network() as net:
-        yield net
 
 
 @pytest.fixture

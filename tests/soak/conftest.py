@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ..integration.conftest import docker_engine
+from ..integration.conftest import docker_engine, network
 
-__all__ = ["docker_engine"]
+__all__ = ["docker_engine", "network"]

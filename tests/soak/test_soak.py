@@ -17,12 +17,10 @@ import os
 import random
 import re
 import time
-from collections.abc import Iterator
 
-import pytest
 from testcontainers.core.network import Network
 
-from ..integration.containers import Peer, new_network, start_client, start_server
+from ..integration.containers import Peer, start_client, start_server
 
 SOAK_SECONDS = float(os.environ.get("SOAK_SECONDS", "180"))
 CLIENTS = int(os.environ.get("SOAK_CLIENTS", "6"))
@@ -31,12 +29,6 @@ RATE = 2.0
 FAULT_EVERY = 12.0
 SETTLE = 90.0
 LINE = re.compile(r"^(c\d+)#(\d+)$")
-
-
-@pytest.fixture
-def network() -> Iterator[Network]:
-    with new_network() as net:
-        yield net
 
 
 def received(peer: Peer) -> dict[str, list[int]]:
