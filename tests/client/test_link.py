@@ -175,3 +175,65 @@ def test_a_bye_for_something_we_did_ends_the_chat_without_reconnecting() -> None
         assert "[DISCONNECTED]" not in out.getvalue()
 
     run(scenario())
+
+
+class FailingSession(FakeSession):
+    """A session whose sends fail after ``ok`` of them."""
+
+    def __init__(self, greeting: Welcome, ok: int) -> None:
+        super().__init__(greeting, [])
+        self.ok = ok
+
+    async def send(self, event: Event) -> None:
+        if self.ok <= 0:
+            raise ServerGone("Connection lost: reset")
+        self.ok -= 1
+        await super().send(event)
+
+
+def test_a_resume_cut_short_loses_no_line_and_sends_none_twice() -> None:
+    async def scenario() -> None:
+        first = FakeSession(welcome(), [])
+        second = FailingSession(welcome(resumed=True, acked=0, missed=0), ok=1)
+        third = FakeSession(welcome(resumed=True, acked=1, missed=0), [])
+        dials = iter([second, third])
+        out = io.StringIO()
+
+        async def dial() -> Session:
+            return cast(Session, next(dials))
+
+        link = Link(cast(Session, first), Console(out, color=False), dial=dial, reconnect=True)
+        for text in ("one", "two", "three"):
+            await link.send(Say(text))
+        first.events.append(ServerGone("Connection lost: reset"))
+        await link.receive()  # back over `second`, whose sends fail after "one"
+        assert said(second) == [("one", 1)]
+        await link.receive()  # back over `third`: the server had handled seq 1
+        assert said(third) == [("two", 2), ("three", 3)]
+
+    run(scenario())
+
+
+def test_a_reconnect_asks_for_the_name_we_have_now_not_one_the_server_made() -> None:
+    async def scenario() -> None:
+        addressed = Welcome(
+            version=3, nick="10.0.0.1:5", addr="10.0.0.1:5", online=1, room="lobby",
+            session="secret", epoch="e1",
+        )  # fmt: skip
+        first = FakeSession(addressed, [ServerGone("Connection lost: reset")])
+        second = FakeSession(welcome(epoch="e2"), [])
+        link, _ = link_over(first, second)
+        await link.receive()
+        assert second.hello["nick"] is None  # the server picks: an address is no nickname
+        second.nick = "bob"  # as after /nick bob
+        third = FakeSession(welcome(epoch="e3"), [])
+        link._dial = lambda: _ready(third)  # type: ignore[method-assign]
+        second.events.append(ServerGone("Connection lost: reset"))
+        await link.receive()
+        assert third.hello["nick"] == "bob"
+
+    run(scenario())
+
+
+async def _ready(session: FakeSession) -> Session:
+    return cast(Session, session)

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from peerchat_protocol import (
+    Ack,
     ChangeNick,
     Entered,
     Error,
@@ -304,5 +305,31 @@ def test_history_and_rooms_reach_across_replicas(redis: Redis) -> None:
             assert {p.nick for p in entered.peers} == {"alice", "bob"}
             history = [await bob.expect(Message) for _ in range(3)]
             assert [(m.text, m.history) for m in history] == [(f"g{n}", True) for n in range(3)]
+
+    run(scenario())
+
+
+def test_a_redis_password_never_reaches_the_log() -> None:
+    from peerchat_server.bus import safe_url
+
+    assert safe_url("redis://:s3cret@redis:6379/0") == "redis://***@redis:6379/0"
+    assert "s3cret" not in safe_url("redis://user:s3cret@redis/0")
+    assert safe_url("redis://redis:6379/0") == "redis://redis:6379/0"
+
+
+def test_what_a_stopping_replica_s_peers_said_last_still_reaches_the_others(
+    redis: Redis,
+) -> None:
+    async def scenario() -> None:
+        async with replicas(redis) as (a, b):
+            alice = await RichPeer.connect(a.port, "alice")
+            bob = await RichPeer.connect(b.port, "bob")
+            await joined_up(alice, "bob")
+            await alice.send(Say("last words", seq=1))
+            await alice.expect(Ack)  # handled on a: it was relayed, so it must arrive
+            await a.stop()
+            assert (await bob.expect(Message)).text == "last words"
+            left = await bob.expect(Left)
+            assert (left.nick, left.reason) == ("alice", "its server stopped")
 
     run(scenario())

@@ -22,6 +22,7 @@ from peerchat_protocol import (
     Welcome,
     Who,
 )
+from peerchat_server.replicas import RemotePeer
 from peerchat_server.resume import ResumeBook
 from peerchat_server.session import Session
 
@@ -253,3 +254,58 @@ async def test_plain_peers_are_untouched_by_seq_and_resume() -> None:
         assert (await nc.expect("<alice>")) == "<alice> hi nc"
         await nc.say("hi alice")
         assert (await alice.expect(Message)).text == "hi alice"
+
+
+async def test_a_forgotten_session_still_gets_no_echo_of_its_own_lines() -> None:
+    async with running_server(resume_window=0) as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        bob = await RichPeer.connect(server.port, "bob")
+        await bob.send(Say("before"))
+        seen = await alice.expect(Message)
+        await alice.send(Say("mine", seq=1))
+        await alice.expect(Ack)
+        assert alice.welcome is not None
+        await alice.close()
+        await bob.expect(Left)
+        await bob.send(Say("while away"))
+        await bob.send(Who())
+        await bob.expect(Roster)
+        back = await hello(
+            server.port, resume=session_of(alice), epoch=alice.welcome.epoch, last_id=seen.id
+        )
+        assert back.welcome is not None
+        assert not back.welcome.resumed  # no window: the session was not kept
+        assert back.welcome.missed == 1  # bob's line, not its own
+        assert (await back.expect(Message)).text == "while away"
+
+
+async def test_coming_back_to_a_room_that_emptied_reports_no_false_gap() -> None:
+    async with running_server() as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        bob = await RichPeer.connect(server.port, "bob")
+        await alice.send(JoinRoom("quiet"))
+        await alice.expect(Entered)
+        await alice.send(Say("alone here", seq=1))
+        ack = await alice.expect(Ack)
+        assert alice.welcome is not None
+        assert ack.id is not None
+        last_seen = ack.id  # its own line: what a client counts as seen
+        await alice.close()
+        await console_of(server).wait_for("[DISCONNECTED] alice")
+        await bob.send(Say("meanwhile in the lobby"))
+        await bob.send(Who())
+        await bob.expect(Roster)
+        back = await hello(
+            server.port, resume=session_of(alice), epoch=alice.welcome.epoch, last_id=last_seen
+        )
+        assert back.welcome is not None
+        assert back.welcome.room == "quiet"
+        assert (back.welcome.missed, back.welcome.gap) == (0, False)
+
+
+async def test_names_held_on_other_replicas_are_skipped_when_choosing_a_free_one() -> None:
+    async with running_server() as server:
+        for n in ["", *(f"_{k}" for k in range(2, 9))]:
+            server.relay.replicas.add(RemotePeer(f"guest{n}", "a:1", "lobby", "r1"))
+        peer = await RichPeer.connect(server.port, "guest")
+        assert peer.nick == "guest_9"

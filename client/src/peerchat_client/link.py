@@ -19,7 +19,17 @@ import random
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterator
 
-from peerchat_protocol import Ack, Bye, Event, Message, Ping, Say, Welcome
+from peerchat_protocol import (
+    Ack,
+    Bye,
+    Event,
+    LocalProtocolError,
+    Message,
+    Ping,
+    Say,
+    Welcome,
+    nick_problem,
+)
 
 from .console import Console, Tag
 from .session import ClientError, ServerGone, Session
@@ -144,6 +154,8 @@ class Link:
                 self._lose(exc.message)
                 continue
             if isinstance(event, Ack):
+                if event.id is not None:  # our own line's id: seen, as far as catch-up goes
+                    self._last_id = max(self._last_id, event.id)
                 while (
                     self._unacked
                     and self._unacked[0].seq is not None
@@ -176,15 +188,18 @@ class Link:
                 )
             self._queue.append(event)
             return False
+        session = self._session
+        tracked = self._track(event)
         try:
-            await self._transmit(event)
+            await session.send(tracked)
         except ServerGone as exc:
             if not self.reconnect:
                 raise
-            if not isinstance(event, Say):  # a Say waits among the unacknowledged lines
+            if tracked is event:  # not among the unacknowledged lines: send it once back
                 self._queue.append(event)
-            self._session.abort()  # so the receiving side notices at once
-            self._lose(exc.message)
+            if session is self._session and self._up:  # not a reconnect's business already
+                session.abort()  # so the receiving side notices at once
+                self._lose(exc.message)
             return False
         return True
 
@@ -205,22 +220,29 @@ class Link:
         if welcome.epoch != self._epoch:
             self._last_id = 0  # message ids restart with each run of the server
         self._token, self._epoch = welcome.session, welcome.epoch
-        if welcome.nick:
-            self._nick = welcome.nick
 
-    async def _transmit(self, event: Event) -> None:
-        if isinstance(event, Say) and self._token is not None:  # the server acknowledges
-            if event.seq is None:
-                self._seq += 1
-                event = dataclasses.replace(event, seq=self._seq)
-            self._unacked.append(event)
-            if len(self._unacked) > UNACKED_LINES:
-                dropped = self._unacked.popleft()
-                self._status.warning(
-                    f"{UNACKED_LINES} lines wait for the server's confirmation; "
-                    f"{dropped.text[:60]!r} will not be sent again if the connection drops."
-                )
-        await self._session.send(event)
+    def _wanted_nick(self) -> str | None:
+        """The name to ask for again: ours now (through /nick), if it is a nickname (a
+        name the server made from our address is not one: then it picks again)."""
+        nick = self._session.nick or self._nick
+        return nick if nick is not None and nick_problem(nick) is None else None
+
+    def _track(self, event: Event) -> Event:
+        """``event`` numbered and kept until acknowledged, if it is a line the server
+        acknowledges; else ``event`` itself."""
+        if not isinstance(event, Say) or self._token is None:
+            return event
+        if event.seq is None:
+            self._seq += 1
+            event = dataclasses.replace(event, seq=self._seq)
+        self._unacked.append(event)
+        if len(self._unacked) > UNACKED_LINES:
+            dropped = self._unacked.popleft()
+            self._status.warning(
+                f"{UNACKED_LINES} lines wait for the server's confirmation; "
+                f"{dropped.text[:60]!r} will not be sent again if the connection drops."
+            )
+        return event
 
     async def _next(self) -> Event:
         """The next event from the current session, pinging it when quiet.
@@ -291,7 +313,7 @@ class Link:
                 continue
             try:
                 welcome = await session.handshake(
-                    self._nick,
+                    self._wanted_nick(),
                     self._password,
                     resume=self._token,
                     room=self.room,
@@ -305,23 +327,31 @@ class Link:
                     raise
                 problem = exc.message
                 continue
+            except LocalProtocolError as exc:  # a hello we cannot make: give up cleanly
+                await session.close()
+                self._warn_unsent()
+                raise ServerGone(f"Cannot reconnect: {exc.message}") from None
             await self._resume(session, welcome, loop.time() - began)
             return welcome
         raise AssertionError("unreachable: reconnect_delays never ends")
 
     async def _resume(self, session: Session, welcome: Welcome, took: float) -> None:
-        """Carry on over ``session``: report what was missed, send what is owed."""
+        """Carry on over ``session``: report what was missed, send what is owed.
+
+        The lines to send again stay among the unacknowledged ones until acknowledged,
+        and a queued line joins them before it is sent: if this connection fails too,
+        the next reconnect finds each line in exactly one of the two places.
+        """
         restarted = self._epoch is not None and welcome.epoch != self._epoch
         owed = list(self._unacked)
-        self._unacked.clear()
-        resend: list[Say] = []
-        doubtful: list[Say] = []
         if welcome.resumed:
             resend = [say for say in owed if (say.seq or 0) > (welcome.acked or 0)]
+            doubtful: list[Say] = []
         elif self._said_goodbye:
-            resend = owed  # it said goodbye before handling them: they were not relayed
+            resend, doubtful = owed, []  # it said goodbye before handling them: not relayed
         else:
-            doubtful = owed
+            resend, doubtful = [], owed
+        self._unacked = deque(resend)
         self._said_goodbye = False
         self._session = session
         self._adopt(welcome)
@@ -330,14 +360,45 @@ class Link:
             Tag.RECONNECTED,
             f"Back on {self.label} after {took:.1f} s: you are {welcome.nick}{where}.",
         )
-        if welcome.resumed and welcome.missed is not None:
+        self._report_missed(welcome, restarted)
+        if doubtful:
+            self._status.warning(
+                f"The server went away before confirming {len(doubtful)} of your lines, so "
+                f"they may not have reached everyone: {_short(doubtful)}. Send again what "
+                "matters."
+            )
+        try:
+            for say in resend:
+                await session.send(say)
+            if resend:
+                self._status.info(
+                    f"Sent again the {len(resend)} lines the server had not confirmed."
+                )
+            while self._queue:  # lines typed meanwhile, in order; more may come as we go
+                event = self._queue.popleft()
+                tracked = self._track(event)
+                try:
+                    await session.send(tracked)
+                except ServerGone:
+                    if tracked is event:
+                        self._queue.appendleft(event)  # not tracked: still owed from here
+                    raise
+                if isinstance(event, Say):
+                    self._status.said(event, welcome.nick)
+        except ServerGone as exc:
+            self._lose(exc.message)
+            return
+        self._up = True
+
+    def _report_missed(self, welcome: Welcome, restarted: bool) -> None:
+        if welcome.missed is not None:  # the server replays what was said since our last
+            n = welcome.missed
             if welcome.gap:
                 self._status.warning(
                     "More was said while you were away than the server keeps: some messages "
-                    f"are lost to you; the last {welcome.missed} follow."
+                    + (f"are lost to you; the last {n} follow." if n else "may be lost to you.")
                 )
-            elif welcome.missed:
-                n = welcome.missed
+            elif n:
                 self._status.info(
                     f"{n} message you missed follows."
                     if n == 1
@@ -355,35 +416,17 @@ class Link:
                 "The server no longer knew this session (away too long): what was said "
                 "meanwhile is lost to you."
             )
-        if doubtful:
-            self._status.warning(
-                f"The server went away before confirming {len(doubtful)} of your lines, so "
-                f"they may not have reached everyone: {_short(doubtful)}. Send again what "
-                "matters."
-            )
-        try:
-            for say in resend:
-                await self._transmit(say)
-            if resend:
-                self._status.info(
-                    f"Sent again the {len(resend)} lines the server had not confirmed."
-                )
-            while self._queue:  # lines typed meanwhile, in order; more may come as we go
-                event = self._queue[0]
-                await self._transmit(event)
-                self._queue.popleft()
-                if isinstance(event, Say):
-                    self._status.said(event, welcome.nick)
-        except ServerGone as exc:
-            self._lose(exc.message)
-            return
-        self._up = True
 
     def _warn_unsent(self) -> None:
-        """Name the lines that never reached the server, as the run ends."""
-        unsent = [event for event in self._queue if isinstance(event, Say)]
+        """Name the lines that never went out, and those whose fate is unknown, as the
+        chat ends while disconnected."""
+        never = [event for event in self._queue if isinstance(event, Say)]
+        if never:
+            self._status.warning(f"{len(never)} of your lines were never sent: {_short(never)}.")
         if not self._up and self._unacked:
-            unsent = list(self._unacked) + unsent
-        if unsent:
-            self._status.warning(f"{len(unsent)} of your lines were never sent: {_short(unsent)}.")
+            unsure = list(self._unacked)
+            self._status.warning(
+                f"{len(unsure)} of your lines were sent but not confirmed, so they may not "
+                f"have reached everyone: {_short(unsure)}."
+            )
         self._queue.clear()

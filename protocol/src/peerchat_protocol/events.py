@@ -572,14 +572,21 @@ class Error(Event):
 
 @dataclass(frozen=True, slots=True)
 class Ack(Event):
-    """(v3) Every ``say`` up to ``seq`` has been handled: relayed, or refused with an error."""
+    """(v3) Every ``say`` up to ``seq`` has been handled: relayed, or refused with an error.
+
+    ``id``: the message id the last of them got, if it was a room message; a client
+    counts it as seen (its own lines never come back to it), so that a catch-up after
+    a reconnect starts after it.
+    """
 
     TYPE: ClassVar[str] = "ack"
     SINCE: ClassVar[int] = 3
     seq: int
+    id: int | None = None
 
     def __post_init__(self) -> None:
         _check_int(self.seq, "seq")
+        _check_optional_int(self.id, "id")
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from peerchat_protocol import Message
 
@@ -37,6 +38,8 @@ FORGET_AFTER = 4.0
 #: Reconnecting to Redis: the first delay, doubling up to the cap.
 RETRY_FIRST = 0.25
 RETRY_CAP = 5.0
+#: Seconds a stopping replica waits for its last notes to be published.
+FLUSH_WAIT = 2.0
 #: Notes in one publication, at most (a few hundred KiB at chat sizes).
 BATCH_NOTES = 500
 #: Notes waiting for the publisher, at most (a burst larger than this within one
@@ -85,6 +88,16 @@ def encode(note: Note) -> bytes:
     if note.peers:
         obj["peers"] = [list(p) for p in note.peers]
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def safe_url(url: str) -> str:
+    """``url`` without its password, for logs."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
 
 
 def digest(secret: str | None) -> str:
@@ -214,6 +227,8 @@ class RedisBus:
         self._log = log
         self._pending: list[bytes] = []
         self._wake = asyncio.Event()
+        self._drained = asyncio.Event()  # set whenever the queue has been sent
+        self._overflowed = False
         self._tasks: list[asyncio.Task[None]] = []
         self.connected = False
         self._client: Any = None
@@ -226,7 +241,12 @@ class RedisBus:
         the others minutes later, out of its conversation, would be worse than not.
         (Who is where is sent again in full once Redis is back.)
         """
-        if not self.connected or len(self._pending) >= MAX_PENDING:
+        if not self.connected:
+            return
+        if len(self._pending) >= MAX_PENDING:
+            if not self._overflowed:  # said once per overflow
+                self._overflowed = True
+                self._log("BUS", f"{MAX_PENDING} notes wait for Redis; later ones are dropped.")
             return
         self._pending.append(encode(note))
         self._wake.set()
@@ -238,9 +258,16 @@ class RedisBus:
         ]
 
     async def stop(self, farewell: Note | None = None) -> None:
-        if farewell is not None and self.connected and self._client is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._client.publish(CHANNEL, encode(farewell)), 1.0)
+        """Send what is queued, then ``farewell`` after it, then disconnect. The flush
+        waits FLUSH_WAIT seconds at most: a Redis that is away has nothing to receive."""
+        if self.connected and (farewell is not None or self._pending):
+            if farewell is not None:
+                self._pending.append(encode(farewell))
+            self._drained.clear()
+            self._wake.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._drained.wait(), FLUSH_WAIT)
+        self.connected = False
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -267,7 +294,9 @@ class RedisBus:
                 self._client = client
                 self.connected = True
                 delays = self._delays()
-                self._log("BUS", f"Connected to Redis at {self.url}; replica {self.replica}.")
+                self._log(
+                    "BUS", f"Connected to Redis at {safe_url(self.url)}; replica {self.replica}."
+                )
                 self._on_joined()
                 self._wake.set()
                 async for item in pubsub.listen():
@@ -287,7 +316,7 @@ class RedisBus:
                 self._client = None
                 why = str(exc) or type(exc).__name__
                 if was:
-                    self._log("BUS", f"Lost Redis at {self.url} ({why}); reconnecting.")
+                    self._log("BUS", f"Lost Redis at {safe_url(self.url)} ({why}); reconnecting.")
                     self._on_split(why)
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]
@@ -302,6 +331,7 @@ class RedisBus:
             self._wake.clear()
             client = self._client
             if client is None or not self.connected or not self._pending:
+                self._drained.set()
                 continue
             pending, self._pending = self._pending, []
             try:
@@ -310,5 +340,8 @@ class RedisBus:
                     await client.publish(CHANNEL, batch(pending[start : start + BATCH_NOTES]))
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # the listener notices and reconnects
+            except Exception as exc:  # the listener notices, reconnects, and says so
                 self._log("BUS", f"Could not publish {len(pending)} notes ({exc}).")
+            if not self._pending:
+                self._overflowed = False
+                self._drained.set()

@@ -15,7 +15,7 @@ import contextlib
 import dataclasses
 import secrets
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
@@ -51,6 +51,9 @@ from .resume import ResumeBook
 
 if TYPE_CHECKING:
     from .session import Session
+
+#: Rooms that ended whose last message id is remembered (for peers coming back).
+ENDED_ROOMS_KEPT = 10_000
 
 #: Longest message text echoed on the server console; the rest is summarised.
 LOG_TEXT_LIMIT = 300
@@ -99,10 +102,11 @@ class Room:
 
     name: str
     members: dict[Session, None] = dataclasses.field(default_factory=dict)
-    #: Recent messages, oldest first, with their text's size and who sent them (the
-    #: sender's resumable session, or its connection): the catch-up for peers that
-    #: reconnect (minus their own), whose tail is the history new members get.
-    log: deque[tuple[Message, int, object]] = dataclasses.field(default_factory=deque)
+    #: Recent messages, oldest first, with their text's size and who sent them (a key,
+    #: see Session.origin, not the session: a log must not keep closed sessions alive):
+    #: the catch-up for peers that reconnect (minus their own), whose tail is the
+    #: history new members get.
+    log: deque[tuple[Message, int, str]] = dataclasses.field(default_factory=deque)
     log_bytes: int = 0
     #: The newest message id that left the log (0: none did), and the newest id the
     #: server had given when the room was made: a peer that saw an id below either may
@@ -119,7 +123,7 @@ class Room:
         return len(self.members) + len(self.remote)
 
     def remember(
-        self, message: Message, max_messages: int, max_bytes: int, origin: object = None
+        self, message: Message, max_messages: int, max_bytes: int, origin: str = ""
     ) -> None:
         """Keep ``message`` from ``origin``: the last ``max_messages``, in ``max_bytes``."""
         if max_messages <= 0:
@@ -145,10 +149,10 @@ class Room:
         picked.reverse()
         return picked
 
-    def since(self, last_id: int, origin: object) -> tuple[list[Message], bool]:
+    def since(self, last_id: int, origin: str) -> tuple[list[Message], bool]:
         """The messages after id ``last_id`` not sent by ``origin``, and whether some
         of them are no longer kept."""
-        missed = [m for m, _, sender in self.log if m.id > last_id and sender is not origin]
+        missed = [m for m, _, sender in self.log if m.id > last_id and sender != origin]
         return missed, max(self.evicted_upto, self.born_after) > last_id
 
     def peers(self) -> tuple[PeerInfo, ...]:
@@ -190,10 +194,12 @@ class Relay:
         # Where peers wait until they give the password: a room nobody broadcasts to.
         self.vestibule = Room(DEFAULT_ROOM)
         self._rooms: dict[str, Room] = {fold(DEFAULT_ROOM): self.lobby}
+        self._ended_rooms: OrderedDict[str, int] = OrderedDict()  # fold(name) -> last id
         self._dirty: list[Session] = []
         self._busy_rooms: list[Room] = []  # rooms with an outbox to fan out
         self._flush_handle: asyncio.Handle | None = None
         self._next_id = 1
+        self._connections = 0
         # A room's log serves both new members (history) and returning ones (catch-up).
         self._keep_messages = max(config.history_messages, config.catch_up_messages)
         self._keep_bytes = max(config.history_bytes, config.catch_up_bytes)
@@ -266,7 +272,24 @@ class Relay:
     def _remove_from(self, room: Room, session: Session) -> None:
         room.members.pop(session, None)
         if not room.count() and room is not self.lobby and room is not self.vestibule:
-            del self._rooms[fold(room.name)]  # an empty room goes, with its history
+            self._drop_room(room)
+
+    def _drop_room(self, room: Room) -> None:
+        """An empty room goes, with its history; the id of its last message is kept, so
+        that a peer coming back to it can be told whether it missed anything."""
+        del self._rooms[fold(room.name)]
+        last = room.log[-1][0].id if room.log else max(room.evicted_upto, room.born_after)
+        self._ended_rooms[fold(room.name)] = last
+        self._ended_rooms.move_to_end(fold(room.name))
+        while len(self._ended_rooms) > ENDED_ROOMS_KEPT:
+            self._ended_rooms.popitem(last=False)
+
+    def _new_room(self, name: str) -> Room:
+        # What the room said in an earlier life may be unknown to a returning peer: the
+        # id of its last message then, or (forgotten) everything up to now.
+        said_before = self._ended_rooms.pop(fold(name), self._next_id - 1)
+        room = self._rooms[fold(name)] = Room(name, born_after=said_before)
+        return room
 
     def find(self, name: str) -> Session | None:
         return self._names.get(fold(name))
@@ -290,7 +313,7 @@ class Relay:
         """``nick`` if free, else the first free ``nick_2``, ``nick_3``..."""
         if not self.name_taken(nick):
             return nick
-        for n in range(2, len(self._sessions) + 3):
+        for n in range(2, len(self._sessions) + len(self.replicas) + 3):
             suffix = f"_{n}"
             candidate = nick[: 32 - len(suffix)] + suffix
             if not self.name_taken(candidate):
@@ -303,9 +326,7 @@ class Relay:
         """Take ``session`` to room ``name`` (created if new); tell both rooms."""
         self.drain()  # what the old room heard before the move reaches it there
         old = session.room
-        room = self._rooms.get(fold(name))
-        if room is None:
-            room = self._rooms[fold(name)] = Room(name, born_after=self._next_id - 1)
+        room = self._rooms.get(fold(name)) or self._new_room(name)
         self._remove_from(old, session)
         if session.announced and self._notices_in(old):
             left = Left(session.name, old.count(), f"went to #{room.name}", old.name)
@@ -336,7 +357,7 @@ class Relay:
         return [dataclasses.replace(m, history=True) for m in recent]
 
     def missed(
-        self, room: Room, epoch: str | None, last_id: int | None, origin: object
+        self, room: Room, epoch: str | None, last_id: int | None, origin: str
     ) -> tuple[list[Message], bool] | None:
         """What a returning peer that last saw ``last_id`` (in ``epoch``) missed in ``room``,
         marked as history, and whether more was said than is kept; ``None`` when it
@@ -348,14 +369,13 @@ class Relay:
 
     # --- traffic ------------------------------------------------------------------------
 
-    def say(self, sender: Session, say: Say) -> None:
-        """Relay a chat line from ``sender`` to everyone else in its room."""
+    def say(self, sender: Session, say: Say) -> int:
+        """Relay a chat line from ``sender`` to everyone else in its room; returns its id."""
         room = sender.room
         message = Message.relay(self._new_id(), say, sender.name, self._now(), room.name)
         text, action = say.text, say.action
         self.broadcast(message, room, sender)
-        origin = sender.resumable or sender  # a resumed session is the same sender
-        room.remember(message, self._keep_messages, self._keep_bytes, origin)
+        room.remember(message, self._keep_messages, self._keep_bytes, sender.origin)
         if self.bus is not None:
             self.bus.publish(Note("message", self.bus.replica, room=room.name, message=message))
         if not self.console.quiet:
@@ -364,6 +384,7 @@ class Relay:
             if action:
                 shown = f"* {sender.name} {shown}"
             self.console.line("RECEIVED", f"From {sender.label}{where}: {shown}")
+        return message.id
 
     def whisper(self, sender: Session, target: Session, say: Say) -> None:
         """A private message: to ``target`` alone. Its text is not logged."""
@@ -463,6 +484,10 @@ class Relay:
             if blob:
                 member.queue_bytes(blob)
 
+    def next_connection(self) -> int:
+        self._connections += 1
+        return self._connections
+
     @staticmethod
     def loop_time() -> float:
         return asyncio.get_running_loop().time()
@@ -546,10 +571,7 @@ class Relay:
         return Note("roster", self.bus.replica, peers=peers)
 
     def _room_for(self, name: str) -> Room:
-        room = self._rooms.get(fold(name))
-        if room is None:
-            room = self._rooms[fold(name)] = Room(name, born_after=self._next_id - 1)
-        return room
+        return self._rooms.get(fold(name)) or self._new_room(name)
 
     def _add_remote(self, peer: RemotePeer, *, notify: bool) -> None:
         previous = self.replicas.add(peer)
@@ -568,7 +590,7 @@ class Relay:
         if notify and self._notices_in(room):
             self.broadcast(Left(peer.nick, room.count(), reason, room.name), room)
         if not room.count() and room is not self.lobby:
-            del self._rooms[fold(room.name)]
+            self._drop_room(room)
 
     def on_note(self, note: Note) -> None:
         """Something another replica published: apply it here. Never raises."""
@@ -580,8 +602,12 @@ class Relay:
     def _apply(self, note: Note) -> None:
         bus = self.bus
         assert bus is not None
-        self.replicas.heard(note.origin, self.loop_time())
         kind = note.kind
+        if not self.replicas.known(note.origin) and kind not in ("roster", "bye", "sync"):
+            # A replica we do not know (new, or forgotten after a silence): ask everyone
+            # for their peers, so that its peers are known here again.
+            bus.publish(Note("sync", bus.replica))
+        self.replicas.heard(note.origin, self.loop_time())
         if kind == "message" and note.message is not None:
             self._remote_message(note)
         elif kind == "join" and note.nick and note.room:
@@ -632,7 +658,7 @@ class Relay:
         if room is None:
             return  # nobody here is in that room, nor knows of it
         self.broadcast(message, room)
-        room.remember(message, self._keep_messages, self._keep_bytes, note.origin)
+        room.remember(message, self._keep_messages, self._keep_bytes, f"replica:{note.origin}")
         if not self.console.quiet:
             where = "" if room is self.lobby else f" in #{room.name}"
             self.console.line(
@@ -684,6 +710,11 @@ class Relay:
                 self._forget_replica(replica, "its server is unreachable")
 
     # --- shutdown -----------------------------------------------------------------------
+
+    def stop_reading(self) -> None:
+        """Read nothing more from any peer (the server is about to stop)."""
+        for session in self:
+            session.pause_reading()
 
     async def shutdown(self, reason: str, grace: float) -> int:
         """Say goodbye to everyone, close, and wait up to ``grace`` seconds for them to go.

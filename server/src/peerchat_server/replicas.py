@@ -67,6 +67,9 @@ class Replicas:
         self._heard.clear()
         return gone
 
+    def known(self, replica: str) -> bool:
+        return replica in self._heard
+
     def heard(self, replica: str, now: float) -> None:
         self._heard[replica] = now
 

@@ -8,7 +8,7 @@ import signal
 import socket
 import ssl
 
-from .bus import Note, RedisBus
+from .bus import Note, RedisBus, safe_url
 from .config import ServerConfig
 from .console import Console
 from .relay import Relay
@@ -106,7 +106,7 @@ class ChatServer:
         relay.bus = bus
         await bus.start()
         self._replica_watcher = asyncio.create_task(relay.watch_replicas())
-        self.console.line("INFO", f"Sharing the chat with other replicas through {url}.")
+        self.console.line("INFO", f"Sharing the chat with other replicas through {safe_url(url)}.")
 
     def _explain(self, exc: OSError) -> str:
         host, port = self.config.host, self.config.port
@@ -144,9 +144,13 @@ class ChatServer:
         if self._watcher is not None:
             self._watcher.cancel()
         bus = self.relay.bus
-        if bus is not None:  # first, so the others free our peers' names before they return
+        if bus is not None:
+            # Nothing more is read from peers; what they said goes out to the other
+            # replicas, then our goodbye (so that they free our peers' names before those
+            # peers reconnect through them), and only then are the peers told.
             if self._replica_watcher is not None:
                 self._replica_watcher.cancel()
+            self.relay.stop_reading()
             await bus.stop(farewell=Note("bye", bus.replica))
         cut = await self.relay.shutdown(reason, self.config.shutdown_timeout)
         if cut:

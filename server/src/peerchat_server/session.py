@@ -42,6 +42,7 @@ from peerchat_protocol import (
 )
 
 from . import config as defaults
+from .bus import digest
 from .flood import TokenBucket
 from .relay import Frames, Relay, Room, form_of
 from .resume import Resumable
@@ -120,6 +121,8 @@ class Session(asyncio.Protocol):
         #: and the newest ``seq`` handled since the last acknowledgement was queued.
         self.resumable: Resumable | None = None
         self._ack_due: int | None = None
+        self._ack_id: int | None = None  # the id its last acknowledged line got, if any
+        self._connection_key = f"conn:{relay.next_connection()}"
         self._handlers: dict[type[Event], Callable[[Any], None]] = {
             Hello: self._on_hello,
             Say: self._on_say,
@@ -135,6 +138,13 @@ class Session(asyncio.Protocol):
             Timestamps: self._on_timestamps,
             Pass: self._on_pass,
         }
+
+    @property
+    def origin(self) -> str:
+        """Who sent a line, for the room's log: the session (which outlives this
+        connection, and whose secret the peer gives back) or else this connection."""
+        record = self.resumable
+        return digest(record.token) if record is not None else self._connection_key
 
     @property
     def label(self) -> str:
@@ -263,8 +273,8 @@ class Session(asyncio.Protocol):
             self._handle_lines()
         finally:
             if self._ack_due is not None:
-                self.send(Ack(self._ack_due))
-                self._ack_due = None
+                self.send(Ack(self._ack_due, self._ack_id))
+                self._ack_due = self._ack_id = None
 
     def _handle_lines(self) -> None:
         while not self._closing:
@@ -473,7 +483,10 @@ class Session(asyncio.Protocol):
             token = hello.resume if moved_here else None
             record = relay.book.open(self, self.name, self.room.name, token)
         self.resumable = record
-        catch_up = relay.missed(self.room, hello.epoch, hello.last_id, record) if v3 else None
+        # Its own lines are left out of the catch-up, even from a session the server no
+        # longer keeps: the secret it gives back says which were its own.
+        mine = digest(hello.resume) if hello.resume else self.origin
+        catch_up = relay.missed(self.room, hello.epoch, hello.last_id, mine) if v3 else None
         self.send(
             Welcome(
                 version=self.conn.version,
@@ -562,7 +575,9 @@ class Session(asyncio.Protocol):
                 return  # sent again after a reconnect, but handled already: not twice
             record.last_seq = say.seq
         if say.to is None:
-            self.relay.say(self, say)
+            message_id = self.relay.say(self, say)
+            if say.seq is not None:
+                self._ack_id = message_id
             return
         target = self.relay.find(say.to)
         elsewhere = self.relay.replicas.find(say.to) if target is None else None
@@ -802,6 +817,11 @@ class Session(asyncio.Protocol):
         transport.resume_reading()
         loop = asyncio.get_running_loop()
         self._linger_handle = loop.call_later(CLOSE_LINGER, transport.abort)
+
+    def pause_reading(self) -> None:
+        """Stop reading from this peer (the server is stopping)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
 
     def replaced(self) -> None:
         """A new connection resumed this peer's session: go at once, unannounced."""
