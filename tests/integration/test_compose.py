@@ -258,3 +258,32 @@ def test_the_tls_variant_of_the_demo(tmp_path: Path) -> None:
         assert "Server started on 0.0.0.0:8080 (TLS)" in logs.stdout
     finally:
         stack.run(*files, "--profile", "client", "down", "--remove-orphans", "--volumes")
+
+
+def test_the_cluster_variant_of_the_demo() -> None:
+    """The README's replica commands: docker-compose.cluster.yml, a client through the
+    balancer, its line logged by one replica and delivered by the other through Redis."""
+    images = subprocess.run(
+        ["make", "cluster-images"], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+    assert images.returncode == 0, images.stderr
+    stack = Stack()
+    files = ["-f", "docker-compose.yml", "-f", "docker-compose.cluster.yml"]
+    try:
+        up = stack.run(*files, "up", "--detach", "--wait", "balancer")
+        assert up.returncode == 0, up.stdout + up.stderr
+        ps = stack.run(*files, "ps", "--format", "{{.Service}}")
+        assert sorted(ps.stdout.split()) == ["balancer", "redis", "replica", "replica"]
+        client = subprocess.run(
+            stack.compose(*files, "run", "--rm", "-T", "client", "--nick", "clustered",
+                          "--linger", "1"),
+            cwd=ROOT, env=stack.env, input="hello across replicas\n", capture_output=True,
+            text=True, timeout=WAIT * 2,
+        )  # fmt: skip
+        assert client.returncode == 0, client.stdout + client.stderr
+        logs = stack.run(*files, "logs", "replica").stdout
+        assert "From clustered (" in logs  # the replica the balancer chose
+        assert "From clustered (elsewhere): hello across replicas" in logs  # the other one
+    finally:
+        down = stack.run(*files, "--profile", "client", "down", "--remove-orphans", "--volumes")
+        assert down.returncode == 0, down.stdout + down.stderr
