@@ -333,3 +333,39 @@ def test_what_a_stopping_replica_s_peers_said_last_still_reaches_the_others(
             assert (left.nick, left.reason) == ("alice", "its server stopped")
 
     run(scenario())
+
+
+class StubBus:
+    """Stands in for RedisBus: records what the relay publishes."""
+
+    def __init__(self, replica: str) -> None:
+        self.replica = replica
+        self.connected = True
+        self.published: list[Note] = []
+
+    def publish(self, note: Note) -> None:
+        self.published.append(note)
+
+    async def stop(self, farewell: Note | None = None) -> None:
+        self.connected = False
+
+
+def test_a_name_given_away_on_two_replicas_at_once_is_settled_one_way() -> None:
+    async def scenario() -> None:
+        async with running_server() as server:
+            relay = server.relay
+            bus = StubBus("m0000000")
+            relay.bus = bus  # type: ignore[assignment]
+            alice = await RichPeer.connect(server.port, "alice")
+            # A replica with a higher id gave "alice" away too: ours keeps the name.
+            relay.on_note(Note("join", "z9999999", room="lobby", nick="alice", addr="x:1"))
+            assert relay.find("alice") is not None
+            # One with a lower id did as well: ours gives way and tells its peer why.
+            relay.on_note(Note("join", "a0000000", room="lobby", nick="Alice", addr="y:1"))
+            info = await alice.expect(Info, lambda i: "at the same moment" in i.text)
+            assert "you are now 'alice_2'" in info.text
+            assert relay.find("alice_2") is not None
+            renames = [n for n in bus.published if n.kind == "rename"]
+            assert [(n.old, n.nick) for n in renames] == [("alice", "alice_2")]
+
+    run(scenario())

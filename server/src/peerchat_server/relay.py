@@ -619,6 +619,8 @@ class Relay:
                 if here.resumable is not None:
                     self.book.forget(here.resumable)
                 here.replaced()
+            elif here is not None:
+                self._settle_clash(here, note.origin)
             peer = RemotePeer(note.nick, note.addr or "elsewhere", note.room, note.origin)
             peer.digest = note.digest or ""
             self._add_remote(peer, notify=True)
@@ -627,6 +629,9 @@ class Relay:
             if gone is not None:
                 self._remove_remote(gone, notify=True, reason=note.reason)
         elif kind == "rename" and note.nick and note.old:
+            here = self.find(note.nick)
+            if here is not None:
+                self._settle_clash(here, note.origin)
             renamed = self.replicas.remove(note.old, note.origin)
             if renamed is not None:
                 self._remove_remote(renamed, notify=False)
@@ -665,6 +670,23 @@ class Relay:
                 "RECEIVED",
                 f"From {message.nick} (elsewhere){where}: {message.text[:LOG_TEXT_LIMIT]}",
             )
+
+    def _settle_clash(self, here: Session, other: str) -> None:
+        """Two replicas gave the same name away at the same moment (each checked what
+        it knew). The replica with the lower id keeps it; the other renames its peer
+        to the next free name and tells it why, so names stay unique everywhere."""
+        assert self.bus is not None
+        if self.bus.replica < other:
+            return  # ours stays; the other replica renames its peer
+        taken = here.name
+        self.rename(here, self.free_variant(taken))
+        here.send(
+            Info(
+                f"Another server gave the name {taken!r} to someone else at the same moment, "
+                f"so you are now {here.name!r}; /nick NAME picks another."
+            )
+        )
+        self.announce_rename(taken, here.name)
 
     def _forget_replica(self, replica: str, reason: str) -> None:
         gone = self.replicas.drop_replica(replica)
