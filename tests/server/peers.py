@@ -67,7 +67,7 @@ async def running_server(**overrides: Any) -> AsyncIterator[ChatServer]:
     settings: dict[str, Any] = {
         "host": "127.0.0.1",
         "port": 0,
-        "shutdown_timeout": 2.0,
+        "shutdown_timeout": 0.5,  # test peers rarely close on the goodbye: do not wait long
         "flood_rate": 0,
         "max_per_address": 0,
     }

@@ -257,9 +257,9 @@ def test_a_stopping_replica_takes_its_peers_with_it_and_one_can_come_back_elsewh
 def test_a_client_that_moves_to_another_replica_keeps_its_name(redis: Redis) -> None:
     async def scenario() -> None:
         async with replicas(redis) as (a, b):
-            alice = await RichPeer.connect(a.port, "alice")
             bob = await RichPeer.connect(b.port, "bob")
-            await joined_up(bob, "alice")
+            alice = await RichPeer.connect(a.port, "alice")
+            await joined_up(bob, "alice")  # b knows alice (and her session's digest)
             assert alice.welcome is not None
             # Its connection to a looks dead to the client; the balancer sends it to b.
             reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
@@ -367,5 +367,35 @@ def test_a_name_given_away_on_two_replicas_at_once_is_settled_one_way() -> None:
             assert relay.find("alice_2") is not None
             renames = [n for n in bus.published if n.kind == "rename"]
             assert [(n.old, n.nick) for n in renames] == [("alice", "alice_2")]
+
+    run(scenario())
+
+
+def test_a_client_moving_to_another_replica_catches_up_without_its_own_lines(
+    redis: Redis,
+) -> None:
+    async def scenario() -> None:
+        async with replicas(redis) as (a, b):
+            alice = await RichPeer.connect(a.port, "alice")
+            bob = await RichPeer.connect(b.port, "bob")
+            await joined_up(alice, "bob")
+            await bob.send(Say("seen by alice"))
+            seen = await alice.expect(Message)
+            await alice.send(Say("alice's own", seq=1))
+            await alice.expect(Ack)
+            await bob.expect(Message, lambda m: m.text == "alice's own")
+            await bob.send(Say("after"))
+            await alice.expect(Message, lambda m: m.text == "after")
+            assert alice.welcome is not None
+            # alice's link to a looks dead; the balancer sends it to b.
+            reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
+            moved = RichPeer(reader, writer)
+            await moved.send(
+                Hello(version=3, nick="alice", resume=alice.welcome.session,
+                      epoch=alice.welcome.epoch, last_id=seen.id, last_ts=seen.ts)
+            )  # fmt: skip
+            welcome = await moved.expect(Welcome)
+            assert welcome.missed == 1  # bob's "after"; never its own line
+            assert (await moved.expect(Message)).text == "after"
 
     run(scenario())

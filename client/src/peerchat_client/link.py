@@ -73,7 +73,7 @@ def reconnect_delays(
         step = min(step * 2, cap)
 
 
-def _short(lines: list[Say], limit: int = 5) -> str:
+def _short(lines: list[Say], limit: int = 20) -> str:
     shown = "; ".join(repr(say.text[:60]) for say in lines[:limit])
     return shown + (f" and {len(lines) - limit} more" if len(lines) > limit else "")
 
@@ -110,6 +110,7 @@ class Link:
         self._token: str | None = None
         self._epoch: str | None = None
         self._last_id = 0
+        self._last_ts = 0  # server time of the newest message seen (for another epoch)
         self._seq = 0
         self._unacked: deque[Say] = deque()
         self._queue: deque[Event] = deque()
@@ -173,6 +174,7 @@ class Link:
                 if not event.history and event.id <= self._last_id:
                     continue  # seen already (a defence: the server sends nothing twice)
                 self._last_id = max(self._last_id, event.id)
+                self._last_ts = max(self._last_ts, event.ts)
             return event
 
     async def send(self, event: Event) -> bool:
@@ -319,6 +321,7 @@ class Link:
                     room=self.room,
                     epoch=self._epoch,
                     last_id=self._last_id if self._epoch is not None else None,
+                    last_ts=self._last_ts or None,
                 )
             except ServerGone as exc:
                 await session.close()
@@ -352,6 +355,7 @@ class Link:
         else:
             resend, doubtful = [], owed
         self._unacked = deque(resend)
+        crashed = restarted and not self._said_goodbye
         self._said_goodbye = False
         self._session = session
         self._adopt(welcome)
@@ -360,7 +364,7 @@ class Link:
             Tag.RECONNECTED,
             f"Back on {self.label} after {took:.1f} s: you are {welcome.nick}{where}.",
         )
-        self._report_missed(welcome, restarted)
+        self._report_missed(welcome, restarted, crashed)
         if doubtful:
             self._status.warning(
                 f"The server went away before confirming {len(doubtful)} of your lines, so "
@@ -390,31 +394,45 @@ class Link:
             return
         self._up = True
 
-    def _report_missed(self, welcome: Welcome, restarted: bool) -> None:
+    def _report_missed(self, welcome: Welcome, restarted: bool, crashed: bool) -> None:
+        lead = (
+            "The server restarted, or you reached another one, while you were away. "
+            if restarted
+            else ""
+        )
         if welcome.missed is not None:  # the server replays what was said since our last
             n = welcome.missed
             if welcome.gap:
                 self._status.warning(
-                    "More was said while you were away than the server keeps: some messages "
-                    + (f"are lost to you; the last {n} follow." if n else "may be lost to you.")
+                    lead
+                    + "More was said while you were away than the server keeps: some "
+                    + (
+                        f"messages are lost to you; the last {n} follow."
+                        if n
+                        else "may be lost to you."
+                    )
                 )
             elif n:
                 self._status.info(
-                    f"{n} message you missed follows."
-                    if n == 1
-                    else f"{n} messages you missed follow."
+                    lead
+                    + (
+                        f"{n} message you missed follows."
+                        if n == 1
+                        else f"{n} messages you missed follow."
+                    )
                 )
             else:
-                self._status.info("You missed nothing.")
+                self._status.info(lead + "You missed nothing.")
         elif restarted:
-            self._status.warning(
-                "The server restarted, or you reached another one, while you were away: "
-                "what was said meanwhile was not kept."
-            )
+            self._status.warning(lead + "What was said meanwhile was not kept.")
         elif not welcome.resumed and welcome.session is not None:
             self._status.warning(
                 "The server no longer knew this session (away too long): what was said "
                 "meanwhile is lost to you."
+            )
+        if crashed:
+            self._status.warning(
+                "It went away without a goodbye: what was said just before may be lost to you."
             )
 
     def _warn_unsent(self) -> None:

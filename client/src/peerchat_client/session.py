@@ -310,6 +310,7 @@ class Session:
         room: str | None = None,
         epoch: str | None = None,
         last_id: int | None = None,
+        last_ts: int | None = None,
     ) -> Welcome:
         """Send the hello; return the server's welcome (within HANDSHAKE_TIMEOUT).
 
@@ -324,6 +325,7 @@ class Session:
             room=room,
             epoch=epoch,
             last_id=last_id,
+            last_ts=last_ts,
         )
         await self.send(hello)
         try:

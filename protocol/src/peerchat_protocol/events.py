@@ -140,12 +140,15 @@ class Hello(Event):
 
     A peer coming back after losing its connection (v3) also gives ``resume`` (the
     ``session`` of its last welcome), the ``room`` it was in, and the ``epoch`` and
-    id of the newest message it saw (``last_id``), so that the server can give it
-    back its name and room and replay what it missed.
+    id of the newest message it saw (``last_id``) and that message's time
+    (``last_ts``, for a server of another epoch), so that the server can give it back
+    its name and room and replay what it missed.
     """
 
     TYPE: ClassVar[str] = "hello"
-    MEMBERS_SINCE: ClassVar[dict[str, int]] = {"resume": 3, "room": 3, "epoch": 3, "last_id": 3}
+    MEMBERS_SINCE: ClassVar[dict[str, int]] = {
+        "resume": 3, "room": 3, "epoch": 3, "last_id": 3, "last_ts": 3,
+    }  # fmt: skip
     #: Members a peer must send even though this class gives them a default.
     WIRE_REQUIRED: ClassVar[tuple[str, ...]] = ("version",)
     version: int = MAX_VERSION
@@ -156,6 +159,7 @@ class Hello(Event):
     room: str | None = None
     epoch: str | None = None
     last_id: int | None = None
+    last_ts: int | None = None
 
     def __repr__(self) -> str:  # never print a secret (logs, tracebacks)
         password = "None" if self.password is None else "'***'"
@@ -163,7 +167,8 @@ class Hello(Event):
         return (
             f"Hello(version={self.version!r}, nick={self.nick!r}, "
             f"client={self.client!r}, password={password}, resume={resume}, "
-            f"room={self.room!r}, epoch={self.epoch!r}, last_id={self.last_id!r})"
+            f"room={self.room!r}, epoch={self.epoch!r}, last_id={self.last_id!r}, "
+            f"last_ts={self.last_ts!r})"
         )
 
     def __post_init__(self) -> None:
@@ -177,6 +182,7 @@ class Hello(Event):
         _check_room(self.room)
         _check_token(self.epoch, "epoch")
         _check_optional_int(self.last_id, "last_id")
+        _check_optional_int(self.last_ts, "last_ts")
 
 
 @dataclass(frozen=True, repr=False, slots=True)

@@ -113,6 +113,9 @@ class Room:
     #: have missed messages the log no longer holds.
     evicted_upto: int = 0
     born_after: int = 0
+    #: The same two, as times (Unix ms), for peers coming from another epoch.
+    evicted_ts: int = 0
+    born_ts: int = 0
     #: Broadcasts waiting for this pass's fan-out, each with the member it skips.
     outbox: list[tuple[Frames, Session | None]] = dataclasses.field(default_factory=list)
     #: Members on other replicas (``--bus``), by folded nickname.
@@ -127,7 +130,7 @@ class Room:
     ) -> None:
         """Keep ``message`` from ``origin``: the last ``max_messages``, in ``max_bytes``."""
         if max_messages <= 0:
-            self.evicted_upto = message.id
+            self.evicted_upto, self.evicted_ts = message.id, message.ts
             return
         size = len(message.text.encode())
         self.log.append((message, size, origin))
@@ -135,7 +138,7 @@ class Room:
         while len(self.log) > max_messages or (self.log_bytes > max_bytes and len(self.log) > 1):
             evicted, evicted_size, _ = self.log.popleft()
             self.log_bytes -= evicted_size
-            self.evicted_upto = evicted.id
+            self.evicted_upto, self.evicted_ts = evicted.id, evicted.ts
 
     def recent(self, max_messages: int, max_bytes: int) -> list[Message]:
         """The newest messages, up to ``max_messages`` and ``max_bytes``, oldest first."""
@@ -154,6 +157,11 @@ class Room:
         of them are no longer kept."""
         missed = [m for m, _, sender in self.log if m.id > last_id and sender != origin]
         return missed, max(self.evicted_upto, self.born_after) > last_id
+
+    def since_ts(self, last_ts: int, origin: str) -> tuple[list[Message], bool]:
+        """As :meth:`since`, by time: for a peer whose ids came from another epoch."""
+        missed = [m for m, _, sender in self.log if m.ts > last_ts and sender != origin]
+        return missed, max(self.evicted_ts, self.born_ts) > last_ts
 
     def peers(self) -> tuple[PeerInfo, ...]:
         infos: list[PeerInfo] = []
@@ -194,7 +202,9 @@ class Relay:
         # Where peers wait until they give the password: a room nobody broadcasts to.
         self.vestibule = Room(DEFAULT_ROOM)
         self._rooms: dict[str, Room] = {fold(DEFAULT_ROOM): self.lobby}
-        self._ended_rooms: OrderedDict[str, int] = OrderedDict()  # fold(name) -> last id
+        # fold(name) -> (id, time) of the last message of a room that ended
+        self._ended_rooms: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._ended_rooms_forgot = False  # some were forgotten: assume the worst
         self._dirty: list[Session] = []
         self._busy_rooms: list[Room] = []  # rooms with an outbox to fan out
         self._flush_handle: asyncio.Handle | None = None
@@ -278,17 +288,22 @@ class Relay:
         """An empty room goes, with its history; the id of its last message is kept, so
         that a peer coming back to it can be told whether it missed anything."""
         del self._rooms[fold(room.name)]
-        last = room.log[-1][0].id if room.log else max(room.evicted_upto, room.born_after)
+        if room.log:
+            last = (room.log[-1][0].id, room.log[-1][0].ts)
+        else:
+            last = (max(room.evicted_upto, room.born_after), max(room.evicted_ts, room.born_ts))
         self._ended_rooms[fold(room.name)] = last
         self._ended_rooms.move_to_end(fold(room.name))
         while len(self._ended_rooms) > ENDED_ROOMS_KEPT:
             self._ended_rooms.popitem(last=False)
+            self._ended_rooms_forgot = True
 
     def _new_room(self, name: str) -> Room:
         # What the room said in an earlier life may be unknown to a returning peer: the
         # id of its last message then, or (forgotten) everything up to now.
-        said_before = self._ended_rooms.pop(fold(name), self._next_id - 1)
-        room = self._rooms[fold(name)] = Room(name, born_after=said_before)
+        unknown = (self._next_id - 1, self._now()) if self._ended_rooms_forgot else (0, 0)
+        said_before, said_at = self._ended_rooms.pop(fold(name), unknown)
+        room = self._rooms[fold(name)] = Room(name, born_after=said_before, born_ts=said_at)
         return room
 
     def find(self, name: str) -> Session | None:
@@ -357,14 +372,19 @@ class Relay:
         return [dataclasses.replace(m, history=True) for m in recent]
 
     def missed(
-        self, room: Room, epoch: str | None, last_id: int | None, origin: str
+        self, room: Room, epoch: str | None, last_id: int | None, last_ts: int | None, origin: str
     ) -> tuple[list[Message], bool] | None:
-        """What a returning peer that last saw ``last_id`` (in ``epoch``) missed in ``room``,
-        marked as history, and whether more was said than is kept; ``None`` when it
-        saw nothing of this run of the server (so ordinary history is due)."""
-        if epoch != self.epoch or last_id is None:
+        """What a returning peer missed in ``room``, marked as history, and whether more
+        was said than is kept: after ``last_id`` if it was here in this ``epoch``, else
+        after the time ``last_ts``; ``None`` for a peer with neither (ordinary history)."""
+        if epoch == self.epoch and last_id is not None:
+            messages, gap = room.since(last_id, origin)
+        elif epoch is not None and last_ts is not None:
+            # Another run of the server (it restarted), or another replica: ids mean
+            # nothing here, times do (every replica keeps the sender's time).
+            messages, gap = room.since_ts(last_ts, origin)
+        else:
             return None
-        messages, gap = room.since(last_id, origin)
         return [dataclasses.replace(m, history=True) for m in messages], gap
 
     # --- traffic ------------------------------------------------------------------------
@@ -377,7 +397,12 @@ class Relay:
         self.broadcast(message, room, sender)
         room.remember(message, self._keep_messages, self._keep_bytes, sender.origin)
         if self.bus is not None:
-            self.bus.publish(Note("message", self.bus.replica, room=room.name, message=message))
+            self.bus.publish(
+                Note(
+                    "message", self.bus.replica, room=room.name, message=message,
+                    digest=sender.origin,  # so no replica replays it to its sender
+                )
+            )  # fmt: skip
         if not self.console.quiet:
             where = "" if room is self.lobby else f" in #{room.name}"
             shown = text if len(text) <= LOG_TEXT_LIMIT else f"{text[:LOG_TEXT_LIMIT]}..."
@@ -663,7 +688,8 @@ class Relay:
         if room is None:
             return  # nobody here is in that room, nor knows of it
         self.broadcast(message, room)
-        room.remember(message, self._keep_messages, self._keep_bytes, f"replica:{note.origin}")
+        origin = note.digest or f"replica:{note.origin}"
+        room.remember(message, self._keep_messages, self._keep_bytes, origin)
         if not self.console.quiet:
             where = "" if room is self.lobby else f" in #{room.name}"
             self.console.line(
@@ -746,7 +772,11 @@ class Relay:
         self.closing = True
         bye = Bye(reason, code="shutdown")
         for session in self:
-            session.close(bye, log_reason="server shutting down")
+            # Lingering: the goodbye must arrive even if the peer was still sending (a
+            # plain close with unread input makes the kernel reset the connection, and
+            # the goodbye with it); a client that got it knows its unconfirmed lines
+            # were not relayed and sends them again after reconnecting.
+            session.close(bye, log_reason="server shutting down", linger=True)
         if not self._sessions:
             return 0
         with contextlib.suppress(TimeoutError):

@@ -486,7 +486,9 @@ class Session(asyncio.Protocol):
         # Its own lines are left out of the catch-up, even from a session the server no
         # longer keeps: the secret it gives back says which were its own.
         mine = digest(hello.resume) if hello.resume else self.origin
-        catch_up = relay.missed(self.room, hello.epoch, hello.last_id, mine) if v3 else None
+        catch_up = (
+            relay.missed(self.room, hello.epoch, hello.last_id, hello.last_ts, mine) if v3 else None
+        )
         self.send(
             Welcome(
                 version=self.conn.version,
