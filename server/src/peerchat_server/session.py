@@ -87,6 +87,15 @@ class Session(asyncio.Protocol):
     serving one peer closes that peer only.
     """
 
+    # No per-instance __dict__: with 10,000 peers every byte of a session counts.
+    __slots__ = (
+        "_ack_due", "_ack_id", "_announce_timer", "_bucket", "_closing", "_connection_key",
+        "_dirty", "_eof", "_history_sent", "_last_heard", "_leave_reason", "_linger_handle",
+        "_missed_before_hello", "_pending", "_ping_sent", "_replay", "_replay_overflow",
+        "_resume_handle", "_throttled_since", "addr", "announced", "authenticated", "conn",
+        "errors", "host", "name", "relay", "resumable", "room", "transport",
+    )  # fmt: skip
+
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
         cfg = relay.config
@@ -123,21 +132,6 @@ class Session(asyncio.Protocol):
         self._ack_due: int | None = None
         self._ack_id: int | None = None  # the id its last acknowledged line got, if any
         self._connection_key = f"conn:{relay.next_connection()}"
-        self._handlers: dict[type[Event], Callable[[Any], None]] = {
-            Hello: self._on_hello,
-            Say: self._on_say,
-            ChangeNick: self._on_nick,
-            Who: self._on_who,
-            Help: self._on_help,
-            Quit: self._on_quit,
-            Ping: self._on_ping,
-            Pong: self._on_pong,
-            JoinRoom: self._on_join_room,
-            LeaveRoom: self._on_leave_room,
-            ListRooms: self._on_list_rooms,
-            Timestamps: self._on_timestamps,
-            Pass: self._on_pass,
-        }
 
     @property
     def origin(self) -> str:
@@ -303,7 +297,7 @@ class Session(asyncio.Protocol):
                     )
                 )
                 continue
-            self._handlers[type(event)](event)
+            _HANDLERS[type(event)](self, event)
 
     # --- flood control ---------------------------------------------------------------------
 
@@ -857,3 +851,22 @@ class Session(asyncio.Protocol):
             )
         except Exception:
             self.abort()
+
+
+#: What handles each kind of event from a peer. One table for all sessions: a dict of
+#: bound methods in every session would cost each of 10,000 peers over a kilobyte.
+_HANDLERS: dict[type[Event], Callable[[Session, Any], None]] = {
+    Hello: Session._on_hello,
+    Say: Session._on_say,
+    ChangeNick: Session._on_nick,
+    Who: Session._on_who,
+    Help: Session._on_help,
+    Quit: Session._on_quit,
+    Ping: Session._on_ping,
+    Pong: Session._on_pong,
+    JoinRoom: Session._on_join_room,
+    LeaveRoom: Session._on_leave_room,
+    ListRooms: Session._on_list_rooms,
+    Timestamps: Session._on_timestamps,
+    Pass: Session._on_pass,
+}
