@@ -91,13 +91,14 @@ cluster-client: ## A chat prompt through the cluster's balancer
 tls-cert: ## A demo CA and server certificate in tls/ (for --tls-cert and docker-compose.tls.yml)
 	docker/make-tls-cert.sh tls
 
-clean: ## Remove peerchat containers, images, networks, wheels and the .env line make wrote
+clean: ## Remove peerchat containers, images, networks, wheels and the .env lines make wrote
 	-$(COMPOSE) --profile client down --remove-orphans --volumes
+	-$(CLUSTER) --profile client down --remove-orphans --volumes
 	-docker ps -aq --filter label=peerchat.test | xargs -r docker rm -f
 	-docker network ls -q --filter label=peerchat.test | xargs -r docker network rm
 	-docker image rm peerchat-server:latest peerchat-client:latest 2>/dev/null
 	rm -f wheels/*.whl wheels/.built
-	-[ -f .env ] && sed -i '/^BASE_IMAGE=/d' .env && { [ -s .env ] || rm -f .env; }
+	-[ -f .env ] && sed -i '/^\(BASE\|REDIS\|HAPROXY\)_IMAGE=/d' .env && { [ -s .env ] || rm -f .env; }
 
 clean-dev: ## Remove .venv and caches
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
