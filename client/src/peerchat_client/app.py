@@ -53,7 +53,6 @@ async def establish(config: ClientConfig, status: Console, *, interactive: bool)
         session,
         status,
         dial=dial,
-        nick=config.nick,
         password=config.password,
         reconnect=reconnect,
         keepalive=config.keepalive,

@@ -93,7 +93,6 @@ class Link:
         status: Console,
         *,
         dial: Callable[[], Awaitable[Session]],
-        nick: str | None = None,
         password: str | None = None,
         reconnect: bool = True,
         keepalive: float = 0.0,
@@ -106,7 +105,6 @@ class Link:
         self.reconnect = reconnect
         self.keepalive = keepalive
         self.label = session.label
-        self._nick = nick
         self._token: str | None = None
         self._epoch: str | None = None
         self._last_id = 0
@@ -226,7 +224,7 @@ class Link:
     def _wanted_nick(self) -> str | None:
         """The name to ask for again: ours now (through /nick), if it is a nickname (a
         name the server made from our address is not one: then it picks again)."""
-        nick = self._session.nick or self._nick
+        nick = self._session.nick
         return nick if nick is not None and nick_problem(nick) is None else None
 
     def _track(self, event: Event) -> Event:

@@ -60,7 +60,8 @@ LOG_TEXT_LIMIT = 300
 
 
 def _digest_of(session: Session) -> str:
-    return digest(session.resumable.token) if session.resumable is not None else ""
+    """The digest of ``session``'s secret, for the bus ("" for a peer without one)."""
+    return session.resumable.digest if session.resumable is not None else ""
 
 
 class Frames:
@@ -341,7 +342,7 @@ class Relay:
         """Take ``session`` to room ``name`` (created if new); tell both rooms."""
         self.drain()  # what the old room heard before the move reaches it there
         old = session.room
-        room = self._rooms.get(fold(name)) or self._new_room(name)
+        room = self._room_for(name)
         self._remove_from(old, session)
         if session.announced and self._notices_in(old):
             left = Left(session.name, old.count(), f"went to #{room.name}", old.name)

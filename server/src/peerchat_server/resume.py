@@ -16,6 +16,8 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from .bus import digest
+
 if TYPE_CHECKING:
     from .session import Session
 
@@ -30,6 +32,8 @@ class Resumable:
     token: str
     nick: str
     room: str
+    #: What may be shown of the secret (bus.digest): computed once, used per message.
+    digest: str = ""
     last_seq: int = 0
     session: Session | None = None
     gone_at: float = 0.0  # loop time the connection was lost (when ``session`` is None)
@@ -58,7 +62,7 @@ class ResumeBook:
         """A new session for ``session``, with a fresh secret token (or ``token``: the
         secret of a session that moved here from another replica)."""
         token = token or secrets.token_urlsafe(TOKEN_BYTES)
-        record = self._live[token] = Resumable(token, nick, room, session=session)
+        record = self._live[token] = Resumable(token, nick, room, digest(token), session=session)
         return record
 
     def find(self, token: str, now: float) -> Resumable | None:

@@ -138,7 +138,7 @@ class Session(asyncio.Protocol):
         """Who sent a line, for the room's log: the session (which outlives this
         connection, and whose secret the peer gives back) or else this connection."""
         record = self.resumable
-        return digest(record.token) if record is not None else self._connection_key
+        return record.digest if record is not None else self._connection_key
 
     @property
     def label(self) -> str:
@@ -450,14 +450,14 @@ class Session(asyncio.Protocol):
         v3 = self.conn.version >= 3
         start_room = self.room
         record = relay.book.find(hello.resume, relay.loop_time()) if v3 and hello.resume else None
-        took_over = False
+        took_over = record is not None
+        moved_here = False
         wanted: str | None
         room_name: str | None
         if record is not None:
-            took_over = self._take_over(record)
+            self._take_over(record)
             wanted, room_name = record.nick, record.room
-        moved_here = False
-        if record is None:
+        else:
             wanted, room_name = hello.nick, hello.room if v3 else None
             if v3 and wanted is not None and relay.bus is not None:
                 moved_here = relay.claim_from_elsewhere(wanted, hello.resume)
@@ -524,8 +524,8 @@ class Session(asyncio.Protocol):
             self.announced = True  # the room never saw it leave: no join notice
         self._announce()
 
-    def _take_over(self, record: Resumable) -> bool:
-        """Become the connection of ``record``'s session; True if it was resumed."""
+    def _take_over(self, record: Resumable) -> None:
+        """Become the connection of ``record``'s session."""
         relay = self.relay
         old = record.session
         record.announced = False
@@ -539,7 +539,6 @@ class Session(asyncio.Protocol):
             old.replaced()
         relay.book.take_over(record, self)
         relay.console.line("RESUMED", f"Peer {self.addr} resumed the session of {record.nick}.")
-        return True
 
     def _flush_replay(self) -> None:
         replay, self._replay = self._replay, None
