@@ -313,3 +313,17 @@ def test_protocol_package_does_no_io() -> None:
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
+
+
+def test_line_waiting_counts_complete_lines_and_the_rest_at_end_of_stream() -> None:
+    server = Connection(Role.SERVER, max_line=100)
+    assert not server.line_waiting
+    server.receive_data(b"hello\nhalf")
+    assert server.line_waiting
+    assert isinstance(server.next_event(), Say)
+    assert not server.line_waiting  # "half" needs its newline, or the end of the stream
+    server.receive_data(b"")
+    assert server.line_waiting
+    assert isinstance(server.next_event(), Say)
+    assert not server.line_waiting
+    assert server.next_event() is CLOSED

@@ -123,3 +123,40 @@ def test_lines_within_limit_come_back_unchanged(lines: list[bytes]) -> None:
     data = b"".join(line + b"\n" for line in lines)
     expected: list[bytes | str] = [line if len(line) <= 16 else TOO_LONG for line in lines]
     assert frame([data]) == expected
+
+
+def test_has_line_tells_whether_a_line_or_error_waits() -> None:
+    framer = LineFramer(8)
+    assert not framer.has_line()
+    framer.feed(b"part")
+    assert not framer.has_line()  # incomplete and within the limit: needs more data
+    framer.feed(b"ial\nnext")
+    assert framer.has_line()
+    assert framer.next_line() == b"partial"
+    assert not framer.has_line()
+    framer.feed(b"1234")  # "next1234": 8 bytes, the limit, still incomplete
+    assert not framer.has_line()
+    framer.feed(b"\r")  # may be the CR of a line of exactly the limit
+    assert not framer.has_line()
+    framer.feed(b"x")  # now surely too long: an error waits
+    assert framer.has_line()
+    with pytest.raises(RemoteProtocolError):
+        framer.next_line()
+    assert not framer.has_line()
+
+
+@given(st.lists(st.binary(max_size=12), max_size=8), st.integers(1, 10))
+def test_has_line_false_means_next_line_gives_nothing(chunks: list[bytes], limit: int) -> None:
+    framer = LineFramer(limit)
+    for chunk in chunks:
+        framer.feed(chunk)
+        for _ in range(100):  # bounded: each turn consumes a line or ends
+            waiting = framer.has_line()
+            try:
+                line = framer.next_line()
+            except RemoteProtocolError:
+                assert waiting
+                continue
+            if line is None:
+                break
+            assert waiting, "a line was returned that has_line() did not announce"

@@ -107,6 +107,12 @@ class Connection:
         else:
             self._eof = True
 
+    @property
+    def line_waiting(self) -> bool:
+        """Whether a line (or an error, or the end of the stream) waits to be read by
+        :meth:`next_event` without more data: what flood control must pace."""
+        return self._framer.has_line() or (self._eof and self._framer.buffered > 0)
+
     def next_event(self) -> Event | _Sentinel:
         """The next event, ``NEED_DATA`` or ``CLOSED``; may raise RemoteProtocolError."""
         while True:

@@ -66,12 +66,7 @@ class LineFramer:
 
     def _hold_partial(self) -> None:
         """Keep an incomplete line, unless it is already too long."""
-        pending = len(self._buf) - self._start
-        # One extra byte may be the '\r' of a line of exactly max_line bytes.
-        too_long = pending > self.max_line + 1 or (
-            pending == self.max_line + 1 and self._buf[-1:] != b"\r"
-        )
-        if self._skipping or too_long:
+        if self._skipping or self._partial_too_long():
             del self._buf[:]
             self._start = self._scan = 0
             if not self._skipping:
@@ -93,6 +88,24 @@ class LineFramer:
         if rest.endswith(b"\r"):
             rest = rest[:-1]
         return rest or None
+
+    def has_line(self) -> bool:
+        """Whether :meth:`next_line` may give something (a line, or an error) without
+        more data. False means it surely gives ``None``; True may still give ``None``
+        when all that waits is the tail of a line already reported as too long."""
+        return (
+            self._overflow_pending
+            or self._buf.find(b"\n", self._scan) >= 0
+            or (not self._skipping and self._partial_too_long())
+        )
+
+    def _partial_too_long(self) -> bool:
+        """Whether the incomplete line held is already longer than the limit."""
+        pending = len(self._buf) - self._start
+        # One extra byte may be the '\r' of a line of exactly max_line bytes.
+        return pending > self.max_line + 1 or (
+            pending == self.max_line + 1 and self._buf[-1:] != b"\r"
+        )
 
     @property
     def buffered(self) -> int:

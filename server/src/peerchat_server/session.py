@@ -273,7 +273,10 @@ class Session(asyncio.Protocol):
     def _handle_lines(self) -> None:
         while not self._closing:
             if not self._bucket.take():
-                self._throttle()
+                if self.conn.line_waiting:
+                    self._throttle()
+                else:  # out of tokens, but no line waits: nothing to slow down yet
+                    self._throttled_since = None
                 return
             was_unknown = self.conn.kind is PeerKind.UNKNOWN
             try:
