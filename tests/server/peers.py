@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import re
 import socket
 import struct
 from collections.abc import AsyncIterator, Callable
@@ -16,7 +17,12 @@ from peerchat_protocol import (
     Connection,
     Event,
     Hello,
+    Joined,
+    Left,
+    Ping,
+    Pong,
     RemoteProtocolError,
+    Renamed,
     Role,
     Welcome,
 )
@@ -28,6 +34,28 @@ from peerchat_server.server import ChatServer
 WAIT = 10.0
 
 E = TypeVar("E", bound=Event)
+
+#: What an ``expect`` may pass over: event types, or a predicate; lines: a substring or one.
+Skip = type[Event] | tuple[type[Event], ...] | Callable[[Event], bool]
+LineSkip = str | Callable[[str], bool] | None
+
+#: What a plain peer sees of someone arriving: ``* NAME joined (N online)``.
+JOINS = " joined ("
+#: Who came, went or changed name: for tests about something else.
+MEMBERSHIP = (Joined, Left, Renamed)
+_MEMBERSHIP_LINE = re.compile(r"\* \S+ (joined \(|left|is now known as )")
+
+
+def membership_line(line: str) -> bool:
+    """Whether a plain peer's ``line`` is a join, leave or rename notice."""
+    return _MEMBERSHIP_LINE.match(line) is not None
+
+
+def _skipper(skip: Skip) -> Callable[[Event], bool]:
+    if isinstance(skip, type | tuple):
+        kinds = skip
+        return lambda event: isinstance(event, kinds)
+    return skip
 
 
 class RecordingConsole(Console):
@@ -117,17 +145,42 @@ class PlainPeer:
         assert raw == b"" or raw.endswith(b"\r\n"), raw
         return raw.decode("utf-8").removesuffix("\r\n")
 
-    async def expect(self, match: str | Callable[[str], bool], *, limit: int = 100) -> str:
-        """Read lines until one contains ``match`` (or satisfies it); skip at most ``limit``."""
-        seen = []
+    async def expect(
+        self, match: str | Callable[[str], bool], *, skip: LineSkip = None, limit: int = 1000
+    ) -> str:
+        """The next line, which must contain ``match`` (or satisfy it).
+
+        Lines that ``skip`` matches (a substring, or a predicate) are passed over, at most
+        ``limit`` of them; any other line fails the test: nothing is skipped by accident.
+        """
+        skipped = []
         for _ in range(limit):
             text = await self.line()
             if (match in text) if isinstance(match, str) else match(text):
                 return text
             if text == "" and self.reader.at_eof():
-                break
-            seen.append(text)
-        raise AssertionError(f"no line matching {match!r}; saw {seen!r}")
+                raise AssertionError(f"end of stream before a line matching {match!r}")
+            if skip is None or not ((skip in text) if isinstance(skip, str) else skip(text)):
+                raise AssertionError(
+                    f"expected a line matching {match!r}, got {text!r} (after skipping {skipped!r})"
+                )
+            skipped.append(text)
+        raise AssertionError(f"no line matching {match!r} in {limit}; skipped {skipped[-20:]!r}")
+
+    async def expect_none(self, *, skip: LineSkip = None) -> list[str]:
+        """Read what has arrived (every line must match ``skip``) up to the answer to a
+        harmless command, ``/timestamps off``: proof that nothing else was sent before it.
+        Returns the lines skipped. (It turns timestamps off.)"""
+        await self.say("/timestamps off")
+        skipped = []
+        for _ in range(1000):
+            text = await self.line()
+            if text == "* Timestamps are off.":
+                return skipped
+            if skip is None or not ((skip in text) if isinstance(skip, str) else skip(text)):
+                raise AssertionError(f"expected nothing, got {text!r}")
+            skipped.append(text)
+        raise AssertionError("no answer to /timestamps off")
 
     async def eof(self) -> list[str]:
         """Read to end of stream; returns the lines read on the way."""
@@ -159,7 +212,6 @@ class RichPeer:
         self.writer = writer
         self.conn = Connection(Role.CLIENT)
         self.welcome: Welcome | None = None
-        self.errors: list[RemoteProtocolError] = []
 
     @classmethod
     async def connect(
@@ -187,13 +239,13 @@ class RichPeer:
         await self.writer.drain()
 
     async def event(self) -> Event | None:
-        """The next event; ``None`` at end of stream."""
+        """The next event; ``None`` at end of stream. Anything the protocol cannot read
+        fails the test: a server must never send it."""
         for _ in range(100_000):
             try:
                 event = self.conn.next_event()
             except RemoteProtocolError as exc:
-                self.errors.append(exc)
-                continue
+                raise AssertionError(f"the server sent what the protocol rejects: {exc!r}") from exc
             if isinstance(event, Event):
                 return event
             if event is not NEED_DATA:
@@ -202,17 +254,49 @@ class RichPeer:
             self.conn.receive_data(data)
         raise AssertionError("no event")
 
-    async def expect(self, kind: type[E], where: Callable[[E], bool] = lambda e: True) -> E:
-        """Read events until one of ``kind`` that satisfies ``where``; skip at most 1000."""
-        seen = []
+    async def expect(
+        self, kind: type[E], where: Callable[[E], bool] = lambda e: True, *, skip: Skip = ()
+    ) -> E:
+        """The next event, which must be a ``kind`` that satisfies ``where``.
+
+        Events that ``skip`` matches (event types, or a predicate) are passed over, at
+        most 1000 of them; any other event fails the test, as does the end of the stream.
+        """
+        passes = _skipper(skip)
+        skipped: list[Event] = []
         for _ in range(1000):
             event = await self.event()
             if event is None:
-                break
+                raise AssertionError(
+                    f"end of stream before a {kind.__name__}; skipped {skipped[-20:]!r}"
+                )
             if isinstance(event, kind) and where(event):
                 return event
-            seen.append(event)
-        raise AssertionError(f"no {kind.__name__} matching; saw {seen[-20:]!r}")
+            if not passes(event):
+                raise AssertionError(
+                    f"expected a {kind.__name__} matching, got {event!r} "
+                    f"(after skipping {skipped[-20:]!r})"
+                )
+            skipped.append(event)
+        raise AssertionError(
+            f"no {kind.__name__} matching in 1000 events; skipped {skipped[-20:]!r}"
+        )
+
+    async def expect_none(self, *, skip: Skip = ()) -> list[Event]:
+        """Read what has arrived (every event must match ``skip``) until a ping is answered:
+        proof that nothing else was sent before it. Returns the events skipped."""
+        token = f"quiet-{id(self)}"
+        await self.send(Ping(token))
+        skipped: list[Event] = []
+        passes = _skipper(skip)
+        for _ in range(1000):
+            event = await self.event()
+            if isinstance(event, Pong) and event.token == token:
+                return skipped
+            if event is None or not passes(event):
+                raise AssertionError(f"expected nothing, got {event!r}")
+            skipped.append(event)
+        raise AssertionError("no pong")
 
     async def close(self) -> None:
         self.writer.close()

@@ -22,7 +22,15 @@ from peerchat_protocol import (
     Who,
 )
 
-from .peers import PlainPeer, RichPeer, console_of, running_server
+from .peers import (
+    JOINS,
+    MEMBERSHIP,
+    PlainPeer,
+    RichPeer,
+    console_of,
+    membership_line,
+    running_server,
+)
 
 
 async def test_rooms_keep_their_messages_apart() -> None:
@@ -33,24 +41,31 @@ async def test_rooms_keep_their_messages_apart() -> None:
         nc = await PlainPeer.connect(server.port)
         await nc.say("/nick ncgamer")
         await gamer.send(JoinRoom("games"))
-        entered = await gamer.expect(Entered)
+        entered = await gamer.expect(Entered, skip=MEMBERSHIP)
         assert (entered.room, entered.online) == ("games", 1)
-        assert await lobby_plain.expect("left") == "* gamer left: went to #games (3 online)"
+        assert (
+            await lobby_plain.expect("went to", skip=membership_line)
+            == "* gamer left: went to #games (3 online)"
+        )
         await nc.say("/join #games")
-        assert (await nc.expect("You are now in")) == "* You are now in #games: 2 online:"
+        assert (
+            await nc.expect("You are now in", skip=membership_line)
+        ) == "* You are now in #games: 2 online:"
+        rows = {await nc.line(), await nc.line()}
+        assert rows == {f"*   gamer ({gamer.welcome.addr})", f"*   ncgamer ({nc.addr})"}  # type: ignore[union-attr]
         joined = await gamer.expect(Joined)
         assert (joined.nick, joined.room, joined.online) == ("ncgamer", "games", 2)
 
         await gamer.send(Say("in games"))
         await lobby_rich.send(Say("in lobby"))
         assert await nc.expect("<") == "<gamer> in games"
-        got = await lobby_plain.expect("<")
+        got = await lobby_plain.expect("<", skip=membership_line)
         assert got == "<stay> in lobby"  # not the games line, which came first
         await nc.say("from nc in games")
         message = await gamer.expect(Message)
         assert (message.text, message.room) == ("from nc in games", "games")
         await lobby_plain.say("lobby again")
-        lobby_message = await lobby_rich.expect(Message)
+        lobby_message = await lobby_rich.expect(Message, skip=MEMBERSHIP)
         assert lobby_message.text == "lobby again"  # no games message reached the lobby
 
         await gamer.send(Who())
@@ -58,7 +73,7 @@ async def test_rooms_keep_their_messages_apart() -> None:
         assert roster.room == "games"
         assert {p.nick for p in roster.peers} == {"gamer", "ncgamer"}
         await lobby_plain.say("/rooms")
-        assert await lobby_plain.expect("rooms:") == "* 2 rooms:"
+        assert await lobby_plain.expect("rooms:", skip=membership_line) == "* 2 rooms:"
         assert {await lobby_plain.line(), await lobby_plain.line()} == {
             "*   #lobby (2 online)",
             "*   #games (2 online)",
@@ -74,6 +89,7 @@ async def test_leave_goes_back_to_the_lobby_and_empty_rooms_vanish() -> None:
         await alice.send(LeaveRoom())
         entered = await alice.expect(Entered)
         assert entered.room == "lobby"
+        assert await watcher.expect("left") == "* alice left: went to #quiet (1 online)"
         assert await watcher.expect("joined") == "* alice joined (2 online)"
         await alice.send(ListRooms())
         rooms = await alice.expect(Rooms)
@@ -90,16 +106,16 @@ async def test_private_messages_reach_only_their_target() -> None:
         bob = await RichPeer.connect(server.port, "bob")
         nc = await PlainPeer.connect(server.port)
         await nc.say("/nick carol")
-        await alice.expect(Joined)
+        assert (await alice.expect(Joined)).nick == "bob"
         await nc.say("/msg BOB psst, bob")
-        private = await bob.expect(Message)
+        private = await bob.expect(Message, skip=MEMBERSHIP)
         assert (private.nick, private.text, private.to) == ("carol", "psst, bob", "bob")
         await bob.send(Say("hi carol", to="carol"))
-        assert await nc.expect("PM") == "[PM from bob] hi carol"
+        assert await nc.expect("PM", skip=membership_line) == "[PM from bob] hi carol"
         await nc.say("/msg nobody hello?")
         assert "nobody called 'nobody' is online" in await nc.expect("!")
         await alice.send(Say("to myself", to="alice"))
-        assert (await alice.expect(Error)).code == ErrorCode.BAD_COMMAND
+        assert (await alice.expect(Error, skip=MEMBERSHIP)).code == ErrorCode.BAD_COMMAND
         await bob.send(Say("public now"))
         assert (await alice.expect(Message)).text == "public now"  # alice saw no PM
         assert await nc.expect("<") == "<bob> public now"
@@ -127,7 +143,7 @@ async def test_me_is_an_action() -> None:
         action = await rich.expect(Message)
         assert (action.nick, action.text, action.action) == ("dan", "waves", True)
         await rich.send(Say("bows", action=True))
-        assert await nc.expect("bows") == "* erin bows"
+        assert await nc.expect("bows", skip=membership_line) == "* erin bows"
         await console_of(server).wait_for("[RECEIVED] From erin (")
 
 
@@ -138,7 +154,7 @@ async def test_late_joiner_gets_exactly_the_last_20_messages_in_order() -> None:
         for i in range(25):
             await talker.say(f"message {i}")
         await talker.say("/who")  # answered after every message above was relayed
-        await talker.expect("online:")
+        await talker.expect("online:", skip=membership_line)
         late = await RichPeer.connect(server.port, "late")
         history = [await late.expect(Message) for _ in range(20)]
         assert [m.text for m in history] == [f"message {i}" for i in range(5, 25)]
@@ -182,7 +198,7 @@ async def test_timestamps_for_plain_peers() -> None:
         nc = await PlainPeer.connect(server.port)
         rich = await RichPeer.connect(server.port, "ts")
         await nc.say("/timestamps on")
-        assert await nc.expect("Timestamps") == "* Timestamps (UTC) are on."
+        assert await nc.expect("Timestamps", skip=JOINS) == "* Timestamps (UTC) are on."
         await rich.send(Say("what time is it"))
         stamped = await nc.expect("what time")
         assert re.fullmatch(r"\[\d\d:\d\d\] <ts> what time is it", stamped), stamped
@@ -217,7 +233,8 @@ async def test_nick_changes_are_heard_in_every_room() -> None:
         bob = await RichPeer.connect(server.port, "bob")
         await bob.send(JoinRoom("other"))
         await bob.expect(Entered)
-        await alice.expect(Left)
+        assert (await alice.expect(Joined)).nick == "bob"
+        assert (await alice.expect(Left)).reason == "went to #other"
         nc = await PlainPeer.connect(server.port)
         await nc.say("/nick carol")
         renamed = await bob.expect(Renamed)
