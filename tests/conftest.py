@@ -1,4 +1,5 @@
-"""Shared test plumbing: ``async def`` tests run in a fresh event loop with a deadline."""
+"""Shared test plumbing: every test has a deadline; ``async def`` tests run in a fresh
+event loop under it."""
 
 from __future__ import annotations
 
@@ -8,8 +9,18 @@ from typing import Any
 
 import pytest
 
-#: No async test may run longer than this; a hang fails instead of stalling CI.
+#: No async test may run longer than this; a hang fails instead of stalling CI. (Every
+#: test, async or not, also has pytest-timeout's deadline: ``timeout`` in pyproject.toml.)
 ASYNC_TEST_TIMEOUT = 60.0
+#: Seconds a container test may take, images and containers started included.
+CONTAINER_TEST_TIMEOUT = 300.0
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Container tests get a longer deadline than in-process ones (unless they set one)."""
+    for item in items:
+        if "integration" in item.path.parts and item.get_closest_marker("timeout") is None:
+            item.add_marker(pytest.mark.timeout(CONTAINER_TEST_TIMEOUT))
 
 
 @pytest.hookimpl(tryfirst=True)

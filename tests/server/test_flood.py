@@ -6,6 +6,8 @@ import asyncio
 import io
 import os
 
+import pytest
+
 from peerchat_protocol import Event, Info, Joined, Left, Message, Say
 from peerchat_server.console import Console
 from peerchat_server.flood import TokenBucket
@@ -120,12 +122,13 @@ async def test_a_long_quit_reason_is_cut_and_the_leave_still_announced() -> None
         await console_of(server).wait_for(f"[DISCONNECTED] {quitter.addr}")
 
 
+@pytest.mark.timeout(10)
 def test_a_console_nobody_reads_never_blocks_the_server() -> None:
     read_end, write_end = os.pipe()
     stream = io.TextIOWrapper(os.fdopen(write_end, "wb"), encoding="utf-8")
     console = Console(stream, color=False, background=True)
     # 20,000 lines of 200 bytes: far past what the pipe holds. Each call returns at
-    # once; a blocking console would hang here and fail the test by its timeout.
+    # once; a blocking console would hang here and fail the test by its timeout (10 s).
     for i in range(20_000):
         console.line("RECEIVED", f"{i} " + "y" * 200)
     with os.fdopen(read_end, "rb") as reader:

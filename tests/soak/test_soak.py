@@ -18,6 +18,7 @@ import random
 import re
 import time
 
+import pytest
 from testcontainers.core.network import Network
 
 from ..integration.containers import Peer, start_client, start_server
@@ -70,6 +71,7 @@ def inject(rng: random.Random, net: Network, peer: Peer, log: list[str]) -> None
         log.append(f"paused {how_long:.1f} s")
 
 
+@pytest.mark.timeout(SOAK_SECONDS + 600)  # the chat, then starting and checking six clients
 def test_soak(network: Network) -> None:
     rng = random.Random(int(os.environ.get("SOAK_SEED", "1")))
     server = start_server(network)
