@@ -432,3 +432,60 @@ def test_a_client_moving_to_another_replica_catches_up_without_its_own_lines(
             assert (await moved.expect(Message)).text == "after"
 
     run(scenario())
+
+
+def test_session_secrets_never_go_on_the_bus_only_their_digest(redis: Redis) -> None:
+    import redis.asyncio as aioredis
+
+    from peerchat_server.bus import CHANNEL
+
+    async def scenario() -> None:
+        listener = aioredis.from_url(redis.url)
+        pubsub = listener.pubsub(ignore_subscribe_messages=True)
+        await pubsub.subscribe(CHANNEL)
+        try:
+            async with replicas(redis) as (a, b):
+                alice = await RichPeer.connect(a.port, "alice")
+                bob = await RichPeer.connect(b.port, "bob")
+                await joined_up(alice, "bob")
+                await knows(bob, "alice")
+                await alice.send(Say("hello", seq=1))  # a message note
+                await alice.send(Say("psst", to="bob", seq=2))  # a private one
+                await alice.send(ChangeNick("alice2"))  # a rename
+                assert (await bob.expect(Message)).text == "hello"
+                assert (await bob.expect(Message)).to == "bob"
+                assert (await bob.expect(Renamed)).new == "alice2"
+                rosters = len([line for line in console_of(b).lines if "peers." in line])
+                # "Who is where?": each replica answers with a roster of its peers.
+                await listener.publish(CHANNEL, b'[{"v":1,"kind":"sync","origin":"tests"}]')
+                await console_of(b).wait_for("peers.", count=rosters + 1)  # a's answer
+                assert alice.welcome is not None
+                secret = alice.welcome.session
+                assert secret is not None
+                # alice's client moves to b, giving its secret there.
+                reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
+                moved = RichPeer(reader, writer)
+                await moved.send(Hello(version=3, nick="alice2", resume=secret))
+                assert (await moved.expect(Welcome)).nick == "alice2"
+                assert await ended(alice)
+                await moved.close()
+                await listener.publish(CHANNEL, b"end of the test")
+                published: list[bytes] = []
+                for _ in range(10_000):  # every publication, up to our own marker
+                    item = await asyncio.wait_for(pubsub.get_message(timeout=WAIT), WAIT)
+                    if item is None:
+                        continue
+                    if item["data"] == b"end of the test":
+                        break
+                    published.append(item["data"])
+        finally:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await listener.aclose()
+        everything = b"\n".join(published)
+        assert secret.encode() not in everything
+        # What went instead: the digest, in alice's join, message, roster and move.
+        assert everything.count(digest(secret).encode()) >= 4
+        assert b"psst" in everything  # the notes were all seen
+        assert b"alice2" in everything
+
+    run(scenario())

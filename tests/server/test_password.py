@@ -3,19 +3,33 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
-from peerchat_protocol import Bye, Connection, Error, Hello, Role, Roster, Say, Welcome, Who
+from peerchat_protocol import (
+    Bye,
+    Connection,
+    Error,
+    Hello,
+    Joined,
+    Left,
+    Role,
+    Roster,
+    Say,
+    Welcome,
+    Who,
+)
 
 from .peers import WAIT, PlainPeer, RichPeer, console_of, running_server
 
 SECRET = "correct horse"
 
 
-async def rich_hello(port: int, password: str | None) -> list[object]:
-    """Connect, say hello with ``password``, and return the JSON events until the end."""
+async def rich_hello(port: int, password: str | None, **hello: Any) -> list[object]:
+    """Connect, say hello with ``password`` (and ``hello``'s members), and return the
+    JSON events until the end or a welcome."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     conn = Connection(Role.CLIENT)
-    writer.write(conn.send(Hello(nick="rich", password=password)))
+    writer.write(conn.send(Hello(**{"nick": "rich", **hello}, password=password)))
     events: list[object] = []
     for _ in range(100):
         data = await asyncio.wait_for(reader.read(65536), WAIT)
@@ -95,3 +109,27 @@ async def test_error_codes_reach_rich_clients() -> None:
     async with running_server(password=SECRET) as server:
         events = await rich_hello(server.port, "nope")
         assert any(isinstance(e, (Error, Bye)) for e in events)
+
+
+async def test_a_resuming_connection_must_still_give_the_password() -> None:
+    async with running_server(password=SECRET) as server:
+        alice = await RichPeer.connect(server.port, "alice", password=SECRET)
+        watcher = await RichPeer.connect(server.port, "watcher", password=SECRET)
+        assert alice.welcome is not None
+        assert alice.welcome.session is not None
+        secret = alice.welcome.session
+        await alice.close()  # lost, not quit: its session waits to be resumed
+        assert (await watcher.expect(Left)).nick == "alice"
+        # The session secret alone lets nobody in: without the password, or with a
+        # wrong one, the connection is refused like any other.
+        for password in (None, "wrong"):
+            events = await rich_hello(server.port, password, version=3, nick="alice", resume=secret)
+            assert not [e for e in events if isinstance(e, Welcome)], events
+            assert [e.code for e in events if isinstance(e, Bye)] == ["bad_password"]
+        await console_of(server).wait_for("[AUTH FAILED]", count=2)
+        assert not [line for line in console_of(server).lines if "[RESUMED]" in line]
+        # The session is still there for its owner, who knows the password.
+        events = await rich_hello(server.port, SECRET, version=3, nick="alice", resume=secret)
+        welcome = next(e for e in events if isinstance(e, Welcome))
+        assert (welcome.nick, welcome.resumed) == ("alice", True)
+        assert (await watcher.expect(Joined)).nick == "alice"  # once: the refused never came in
