@@ -7,8 +7,10 @@ import io
 from collections import deque
 from typing import Any, cast
 
+import pytest
+
 from peerchat_client.console import Console
-from peerchat_client.link import Link
+from peerchat_client.link import Link, NotSent
 from peerchat_client.session import ServerGone, Session
 from peerchat_protocol import Ack, Bye, Event, Message, Say, Welcome
 
@@ -237,3 +239,36 @@ def test_a_reconnect_asks_for_the_name_we_have_now_not_one_the_server_made() -> 
 
 async def _ready(session: FakeSession) -> Session:
     return cast(Session, session)
+
+
+def test_at_most_100_lines_wait_while_disconnected_and_one_more_is_refused_with_a_reason() -> None:
+    # README and PROTOCOL.md: "lines typed while disconnected (up to 100) are sent once back".
+    async def scenario() -> None:
+        first = FakeSession(welcome(), [ServerGone("Connection lost: reset")])
+        second = FakeSession(welcome(resumed=True, acked=0, missed=0), [])
+        server_back = asyncio.Event()
+
+        async def dial() -> Session:
+            await server_back.wait()  # disconnected until the test says otherwise
+            return cast(Session, second)
+
+        out = io.StringIO()
+        link = Link(cast(Session, first), Console(out, color=False), dial=dial, reconnect=True)
+        receiving = asyncio.create_task(link.receive())
+        for _ in range(10):  # a few passes of the loop, until the loss is seen
+            if not link.connected:
+                break
+            await asyncio.sleep(0)
+        assert not link.connected
+        for n in range(100):
+            assert not await link.send(Say(f"typed {n}"))
+        with pytest.raises(NotSent) as refused:
+            await link.send(Say("one too many"))
+        assert "not sent" in refused.value.message
+        assert "100 lines already wait" in refused.value.message
+        assert "wait until the connection is back" in refused.value.message
+        server_back.set()
+        await receiving
+        assert said(second) == [(f"typed {n}", n + 1) for n in range(100)]  # in order, once
+
+    run(scenario())

@@ -60,6 +60,10 @@ def test_json_output_parses() -> None:
                 "--port", str(server.port), "--nick", "bot", "--json", "--linger", "0"
             ) as bot:
                 await bot.stdout.wait_text('"welcome"')
+                # The session secret the server gave the bot (a bearer secret):
+                (session,) = [s for s in server.relay if s.name == "bot"]
+                assert session.resumable is not None
+                secret = session.resumable.token
                 await carol.say("ping the bot")
                 await bot.stdout.wait_text("ping the bot")
                 await bot.send("/who")
@@ -70,6 +74,9 @@ def test_json_output_parses() -> None:
             assert all(isinstance(e, dict) and "type" in e for e in events)
             assert events[0]["type"] == "welcome"
             assert events[0]["nick"] == "bot"
+            assert events[0]["epoch"] == server.relay.epoch  # the rest of it is there...
+            assert "session" not in events[0]  # ...but not the secret, anywhere
+            assert secret not in "\n".join(bot.stdout.lines + bot.stderr.lines)
             message = next(e for e in events if e["type"] == "message")
             assert (message["nick"], message["text"]) == ("carol", "ping the bot")
             assert isinstance(message["id"], int)
