@@ -207,22 +207,60 @@ async def wait_for_screen(fd: int, needle: bytes) -> None:
     assert needle in seen, f"{needle!r} not on screen: {seen[-500:]!r}"
 
 
-def test_the_containers_are_locked_down(stack: Stack) -> None:
-    ps = stack.run("ps", "--quiet", "server")
-    assert ps.returncode == 0, ps.stderr
-    container = ps.stdout.strip()
-    inspect = subprocess.run(
-        ["docker", "inspect", "--format",
-         "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}} "
-         "{{.HostConfig.SecurityOpt}}", container],
+def inspect(container: str, template: str) -> str:
+    done = subprocess.run(
+        ["docker", "inspect", "--format", template, container],
         capture_output=True, text=True, timeout=WAIT,
     )  # fmt: skip
-    assert inspect.returncode == 0, inspect.stderr
-    user, readonly, caps, security = inspect.stdout.split(" ", 3)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def assert_locked_down(container: str) -> None:
+    """SECURITY.md: unprivileged, read-only root, no capabilities, no new privileges."""
+    user, readonly, caps, security = inspect(
+        container,
+        "{{.Config.User}} {{.HostConfig.ReadonlyRootfs}} {{.HostConfig.CapDrop}} "
+        "{{.HostConfig.SecurityOpt}}",
+    ).split(" ", 3)
     assert user == "10001:10001"
     assert readonly == "true"
     assert caps == "[ALL]"
     assert "no-new-privileges:true" in security
+    # The process itself runs as that user, not as root.
+    ids = subprocess.run(
+        ["docker", "exec", container, "cat", "/proc/1/status", "/proc/self/status"],
+        capture_output=True, text=True, timeout=WAIT,
+    )  # fmt: skip
+    assert ids.returncode == 0, ids.stderr
+    uids = [line.split()[1:] for line in ids.stdout.splitlines() if line.startswith("Uid:")]
+    assert uids
+    assert all(row == ["10001"] * 4 for row in uids), uids
+
+
+def test_the_containers_are_locked_down(stack: Stack) -> None:
+    ps = stack.run("ps", "--quiet", "server")
+    assert ps.returncode == 0, ps.stderr
+    server = ps.stdout.strip()
+    assert_locked_down(server)
+    # Its port is published on the host's loopback only.
+    bindings = inspect(server, "{{range $p, $b := .HostConfig.PortBindings}}{{$b}}{{end}}")
+    assert bindings == f"[{{127.0.0.1 {stack.port}}}]"
+    # And the client, as `docker compose run client` starts it.
+    name = f"{stack.project}-locked-client"
+    run = stack.run("run", "--detach", "--name", name, "client", "--nick", "locked")
+    assert run.returncode == 0, run.stdout + run.stderr
+    try:
+        assert inspect(name, "{{.State.Running}}") == "true"
+        assert_locked_down(name)
+        # Even as its own user it cannot write outside the small /tmp it is given.
+        write = subprocess.run(
+            ["docker", "exec", name, "sh", "-c", "touch /opt/x || touch /home/x || echo refused"],
+            capture_output=True, text=True, timeout=WAIT,
+        )  # fmt: skip
+        assert "refused" in write.stdout, write.stdout + write.stderr
+    finally:
+        subprocess.run(["docker", "rm", "--force", name], capture_output=True, timeout=WAIT)
 
 
 def test_the_tls_variant_of_the_demo(tmp_path: Path) -> None:
