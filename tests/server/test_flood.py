@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import io
 import os
+import threading
 
 import pytest
 
@@ -123,28 +124,42 @@ async def test_a_long_quit_reason_is_cut_and_the_leave_still_announced() -> None
 
 
 @pytest.mark.timeout(10)
-def test_a_console_nobody_reads_never_blocks_the_server() -> None:
+def test_a_console_nobody_reads_never_blocks_the_server_and_counts_what_it_drops() -> None:
     read_end, write_end = os.pipe()
     stream = io.TextIOWrapper(os.fdopen(write_end, "wb"), encoding="utf-8")
     console = Console(stream, color=False, background=True)
-    # 20,000 lines of 200 bytes: far past what the pipe holds. Each call returns at
-    # once; a blocking console would hang here and fail the test by its timeout (10 s).
+    # 20,000 lines of 200 bytes: far past what the pipe and the queue hold, while nobody
+    # reads. Each call returns at once; a blocking console would hang here and fail the
+    # test by its timeout (10 s).
     for i in range(20_000):
         console.line("RECEIVED", f"{i} " + "y" * 200)
-    with os.fdopen(read_end, "rb") as reader:
-        os.set_blocking(reader.fileno(), False)
-        chunks = []
-        for _ in range(10_000):  # drain what the writer thread manages to write
-            try:
-                chunk = reader.read(1 << 16)
-            except BlockingIOError:
-                chunk = None
-            if chunk:
-                chunks.append(chunk)
-            elif console._writer is not None and not console._queue.qsize():  # type: ignore[union-attr]
-                break
-        console.close(timeout=1)
-    assert b"[RECEIVED] 0 " in b"".join(chunks)
+    # Now read it all: the writer thread empties its queue into the pipe.
+    received: list[bytes] = []
+
+    def read_to_the_end() -> None:
+        for _ in range(1_000_000):  # bounded: 4 MiB of console at most
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                return
+            received.append(chunk)
+
+    reader = threading.Thread(target=read_to_the_end)
+    reader.start()
+    console.close(timeout=5)
+    stream.close()
+    reader.join(5)
+    os.close(read_end)
+    lines = b"".join(received).decode().splitlines()
+    shown = [int(line.split()[1]) for line in lines if line.startswith("[RECEIVED] ")]
+    dropped = [
+        int(line.split()[1])
+        for line in lines
+        if line.endswith("lines were dropped: the console was too slow.")
+    ]
+    assert shown == sorted(shown)  # in order, none twice
+    assert shown[0] == 0
+    assert sum(dropped) > 0  # some were dropped...
+    assert len(shown) + sum(dropped) == 20_000  # ...and every one of them was counted
 
 
 async def test_flood_notice_reaches_rich_peers_too() -> None:

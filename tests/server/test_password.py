@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import Any
+
+import pytest
 
 from peerchat_protocol import (
     Bye,
@@ -133,3 +136,23 @@ async def test_a_resuming_connection_must_still_give_the_password() -> None:
         welcome = next(e for e in events if isinstance(e, Welcome))
         assert (welcome.nick, welcome.resumed) == ("alice", True)
         assert (await watcher.expect(Joined)).nick == "alice"  # once: the refused never came in
+
+
+async def test_the_password_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What can be checked of "constant time": the comparison is hmac.compare_digest's,
+    # which takes as long whatever the prefix that matches, and nothing else decides.
+    import peerchat_server.session as session_module
+
+    compared: list[tuple[bytes, bytes]] = []
+    real = hmac.compare_digest
+
+    def compare_digest(a: bytes, b: bytes) -> bool:
+        compared.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(session_module.hmac, "compare_digest", compare_digest)
+    async with running_server(password=SECRET) as server:
+        wrong = await rich_hello(server.port, "correct horsf")  # all but the last byte
+        assert [e.code for e in wrong if isinstance(e, Bye)] == ["bad_password"]
+        await RichPeer.connect(server.port, "right", password=SECRET)
+    assert compared == [(b"correct horsf", SECRET.encode()), (SECRET.encode(), SECRET.encode())]

@@ -14,6 +14,7 @@ from peerchat_protocol import (
     Hello,
     Joined,
     JoinRoom,
+    LeaveRoom,
     Left,
     Message,
     Quit,
@@ -341,3 +342,72 @@ async def test_a_client_from_another_epoch_catches_up_by_time() -> None:
         assert back.welcome.missed == 2
         texts = [(await back.expect(Message)).text for _ in range(2)]
         assert texts == ["seen before", "said after"]
+
+
+async def test_a_room_emptied_and_made_again_since_reports_a_gap() -> None:
+    # PROTOCOL.md section 8: the server cannot tell what the room said in its other life.
+    async with running_server() as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        await alice.send(JoinRoom("quiet"))
+        await alice.expect(Entered)
+        await alice.send(Say("alone here", seq=1))
+        last_seen = (await alice.expect(Ack)).id
+        assert alice.welcome is not None
+        assert last_seen is not None
+        await alice.close()  # the room empties and goes
+        await console_of(server).wait_for("[DISCONNECTED] alice")
+        bob = await RichPeer.connect(server.port, "bob")
+        await bob.send(JoinRoom("quiet"))  # made again...
+        await bob.expect(Entered)
+        await bob.send(Say("said in its second life"))
+        await bob.send(LeaveRoom())  # ...and emptied again
+        await bob.expect(Entered)
+        back = await hello(
+            server.port, resume=session_of(alice), epoch=alice.welcome.epoch, last_id=last_seen
+        )
+        assert back.welcome is not None
+        assert (back.welcome.room, back.welcome.resumed) == ("quiet", True)
+        assert (back.welcome.missed, back.welcome.gap) == (0, True)
+
+
+async def test_the_catch_up_is_bounded_in_bytes_too_and_the_gap_reported() -> None:
+    async with running_server(catch_up_bytes=250, history_bytes=250) as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        bob = await RichPeer.connect(server.port, "bob")
+        assert (await alice.expect(Joined)).nick == "bob"
+        assert alice.welcome is not None
+        await alice.close()
+        assert (await bob.expect(Left)).nick == "alice"
+        for n in range(5):
+            await bob.send(Say(f"{n}" * 100))
+        await bob.send(Who())
+        await bob.expect(Roster)
+        back = await hello(
+            server.port, resume=session_of(alice), epoch=alice.welcome.epoch, last_id=0
+        )
+        assert back.welcome is not None
+        assert (back.welcome.missed, back.welcome.gap) == (2, True)  # 250 bytes hold two
+        assert [(await back.expect(Message)).text for _ in range(2)] == ["3" * 100, "4" * 100]
+        await back.expect_none(skip=Joined)
+
+
+async def test_sessions_waiting_to_be_resumed_are_bounded_by_max_connections() -> None:
+    # SECURITY.md: at most --max-connections sessions wait; the oldest goes first.
+    async with running_server(max_connections=2) as server:
+        secrets = []
+        for n in range(3):
+            peer = await RichPeer.connect(server.port, f"p{n}")
+            secrets.append(session_of(peer))
+            await peer.close()
+            await console_of(server).wait_for(f"[DISCONNECTED] p{n}")
+        first = await hello(server.port, nick="again", resume=secrets[0])
+        assert first.welcome is not None
+        assert (first.welcome.nick, first.welcome.resumed) == ("again", False)  # forgotten
+        await first.close()
+        await console_of(server).wait_for("[DISCONNECTED] again")
+        last = await hello(server.port, resume=secrets[2])
+        assert last.welcome is not None
+        assert (last.welcome.nick, last.welcome.resumed) == ("p2", True)
+        # Whatever happened, no session secret reached the server's log.
+        log = "\n".join(console_of(server).lines)
+        assert not [secret for secret in secrets if secret in log]

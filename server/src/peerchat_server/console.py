@@ -79,6 +79,9 @@ class Console:
             just_fix_windows_console()
         self._queue: queue.Queue[str | None] | None = None
         self._dropped = 0
+        # Counted by the caller's thread, reported by the writer's: a lock, so that no
+        # count is lost between the two (taken only when a line is dropped).
+        self._dropped_lock = threading.Lock()
         self._writer: threading.Thread | None = None
         if background:
             self._queue = queue.Queue(QUEUE_LINES)
@@ -98,7 +101,8 @@ class Console:
         try:
             self._queue.put_nowait(out)
         except queue.Full:
-            self._dropped += 1
+            with self._dropped_lock:
+                self._dropped += 1
 
     def _write(self, out: str) -> None:
         try:
@@ -111,7 +115,8 @@ class Console:
         assert self._queue is not None
         while (out := self._queue.get()) is not None:
             if self._dropped:
-                dropped, self._dropped = self._dropped, 0
+                with self._dropped_lock:
+                    dropped, self._dropped = self._dropped, 0
                 self._write(
                     f"[WARNING] {dropped} console lines were dropped: the console was too slow.\n"
                 )
