@@ -9,9 +9,10 @@ from typing import Any, cast
 
 import pytest
 
+from peerchat_client import link as link_module
 from peerchat_client.console import Console
 from peerchat_client.link import Link, NotSent
-from peerchat_client.session import ServerGone, Session
+from peerchat_client.session import ClientError, ServerGone, Session
 from peerchat_protocol import Ack, Bye, Event, Message, Say, Welcome
 
 from .harness import run
@@ -270,5 +271,39 @@ def test_at_most_100_lines_wait_while_disconnected_and_one_more_is_refused_with_
         server_back.set()
         await receiving
         assert said(second) == [(f"typed {n}", n + 1) for n in range(100)]  # in order, once
+
+    run(scenario())
+
+
+def test_reconnecting_gives_up_after_its_time_and_names_what_was_never_sent(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # README: it reconnects "for up to 15 minutes"; here the same rule with half a second.
+    assert link_module.RECONNECT_GIVE_UP == 15 * 60
+    monkeypatch.setattr(link_module, "RECONNECT_GIVE_UP", 0.5)
+
+    async def scenario() -> None:
+        first = FakeSession(welcome(), [ServerGone("Connection lost: reset")])
+        tries = 0
+
+        async def dial() -> Session:
+            nonlocal tries
+            tries += 1
+            raise ClientError("Connection refused by server:8080")
+
+        out = io.StringIO()
+        link = Link(cast(Session, first), Console(out, color=False), dial=dial, reconnect=True)
+        receiving = asyncio.create_task(link.receive())
+        for _ in range(10):  # a few passes of the loop, until the loss is seen
+            if not link.connected:
+                break
+            await asyncio.sleep(0)
+        assert not await link.send(Say("typed while away"))
+        with pytest.raises(ServerGone) as gone:
+            await receiving
+        assert "Could not reconnect to server:8080" in gone.value.message
+        assert "(Connection refused by server:8080); giving up" in gone.value.message
+        assert tries >= 1
+        assert "1 of your lines were never sent: 'typed while away'" in out.getvalue()
 
     run(scenario())
