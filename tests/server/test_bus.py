@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import shutil
 import socket
 import subprocess
@@ -487,5 +488,36 @@ def test_session_secrets_never_go_on_the_bus_only_their_digest(redis: Redis) -> 
         assert everything.count(digest(secret).encode()) >= 4
         assert b"psst" in everything  # the notes were all seen
         assert b"alice2" in everything
+
+    run(scenario())
+
+
+def test_what_comes_off_the_bus_is_checked_like_a_peer_s_input() -> None:
+    # SECURITY.md: names, text and sizes are checked before anyone sees a note.
+    def note(**message: Any) -> bytes:
+        fields = {"id": 1, "nick": "mallory", "text": "hi", "ts": 1, "room": "lobby", **message}
+        return encode(Note("message", "r9", room="lobby", message=Message(**fields)))
+
+    # (Any name a server may show is allowed, reserved ones too: SECURITY.md says whoever
+    # can publish there can make the replicas show a message from any name.)
+    for bad in ({"nick": "bell\x07"}, {"nick": "x" * 100}, {"text": "\x1b[2Jclear"},
+                {"text": "\u202egnp.exe"}, {"room": "no spaces"}):  # fmt: skip
+        data = note()
+        for key, value in bad.items():
+            obj = json.loads(data)
+            obj["message"][key] = value
+            data = json.dumps(obj).encode()
+        with pytest.raises(BadNote):
+            decode(data)
+
+    async def scenario() -> None:
+        async with running_server(max_line_bytes=100) as server:
+            server.relay.bus = StubBus("m0000000")  # type: ignore[assignment]
+            alice = await RichPeer.connect(server.port, "alice")
+            for text in ("y" * 101, "y" * 100):  # one over the line limit, one at it
+                message = Message(1, "mallory", text, 1, "lobby")
+                server.relay.on_note(Note("message", "r9", room="lobby", message=message))
+            assert (await alice.expect(Message)).text == "y" * 100  # the long one never came
+            await console_of(server).wait_for("Ignored a message of 101 bytes from replica r9")
 
     run(scenario())
