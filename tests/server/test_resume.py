@@ -411,3 +411,19 @@ async def test_sessions_waiting_to_be_resumed_are_bounded_by_max_connections() -
         # Whatever happened, no session secret reached the server's log.
         log = "\n".join(console_of(server).lines)
         assert not [secret for secret in secrets if secret in log]
+
+
+async def test_a_line_acknowledged_has_reached_everyone_connected_even_if_the_server_stops() -> (
+    None
+):
+    # PROTOCOL.md section 8, guarantee 4: once a line is acknowledged it has been relayed
+    # to every member of the room connected at that moment.
+    async with running_server() as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        bob = await RichPeer.connect(server.port, "bob")
+        assert (await alice.expect(Joined)).nick == "bob"
+        await alice.send(Say("acknowledged", seq=1))
+        assert (await alice.expect(Ack)).seq == 1
+        await server.stop()  # at once: nothing may be left to relay
+        assert (await bob.expect(Message)).text == "acknowledged"
+        assert (await bob.expect(Bye)).code == "shutdown"
