@@ -409,3 +409,18 @@ async def test_shutdown_says_goodbye_to_everyone() -> None:
             pass
         else:
             raise AssertionError("server still accepting")
+
+
+async def test_the_goodbye_reaches_a_peer_that_is_still_sending() -> None:
+    # docs/fault-tolerance.md: the goodbye is a lingering close, so it is not lost to the
+    # reset a plain close with unread input would cause.
+    async with running_server(quiet=True) as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        server.relay.stop_reading()  # as a stopping server does: what comes stays unread
+        burst = b"".join(alice.conn.send(Say(f"still typing {n}")) for n in range(2000))
+        alice.writer.write(burst)
+        await alice.writer.drain()  # ~50 KB now wait, unread, at the server
+        await server.stop()
+        bye = await alice.expect(Bye)  # a reset instead would fail here
+        assert bye.code == "shutdown"
+        await alice.close()
