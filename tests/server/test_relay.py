@@ -142,6 +142,12 @@ async def test_escape_sequences_never_reach_another_screen_or_the_log() -> None:
         assert (await rich.expect(Message, skip=Joined)).text == "colour red"
         logged = await console_of(server).wait_for("[RECEIVED]")
         assert logged == [f"[RECEIVED] From {sender.addr}: colour red"]
+        # Bidirectional overrides and invisible characters go too.
+        await sender.send("txt.\u202eexe\u202c zero\u200bwidth\ufeff\n".encode())
+        assert await other.expect("<") == f"<{sender.addr}> txt.exe zerowidth"
+        assert (await rich.expect(Message)).text == "txt.exe zerowidth"
+        logged = await console_of(server).wait_for("[RECEIVED]", count=2)
+        assert logged[1] == f"[RECEIVED] From {sender.addr}: txt.exe zerowidth"
 
 
 async def test_too_many_bad_lines_disconnect_that_peer_only() -> None:
