@@ -105,14 +105,14 @@ clean-dev: ## Remove .venv and caches
 
 # --- benchmark -------------------------------------------------------------------------
 
-bench: $(STAMP) ## Benchmark vs Redis pub/sub, NATS and a naive relay -> docs/benchmarks.md (~15 min)
+bench: $(STAMP) ## Benchmark vs Redis pub/sub, NATS and a naive relay -> docs/benchmarks.md (~55 min)
 	bench/install-deps.sh
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
-bench-replicas: $(STAMP) ## 2 replicas sharing a Redis vs 1 server (W1, W2) -> a section of docs/benchmarks.md
+bench-replicas: $(STAMP) ## 2 replicas sharing a Redis vs 1 server (W1, W2; ~10 min) -> a section of docs/benchmarks.md
 	bench/install-deps.sh
 	$(BIN)/python -m bench.run --replicas-compare
 
-bench-quick: $(STAMP) ## Benchmark smoke run (< 1 min), written to /tmp/peerchat-bench
+bench-quick: $(STAMP) ## Benchmark smoke run (< 2 min), written to /tmp/peerchat-bench
 	bench/install-deps.sh
 	$(BIN)/python -m bench.run --quick --output /tmp/peerchat-bench/benchmarks.md --json /tmp/peerchat-bench/latest.json $(BENCH_ARGS)

@@ -9,6 +9,15 @@ the first replica get a message from it directly and the others through the bus.
 Server memory and CPU are summed over the PIDs; ``--bus-pid`` (Redis) is reported apart.
 The verified sample is spread evenly over the ports, and latency is also given per port.
 
+A throughput run is either a fixed count (``--messages`` per sender) or a fixed duration
+(``--duration``: each sender writes until the time is up, ``--messages`` being then a
+cap); either way every loop has a count and a deadline (``--max-seconds``). A sender
+puts ``--batch`` messages in each write(), and writes ``--turn`` messages (``0``: what
+the in-flight ``--window`` has room for) each turn of the event loop. When the senders
+stop, every counted receiver must have received exactly what they wrote (and, in a chat
+room, every sender what the others wrote): one receiver short or over makes the run
+fail, whatever the total.
+
 Every message is ``#SENDER:SEQ:T_NS:PADDING:CRC32`` (exactly ``--size`` bytes), where
 T_NS is ``time.monotonic_ns()`` when it was written (one clock for every process on
 Linux) and CRC32 covers everything before it. A ``#`` occurs once per message and
@@ -17,6 +26,11 @@ nowhere in any system's framing, so every receiver counts deliveries with one
 the arrival time of each read; after the run (outside the timed window) their
 streams are parsed in full: lost, duplicated, corrupted, out-of-order messages per
 sender, and latency (arrival minus T_NS).
+
+For a system that announces peers (peerchat), the run also measures when the last
+notice arrived after the last peer connected (``notices``: W6). CPU seconds used by the
+servers, this process and the whole machine (other processes and the hypervisor's
+steal included) are read from /proc during the traffic (``cpu_s``).
 
 Only 127.0.0.1. Every wait has a deadline; every loop a count.
 """
@@ -39,6 +53,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 HOST = "127.0.0.1"
+TURN_MAX = 2000  # messages a sender writes in one turn of the event loop, at most
 MARK = 35  # b"#"
 PAD = b"x" * 65536
 mono = time.monotonic
@@ -60,6 +75,7 @@ class Adapter:
     chat: bool  # a chat room: senders receive each other's messages too
     strict_lines: bool  # every line is a message or a `* `/`! ` notice (no framing lines)
     min_settle: float  # seconds to wait after connecting before traffic (join notices)
+    notices: bool = False  # announces peers to the others (W6 measures how long that takes)
 
     def frame(self, payload: bytes) -> bytes:
         raise NotImplementedError
@@ -84,7 +100,7 @@ NATS_CONNECT = b'CONNECT {"verbose":false,"pedantic":false,"echo":false,"name":"
 
 ADAPTERS: dict[str, Adapter] = {
     # banner: two `* ` lines; joins are announced 0.5 s after connecting
-    "peerchat": PlainChat("peerchat", b"", 2, b"", 2, True, True, 0.7),
+    "peerchat": PlainChat("peerchat", b"", 2, b"", 2, True, True, 0.7, True),
     # SUBSCRIBE reply: *3 $9 subscribe $5 bench :1 (six lines); PUBLISH replies :N
     "redis": RedisPubSub(
         "redis", b"*2\r\n$9\r\nSUBSCRIBE\r\n$5\r\nbench\r\n", 6, b"", 0, False, False, 0.0
@@ -101,8 +117,9 @@ ADAPTERS: dict[str, Adapter] = {
         0.0,
     ),
     # two replicas sharing the chat through Redis: the same peers' protocol
-    "peerchat-2r": PlainChat("peerchat-2r", b"", 2, b"", 2, True, True, 0.7),
+    "peerchat-2r": PlainChat("peerchat-2r", b"", 2, b"", 2, True, True, 0.7, True),
     "naive": PlainChat("naive", b"", 0, b"", 0, True, True, 0.1),
+    # bench/trivial_relay.py: copies bytes, nothing else (the load generator's ceiling)
     "trivial": PlainChat("trivial", b"", 0, b"", 0, True, True, 0.1),
 }
 
@@ -122,7 +139,12 @@ def payload(sender: int, seq: int, t_ns: int, size: int) -> bytes:
 class Run:
     def __init__(self) -> None:
         self.delivered = 0  # to counted receivers, since traffic started
-        self.target = 0
+        self.target = 0  # deliveries to wait for (final once every sender has stopped)
+        self.counted_receivers = 0
+        self.sent: list[int] = []  # messages written, per sender
+        self.notice_lines = 0  # lines without a message read after a peer was ready
+        self.last_notice = 0.0  # when the last of them was read
+        self.last_write = 0.0  # when a sender last wrote messages
         self.extra = 0  # to senders (chat rooms) and stalled receivers
         self.last_rx = 0.0  # last read by a counted receiver carrying messages
         self.last_any = mono()  # last read by anyone (for settling)
@@ -163,14 +185,20 @@ class Conn(asyncio.Protocol):
         run = self.run
         now = mono()
         run.last_any = now
+        after = -1  # lines after the peer was ready (-1: the whole chunk)
         if self.need > 0 and not self.ready.done():
             self.newlines += data.count(b"\n")
+            after = max(0, self.newlines - self.need)
             if self.newlines >= self.need:
                 self.ready.set_result(None)
         if self.keep is not None:
             self.keep.append((mono_ns(), data))
         n = data.count(MARK)
         if not n:
+            lines = data.count(b"\n") if after < 0 else after
+            if lines:  # notices (a join, a leave): what W6 measures for a chat
+                run.notice_lines += lines
+                run.last_notice = now
             return
         self.count += n
         if not self.counted:
@@ -238,32 +266,34 @@ def cpu_seconds(pid: int) -> float | None:
         return None
 
 
-def machine_seconds() -> tuple[float | None, float | None]:
+def machine_seconds() -> tuple[float | None, float | None, float | None]:
     """CPU seconds all the machine's cores have spent busy (anyone's processes and the
-    kernel), and stolen by the hypervisor, so far."""
+    kernel), stolen by the hypervisor, and in interrupts (of the busy ones), so far."""
     try:
         with open("/proc/stat") as f:
             ticks = [int(x) for x in f.readline().split()[1:9]]
     except (OSError, ValueError):
-        return None, None
+        return None, None, None
     if len(ticks) < 8:
-        return None, None
+        return None, None, None
     hz = os.sysconf("SC_CLK_TCK")
     # user nice system idle iowait irq softirq steal
-    return (sum(ticks[:8]) - ticks[3] - ticks[4] - ticks[7]) / hz, ticks[7] / hz
+    busy = sum(ticks[:8]) - ticks[3] - ticks[4] - ticks[7]
+    return busy / hz, ticks[7] / hz, (ticks[5] + ticks[6]) / hz
 
 
 def cpu_now(pids: list[int], bus_pid: int) -> dict[str, Any]:
     """CPU seconds used so far by each server, the bus, this load generator, and the
     whole machine (other processes included)."""
     ru = resource.getrusage(resource.RUSAGE_SELF)
-    machine, steal = machine_seconds()
+    machine, steal, irq = machine_seconds()
     return {
         "servers": [cpu_seconds(pid) for pid in pids],
         "bus": cpu_seconds(bus_pid),
         "loadgen": ru.ru_utime + ru.ru_stime,
         "machine": machine,
         "steal": steal,
+        "irq": irq,
     }
 
 
@@ -279,6 +309,7 @@ def cpu_used(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         "loadgen": diff(before["loadgen"], after["loadgen"]),
         "machine": diff(before["machine"], after["machine"]),
         "steal": diff(before["steal"], after["steal"]),
+        "irq": diff(before["irq"], after["irq"]),
     }
 
 
@@ -319,58 +350,102 @@ async def connect_many(
     return conns
 
 
-async def settle(run: Run, minimum: float, quiet: float, maximum: float) -> float:
-    """Wait ``minimum`` seconds, then until nobody has read anything for ``quiet`` s."""
+async def settle(run: Run, minimum: float, quiet: float, maximum: float) -> tuple[float, bool]:
+    """Wait ``minimum`` seconds, then until nobody has read anything for ``quiet`` s
+    (at most ``maximum`` s in all): the time waited, and whether it went quiet."""
     start = mono()
-    await asyncio.sleep(minimum)
+    await asyncio.sleep(max(0.0, min(minimum, maximum)))
     for _ in range(int(maximum / 0.05) + 1):
-        if mono() - run.last_any >= quiet or mono() - start >= maximum:
+        if mono() - run.last_any >= quiet:
+            return mono() - start, True
+        if mono() - start >= maximum:
             break
         await asyncio.sleep(0.05)
-    return mono() - start
+    return mono() - start, mono() - run.last_any >= quiet
 
 
 async def send_throughput(
-    run: Run, adapter: Adapter, tx: Conn, sender: int, messages: int, size: int, batch: int
-) -> None:
+    run: Run,
+    adapter: Adapter,
+    tx: Conn,
+    sender: int,
+    messages: int,
+    size: int,
+    batch: int,
+    stop_at: float,
+    turn: int,
+) -> str:
+    """Write ``batch`` messages per write() until ``stop_at`` (the duration is up) or
+    ``messages`` are written (the cap), whichever comes first; what stopped it.
+
+    Each turn of the event loop (before the receivers may read) it writes ``turn``
+    messages, or with ``turn`` 0 its share of what the in-flight window has room for
+    (at most TURN_MAX), in write() calls of ``batch`` messages: one message per write()
+    offers as much as 50 per write(), in 50 times as many write() calls. (A fixed turn
+    ties the sender to the receivers: one turn per pass over every readable receiver,
+    so with many receivers the load generator, not the server, sets the pace.)
+    """
     seq = 0
+    senders = max(1, len(run.sent))
     for _ in range(messages // batch + 2):
         if seq >= messages:
-            return
+            return "cap"
+        if mono() >= stop_at:
+            return "duration"
         if tx.lost:
-            return
+            return "sender disconnected"
         if run.sent_deliveries - run.delivered > run.window:
             if run.waiter is None or run.waiter.done():  # one future, shared by all senders
                 run.waiter = asyncio.get_running_loop().create_future()
             # after 10 s the receivers have stopped: send anyway; the loss will show
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.shield(run.waiter), 10.0)
+            if mono() >= stop_at:
+                return "duration"
         if not tx.can_write.is_set():
             await asyncio.wait_for(tx.can_write.wait(), 30.0)
-        k = min(batch, messages - seq)
-        t = mono_ns()
         frame = adapter.frame
-        data = b"".join(frame(payload(sender, s, t, size)) for s in range(seq, seq + k))
-        seq += k
-        run.sent_deliveries += k * run.counted_receivers  # type: ignore[attr-defined]
         assert tx.transport is not None
-        tx.transport.write(data)
+        if turn > 0:
+            n = max(turn, batch)
+        else:  # this sender's share of the room left in the window, at most TURN_MAX
+            room = run.window - (run.sent_deliveries - run.delivered)
+            n = min(TURN_MAX, room // max(1, run.counted_receivers * senders))
+            n = max(batch, n - n % batch)
+        for _ in range(n // batch):
+            k = min(batch, messages - seq)
+            if k <= 0:
+                break
+            t = mono_ns()
+            data = b"".join(frame(payload(sender, s, t, size)) for s in range(seq, seq + k))
+            seq += k
+            run.sent[sender] = seq
+            run.sent_deliveries += k * run.counted_receivers
+            tx.transport.write(data)
+        run.last_write = mono()
         await asyncio.sleep(0)  # let the receivers read
+    return "cap"
 
 
 async def send_rate(
-    adapter: Adapter, tx: Conn, messages: int, size: int, rate: float, run: Run
-) -> None:
+    adapter: Adapter, tx: Conn, messages: int, size: int, rate: float, run: Run, stop_at: float
+) -> str:
+    """One message per write(), ``rate`` a second, ``messages`` of them."""
     start = mono()
     for seq in range(messages):
         delay = start + seq / rate - mono()
         if delay > 0:
             await asyncio.sleep(delay)
         if tx.lost:
-            return
+            return "sender disconnected"
+        if mono() >= stop_at:
+            return "deadline"
         assert tx.transport is not None
         tx.transport.write(adapter.frame(payload(0, seq, mono_ns(), size)))
-        run.sent_deliveries += run.counted_receivers  # type: ignore[attr-defined]
+        run.sent[0] = seq + 1
+        run.sent_deliveries += run.counted_receivers
+        run.last_write = mono()
+    return "cap"
 
 
 def tcp_state(conn: Conn) -> str:
@@ -413,11 +488,13 @@ def verify(
     verdict: Verdict,
     chunks: list[tuple[int, bytes]],
     adapter: Adapter,
-    senders: int,
-    messages: int,
+    sent: list[int],
     size: int,
 ) -> None:
-    seen = [bytearray(messages) for _ in range(senders)]
+    """Parse one receiver's whole stream: every message sender ``i`` wrote
+    (``sent[i]`` of them, sequence 0 up) must be there once, intact, in order."""
+    senders = len(sent)
+    seen = [bytearray(n) for n in sent]
     last = [-1] * senders
     carry = b""
     lat = verdict.latencies_ns
@@ -445,7 +522,7 @@ def verify(
                 if int(parts[4], 16) != zlib.crc32(p[:-9]):
                     raise ValueError
                 sid, seq, ts = int(parts[0][1:]), int(parts[1]), int(parts[2])
-                if not (0 <= sid < senders and 0 <= seq < messages):
+                if not (0 <= sid < senders and 0 <= seq < sent[sid]):
                     raise ValueError
             except ValueError:
                 verdict.corrupted += 1
@@ -463,8 +540,8 @@ def verify(
     if carry.strip(b"\r"):
         verdict.corrupted += 1  # a partial line at the end
     verdict.receivers += 1
-    verdict.expected += senders * messages
-    verdict.lost += senders * messages - sum(sum(s) for s in seen)
+    verdict.expected += sum(sent)
+    verdict.lost += sum(sent) - sum(s.count(1) for s in seen)
 
 
 def merge(verdicts: list[Verdict]) -> Verdict:
@@ -481,9 +558,9 @@ def merge(verdicts: list[Verdict]) -> Verdict:
 
 
 def percentile(values: list[int], q: float) -> float | None:
+    """The ``q`` quantile of ``values`` (ns, sorted by the caller) in ms."""
     if not values:
         return None
-    values = sorted(values)
     return values[min(len(values) - 1, int(q * len(values)))] / 1e6  # ms
 
 
@@ -496,6 +573,8 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
     ports, pids = a.ports, a.pids
     result: dict[str, object] = {"system": a.system, "workload": a.workload}
     result["messages"], result["senders"] = a.messages, a.senders
+    result["batch"] = 1 if a.rate > 0 else max(1, min(a.batch, a.messages or 1))
+    result["duration"] = a.duration
     if len(ports) > 1:
         result["ports"] = len(ports)
         result["server_pids"] = len(pids)
@@ -511,8 +590,9 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
 
     n_rx, n_tx = a.receivers, a.senders
     stalled_idx = set(range(n_rx - a.stalled, n_rx))  # the last ones never read
-    run.counted_receivers = n_rx - a.stalled  # type: ignore[attr-defined]
+    run.counted_receivers = n_rx - a.stalled
 
+    cpu_connect = cpu_now(pids, a.bus_pid)
     t0 = mono()
     receivers = await connect_many(
         ports,
@@ -542,9 +622,20 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
         a.concurrency,
         max(1.0, deadline - mono()),
     )
-    result["settle_s"] = round(
-        await settle(run, adapter.min_settle, 0.3, min(a.settle_max, deadline - mono())), 3
+    t_connected = mono()  # the last peer is connected and ready
+    waited, quiet = await settle(
+        run, adapter.min_settle, a.quiet, max(0.0, min(a.settle_max, deadline - mono()))
     )
+    result["settle_s"] = round(waited, 3)  # the harness's wait, not a measurement
+    result["settled"] = quiet
+    if adapter.notices:
+        # measured: when the last join notice reached a peer, after the last connection
+        result["notices"] = {
+            "lines": run.notice_lines,
+            "last_after_s": (round(run.last_notice - t_connected, 3) if run.notice_lines else None),
+            "still_arriving": not quiet,
+            "quiet_s": a.quiet,
+        }
     rss_ready = rss_kib(pids)
     result["rss_ready_kib"] = rss_ready
     result["disconnects_before_traffic"] = run.disconnects
@@ -575,29 +666,43 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
             c.keep = []
         run.extra = 0
         run.disconnects = 0
+        run.sent = [0] * n_tx
+        # until every sender has stopped, the cap; then what they wrote
         run.target = a.messages * n_tx * len(counted)
         run.window = a.window * len(counted)
         run.done = asyncio.get_running_loop().create_future()
         cpu0 = cpu_now(pids, a.bus_pid)
         t_start = mono()
+        stop_at = min(deadline, t_start + a.duration) if a.duration > 0 else deadline
         if a.rate > 0:
             tasks = [
-                asyncio.create_task(send_rate(adapter, senders[0], a.messages, a.size, a.rate, run))
+                asyncio.create_task(
+                    send_rate(adapter, senders[0], a.messages, a.size, a.rate, run, stop_at)
+                )
             ]
         else:
             batch = max(1, min(a.batch, a.messages))
             tasks = [
-                asyncio.create_task(send_throughput(run, adapter, tx, i, a.messages, a.size, batch))
+                asyncio.create_task(
+                    send_throughput(run, adapter, tx, i, a.messages, a.size, batch, stop_at, a.turn)
+                )
                 for i, tx in enumerate(senders)
             ]
         progress, progress_at = -1, mono()
         outcome = "complete"
+        final = False
         for _ in range(int(a.max_seconds / 0.2) + 2):
             try:
                 await asyncio.wait_for(asyncio.shield(run.done), 0.2)
                 break
             except TimeoutError:
                 pass
+            if not final and all(t.done() for t in tasks):
+                final = True
+                if a.duration > 0:  # now we know what every receiver should get
+                    run.target = sum(run.sent) * len(counted)
+                    if run.delivered >= run.target:
+                        break
             if run.delivered != progress:
                 progress, progress_at = run.delivered, mono()
             elif mono() - progress_at > a.idle_timeout:  # stalled (or finished short)
@@ -609,27 +714,76 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
         else:
             outcome = "deadline"
         sent_done = all(t.done() for t in tasks)
+        stopped_by = sorted(
+            {
+                (repr(t.exception()) if t.exception() else t.result())
+                if t.done() and not t.cancelled()
+                else "still sending"
+                for t in tasks
+            }
+        )
         for t in tasks:
             t.cancel()
         cpu = cpu_used(cpu0, cpu_now(pids, a.bus_pid))
         cpu["wall"] = round(mono() - t_start, 3)
         result["cpu_s"] = cpu
+        # what each receiver should get: every message written (a fixed duration), or
+        # every message it was asked to write (a fixed count: a sender cut short loses)
+        wanted = list(run.sent) if a.duration > 0 else [a.messages] * n_tx
+        each = sum(wanted)
+        run.target = each * len(counted)
         elapsed = max(1e-9, (run.last_rx or mono()) - t_start)
         result["outcome"] = outcome
         result["senders_finished"] = sent_done
+        result["stopped_by"] = stopped_by
+        result["sent"] = sum(run.sent)
+        # from the first write to the last one
+        result["sending_s"] = round(max(0.0, run.last_write - t_start), 3)
         result["elapsed_s"] = round(elapsed, 4)
         result["expected"] = run.target
         result["delivered"] = run.delivered
         result["deliveries_per_s"] = round(run.delivered / elapsed, 1)
+
+        # In a chat room a sender gets the others' messages; elsewhere, none. Wait (a
+        # little, outside the timed window) for those to arrive, then check everyone.
+        want_tx = [each - wanted[i] if adapter.chat else 0 for i in range(n_tx)]
+        seen_tx, seen_at = -1, mono()
+        for _ in range(300):  # 30 s at most, 2 s without progress
+            got_tx = sum(c.count for c in senders)
+            if got_tx >= sum(want_tx) or mono() > deadline + 30:
+                break
+            if got_tx != seen_tx:
+                seen_tx, seen_at = got_tx, mono()
+            elif mono() - seen_at > 2.0:
+                break
+            await asyncio.sleep(0.1)
         result["extra_to_senders"] = sum(c.count for c in senders)
+        wrong = [(f"receiver {i}", c.count, each) for i, c in enumerate(counted) if c.count != each]
+        wrong += [
+            (f"sender {i}", c.count, want_tx[i])
+            for i, c in enumerate(senders)
+            if c.count != want_tx[i]
+        ]
+        counts = [c.count for c in counted] or [0]
+        result["per_receiver"] = {
+            "expected_each": each,
+            "receivers": len(counted),
+            "min": min(counts),
+            "max": max(counts),
+            "wrong": len(wrong),
+            "short": sum(1 for _, got, want in wrong if got < want),
+            "over": sum(1 for _, got, want in wrong if got > want),
+            "examples": [f"{who} got {got:,} of {want:,}" for who, got, want in wrong[:3]],
+        }
         result["disconnects_during"] = run.disconnects
         result["receivers_lost"] = sum(1 for c in counted if c.lost)
+        result["senders_lost"] = sum(1 for c in senders if c.lost)
         if len(ports) > 1:  # per replica: receivers, deliveries counted, expected
             result["by_port"] = [
                 {
                     "receivers": sum(1 for c in counted if c.where == w),
                     "delivered": sum(c.count for c in counted if c.where == w),
-                    "expected": a.messages * n_tx * sum(1 for c in counted if c.where == w),
+                    "expected": each * sum(1 for c in counted if c.where == w),
                 }
                 for w in range(len(ports))
             ]
@@ -644,7 +798,7 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
             result["stalled"] = {
                 "state_at_end": states,
                 "messages_read_after_resume": sum(c.count for c in stalled) - got_before,
-                "of": a.messages * n_tx,
+                "of": each,
                 # a close queued behind unread data shows only once the data is read
                 "closed_after_draining": sum(1 for c in stalled if c.lost),
             }
@@ -653,9 +807,12 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
         # verification, outside the timed window
         per_port = [Verdict() for _ in ports]
         for c in sampled:
-            verify(per_port[c.where], c.keep or [], adapter, n_tx, a.messages, a.size)
+            verify(per_port[c.where], c.keep or [], adapter, wanted, a.size)
             c.keep = None
+        for pv in per_port:
+            pv.latencies_ns.sort()
         v = merge(per_port)
+        v.latencies_ns.sort()
         if len(ports) > 1:  # latency directly (first port) and through the bus (others)
             for w, pv in enumerate(per_port):
                 by = result["by_port"][w]  # type: ignore[index]
@@ -685,9 +842,12 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
             "max": percentile(lat, 1.0),
         }
         clean = (
-            # Lines are counted cheaply, notices included (a dropped reader's leave
-            # notice); the sampled receivers below are checked message by message.
-            run.delivered >= run.target
+            # every receiver (and, in a chat room, every sender) got exactly what it
+            # should; the sampled receivers are also checked message by message
+            run.delivered == run.target
+            and not wrong
+            and result["senders_lost"] == 0
+            and all(x in ("duration", "cap") for x in stopped_by)
             and v.lost == 0
             and v.duplicated == 0
             and v.corrupted == 0
@@ -695,6 +855,9 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
         )
         result["clean"] = clean
     else:
+        cpu = cpu_used(cpu_connect, cpu_now(pids, a.bus_pid))
+        cpu["wall"] = round(mono() - t0, 3)
+        result["cpu_s"] = cpu  # connecting and settling: there is no traffic
         result["clean"] = run.disconnects == 0
         result["disconnects_during"] = run.disconnects
 
@@ -729,15 +892,41 @@ def main() -> None:
     p.add_argument("--bus-pid", type=int, default=0, help="the bus's (Redis's) PID, reported apart")
     p.add_argument("--receivers", type=int, default=100)
     p.add_argument("--senders", type=int, default=1)
-    p.add_argument("--messages", type=int, default=1000, help="per sender; 0: connect only")
+    p.add_argument(
+        "--messages",
+        type=int,
+        default=1000,
+        help="per sender: how many to write, or with --duration the most it may write; "
+        "0: connect only",
+    )
+    p.add_argument(
+        "--duration",
+        type=float,
+        default=0,
+        help="seconds each sender keeps writing (then every receiver must get exactly what "
+        "was written); 0: write --messages",
+    )
     p.add_argument("--size", type=int, default=100, help="message bytes (without newline)")
     p.add_argument("--rate", type=float, default=0, help="msg/s of one sender; 0: flat out")
     p.add_argument("--stalled", type=int, default=0, help="receivers that never read")
     p.add_argument("--sample", type=int, default=10, help="receivers verified in full")
     p.add_argument("--window", type=int, default=4000, help="messages in flight, at most")
-    p.add_argument("--batch", type=int, default=50, help="messages per write")
+    p.add_argument("--batch", type=int, default=50, help="messages per write()")
+    p.add_argument(
+        "--turn",
+        type=int,
+        default=50,
+        help="messages a sender writes (in writes of --batch) before the receivers may read; "
+        f"0: what the window has room for, at most {TURN_MAX}",
+    )
     p.add_argument("--concurrency", type=int, default=256, help="connects in flight")
     p.add_argument("--settle-max", type=float, default=30.0)
+    p.add_argument(
+        "--quiet",
+        type=float,
+        default=0.3,
+        help="before traffic: wait until nobody has read anything for this long",
+    )
     p.add_argument(
         "--idle-timeout", type=float, default=10.0, help="give up after no delivery for this long"
     )

@@ -1,17 +1,36 @@
-"""peerchat benchmark (issue 6): peerchat vs Redis pub/sub vs NATS vs a naive relay.
+"""peerchat benchmark (issues 6 and 13): peerchat vs Redis pub/sub vs NATS vs a naive relay.
 
-    .venv/bin/python -m bench.run            # full run (about 15-25 minutes on 2 cores)
-    .venv/bin/python -m bench.run --quick    # smoke run, under a minute
+    .venv/bin/python -m bench.run            # full run: about 55 minutes on 2 idle cores
+                                             # (155 runs; each may wait up to 60 s more
+                                             # for a quiet machine)
+    .venv/bin/python -m bench.run --quick    # smoke run, under 2 minutes
     .venv/bin/python -m bench.run --help
     .venv/bin/python -m bench.run --replicas-compare          # issue 9: 2 replicas vs 1
     .venv/bin/python -m bench.run --replicas-compare --quick  # its smoke run, to /tmp
 
 For every repetition, workload and system (the systems' order rotates each time), it
-starts a fresh server on a free 127.0.0.1 port, runs the load generator
-(``bench/loadgen.py``) in its own process against it, and stops the server by its
-PID. Medians over repetitions go to ``docs/benchmarks.md`` and ``docs/benchmarks.png``;
-every run's raw result to ``bench/results/latest.json``. A run that lost, duplicated,
-corrupted or reordered any message is reported as such, never as a speed.
+waits (at most ``--quiet-max`` s) for the machine to go quiet (whole-machine CPU busy
+below ``--quiet-below`` % over ``--quiet-window`` s, from /proc/stat), starts a fresh
+server on a free 127.0.0.1 port, runs the load generator (``bench/loadgen.py``) in its
+own process against it, and stops the server by its PID. The quiet state before each
+run and the machine's CPU during it (busy, not the bench's own processes, stolen by the
+hypervisor) are kept with the run and published.
+
+The throughput workloads (W1, W1s, W2, W4) run for a fixed duration: each sender writes
+for ``duration`` s (10 s; a message cap and a hard deadline bound it too), then every
+receiver must have received exactly what was written. W1s is W1 with one message per
+write() instead of 50. Each turn of its event loop the sender writes what the in-flight
+window has room for (``--turn 0``), so that the sender is not tied to the receivers'
+reads. The single-sender ones (W1, W1s, W2) are also run, in the same rotation, against
+``bench/trivial_relay.py`` (a relay that only copies bytes): the load generator's
+measured ceiling. A figure at 90 % of it or more, or with the load generator's one
+thread 90 % busy or more, is published as limited by the load generator. Each cell is
+the median over repetitions with the min–max; each ratio to Redis is the median
+(min–max) of per-repetition ratios (peerchat / Redis of the same repetition).
+``docs/benchmarks.md`` and ``docs/benchmarks.png`` get the tables;
+every run's raw result goes to ``bench/results/latest.json``. A run that lost,
+duplicated, corrupted or reordered any message, or where any one receiver got more or
+fewer messages than it should, is reported as such, never as a speed.
 
 ``peerchat-2r`` (not in the default systems) is peerchat as two replicas sharing one chat
 through Redis (``--bus``): one ``redis-server`` and two ``peerchat-server`` processes,
@@ -38,8 +57,11 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from bench.loadgen import TURN_MAX
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -48,56 +70,149 @@ SYSTEMS = ("peerchat", "redis", "nats", "naive")  # the default: make bench
 REPLICATED = {"peerchat-2r": 2}
 KNOWN_SYSTEMS = (*SYSTEMS, *REPLICATED)
 BASELINE = "redis"
+#: bench/trivial_relay.py: copies bytes and nothing else; run in the single-sender
+#: throughput workloads, in the same rotation, as the load generator's ceiling.
+CEILING = "trivial"
 REPLICAS_HEADING = "## Replicas: 2 vs 1"
-#: peerchat's per-peer flood control (5 lines/s after a 20-line burst) would measure
-#: the limit, not the relay: it is turned off, as Redis and NATS have no such limit.
-#: Environment, not a flag, so a server without the option still starts.
-# Abuse limits off: Redis and NATS have no flood control, and W6 opens 10,000
-# connections from one address.
+# peerchat's per-peer flood control (5 lines/s after a 20-line burst) would measure the
+# limit, not the relay, and W6 opens 10,000 connections from one address: the abuse
+# limits are off, as Redis and NATS have none. Environment, not flags, so a server
+# without the options still starts.
 PEERCHAT_ENV = {
     "PEERCHAT_FLOOD_RATE": "0",
     "PEERCHAT_MAX_CONNECTIONS": "0",
     "PEERCHAT_MAX_PER_ADDRESS": "0",
 }
 
-#: name: (title, load generator options). Message size is 100 bytes unless given.
+#: name: (title, load generator options). Messages are 100 bytes. ``duration``: each
+#: sender writes for that many seconds, ``messages`` (per sender) being only a cap, far
+#: above what any system reaches in that time; without it, ``messages`` are written.
+#: ``batch``: messages per write(). ``{duration}`` in a title: the duration run.
 FULL: dict[str, tuple[str, dict[str, Any]]] = {
-    "W1": ("1 sender → 100 receivers, 20,000 msgs", {"receivers": 100, "messages": 20000}),
-    "W2": ("1 sender → 1,000 receivers, 2,000 msgs", {"receivers": 1000, "messages": 2000}),
+    "W1": (
+        "1 sender → 100 receivers, 50 msgs per write(), {duration}",
+        {
+            "receivers": 100,
+            "duration": 10,
+            "batch": 50,
+            "turn": 0,
+            "messages": 3_000_000,
+            "max-seconds": 90,
+        },
+    ),
+    "W1s": (
+        "1 sender → 100 receivers, 1 msg per write(), {duration}",
+        {
+            "receivers": 100,
+            "duration": 10,
+            "batch": 1,
+            "turn": 0,
+            "messages": 3_000_000,
+            "max-seconds": 90,
+        },
+    ),
+    "W2": (
+        "1 sender → 1,000 receivers, 50 msgs per write(), {duration}",
+        {
+            "receivers": 1000,
+            "duration": 10,
+            "batch": 50,
+            "turn": 0,
+            "messages": 300_000,
+            "max-seconds": 120,
+        },
+    ),
     "W3": (
-        "1 sender at 50 msg/s → 1,000 receivers, 10 s",
+        "1 sender at 50 msg/s → 1,000 receivers, 10 s: each message a 1,000-socket fan-out",
         {"receivers": 1000, "messages": 500, "rate": 50},
     ),
     "W4": (
-        "50 senders × 200 msgs → 50 receivers",
-        {"receivers": 50, "senders": 50, "messages": 200},
+        "50 senders → 50 receivers, 50 msgs per write(), {duration}",
+        {
+            "receivers": 50,
+            "senders": 50,
+            "duration": 10,
+            "batch": 50,
+            "turn": 0,
+            "messages": 200_000,
+            "max-seconds": 120,
+        },
     ),
     "W5": (
-        "1 sender → 10 receivers, 1 never reads, 500,000 msgs (50 MB)",
-        {"receivers": 10, "stalled": 1, "messages": 500000, "max-seconds": 240},
+        "1 sender → 10 receivers, 1 never reads, 500,000 msgs (50 MB), 50 per write()",
+        {
+            "receivers": 10,
+            "stalled": 1,
+            "messages": 500000,
+            "batch": 50,
+            "turn": 0,
+            "max-seconds": 240,
+        },
     ),
     "W6": (
         "10,000 idle connections",
-        {"receivers": 10000, "senders": 0, "messages": 0, "settle-max": 90, "max-seconds": 200},
+        {
+            "receivers": 10000,
+            "senders": 0,
+            "messages": 0,
+            "settle-max": 90,
+            "quiet": 2,
+            "max-seconds": 200,
+        },
     ),
 }
 QUICK: dict[str, tuple[str, dict[str, Any]]] = {
-    "W1": ("1 → 100, 2,000 msgs (quick)", {"receivers": 100, "messages": 2000}),
-    "W2": ("1 → 300, 300 msgs (quick)", {"receivers": 300, "messages": 300}),
+    "W1": (
+        "1 → 100, 50 per write(), {duration} (quick)",
+        {"receivers": 100, "duration": 1, "batch": 50, "turn": 0, "messages": 500_000},
+    ),
+    "W1s": (
+        "1 → 100, 1 per write(), {duration} (quick)",
+        {"receivers": 100, "duration": 1, "batch": 1, "turn": 0, "messages": 500_000},
+    ),
+    "W2": (
+        "1 → 300, 50 per write(), {duration} (quick)",
+        {"receivers": 300, "duration": 1, "batch": 50, "turn": 0, "messages": 100_000},
+    ),
     "W3": ("1 at 50 msg/s → 200, 2 s (quick)", {"receivers": 200, "messages": 100, "rate": 50}),
-    "W4": ("20 senders × 50 → 20 (quick)", {"receivers": 20, "senders": 20, "messages": 50}),
+    "W4": (
+        "20 senders → 20, 50 per write(), {duration} (quick)",
+        {
+            "receivers": 20,
+            "senders": 20,
+            "duration": 1,
+            "batch": 50,
+            "turn": 0,
+            "messages": 100_000,
+        },
+    ),
     "W5": (
         "1 → 10, 1 never reads, 20,000 msgs (quick)",
-        {"receivers": 10, "stalled": 1, "messages": 20000},
+        {
+            "receivers": 10,
+            "stalled": 1,
+            "messages": 20000,
+            "batch": 50,
+            "turn": 0,
+            "idle-timeout": 3,
+        },
     ),
     "W6": (
         "1,000 idle connections (quick)",
-        {"receivers": 1000, "senders": 0, "messages": 0, "settle-max": 10},
+        {"receivers": 1000, "senders": 0, "messages": 0, "settle-max": 10, "quiet": 1},
     ),
 }
-#: The load generator's ceiling: the trivial relay, single-sender shapes.
-CEILING_FULL = {"receivers": 100, "messages": 20000}
-CEILING_QUICK = {"receivers": 100, "messages": 2000}
+DEFAULT_WORKLOADS = "W1,W1s,W2,W3,W4,W5,W6"
+#: a run's figures that are a speed: not given for a run that was not clean
+SPEED = ("rate", "p50", "p99")
+#: a system at this share of the load generator's ceiling is limited by it
+AT_CEILING = 0.9
+
+
+def has_ceiling(opts: dict[str, Any]) -> bool:
+    """A single-sender, fixed-duration workload: the copy relay can carry it."""
+    return bool(opts.get("duration")) and opts.get("senders", 1) == 1 and not opts.get("stalled")
+
 
 INSTALL_HINT = (
     "Install them with bench/install-deps.sh (apt-get install redis-server nats-server),\n"
@@ -386,6 +501,53 @@ class Deployment:
             server.stop()
 
 
+# --- a quiet machine -------------------------------------------------------------------------
+
+
+def cpu_ticks() -> tuple[int, int, int] | None:
+    """Jiffies all cores have spent busy (anyone's processes and the kernel), stolen by
+    the hypervisor, and in all, since boot (the first line of /proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            ticks = [int(x) for x in f.readline().split()[1:9]]
+    except (OSError, ValueError):
+        return None
+    if len(ticks) < 8:
+        return None
+    # user nice system idle iowait irq softirq steal
+    return sum(ticks) - ticks[3] - ticks[4] - ticks[7], ticks[7], sum(ticks)
+
+
+def wait_quiet(below: float, window: float, most: float) -> dict[str, Any]:
+    """Wait until the whole machine's CPU was below ``below`` % busy (of all its cores)
+    over the last ``window`` s, for at most ``most`` s; what it was, and how long it took."""
+    start = time.monotonic()
+    busy = steal = None
+    quiet = False
+    for _ in range(int(most / max(window, 0.05)) + 1):
+        t1 = cpu_ticks()
+        time.sleep(window)
+        t2 = cpu_ticks()
+        if t1 is None or t2 is None or t2[2] <= t1[2]:
+            break  # no /proc/stat: nothing to wait for
+        busy = 100 * (t2[0] - t1[0]) / (t2[2] - t1[2])
+        steal = 100 * (t2[1] - t1[1]) / (t2[2] - t1[2])
+        if busy < below:
+            quiet = True
+            break
+        if time.monotonic() - start >= most:
+            break
+    return {
+        "busy_pct": None if busy is None else round(busy, 1),
+        "steal_pct": None if steal is None else round(steal, 1),
+        "load1": round(os.getloadavg()[0], 2),
+        "waited_s": round(time.monotonic() - start, 1),
+        "timed_out": not quiet and busy is not None,
+        "below_pct": below,
+        "window_s": window,
+    }
+
+
 def one_run(
     system: str,
     wl: str,
@@ -394,6 +556,8 @@ def one_run(
     exes: dict[str, str],
     tmp: Path,
 ) -> dict[str, Any]:
+    started = time.monotonic()
+    quiet = wait_quiet(a.quiet_below, a.quiet_window, a.quiet_max)
     load_before = os.getloadavg()[0]
     servers = Deployment(system, wl, a, exes, tmp)
     try:
@@ -418,7 +582,8 @@ def one_run(
             args += ["--bus-pid", str(servers.bus.pid)]
         for k, v in opts.items():
             args += [f"--{k}", str(v)]
-        limit = float(opts.get("max-seconds", 120)) + 60
+        # the load generator's own deadline, then its verification (outside it)
+        limit = float(opts.get("max-seconds", 120)) + 180
         lg = subprocess.Popen(
             args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -427,27 +592,30 @@ def one_run(
         except subprocess.TimeoutExpired:
             os.kill(lg.pid, signal.SIGKILL)
             out, err = lg.communicate(timeout=10)
-            return {
+            result: dict[str, Any] = {
                 "system": system,
                 "workload": wl,
                 "clean": False,
                 "outcome": f"load generator killed after {limit:g} s",
             }
+        else:
+            try:
+                result = json.loads(out.strip().splitlines()[-1])
+            except (ValueError, IndexError):
+                result = {
+                    "system": system,
+                    "workload": wl,
+                    "clean": False,
+                    "outcome": f"load generator failed: {err.strip()[-300:]}",
+                }
         finally:
             if lg.poll() is None:  # interrupted: stop our load generator by its PID
                 os.kill(lg.pid, signal.SIGKILL)
                 lg.wait(10)
-        try:
-            result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-        except (ValueError, IndexError):
-            result = {
-                "system": system,
-                "workload": wl,
-                "clean": False,
-                "outcome": f"load generator failed: {err.strip()[-300:]}",
-            }
     finally:
         servers.stop()
+    result["quiet_before"] = quiet
+    result["run_s"] = round(time.monotonic() - started, 1)  # the quiet wait included
     result["load_avg_before"] = round(load_before, 2)
     result["server_log"] = str(servers.replicas[0].log_path)
     if servers.bus is not None:
@@ -459,9 +627,23 @@ def one_run(
 # --- summaries ------------------------------------------------------------------------------
 
 
+def title(template: str, opts: dict[str, Any]) -> str:
+    """A workload's title, with the duration it was run for."""
+    d = opts.get("duration")
+    return template.format(duration=f"{d:g} s" if d else "")
+
+
 def med(values: list[float | None]) -> float | None:
     known = [v for v in values if v is not None]
     return statistics.median(known) if known else None
+
+
+def spread(values: list[float | None]) -> tuple[float, float, float, int] | None:
+    """Median, min, max and count of the known ``values``."""
+    known = [v for v in values if v is not None]
+    if not known:
+        return None
+    return statistics.median(known), min(known), max(known), len(known)
 
 
 def problems(r: dict[str, Any]) -> str:
@@ -470,15 +652,25 @@ def problems(r: dict[str, Any]) -> str:
         return ""
     parts = []
     v = r.get("verified") or {}
+    each = r.get("per_receiver") or {}
     if r.get("expected") is not None and r.get("delivered", 0) < r["expected"]:
         parts.append(f"lost {r['expected'] - r['delivered']:,}")
     elif r.get("expected") is not None and r.get("delivered", 0) > r["expected"]:
         parts.append(f"{r['delivered'] - r['expected']:,} extra")
+    if each.get("wrong"):
+        how = [f"{each[k]:,} {k}" for k in ("short", "over") if each.get(k)]
+        first = (each.get("examples") or ["?"])[0]
+        parts.append(f"{each['wrong']:,} peers with a wrong count ({', '.join(how)}; e.g. {first})")
     for key in ("duplicated", "corrupted", "reordered"):
         if v.get(key):
             parts.append(f"{v[key]:,} {key}")
     if v.get("lost") and not parts:
         parts.append(f"lost {v['lost']:,} (verified)")
+    if r.get("senders_lost"):
+        parts.append(f"{r['senders_lost']} sender(s) disconnected")
+    odd = [x for x in r.get("stopped_by") or [] if x not in ("duration", "cap")]
+    if odd:
+        parts.append("senders: " + ", ".join(odd))
     if not parts:
         parts.append(str(r.get("outcome", "failed")))
     elif r.get("outcome", "complete") != "complete":
@@ -486,8 +678,77 @@ def problems(r: dict[str, Any]) -> str:
     return ", ".join(parts)
 
 
+def _kib(key: str) -> Callable[[dict[str, Any]], float | None]:
+    return lambda r: r[key] / 1024 if r.get(key) else None
+
+
+def _cpu_total(r: dict[str, Any]) -> float | None:
+    c = r.get("cpu_s") or {}
+    if not c.get("wall"):
+        return None
+    return (
+        sum(x or 0 for x in c.get("servers") or []) + (c.get("bus") or 0) + (c.get("loadgen") or 0)
+    )
+
+
+#: one run's figures, by name
+METRICS: dict[str, Callable[[dict[str, Any]], float | None]] = {
+    "rate": lambda r: r.get("deliveries_per_s"),
+    "p50": lambda r: (r.get("latency_ms") or {}).get("p50"),
+    "p99": lambda r: (r.get("latency_ms") or {}).get("p99"),
+    "connect_s": lambda r: r.get("connect_s"),
+    "kib_per_conn": lambda r: r.get("kib_per_connection"),
+    "peak_mib": _kib("rss_peak_kib"),
+    "hwm_mib": _kib("hwm_kib"),
+    "peak_with_bus_mib": lambda r: (
+        ((r.get("rss_peak_kib") or 0) + (r.get("bus_rss_peak_kib") or 0)) / 1024
+        if r.get("rss_peak_kib")
+        else None
+    ),
+    "cpu_total": _cpu_total,
+    # the load generator's one thread: the share of the traffic time it was busy
+    "lg_core": lambda r: (
+        (r["cpu_s"].get("loadgen") or 0) / r["cpu_s"]["wall"]
+        if (r.get("cpu_s") or {}).get("wall") and r.get("sent")
+        else None
+    ),
+    "got_pct": lambda r: 100 * r["delivered"] / r["expected"] if r.get("expected") else None,
+    "extra": lambda r: r.get("extra_to_senders"),
+    "notice_s": lambda r: (r.get("notices") or {}).get("last_after_s"),
+    "notice_lines": lambda r: (r.get("notices") or {}).get("lines"),
+}
+
+
+def metric(r: dict[str, Any], key: str) -> float | None:
+    if key in SPEED and problems(r):
+        return None
+    return METRICS[key](r)
+
+
+def by_rep(runs: list[dict[str, Any]], system: str, wl: str, key: str) -> dict[int, float | None]:
+    return {
+        r.get("rep", 1): metric(r, key)
+        for r in runs
+        if r["system"] == system and r["workload"] == wl
+    }
+
+
+def rep_ratios(
+    runs: list[dict[str, Any]], wl: str, system: str, base: str, key: str
+) -> tuple[float, float, float, int] | None:
+    """Median, min, max of ``system``'s figure over ``base``'s in the same repetition."""
+    mine, theirs = by_rep(runs, system, wl, key), by_rep(runs, base, wl, key)
+    return spread(
+        [
+            x / theirs[rep]  # type: ignore[operator]
+            for rep, x in mine.items()
+            if x is not None and theirs.get(rep)
+        ]
+    )
+
+
 def summarize(
-    runs: list[dict[str, Any]], systems: list[str], workloads: list[str]
+    runs: list[dict[str, Any]], systems: list[str], workloads: list[str], base: str = BASELINE
 ) -> dict[str, dict[str, dict[str, Any]]]:
     out: dict[str, dict[str, dict[str, Any]]] = {}
     for wl in workloads:
@@ -497,27 +758,27 @@ def summarize(
             if not rs:
                 continue
             dirty = [r for r in rs if problems(r)]
-            lat = [r.get("latency_ms") or {} for r in rs]
             s: dict[str, Any] = {
                 "runs": len(rs),
                 "dirty": [problems(r) for r in dirty],
-                "rate": med([r.get("deliveries_per_s") for r in rs]),
-                "p50": med([x.get("p50") for x in lat]),
-                "p99": med([x.get("p99") for x in lat]),
-                "connect_s": med([r.get("connect_s") for r in rs]),
-                "settle_s": med([r.get("settle_s") for r in rs]),
-                "kib_per_conn": med([r.get("kib_per_connection") for r in rs]),
-                "peak_mib": med([(r.get("rss_peak_kib") or 0) / 1024 for r in rs]),
-                "hwm_mib": med([(r.get("hwm_kib") or 0) / 1024 for r in rs]),
-                "got_pct": med(
-                    [100 * r["delivered"] / r["expected"] for r in rs if r.get("expected")]
+                "stats": {k: spread([metric(r, k) for r in rs]) for k in METRICS},
+                "ratio": {
+                    k: rep_ratios(runs, wl, system, base, k) for k in METRICS if system != base
+                },
+                "share": (
+                    rep_ratios(runs, wl, system, CEILING, "rate") if system != CEILING else None
                 ),
                 "corrupted": sum((r.get("verified") or {}).get("corrupted", 0) for r in rs),
                 "verified": sum((r.get("verified") or {}).get("expected", 0) for r in rs),
-                "extra": med([r.get("extra_to_senders") for r in rs]),
                 "stalled": [r.get("stalled") for r in rs if r.get("stalled")],
                 "disconnects": [r.get("disconnects_before_traffic", 0) for r in rs],
+                "notices_still": sum(
+                    1 for r in rs if (r.get("notices") or {}).get("still_arriving")
+                ),
+                "has_notices": any("notices" in r for r in rs),
             }
+            for k, st in s["stats"].items():  # the medians, by name
+                s[k] = st[0] if st else None
             out[wl][system] = s
     return out
 
@@ -528,22 +789,50 @@ def fmt_rate(x: float | None) -> str:
     return f"{x / 1e6:.2f} M/s" if x >= 1e6 else f"{x / 1e3:.0f} k/s"
 
 
-def fmt_ratio(x: float | None, base: float | None) -> str:
-    if x is None or not base:
+def fmt_range(lo: float, hi: float, fmt: Callable[[float], str]) -> str:
+    """``lo–hi``, the unit once if both have the same."""
+    a, b = fmt(lo), fmt(hi)
+    if a == b:
         return ""
-    return f" ({x / base:.2f}×)"
+    if " " in a and a.rpartition(" ")[2] == b.rpartition(" ")[2]:
+        return f"{a.rpartition(' ')[0]}–{b}"
+    return f"{a}–{b}"
 
 
-def cell(s: dict[str, Any] | None, key: str, base: dict[str, Any] | None, fmt: Any) -> str:
+def fmt_stat(st: tuple[float, float, float, int] | None, fmt: Callable[[float], str]) -> str:
+    """The median, and the min–max over repetitions when there are several."""
+    if st is None:
+        return "-"
+    m, lo, hi, n = st
+    r = fmt_range(lo, hi, fmt) if n > 1 else ""
+    return fmt(m) + (f" ({r})" if r else "")
+
+
+def fmt_x(st: tuple[float, float, float, int] | None) -> str:
+    """A median ratio of repetitions, with its min–max."""
+    if st is None:
+        return ""
+    m, lo, hi, n = st
+    text = f"{m:.2f}×"
+    if n > 1 and f"{lo:.2f}" != f"{hi:.2f}":
+        text += f" ({lo:.2f}–{hi:.2f})"
+    return text
+
+
+def fmt_pct(st: tuple[float, float, float, int] | None) -> str:
+    return fmt_stat(st, lambda v: f"{100 * v:.0f} %") if st else "-"
+
+
+def cell(
+    s: dict[str, Any] | None, key: str, fmt: Callable[[float], str], ratio: bool = True
+) -> str:
     if s is None:
         return "-"
-    if s["dirty"] and key in ("rate", "p50", "p99"):
+    if s["dirty"] and key in SPEED:
         return f"✗ {len(s['dirty'])}/{s['runs']} runs: {s['dirty'][0]}"
-    value = s.get(key)
-    if value is None:
-        return "-"
-    b = base.get(key) if base and not base["dirty"] else None
-    return fmt(value) + fmt_ratio(value, b)
+    text = fmt_stat(s["stats"].get(key), fmt)
+    x = fmt_x(s["ratio"].get(key)) if ratio and text != "-" else ""
+    return text + (f" · {x}" if x else "")
 
 
 def stalled_fate(s: dict[str, Any] | None) -> str:
@@ -557,28 +846,199 @@ def stalled_fate(s: dict[str, Any] | None) -> str:
     return got + ("; then closed by the server" if closed else "; connection still open")
 
 
+def notices_cell(s: dict[str, Any] | None) -> str:
+    if s is None:
+        return "-"
+    if not s["has_notices"]:
+        return "n/a (sends none)"
+    text = fmt_stat(s["stats"]["notice_s"], lambda v: f"{v:.1f} s")
+    if text == "-":
+        return "none arrived (0 notice lines)"
+    lines = s["stats"]["notice_lines"]
+    if lines:
+        text += f"; {lines[0]:,.0f} notice lines"
+    if s["notices_still"]:
+        text += f" (≥: still arriving when the wait ended in {s['notices_still']} run(s))"
+    return text
+
+
+def run_cpu(r: dict[str, Any], nproc: int) -> dict[str, float] | None:
+    """The whole machine's CPU during a run's traffic (W6: connecting), as % of all its
+    cores: busy, of which not the bench's own processes, and stolen by the hypervisor."""
+    c = r.get("cpu_s") or {}
+    wall = c.get("wall")
+    if not wall or c.get("machine") is None:
+        return None
+    own = _cpu_total(r) or 0
+    cores = wall * max(1, nproc)
+    return {
+        "busy": 100 * c["machine"] / cores,
+        "others": 100 * max(0.0, c["machine"] - own) / cores,
+        "steal": 100 * (c.get("steal") or 0) / cores,
+    }
+
+
+def quiet_text(q: dict[str, Any] | None) -> str:
+    if not q or q.get("busy_pct") is None:
+        return "-"
+    text = f"{q['busy_pct']:.0f} % · {q['load1']:.2f} · {q['waited_s']:g} s"
+    return text + (" (timed out)" if q.get("timed_out") else "")
+
+
+def cpu_text(r: dict[str, Any], nproc: int) -> str:
+    c = run_cpu(r, nproc)
+    if c is None:
+        return "-"
+    busy = min(100.0, c["busy"])  # /proc/stat counts in ticks: a short run can show 101 %
+    return f"{busy:.0f} % ({c['others']:.0f} % not the bench's) · {c['steal']:.1f} %"
+
+
+def machine_state(runs: list[dict[str, Any]], nproc: int, a: argparse.Namespace) -> str:
+    """A sentence on how quiet the machine was before and during the runs."""
+    qs = [r.get("quiet_before") or {} for r in runs]
+    qs = [q for q in qs if q.get("busy_pct") is not None]
+    cpus = [c for c in (run_cpu(r, nproc) for r in runs) if c]
+    if not qs and not cpus:
+        return "not measured (no /proc/stat)"
+    out = []
+    if qs:
+        late = [q for q in qs if q.get("timed_out")]
+        out.append(
+            f"before each run the harness waited (at most {a.quiet_max:g} s) until the "
+            f"whole machine was under {a.quiet_below:g} % CPU busy over {a.quiet_window:g} s: "
+            f"{len(qs) - len(late)} of {len(qs)} runs started so"
+            + (
+                f", {len(late)} when the wait ran out (then "
+                + fmt_range(
+                    min(q["busy_pct"] for q in late),
+                    max(q["busy_pct"] for q in late),
+                    lambda v: f"{v:.0f} %",
+                )
+                + " busy)"
+                if late
+                else ""
+            )
+        )
+    if cpus:
+        others = spread([c["others"] for c in cpus])
+        steal = spread([c["steal"] for c in cpus])
+        assert others is not None
+        assert steal is not None
+        out.append(
+            "during the runs, the CPU time not charged to the bench's processes (its "
+            "servers and load generator: so other processes', and kernel work charged to "
+            f"none, such as network interrupts) was a median {others[0]:.0f} % of the "
+            f"machine (at most {others[2]:.0f} %), and the hypervisor stole a median "
+            f"{steal[0]:.1f} % (at most {steal[2]:.1f} %)"
+        )
+    return "; ".join(out) + ". Each run's figures are in the last table."
+
+
+def ceiling_text(
+    summary: dict[str, dict[str, dict[str, Any]]],
+    systems: list[str],
+    with_ceiling: list[str],
+    timed: list[str],
+) -> str:
+    """The measured ceiling, and which figures the load generator limited, said plainly."""
+    parts, limited, odd = [], [], []
+    for wl in with_ceiling:
+        c = summary[wl].get(CEILING)
+        if c is None:
+            continue
+        if c["dirty"]:
+            parts.append(f"{wl}: ✗ not measured ({c['dirty'][0]})")
+            continue
+        parts.append(f"{wl} **{fmt_stat(c['stats']['rate'], fmt_rate)}**")
+    for wl in timed:
+        for system in systems:
+            s = summary[wl].get(system)
+            if not s or s["dirty"]:
+                continue
+            why = []
+            share = s["share"]
+            if share and share[0] >= AT_CEILING:
+                why.append(f"{fmt_pct(share)} of the ceiling")
+            if share and share[2] > 1.1:
+                odd.append(f"{system} in {wl}")
+            busy = s["stats"].get("lg_core")
+            if busy and busy[0] >= AT_CEILING:
+                why.append(f"load generator {100 * busy[0]:.0f} % busy")
+            if why:
+                limited.append(f"{system} in {wl} ({'; '.join(why)})")
+    text = ""
+    if parts:
+        text = (
+            "- **Load generator ceiling (measured):** the same load generator against "
+            "`bench/trivial_relay.py`, a relay that copies bytes and does nothing else "
+            "(written unparsed to every receiver, 64 KiB or 5 ms at a time), in the same "
+            "shape and duration, in the same rotation as the systems: " + "; ".join(parts) + "."
+        )
+        if odd:
+            text += (
+                " In some repetitions "
+                + ", ".join(odd)
+                + " went over the copy relay's figure: the ceiling is a measurement with "
+                "its own noise, not a hard bound."
+            )
+    text += ("\n" if text else "") + "- **Limited by the load generator:** "
+    if limited:
+        text += (
+            "**"
+            + ", ".join(limited)
+            + f".** A figure at {100 * AT_CEILING:.0f} % or more of the ceiling, or with "
+            f"the load generator's one thread busy {100 * AT_CEILING:.0f} % or more of the "
+            "traffic time, measures the load generator (one Python thread, sharing the "
+            "cores with the server) as much as the server: the server delivers at least "
+            "that much; how much more, this set-up cannot show, and its ratio to a figure "
+            "that is not so limited is a lower bound."
+        )
+    else:
+        text += (
+            f"no figure reached {100 * AT_CEILING:.0f} % of the ceiling, nor kept the "
+            f"load generator's one thread {100 * AT_CEILING:.0f} % busy: the figures are "
+            "the servers'."
+        )
+    return text
+
+
 def markdown(
     summary: dict[str, dict[str, dict[str, Any]]],
     titles: dict[str, str],
+    opts: dict[str, dict[str, Any]],
     systems: list[str],
     info: dict[str, str],
-    ceiling: dict[str, Any] | None,
     a: argparse.Namespace,
     runs: list[dict[str, Any]],
     load: tuple[float, float],
     chart: str | None,
 ) -> str:
-    ms = lambda v: f"{v:.1f} ms"  # noqa: E731
+    def ms(v: float) -> str:
+        return f"{v:.1f} ms"
+
+    def pct(v: float) -> str:
+        return f"{100 * v:.0f} %"
+
+    nproc = int(info["nproc"]) if info["nproc"].isdigit() else 1
+    reps = max((r.get("rep", 1) for r in runs), default=1)
+    w6_quiet = float(opts["W6"].get("quiet", 0.3)) if "W6" in opts else 2.0
+    w3_rx = int(opts["W3"]["receivers"]) if "W3" in opts else 1000
+    w3_rate = float(opts["W3"].get("rate", 50)) if "W3" in opts else 50.0
+    timed = [wl for wl in summary if opts[wl].get("duration")]
+    with_ceiling = [wl for wl in summary if any(s == CEILING for s in summary[wl])]
+    cols = systems + ([CEILING] if with_ceiling else [])
+    batches = sorted({opts[wl].get("batch", 50) for wl in timed if opts[wl].get("batch", 50) > 1})
+    durations = sorted({opts[wl]["duration"] for wl in timed})
     lines = [
         "# Benchmarks",
         "",
         "Written by `make bench` (`.venv/bin/python -m bench.run"
         + (" --quick" if a.quick else "")
-        + "`; method in `bench/run.py` and "
-        "`bench/loadgen.py`, issue 6). peerchat (plain-text peers) against Redis "
-        "pub/sub, NATS and the seed's naive thread-per-client relay, side by side in "
-        "one run, the systems' order rotating each time, each run "
-        "with a fresh server on 127.0.0.1.",
+        + "`; method in `bench/run.py` and `bench/loadgen.py`, issues 6 and 13). peerchat "
+        "(plain-text peers) against Redis pub/sub, NATS and the seed's naive "
+        "thread-per-client relay, side by side in one run, the systems' order rotating "
+        "each repetition, each run with a fresh server on 127.0.0.1 and one load "
+        "generator process (Python, one thread) on the same machine.",
         "",
         f"- **Date:** {info['date']}",
         f"- **Machine:** {info['nproc']} cores, {info['cpu']}, {info['memory']}, "
@@ -586,45 +1046,101 @@ def markdown(
         "(other sessions may share the machine)",
         f"- **Versions:** Python {info['python']}; {info['redis']}; {info['nats']}; "
         f"peerchat {info['peerchat']}",
-        f"- **Runs:** median of {a.reps} repetition(s) per cell; messages of 100 bytes; "
-        f"at most {a.window:,} messages in flight per receiver; {a.sample} receivers per run "
-        "verified in full (every message: sender, sequence, CRC, order, latency); "
-        "every receiver counted. peerchat runs with `PEERCHAT_FLOOD_RATE=0` (its per-peer "
-        "flood control off: Redis and NATS have none).",
+        f"- **Runs:** {reps} repetition(s) of every cell: each cell is the median, with the "
+        "min–max over repetitions in brackets; each ratio (`×`) is the median, with the "
+        "min–max, of the per-repetition ratios to Redis (the system's run over Redis's run "
+        "of the same repetition; `×` > 1: more deliveries/s, or a longer latency or time, "
+        "or more memory). Messages of 100 bytes; at most "
+        f"{a.window:,} messages in flight per receiver.",
     ]
-    if ceiling:
-        best = max((r.get("deliveries_per_s") or 0 for r in runs if not problems(r)), default=0)
+    if timed:
         lines.append(
-            f"- **Load generator ceiling:** against `bench/trivial_relay.py` (W1's shape) it "
-            f"counted **{fmt_rate(ceiling['rate'])}**; the best clean run of any system "
-            f"reached **{fmt_rate(best)}**, so one load generator process can count at least "
-            f"{fmt_rate(max(best, ceiling['rate'] or 0))} on this machine (the trivial relay, "
-            "itself Python, can be the slower side). Figures near it measure the load "
-            "generator as much as the server; both share the 2 cores."
+            f"- **Fixed duration:** in {', '.join(timed)} every sender writes for "
+            + " or ".join(f"{d:g} s" for d in durations)
+            + " (bounded also by a cap of messages per sender, never reached unless the "
+            "last table says `cap`, and a hard deadline); then every receiver must get "
+            "exactly what was written. *deliveries/s* is the messages all counted "
+            "receivers got, over the time from the first write to the last message read."
+        )
+    if batches:
+        lines.append(
+            f"- **Write batch:** the sender puts **{', '.join(map(str, batches))} messages "
+            "in one write()** (the load generator's `--batch`) in "
+            + ", ".join(
+                wl
+                for wl in summary
+                if opts[wl].get("messages")
+                and not opts[wl].get("rate")
+                and opts[wl].get("batch", 50) > 1
+            )
+            + "; W1s is W1 with **one message per write()**, and W3 writes one at a time. "
+            "A relay then reads many messages per recv(), and one that joins what it has "
+            "for a receiver into one write (peerchat joins every broadcast waiting in a "
+            "room into one write per member) makes far fewer system calls per message: "
+            "the batch favours it. Compare W1 with W1s."
+            + (
+                " Each turn of its event loop (between two passes over the receivers), "
+                "the load generator's sender writes what the in-flight window has room "
+                f"for, at most {TURN_MAX:,} messages, in as many write() calls as that "
+                "takes (`--turn 0`)."
+                if any(opts[wl].get("turn") == 0 for wl in summary)
+                else ""
+            )
         )
     lines += [
+        f"- **Every receiver checked:** each counted receiver's count of messages must "
+        "equal what the senders wrote (and, in a chat room, each sender's what the others "
+        f"wrote): one receiver short or over fails the run, whatever the total. {a.sample} "
+        "receivers per run are also checked message by message (sender, sequence, CRC, "
+        "order, latency).",
+        "- **peerchat settings:** `PEERCHAT_FLOOD_RATE=0` (its per-peer flood control off: "
+        "Redis and NATS have none) and no connection limits (W6).",
+        "- **Machine state:** " + machine_state(runs, nproc, a),
+    ]
+    lines += ceiling_text(summary, systems, with_ceiling, timed).split("\n")
+    lines += [
         "",
-        "Ratios in brackets are to Redis in the same run (`×` > 1: more "
-        "deliveries/s, or a longer latency/time/memory). ✗: a run lost, duplicated, "
-        "corrupted or reordered messages, so no speed is given.",
+        "✗: a run lost, duplicated, corrupted or reordered messages, or a receiver got a "
+        "wrong count, so no speed is given.",
         "",
     ]
-    head = "| workload | metric | " + " | ".join(systems) + " |"
-    lines += [head, "|" + " --- |" * (len(systems) + 2)]
+    head = "| workload | metric | " + " | ".join(
+        "ceiling: copy relay" if c == CEILING else c for c in cols
+    )
+    lines += [head + " |", "|" + " --- |" * (len(cols) + 2)]
 
-    def row(wl: str, metric: str, key: str, fmt: Any) -> None:
-        base = summary[wl].get(BASELINE)
-        cells = [cell(summary[wl].get(sy), key, base, fmt) for sy in systems]
+    def add(wl: str, metric: str, cells: list[str]) -> None:
         lines.append(f"| {wl}: {titles[wl]} | {metric} | " + " | ".join(cells) + " |")
 
-    def row_text(wl: str, metric: str, fn: Any) -> None:
-        cells = [fn(summary[wl].get(sy)) for sy in systems]
-        lines.append(f"| {wl}: {titles[wl]} | {metric} | " + " | ".join(cells) + " |")
+    def row(
+        wl: str, metric: str, key: str, fmt: Callable[[float], str], ratio: bool = True
+    ) -> None:
+        cells = [cell(summary[wl].get(sy), key, fmt, ratio) for sy in systems]
+        if with_ceiling:
+            c = summary[wl].get(CEILING)
+            shown = c and key in ("rate", "lg_core")
+            cells.append(cell(c, key, fmt, ratio=False) if shown else "-")
+        add(wl, metric, cells)
+
+    def row_text(wl: str, metric: str, fn: Callable[[dict[str, Any] | None], str]) -> None:
+        add(
+            wl,
+            metric,
+            [fn(summary[wl].get(sy)) for sy in systems] + ["-"] * (len(cols) - len(systems)),
+        )
 
     for wl in summary:
-        if wl in ("W1", "W2", "W4"):
+        if wl in timed:
             row(wl, "deliveries/s", "rate", fmt_rate)
             row(wl, "latency p99 (saturated)", "p99", ms)
+        if wl in timed:
+            row(wl, "load generator busy (its one thread)", "lg_core", pct, ratio=False)
+        if wl in with_ceiling:
+            row_text(
+                wl,
+                "share of the load generator's ceiling",
+                lambda s: "-" if not s or s["dirty"] else fmt_pct(s["share"]),
+            )
         if wl == "W4":
             row_text(
                 wl,
@@ -637,8 +1153,8 @@ def markdown(
                 lambda s: "-" if not s or not s["extra"] else f"{s['extra']:,.0f}",
             )
         if wl == "W3":
-            row(wl, "latency p50", "p50", ms)
-            row(wl, "latency p99", "p99", ms)
+            row(wl, "latency p50 (whole fan-out)", "p50", ms)
+            row(wl, "latency p99 (whole fan-out)", "p99", ms)
         if wl == "W5":
             row(wl, "healthy 9: deliveries/s", "rate", fmt_rate)
             row_text(
@@ -652,22 +1168,33 @@ def markdown(
         if wl == "W6":
             row(wl, "time to connect all", "connect_s", lambda v: f"{v:.2f} s")
             row(wl, "server memory per connection", "kib_per_conn", lambda v: f"{v:.1f} KiB")
-            row(wl, "until quiet (join notices)", "settle_s", lambda v: f"{v:.1f} s")
+            row_text(wl, "last join notice, after the last connection (measured)", notices_cell)
             row(wl, "server peak RSS", "peak_mib", lambda v: f"{v:.0f} MiB")
     if chart:
         lines += ["", f"![deliveries per second per workload]({chart})"]
+    said = reading(summary, systems, opts)
+    lines += ["", said, ""] if said else [""]
     lines += [
-        "",
         "## How to read it",
         "",
         "- *deliveries/s*: messages received by all counted receivers, divided by the time "
-        "from the first message sent to the last one received.",
-        "- Latency under W1/W2/W4/W5 is time in queues at saturation (bounded by the "
-        "in-flight window), not the latency of a lightly loaded server: W3 measures that.",
+        "from the first message written to the last one read.",
+        "- Latency under W1/W1s/W2/W4/W5 is time in queues at saturation (bounded by the "
+        "in-flight window): how far behind the receivers run when the sender writes as fast "
+        "as it can.",
+        f"- W3 is not the latency of a lightly loaded server. One sender writes {w3_rate:g} "
+        f"messages a second, one per write(); each is forwarded to {w3_rx:,} sockets (by "
+        "peerchat's one Python process; Redis's one thread; NATS's Go runtime; the naive "
+        f"relay's reading thread, one sendall after another) and read from those {w3_rx:,} "
+        "sockets by one load generator process (one Python thread). Its latency is from "
+        f"the write to each receiver's read: the time one whole {w3_rx:,}-socket fan-out "
+        "takes at both ends, the p99 being about the last receivers served. It says "
+        "nothing of a message to a few peers.",
         "- W4: peerchat and the naive relay are chat rooms, so each sender also receives the "
-        "other 49 senders' messages (about twice the fan-out work); only the 50 receivers' "
-        "deliveries are counted. The naive relay forwards raw 1024-byte chunks, so lines "
-        "from different senders interleave mid-line: corrupted.",
+        "other senders' messages (about twice the fan-out work); only the receivers' "
+        "deliveries are counted (each sender's count is checked too). The naive relay "
+        "forwards raw 1024-byte chunks, so lines from different senders interleave "
+        "mid-line: corrupted.",
         "- W5: one receiver pauses reading; the sender waits for the healthy nine. "
         "peerchat drops a peer over `--max-send-buffer` (1 MiB); Redis over "
         "`client-output-buffer-limit pubsub 32mb 8mb 60`; NATS over `max_pending` (64 MB) "
@@ -675,34 +1202,81 @@ def markdown(
         "A dropped reader gets what the kernel's socket buffers held (about 3-4 MB), then "
         "the close (checked by `bench/loadgen.py`: `closed_after_draining`).",
         "- W6: memory per connection is (RSS with every connection open and quiet − RSS "
-        "before) / connections. peerchat announces a plain peer to its room 0.5 s after "
-        "it connects, in rooms of up to 1,000 members (`--join-notices-up-to`): *until "
-        "quiet* is how long those notices take to drain.",
+        "before) / connections. peerchat announces a plain peer to its room 0.5 s after it "
+        "connects, in rooms of up to 1,000 members (`--join-notices-up-to`); the *last join "
+        "notice* row is measured: from the moment the last connection was ready to the "
+        "moment the last notice line reached any peer (negative: before it; the load "
+        "generator waits until "
+        f"nothing has arrived for {w6_quiet:g} s), "
+        "with the number of notice lines all peers read. The others send no notices.",
+        "- *Machine state*, last table: *before* is the whole machine's CPU busy % over the "
+        "quiet-check window, the 1-minute load average, and how long the harness waited "
+        "for quiet; *during* is the whole machine's CPU busy % during the traffic (W6: "
+        "while connecting), of all cores, with in brackets the part not charged to the "
+        "bench's own processes (its servers and load generator): other processes', and "
+        "kernel work charged to none (network interrupts, a few % even on an idle "
+        "machine); then the hypervisor's steal.",
         "",
         "## Every run",
         "",
-        "| workload | system | deliveries/s | p50 / p99 ms | connect s | peak RSS MiB "
-        "| load avg | verdict |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| rep | workload | system | deliveries/s | sent (s writing) | p50 / p99 ms | connect s "
+        "| peak RSS MiB | before: CPU busy · load · waited | during: CPU busy (not the bench's) · "
+        "steal "
+        "| verdict |",
+        "|" + " --- |" * 11,
     ]
     for r in runs:
         lat = r.get("latency_ms") or {}
         p50, p99 = lat.get("p50"), lat.get("p99")
         latency = f"{p50:.1f} / {p99:.1f}" if p50 is not None and p99 is not None else "-"
         rate = r.get("deliveries_per_s")
+        sent = (
+            f"{r['sent']:,} ({r.get('sending_s', '-')} s"
+            + (", cap" if "cap" in (r.get("stopped_by") or []) and r.get("duration") else "")
+            + ")"
+            if r.get("sent")
+            else "-"
+        )
         lines.append(
-            f"| {r['workload']} | {r['system']} | {fmt_rate(rate) if rate else '-'} "
+            f"| {r.get('rep', 1)} | {r['workload']} | {r['system']} "
+            f"| {fmt_rate(rate) if rate else '-'} | {sent} "
             f"| {latency} | {r.get('connect_s', '-')} "
-            f"| {(r.get('rss_peak_kib') or 0) / 1024:.0f} | {r.get('load_avg_before', '-')} "
-            f"| {problems(r) or 'clean'} |"
+            f"| {(r.get('rss_peak_kib') or 0) / 1024:.0f} | {quiet_text(r.get('quiet_before'))} "
+            f"| {cpu_text(r, nproc)} | {problems(r) or 'clean'} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def reading(
+    summary: dict[str, dict[str, dict[str, Any]]],
+    systems: list[str],
+    opts: dict[str, dict[str, Any]],
+) -> str:
+    """What the batch does to each system's figure, written from the figures."""
+    if "W1" not in summary or "W1s" not in summary:
+        return ""
+    parts = []
+    for system in systems:
+        s1, s2 = summary["W1"].get(system), summary["W1s"].get(system)
+        if not s1 or not s2 or s1["dirty"] or s2["dirty"] or not s1["rate"] or not s2["rate"]:
+            continue
+        x1, x2 = s1["ratio"].get("rate"), s2["ratio"].get("rate")
+        part = f"{system} {fmt_rate(s2['rate'])} ({s2['rate'] / s1['rate']:.2f}× its W1"
+        if system != BASELINE and x1 and x2:
+            part += f"; to Redis {fmt_x(x2)} instead of {fmt_x(x1)}"
+        parts.append(part + ")")
+    if not parts:
+        return ""
+    b1 = opts["W1"].get("batch", 50)
+    return (
+        f"**The write batch.** With one message per write() instead of {b1} (W1s against "
+        "W1), the same fan-out delivered: " + "; ".join(parts) + "."
+    )
 
 
 def draw_chart(
     summary: dict[str, dict[str, dict[str, Any]]],
     systems: list[str],
-    ceiling: dict[str, Any] | None,
     path: Path,
     info: dict[str, str],
 ) -> None:
@@ -711,38 +1285,49 @@ def draw_chart(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    wls = [w for w in ("W1", "W2", "W4", "W5") if w in summary]  # W3 is fixed-rate
-    fig, ax = plt.subplots(figsize=(10, 5.5))
+    wls = [w for w in ("W1", "W1s", "W2", "W4", "W5") if w in summary]  # W3 is fixed-rate
+    fig, ax = plt.subplots(figsize=(12.5, 5.5))
     width = 0.8 / max(1, len(systems))
     for j, system in enumerate(systems):
-        xs, ys = [], []
+        xs, ys, lo, hi = [], [], [], []
         for i, wl in enumerate(wls):
             s = summary[wl].get(system)
             x = i + (j - (len(systems) - 1) / 2) * width
             if s is None:
                 continue
-            if s["dirty"] or s["rate"] is None:
+            st = s["stats"].get("rate")
+            if s["dirty"] or st is None:
                 ax.text(x, 0, "✗", ha="center", va="bottom", color="red", fontsize=12)
                 continue
             xs.append(x)
-            ys.append(s["rate"] / 1e6)
-        ax.bar(xs, ys, width, label=system)
-    if ceiling:
-        ax.axhline(
-            ceiling["rate"] / 1e6,
-            color="grey",
-            linestyle="--",
-            linewidth=1,
-            label="trivial relay (load generator can count at least this)",
+            ys.append(st[0] / 1e6)
+            lo.append((st[0] - st[1]) / 1e6)
+            hi.append((st[2] - st[0]) / 1e6)
+        ax.bar(xs, ys, width, label=system, yerr=[lo, hi], capsize=2)
+    labelled = False
+    for i, wl in enumerate(wls):
+        c = summary[wl].get(CEILING)
+        if c is None or c["dirty"] or c["rate"] is None:
+            continue
+        ax.hlines(
+            c["rate"] / 1e6,
+            i - 0.45,
+            i + 0.45,
+            colors="grey",
+            linestyles="--",
+            linewidth=1.2,
+            label=None if labelled else "load generator ceiling (copy relay), measured",
         )
+        labelled = True
     ax.set_xticks(range(len(wls)), wls)
     ax.set_ylabel("deliveries per second (millions)")
     ax.set_title(
-        f"peerchat benchmark, {info['date']}: {info['nproc']} cores, {info['cpu']}"
-        "\n(W3 is fixed-rate: see the table) ✗ = lost, duplicated or corrupted (no speed)",
-        fontsize=10,
+        f"peerchat benchmark, {info['date']}: {info['nproc']} cores, {info['cpu']}\n"
+        "median of repetitions, bars: min–max; W1s: one message per write(); "
+        "W3 is fixed-rate (see the table); ✗ = lost, duplicated, corrupted or a wrong count",
+        fontsize=9,
     )
-    ax.legend()
+    ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)
@@ -789,11 +1374,12 @@ def replicas_section(
     info: dict[str, str],
     a: argparse.Namespace,
     load: tuple[float, float],
-    shapes: dict[str, tuple[int, int]],
+    shapes: dict[str, int],
 ) -> str:
-    """The section ``## Replicas: 2 vs 1``; ``shapes``: workload -> (messages, receivers)."""
+    """The section ``## Replicas: 2 vs 1``; ``shapes``: workload -> receivers."""
     one, two = "peerchat", "peerchat-2r"
-    summary = summarize(runs, [one, two], workloads)
+    summary = summarize(runs, [one, two], workloads, base=one)
+    nproc = int(info["nproc"]) if info["nproc"].isdigit() else 1
 
     def ms(v: float) -> str:
         return f"{v:.1f} ms"
@@ -809,7 +1395,8 @@ def replicas_section(
     def cpu(system: str, wl: str) -> dict[str, Any]:
         """Medians over clean runs: CPU seconds during the traffic, in all, and the
         share of a core each process used (CPU s / wall s)."""
-        c = [r["cpu_s"] for r in clean_runs(system, wl) if (r.get("cpu_s") or {}).get("wall")]
+        rs = [r for r in clean_runs(system, wl) if (r.get("cpu_s") or {}).get("wall")]
+        c = [r["cpu_s"] for r in rs]
         if not c:
             return {}
         names = [f"replica {i + 1}" for i in range(len(c[0]["servers"]))]
@@ -826,7 +1413,14 @@ def replicas_section(
             "total": med(total),
             "wall": med([v["wall"] for v in c]),
             "busy": med([t / v["wall"] for t, v in zip(total, c, strict=True)]),
-            "servers": med([sum(x or 0 for x in v["servers"]) for v in c]),
+            # the servers' CPU per message written, in µs
+            "per_message_us": med(
+                [
+                    sum(x or 0 for x in v["servers"]) / r["sent"] * 1e6
+                    for v, r in zip(c, rs, strict=True)
+                    if r.get("sent")
+                ]
+            ),
             # every process on the machine, other sessions' included; and what the
             # hypervisor took
             "machine": med([v["machine"] / v["wall"] for v in c if v.get("machine")]),
@@ -852,31 +1446,38 @@ def replicas_section(
             ]
         )
 
-    def ratio(x: float | None, y: float | None) -> str:
-        return f"{y / x:.2f}×" if x and y is not None else ""
-
     reps = max((r.get("rep", 1) for r in runs), default=1)
+    durations = sorted({r["duration"] for r in runs if r.get("duration")})
     lines = [
         REPLICAS_HEADING,
         "",
         "Written by `.venv/bin/python -m bench.run --replicas-compare"
         + (" --quick" if a.quick else "")
-        + "` (issue 9; method in `bench/run.py` and `bench/loadgen.py`). "
+        + "` (issues 9 and 13; method in `bench/run.py` and `bench/loadgen.py`). "
         "W1 and W2 against one peerchat server, and against **2 replicas** sharing the "
         "chat through one Redis (`peerchat-server --bus redis://…`; `redis-server --save "
         "'' --appendonly no`), every process on 127.0.0.1 with the same settings as above "
         "(flood control and connection limits off). The sender connects to the first "
         "replica; receivers alternate between the two, so half get each message from the "
-        "sender's replica and half from the other one, through Redis. The two set-ups "
-        f"alternate; median of {reps} repetition(s); {a.sample} receivers per run "
-        "verified in full (with 2 replicas, half on each): none may lose, duplicate, "
-        "corrupt or reorder a message.",
+        "sender's replica and half from the other one, through Redis. "
+        + (
+            f"The sender writes for {' or '.join(f'{d:g} s' for d in durations)}, 50 "
+            "messages per write(). "
+            if durations
+            else ""
+        )
+        + f"The two set-ups alternate; {reps} repetition(s): each cell is the median "
+        "(min–max), and the ratio the median (min–max) of the per-repetition ratios. Every "
+        "receiver must get exactly what was written, and "
+        f"{a.sample} receivers per run are verified in full (with 2 replicas, half on "
+        "each): none may lose, duplicate, corrupt or reorder a message.",
         "",
         f"- **Date:** {info['date']}; load average {load[0]:.2f} before, {load[1]:.2f} "
         "after (another session may share the machine)",
         f"- **Machine:** {info['nproc']} cores, {info['cpu']}, {info['memory']}; "
         f"Python {info['python']}; {info['redis'].split(' sha=')[0]}; "
         f"peerchat {info['peerchat']}",
+        "- **Machine state:** " + machine_state(runs, nproc, a),
         "",
         "| workload | metric | 1 server | 2 replicas | 2 replicas / 1 server |",
         "| --- | --- | --- | --- | --- |",
@@ -885,23 +1486,25 @@ def replicas_section(
         s1, s2 = summary[wl].get(one), summary[wl].get(two)
         name = f"{wl}: {titles[wl]}"
 
-        def val(s: dict[str, Any] | None, key: str, fmt: Any) -> str:
+        def val(s: dict[str, Any] | None, key: str, fmt: Callable[[float], str]) -> str:
             if s is None:
                 return "-"
             if s["dirty"]:
                 return f"✗ {len(s['dirty'])}/{s['runs']} runs: {s['dirty'][0]}"
-            return "-" if s.get(key) is None else fmt(s[key])
+            return fmt_stat(s["stats"].get(key), fmt)
 
-        def ok(s: dict[str, Any] | None, key: str) -> float | None:
-            return None if s is None or s["dirty"] else s.get(key)
+        def x(key: str, s1: dict[str, Any] | None = s1, s2: dict[str, Any] | None = s2) -> str:
+            if not s1 or not s2 or s1["dirty"] or s2["dirty"]:
+                return ""
+            return fmt_x(s2["ratio"].get(key))
 
         lines.append(
             f"| {name} | deliveries/s | {val(s1, 'rate', fmt_rate)} | "
-            f"{val(s2, 'rate', fmt_rate)} | {ratio(ok(s1, 'rate'), ok(s2, 'rate'))} |"
+            f"{val(s2, 'rate', fmt_rate)} | {x('rate')} |"
         )
         lines.append(
             f"| {name} | latency p99 (saturated) | {val(s1, 'p99', ms)} | "
-            f"{val(s2, 'p99', ms)} | {ratio(ok(s1, 'p99'), ok(s2, 'p99'))} |"
+            f"{val(s2, 'p99', ms)} | {x('p99')} |"
         )
         direct, via = path_p99(wl, 0), path_p99(wl, 1)
         if direct is not None and via is not None:
@@ -910,28 +1513,29 @@ def replicas_section(
                 f"{ms(direct)} / {ms(via)} | |"
             )
         bus_mib = med([(r.get("bus_rss_peak_kib") or 0) / 1024 for r in clean_runs(two, wl)])
-        p1, p2 = ok(s1, "peak_mib"), ok(s2, "peak_mib")
-        if p1 is not None and p2 is not None:
-            both = p2 + (bus_mib or 0)
+        if s1 and s2 and not s1["dirty"] and not s2["dirty"] and s1["peak_mib"] and s2["peak_mib"]:
             lines.append(
-                f"| {name} | peak RSS (2 replicas: summed; Redis apart) | {mib(p1)} | "
-                f"{mib(p2)} + Redis {mib(bus_mib or 0)} | {ratio(p1, both)} with Redis |"
+                f"| {name} | peak RSS (2 replicas: summed; Redis apart) | "
+                f"{mib(s1['peak_mib'])} | {mib(s2['peak_mib'])} + Redis {mib(bus_mib or 0)} | "
+                f"{x('peak_with_bus_mib')} with Redis |"
             )
         c1, c2 = cpu(one, wl), cpu(two, wl)
         if c1 and c2:
             lines.append(
                 f"| {name} | cores used during the traffic (CPU s / s) | {cores(c1)} | "
-                f"{cores(c2)} | {ratio(c1['total'], c2['total'])} the CPU s |"
+                f"{cores(c2)} | {x('cpu_total')} the CPU s |"
             )
     p99s = {wl: (path_p99(wl, 0), path_p99(wl, 1)) for wl in workloads}
     lines += ["", replicas_reading(summary, workloads, info, cpu, shapes, p99s), ""]
     lines += [
-        "Every run (rep, set-up, deliveries/s, p99, load average before it, verdict): "
+        "Every run (rep, set-up, deliveries/s, p99; the whole machine's CPU before it: busy %, "
+        "load average, wait; during it: busy %, of which not the bench's, steal %; verdict): "
         + "; ".join(
             f"{r['workload']} #{r.get('rep', 1)} {'2r' if r['system'] == two else '1'} "
             f"{fmt_rate(r.get('deliveries_per_s')) if r.get('deliveries_per_s') else '-'} "
             f"{((r.get('latency_ms') or {}).get('p99') or 0):.0f} ms "
-            f"(load {r.get('load_avg_before', '-')}) {problems(r) or 'clean'}"
+            f"(before {quiet_text(r.get('quiet_before'))}; during {cpu_text(r, nproc)}) "
+            f"{problems(r) or 'clean'}"
             + (f", bus: {r['bus_troubles']}" if r.get("bus_troubles") else "")
             for r in runs
         )
@@ -945,7 +1549,7 @@ def replicas_reading(
     workloads: list[str],
     info: dict[str, str],
     cpu: Any,
-    shapes: dict[str, tuple[int, int]],
+    shapes: dict[str, int],
     p99s: dict[str, tuple[float | None, float | None]],
 ) -> str:
     """What the figures show, in a few sentences written from the figures."""
@@ -953,15 +1557,15 @@ def replicas_reading(
     rates = []
     for wl in workloads:
         s1, s2 = summary[wl].get(one), summary[wl].get(two)
-        if s1 and s2 and not s1["dirty"] and not s2["dirty"] and s1["rate"] and s2["rate"]:
-            rates.append(f"{s2['rate'] / s1['rate']:.2f}× ({wl})")
+        if s1 and s2 and not s1["dirty"] and not s2["dirty"] and s2["ratio"].get("rate"):
+            rates.append(f"{fmt_x(s2['ratio']['rate'])} ({wl})")
     if not rates:
         return "Some runs were not clean (✗ above): no speed is compared."
     nproc = int(info["nproc"]) if info["nproc"].isdigit() else 2
     text = (
         f"**What it shows.** On this {nproc}-core machine, 2 replicas delivered "
         + " and ".join(rates)
-        + " the deliveries/s of one server: no speed-up, as expected here."
+        + " the deliveries/s of one server (median of the per-repetition ratios)."
     )
     c = {wl: (cpu(one, wl), cpu(two, wl)) for wl in workloads}
     c = {wl: pair for wl, pair in c.items() if pair[0] and pair[1]}
@@ -975,8 +1579,8 @@ def replicas_reading(
                 f" The cores were the first limit: two replicas, Redis and the load "
                 f"generator share them, and they were saturated during the traffic (the "
                 f"whole machine {', '.join(f'{b:.2f}' for b in busy)} of {nproc} cores "
-                f"busy in {', '.join(c)}; of that, {others} by other sessions' processes, "
-                "not the bench's"
+                f"busy in {', '.join(c)}; of that, {others} not charged to the bench's "
+                "processes"
                 + (
                     f"; the hypervisor took {', '.join(f'{x:.2f}' for x in steal)} more"
                     if max(steal) >= 0.05
@@ -992,23 +1596,22 @@ def replicas_reading(
             )
         extra = {}
         for wl, (c1, c2) in c.items():
-            messages = shapes.get(wl, (0, 0))[0]
-            if messages and c1["servers"] is not None and c2["servers"] is not None:
-                extra[wl] = (c2["servers"] - c1["servers"]) / messages * 1e6
+            if c1.get("per_message_us") is not None and c2.get("per_message_us") is not None:
+                extra[wl] = c2["per_message_us"] - c1["per_message_us"]
         if extra:
             text += (
-                " The work per message is the second: each message also goes through Redis "
+                " Another limit is the work per message: each message also goes through Redis "
                 "(the sender's replica encodes and publishes it, the other replica reads and "
                 "decodes it), which cost the replicas "
                 + " and ".join(f"{us:.0f} µs ({wl})" for wl, us in extra.items())
                 + " of CPU per message more than one server, however many receivers it has."
             )
-            if {"W1", "W2"} <= set(extra):
-                (m1, r1), (m2, r2) = shapes["W1"], shapes["W2"]
+            if {"W1", "W2"} <= set(extra) and shapes.get("W1") and shapes.get("W2"):
+                r1, r2 = shapes["W1"], shapes["W2"]
                 text += (
-                    f" W1 ({m1:,} messages to {r1:,} receivers) pays that {m1 / m2:.0f} "
-                    f"times as often as W2 ({m2:,} to {r2:,}) for the same deliveries, "
-                    "hence the gap between them."
+                    f" A message of W1 goes to {r1:,} receivers, one of W2 to {r2:,}: W1 "
+                    f"pays that {r2 / r1:.0f} times as often per delivery, hence the gap "
+                    "between them."
                 )
     late = [
         f"{via:.0f} / {direct:.0f} ms in {wl}"
@@ -1034,24 +1637,15 @@ def write_replicas_section(
     table: dict[str, tuple[str, dict[str, Any]]],
 ) -> None:
     """Write (or replace) the replicas section of ``a.output``, and nothing else of it."""
-    shapes = {}
-    for wl in workloads:
-        opts = table[wl][1]
-        messages = opts.get("messages", 0) * opts.get("senders", 1)
-        rs = [r for r in saved["runs"] if r["workload"] == wl and r.get("messages")]
-        if rs:  # what the load generator was told (--scale included)
-            messages = rs[0]["messages"] * rs[0].get("senders", 1)
-        elif getattr(a, "scale", 1.0) != 1.0:
-            messages = max(1, int(messages * a.scale))
-        shapes[wl] = (messages, opts["receivers"])
+    opts = saved.get("workloads") or {wl: table[wl][1] for wl in workloads}
     section = replicas_section(
         saved["runs"],
         workloads,
-        {w: table[w][0] for w in workloads},
+        {w: title(table[w][0], opts.get(w, table[w][1])) for w in workloads},
         saved["machine"],
         a,
         (saved["load"][0], saved["load"][1]),
-        shapes,
+        {wl: int(opts.get(wl, table[wl][1])["receivers"]) for wl in workloads},
     )
     out = Path(a.output)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -1060,37 +1654,38 @@ def write_replicas_section(
     print(f"wrote the section {REPLICAS_HEADING!r} of {out}")
 
 
-def rerender(
+def write_doc(
     saved: dict[str, Any],
     a: argparse.Namespace,
     systems: list[str],
     workloads: list[str],
     table: dict[str, tuple[str, dict[str, Any]]],
 ) -> None:
-    for key in ("reps", "window", "sample", "quick"):
-        if key in saved.get("args", {}):
-            setattr(a, key, saved["args"][key])
+    """``a.output`` (keeping its replicas section) and its chart, from a run's results."""
     runs = saved["runs"]
-    summary = summarize(runs, systems, workloads)
+    opts = saved.get("workloads") or {wl: table[wl][1] for wl in workloads}
+    cols = [*systems, CEILING] if any(r["system"] == CEILING for r in runs) else systems
+    summary = summarize(runs, cols, workloads)
     out = Path(a.output)
+    out.parent.mkdir(parents=True, exist_ok=True)
     chart = None
     if not a.no_chart:
         png = out.with_suffix(".png")
-        draw_chart(summary, systems, saved.get("ceiling"), png, saved["machine"])
+        draw_chart(summary, systems, png, saved["machine"])
         chart = png.name
     text = markdown(
         summary,
-        {w: table[w][0] for w in workloads},
+        {w: title(table[w][0], opts[w]) for w in workloads},
+        opts,
         systems,
         saved["machine"],
-        saved.get("ceiling"),
         a,
         runs,
-        tuple(saved["load"]),
+        (saved["load"][0], saved["load"][1]),
         chart,
     )
     out.write_text(keep_replicas_section(out, text))
-    print(f"wrote {out}")
+    print(f"wrote {out}" + (f" and {out.with_suffix('.png')}" if chart else ""))
 
 
 # --- main ----------------------------------------------------------------------------------
@@ -1098,14 +1693,14 @@ def rerender(
 
 def main() -> None:
     p = argparse.ArgumentParser(description="peerchat vs Redis pub/sub vs NATS vs naive relay")
-    p.add_argument("--quick", action="store_true", help="small sizes, 1 repetition (< 1 min)")
-    p.add_argument("--reps", type=int, help="repetitions per cell (default 3; quick: 1)")
+    p.add_argument("--quick", action="store_true", help="small sizes, 1 repetition (< 2 min)")
+    p.add_argument("--reps", type=int, help="repetitions per cell (default 5; quick: 1)")
     p.add_argument(
         "--systems",
         help=f"default {','.join(SYSTEMS)}; also known: {', '.join(REPLICATED)} "
         "(peerchat as 2 replicas sharing the chat through one Redis)",
     )
-    p.add_argument("--workloads", help="default W1,W2,W3,W4,W5,W6 (--replicas-compare: W1,W2)")
+    p.add_argument("--workloads", help=f"default {DEFAULT_WORKLOADS} (--replicas-compare: W1,W2)")
     p.add_argument(
         "--replicas-compare",
         action="store_true",
@@ -1114,17 +1709,38 @@ def main() -> None:
         "(with --quick: to /tmp/peerchat-bench/replicas.md)",
     )
     p.add_argument(
+        "--duration",
+        type=float,
+        help="seconds each sender writes in the fixed-duration workloads (default 10; quick: 1)",
+    )
+    p.add_argument(
         "--scale",
         type=float,
         default=1.0,
-        help="multiply message counts and W6's connections by this",
+        help="multiply message counts (caps), durations and W6's connections by this",
     )
     p.add_argument("--sample", type=int, default=10, help="receivers verified in full per run")
     p.add_argument("--window", type=int, default=4000, help="messages in flight per receiver")
     p.add_argument(
+        "--quiet-below",
+        type=float,
+        default=10.0,
+        help="before each run, wait until the whole machine's CPU is below this %% busy",
+    )
+    p.add_argument(
+        "--quiet-window", type=float, help="over this many seconds (default 2; quick: 0.5)"
+    )
+    p.add_argument(
+        "--quiet-max", type=float, help="for at most this many seconds (default 60; quick: 0.5)"
+    )
+    p.add_argument(
         "--peerchat-cmd", help="command to start peerchat, with {port}; e.g. a patched copy"
     )
-    p.add_argument("--no-ceiling", action="store_true")
+    p.add_argument(
+        "--no-ceiling",
+        action="store_true",
+        help="do not measure the load generator's ceiling (the copy relay)",
+    )
     p.add_argument("--no-chart", action="store_true")
     p.add_argument("--output", help="default docs/benchmarks.md")
     p.add_argument(
@@ -1141,7 +1757,9 @@ def main() -> None:
         raise SystemExit(128 + signum)  # unwinds, so every server and load generator stops
 
     signal.signal(signal.SIGTERM, on_term)
-    a.reps = a.reps or (1 if a.quick else 3)
+    a.reps = a.reps or (1 if a.quick else 5)
+    a.quiet_window = a.quiet_window if a.quiet_window is not None else (0.5 if a.quick else 2.0)
+    a.quiet_max = a.quiet_max if a.quiet_max is not None else (0.5 if a.quick else 60.0)
     compare = a.replicas_compare
     if compare and a.systems:
         sys.exit("ERROR: --replicas-compare runs peerchat and peerchat-2r: leave out --systems")
@@ -1159,7 +1777,7 @@ def main() -> None:
         systems = [s for s in (a.systems or ",".join(SYSTEMS)).split(",") if s]
         a.output = a.output or str(ROOT / "docs" / "benchmarks.md")
         a.json = a.json or str(BENCH / "results" / "latest.json")
-    default_wls = "W1,W2" if compare else "W1,W2,W3,W4,W5,W6"
+    default_wls = "W1,W2" if compare else DEFAULT_WORKLOADS
     workloads = [w for w in (a.workloads or default_wls).split(",") if w]
     table = QUICK if a.quick else FULL
     for s in systems:
@@ -1170,117 +1788,99 @@ def main() -> None:
             sys.exit(f"ERROR: unknown workload {w!r}; choose from {', '.join(table)}")
     if a.from_json:
         saved = json.loads(Path(a.from_json).read_text())
+        for key in (
+            "reps", "window", "sample", "quick", "scale", "quiet_below", "quiet_window",
+            "quiet_max",
+        ):  # fmt: skip
+            if key in saved.get("args", {}):
+                setattr(a, key, saved["args"][key])
+        table = QUICK if a.quick else FULL
         if compare:
-            for key in ("reps", "window", "sample", "quick", "scale"):
-                if key in saved.get("args", {}):
-                    setattr(a, key, saved["args"][key])
-            write_replicas_section(saved, a, workloads, QUICK if a.quick else FULL)
+            write_replicas_section(saved, a, workloads, table)
         else:
-            rerender(saved, a, systems, workloads, QUICK if a.quick else FULL)
+            write_doc(saved, a, systems, workloads, table)
         return
     exes = check_deps(systems, not a.no_chart)
     raise_fd_limit()
     info = machine_info(exes)
     tmp = Path(tempfile.mkdtemp(prefix="peerchat-bench-"))
     load_start = os.getloadavg()[0]
-    print(
-        f"peerchat benchmark: {info['nproc']} cores, {info['cpu']}; load {load_start:.2f}; "
-        f"logs in {tmp}",
-        flush=True,
-    )
 
     def scaled(opts: dict[str, Any]) -> dict[str, Any]:
         o = dict(opts)
+        if a.duration is not None and o.get("duration"):
+            o["duration"] = a.duration
         if a.scale != 1.0:
             if o.get("messages"):
                 o["messages"] = max(1, int(o["messages"] * a.scale))
+            if o.get("duration"):
+                o["duration"] = round(o["duration"] * a.scale, 3)
             if not o.get("messages"):
                 o["receivers"] = max(1, int(o["receivers"] * a.scale))
         return o
 
-    ceiling = None
-    if not a.no_ceiling:
-        opts = scaled(CEILING_QUICK if a.quick else CEILING_FULL)
-        rs = [one_run("trivial", "ceiling", opts, a, exes, tmp) for _ in range(a.reps)]
-        ceiling = {"rate": med([r.get("deliveries_per_s") for r in rs]), "runs": rs}
+    opts = {wl: scaled(table[wl][1]) for wl in workloads}
+    plan: list[tuple[int, str, str]] = []
+    for rep in range(1, a.reps + 1):
+        for wi, wl in enumerate(workloads):
+            cast = systems + ([CEILING] if not a.no_ceiling and has_ceiling(opts[wl]) else [])
+            k = (rep - 1 + wi) % len(cast)
+            plan += [(rep, wl, system) for system in cast[k:] + cast[:k]]
+    traffic = sum(o.get("duration") or 0 for _, wl, _ in plan for o in [opts[wl]])
+    print(
+        f"peerchat benchmark: {info['nproc']} cores, {info['cpu']}; load {load_start:.2f}; "
+        f"{len(plan)} runs ({traffic:.0f} s of fixed-duration traffic, plus "
+        f"waits for a quiet machine of {a.quiet_window:g}-{a.quiet_max:g} s each); "
+        f"logs in {tmp}",
+        flush=True,
+    )
+    nproc = os.cpu_count() or 1
+    runs: list[dict[str, Any]] = []
+    started = time.monotonic()
+    for n, (rep, wl, system) in enumerate(plan, 1):
+        r = one_run(system, wl, opts[wl], a, exes, tmp)
+        r["rep"] = rep
+        runs.append(r)
+        lat = r.get("latency_ms") or {}
         print(
-            f"load generator ceiling (trivial relay, W1 shape): {fmt_rate(ceiling['rate'])}",
+            f"[{n}/{len(plan)} {(time.monotonic() - started) / 60:.1f} min] rep {rep} {wl:3} "
+            f"{system:8} {fmt_rate(r.get('deliveries_per_s')):>10}  "
+            f"p99 {lat.get('p99') or 0:8.1f} ms  connect {r.get('connect_s', '-')} s  "
+            f"peak {(r.get('rss_peak_kib') or 0) / 1024:.0f} MiB  "
+            f"before {quiet_text(r.get('quiet_before'))}  during {cpu_text(r, nproc)}  "
+            f"{problems(r) or 'clean'}",
             flush=True,
         )
-
-    runs: list[dict[str, Any]] = []
-    n = 0
-    for rep in range(a.reps):
-        for wi, wl in enumerate(workloads):
-            k = (rep + wi) % len(systems)
-            for system in systems[k:] + systems[:k]:
-                n += 1
-                r = one_run(system, wl, scaled(table[wl][1]), a, exes, tmp)
-                r["rep"] = rep + 1
-                runs.append(r)
-                lat = r.get("latency_ms") or {}
-                print(
-                    f"[{n}/{a.reps * len(workloads) * len(systems)}] rep {rep + 1} {wl} "
-                    f"{system:8} {fmt_rate(r.get('deliveries_per_s')):>10}  "
-                    f"p99 {lat.get('p99') or 0:8.1f} ms  connect {r.get('connect_s', '-')} s  "
-                    f"peak {(r.get('rss_peak_kib') or 0) / 1024:.0f} MiB  "
-                    f"{problems(r) or 'clean'}",
-                    flush=True,
-                )
-                by = r.get("by_port") or []
-                if len(by) > 1:
-                    p99s = [((x.get("latency_ms") or {}).get("p99") or 0) for x in by]
-                    cpu = r.get("cpu_s") or {}
-                    print(
-                        f"      p99 on the sender's replica {p99s[0]:.1f} ms, through Redis "
-                        f"{p99s[1]:.1f} ms; CPU s: replicas {cpu.get('servers')}, Redis "
-                        f"{cpu.get('bus')}, load generator {cpu.get('loadgen')} in "
-                        f"{cpu.get('wall')} s"
-                        + (f"; bus: {r['bus_troubles']}" if r.get("bus_troubles") else ""),
-                        flush=True,
-                    )
+        by = r.get("by_port") or []
+        if len(by) > 1:
+            p99s = [((x.get("latency_ms") or {}).get("p99") or 0) for x in by]
+            cpu = r.get("cpu_s") or {}
+            print(
+                f"      p99 on the sender's replica {p99s[0]:.1f} ms, through Redis "
+                f"{p99s[1]:.1f} ms; CPU s: replicas {cpu.get('servers')}, Redis "
+                f"{cpu.get('bus')}, load generator {cpu.get('loadgen')} in "
+                f"{cpu.get('wall')} s"
+                + (f"; bus: {r['bus_troubles']}" if r.get("bus_troubles") else ""),
+                flush=True,
+            )
     load_end = os.getloadavg()[0]
-    if compare:
-        saved = {
-            "mode": "replicas-compare",
-            "machine": info,
-            "runs": runs,
-            "load": [load_start, load_end],
-            "args": vars(a),
-        }
-        js = Path(a.json)
-        js.parent.mkdir(parents=True, exist_ok=True)
-        js.write_text(json.dumps(saved, indent=1))
-        write_replicas_section(saved, a, workloads, table)
-        print(f"raw: {js}")
-        return
-    summary = summarize(runs, systems, workloads)
-    titles = {w: table[w][0] for w in workloads}
-    out = Path(a.output)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    chart = None
-    if not a.no_chart:
-        png = out.with_suffix(".png")
-        draw_chart(summary, systems, ceiling, png, info)
-        chart = png.name
-    text = markdown(summary, titles, systems, info, ceiling, a, runs, (load_start, load_end), chart)
-    out.write_text(keep_replicas_section(out, text))
+    saved = {
+        "machine": info,
+        "runs": runs,
+        "workloads": opts,
+        "load": [load_start, load_end],
+        "args": vars(a),
+    }
     js = Path(a.json)
     js.parent.mkdir(parents=True, exist_ok=True)
-    js.write_text(
-        json.dumps(
-            {
-                "machine": info,
-                "ceiling": ceiling,
-                "runs": runs,
-                "summary": summary,
-                "load": [load_start, load_end],
-                "args": vars(a),
-            },
-            indent=1,
-        )
-    )
-    print(f"wrote {out}" + (f" and {out.with_suffix('.png')}" if chart else "") + f"; raw: {js}")
+    if compare:
+        saved["mode"] = "replicas-compare"
+        js.write_text(json.dumps(saved, indent=1))
+        write_replicas_section(saved, a, workloads, table)
+    else:
+        js.write_text(json.dumps(saved, indent=1))
+        write_doc(saved, a, systems, workloads, table)
+    print(f"raw: {js}; {(time.monotonic() - started) / 60:.1f} min in all")
 
 
 if __name__ == "__main__":

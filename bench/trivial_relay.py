@@ -1,10 +1,15 @@
 """The cheapest relay we can write: for measuring the load generator's own ceiling.
 
-An asyncio Protocol that writes every chunk it reads, unparsed, to every other
-connection (one write per recipient per read). It does almost no work per message,
-so with one sender the deliveries/s the load generator reaches against it is what
-the load generator itself can count on this machine. Only single-sender workloads
-are meaningful against it: with several senders, chunks interleave mid-line.
+It does nothing per message. It reads whatever a connection has sent (up to 4 MiB per
+recv()) and queues those bytes, unparsed, for every other connection; it writes a
+connection's queue in one sendmsg() as soon as it holds ``--flush-kib`` (64 KiB), and
+everything queued at least every ``--flush-ms`` (5 ms); a connection that cannot take
+it all gets the rest as soon as it can. So it makes few system calls however many
+messages pass, and the load generator's receivers get as much per read as they can
+take: the deliveries/s the load generator reaches against it is about the most it can
+count on this machine (sharing the cores with the copying every TCP relay must do). A
+server that comes near it is limited by the load generator. Only single-sender
+workloads are meaningful against it: with several senders, chunks interleave mid-line.
 
 Run: python bench/trivial_relay.py --port 9000. Stop it with SIGTERM.
 """
@@ -12,43 +17,149 @@ Run: python bench/trivial_relay.py --port 9000. Stop it with SIGTERM.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import signal
-from typing import ClassVar
+import selectors
+import socket
+import time
+from collections import deque
+
+CHUNK = 4 * 1024 * 1024
+PAUSE_ABOVE = 16 * 1024 * 1024  # stop reading while a connection has this much queued
+GATHER = 64  # buffers per sendmsg()
 
 
-class Relay(asyncio.Protocol):
-    peers: ClassVar[dict[Relay, asyncio.Transport]] = {}
+class Peer:
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.queue: deque[memoryview] = deque()
+        self.queued = 0
+        self.events = 0  # what the selector watches for it
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
-        Relay.peers[self] = transport  # type: ignore[assignment]
+    def flush(self) -> bool:
+        """Write what it can of the queue; False if the connection failed."""
+        for _ in range(1024):
+            if not self.queue:
+                return True
+            bufs = [self.queue[i] for i in range(min(GATHER, len(self.queue)))]
+            try:
+                n = self.sock.sendmsg(bufs)
+            except (BlockingIOError, InterruptedError):
+                return True
+            except OSError:
+                return False
+            self.queued -= n
+            while n and self.queue:
+                head = self.queue[0]
+                if len(head) <= n:
+                    n -= len(head)
+                    self.queue.popleft()
+                else:
+                    self.queue[0] = head[n:]
+                    n = 0
+        return True
 
-    def data_received(self, data: bytes) -> None:
-        for peer, transport in Relay.peers.items():
-            if peer is not self:
-                transport.write(data)
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        Relay.peers.pop(self, None)
+def serve(host: str, port: int, flush_s: float, flush_bytes: int) -> None:
+    listener = socket.create_server((host, port), backlog=1024)
+    listener.setblocking(False)
+    sel = selectors.DefaultSelector()
+    sel.register(listener, selectors.EVENT_READ)
+    peers: dict[socket.socket, Peer] = {}
+    fresh: set[Peer] = set()  # with bytes queued since the last flush
+    paused = False
+    next_flush = time.monotonic()
 
+    def watch(peer: Peer) -> None:
+        want = (0 if paused else selectors.EVENT_READ) | (
+            selectors.EVENT_WRITE if peer.queue and peer not in fresh else 0
+        )
+        if want == peer.events:
+            return
+        if not want:
+            sel.unregister(peer.sock)
+        elif not peer.events:
+            sel.register(peer.sock, want, peer)
+        else:
+            sel.modify(peer.sock, want, peer)
+        peer.events = want
 
-async def serve(host: str, port: int) -> None:
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(Relay, host, port, backlog=1024, reuse_address=True)
-    stop = asyncio.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await stop.wait()
-    server.close()
+    def drop(peer: Peer) -> None:
+        if peers.pop(peer.sock, None) is not None:
+            fresh.discard(peer)
+            if peer.events:
+                sel.unregister(peer.sock)
+            peer.sock.close()
+
+    while True:  # until SIGTERM (the default action: the process ends)
+        timeout = max(0.0, next_flush - time.monotonic()) if fresh else 1.0
+        for key, mask in sel.select(timeout):
+            if key.fileobj is listener:
+                for _ in range(1024):  # every pending connection, at most 1,024 a turn
+                    try:
+                        sock, _ = listener.accept()
+                    except BlockingIOError:
+                        break
+                    sock.setblocking(False)
+                    peer = Peer(sock)
+                    peers[sock] = peer
+                    watch(peer)
+                continue
+            peer = key.data
+            if peer.sock not in peers:
+                continue  # dropped earlier in this turn
+            if mask & selectors.EVENT_WRITE and not peer.flush():
+                drop(peer)
+                continue
+            if mask & selectors.EVENT_READ:
+                try:
+                    data = peer.sock.recv(CHUNK)
+                except (BlockingIOError, InterruptedError):
+                    data = None
+                except OSError:
+                    data = b""
+                if data == b"":
+                    drop(peer)
+                    continue
+                if data:
+                    view = memoryview(data)
+                    for other in list(peers.values()):
+                        if other is not peer:
+                            other.queue.append(view)
+                            other.queued += len(view)
+                            if other.queued < flush_bytes or other.events & selectors.EVENT_WRITE:
+                                fresh.add(other)
+                            elif other.flush():  # a full chunk: at once
+                                fresh.discard(other)
+                                watch(other)
+                            else:
+                                drop(other)
+            watch(peer)
+        if fresh and time.monotonic() >= next_flush:
+            batch, fresh = fresh, set()
+            for peer in batch:
+                if peer.flush():
+                    watch(peer)  # what it could not take: when it can
+                else:
+                    drop(peer)
+            next_flush = time.monotonic() + flush_s
+        was = paused
+        paused = any(p.queued > PAUSE_ABOVE for p in peers.values())
+        if paused != was:
+            for peer in list(peers.values()):
+                watch(peer)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--flush-ms", type=float, default=5.0, help="write what is queued at least this often"
+    )
+    parser.add_argument(
+        "--flush-kib", type=int, default=64, help="and as soon as a connection has this much"
+    )
     args = parser.parse_args()
-    asyncio.run(serve(args.host, args.port))
+    serve(args.host, args.port, args.flush_ms / 1000, args.flush_kib * 1024)
 
 
 if __name__ == "__main__":
