@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Iterator
 
 import pytest
 from hypothesis import given
@@ -48,7 +50,8 @@ from peerchat_protocol import (
     plain_help,
     render_plain,
 )
-from peerchat_protocol.codec import parse_json_object
+from peerchat_protocol.codec import PLAIN_COMMANDS, parse_json_object
+from peerchat_protocol.limits import SHORT_TEXT_MAX_LENGTH
 
 PEERS = (PeerInfo("alice", "127.0.0.1:5001"), PeerInfo("10.0.0.2:4000", "10.0.0.2:4000"))
 
@@ -131,6 +134,8 @@ def test_text_off_the_wire_is_sanitized() -> None:
         (b'{"type":"say","text":"\\u001b"}', ErrorCode.BAD_FRAME),
         (b'{"type":"nick","nick":"bad nick"}', ErrorCode.INVALID_NICK),
         (b'{"type":"hello","version":"1"}', ErrorCode.BAD_FRAME),
+        (b'{"type":"hello","version":3,"password":5}', ErrorCode.BAD_FRAME),
+        (b'{"type":"hello","version":3,"last_ts":-1}', ErrorCode.BAD_FRAME),
         (b'{"type":"welcome","version":1}', ErrorCode.UNKNOWN_TYPE),
         (b'{"type":"teleport"}', ErrorCode.UNKNOWN_TYPE),
     ],
@@ -155,6 +160,50 @@ def test_bad_frames_from_a_server(line: bytes) -> None:
     with pytest.raises(RemoteProtocolError) as info:
         decode(line, SERVER_EVENTS)
     assert info.value.code is ErrorCode.BAD_FRAME
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [
+        # Lists that are not lists, entries that are not objects or lack a member.
+        (b'{"type":"roster","online":1,"peers":{"nick":"a","addr":"x:1"}}', ErrorCode.BAD_FRAME),
+        (b'{"type":"roster","online":1,"peers":[{"nick":"a"}]}', ErrorCode.BAD_FRAME),
+        (b'{"type":"roster","online":1,"peers":[{"nick":"a b","addr":"x"}]}', ErrorCode.BAD_FRAME),
+        (b'{"type":"rooms","rooms":{"name":"lobby","online":1}}', ErrorCode.BAD_FRAME),
+        (b'{"type":"rooms","rooms":["lobby"]}', ErrorCode.BAD_FRAME),
+        (b'{"type":"rooms","rooms":[{"online":1}]}', ErrorCode.BAD_FRAME),
+        (b'{"type":"rooms","rooms":[{"name":"bad room","online":1}]}', ErrorCode.INVALID_ROOM),
+        (b'{"type":"rooms","rooms":[{"name":"games","online":-1}]}', ErrorCode.BAD_FRAME),
+        # Every optional member is checked when it is there.
+        (b'{"type":"welcome","version":3,"nick":"a","addr":"x:1","online":1,"room":"a b"}',
+         ErrorCode.INVALID_ROOM),
+        (b'{"type":"welcome","version":3,"nick":"a","addr":"x:1","online":1,"session":5}',
+         ErrorCode.BAD_FRAME),
+        (b'{"type":"welcome","version":3,"nick":"a","addr":"x:1","online":1,"epoch":["e"]}',
+         ErrorCode.BAD_FRAME),
+        (b'{"type":"welcome","version":3,"nick":"a","addr":"x:1","online":1,"acked":-1}',
+         ErrorCode.BAD_FRAME),
+        (b'{"type":"welcome","version":3,"nick":"a","addr":"x:1","online":1,"missed":"2"}',
+         ErrorCode.BAD_FRAME),
+        (b'{"type":"join","nick":"a","online":1,"room":"a b"}', ErrorCode.INVALID_ROOM),
+        (b'{"type":"leave","nick":"a","online":1,"reason":5}', ErrorCode.BAD_FRAME),
+        (b'{"type":"leave","nick":"a","online":1,"room":"a b"}', ErrorCode.INVALID_ROOM),
+        (b'{"type":"roster","online":0,"room":"a b"}', ErrorCode.INVALID_ROOM),
+        (b'{"type":"ack","seq":1,"id":-1}', ErrorCode.BAD_FRAME),
+        (b'{"type":"bye","reason":"closing","code":5}', ErrorCode.BAD_FRAME),
+    ],
+)  # fmt: skip
+def test_bad_members_from_a_server_are_refused_with_a_reason(line: bytes, code: ErrorCode) -> None:
+    with pytest.raises(RemoteProtocolError) as info:
+        decode(line, SERVER_EVENTS)
+    assert info.value.code is code
+    assert str(info.value) == info.value.message
+    assert Error(info.value.code, info.value.message)  # can be shown as an error
+
+
+def test_ping_and_pong_tokens_are_optional() -> None:
+    assert decode(b'{"type":"ping"}', CLIENT_EVENTS) == Ping("")
+    assert decode(b'{"type":"pong"}', SERVER_EVENTS) == Pong("")
 
 
 @pytest.mark.parametrize(
@@ -183,8 +232,10 @@ def test_plain_rendering(event: Event, text: str) -> None:
 
 @pytest.mark.parametrize("event", [Welcome(1, "a", "x:1", 1), Ping(), Say("x"), Hello()])
 def test_plain_rendering_refuses_events_without_a_plain_form(event: Event) -> None:
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError) as info:
         render_plain(event)
+    assert info.value.code is ErrorCode.UNEXPECTED
+    assert event.TYPE in info.value.message
 
 
 @pytest.mark.parametrize(
@@ -236,6 +287,17 @@ def test_help_lists_every_command() -> None:
     assert json.dumps(text)  # plain text, no surprises
 
 
+def test_help_gives_each_command_a_line_of_its_own() -> None:
+    lines = plain_help().split("\n")
+    for _, help_line in PLAIN_COMMANDS.values():
+        assert help_line in lines
+
+
+def test_a_long_quit_reason_is_cut_to_the_limit() -> None:
+    """A quit reason has at most 200 characters: a longer /quit is cut, not refused."""
+    assert decode_plain(b"/quit " + b"r" * 500) == Quit("r" * SHORT_TEXT_MAX_LENGTH)
+
+
 # --- version 2: rooms, private messages, actions, history, timestamps -------------------
 
 V2_EVENTS: list[Event] = [
@@ -275,8 +337,25 @@ def test_version_1_peers_get_version_1_frames() -> None:
     action = Message(2, "alice", "waves", 0, action=True)
     assert json.loads(encode_json(action, version=1))["text"] == "* alice waves"
     assert "room" not in json.loads(encode_json(Joined("bob", 2, room="games"), version=1))
-    with pytest.raises(LocalProtocolError):
+    replayed = Message(3, "alice", "waves", 0, room="games", action=True, history=True)
+    assert json.loads(encode_json(replayed, version=1)) == {
+        "type": "message", "id": 3, "nick": "alice", "text": "* alice waves", "ts": 0,
+    }  # fmt: skip
+    with pytest.raises(LocalProtocolError) as info:
         encode_json(Entered("games", 0), version=1)
+    assert info.value.code is ErrorCode.UNEXPECTED
+    assert "'entered'" in info.value.message
+
+
+def test_version_2_peers_get_the_version_2_members() -> None:
+    private = Message(3, "alice", "psst", 0, room="games", to="bob", history=True)
+    assert json.loads(encode_json(private, version=2)) == {
+        "type": "message", "id": 3, "nick": "alice", "text": "psst", "ts": 0,
+        "room": "games", "to": "bob", "history": True,
+    }  # fmt: skip
+    action = Message(4, "alice", "waves", 0, room="games", action=True)
+    assert json.loads(encode_json(action, version=2))["action"] is True
+    assert json.loads(encode_json(Joined("bob", 2, room="games"), version=2))["room"] == "games"
 
 
 def test_version_2_frames_are_unknown_to_version_1() -> None:
@@ -315,6 +394,23 @@ def test_version_2_plain_rendering(event: Event, text: str) -> None:
     assert render_plain(event) == text
 
 
+@pytest.fixture
+def local_zone_far_from_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    if not hasattr(time, "tzset"):
+        pytest.skip("needs time.tzset")
+    monkeypatch.setenv("TZ", "IST-5:30")  # POSIX rule, no tz database needed: UTC+05:30
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_plain_timestamps_are_utc_whatever_the_local_zone(local_zone_far_from_utc: None) -> None:
+    assert time.localtime(1_700_000_000).tm_hour == 3  # the zone is in effect: 03:43 here
+    message = Message(1, "alice", "hi", 1_700_000_000_000)  # 2023-11-14 22:13:20 UTC
+    assert render_plain(message, timestamps=True) == "[22:13] <alice> hi"
+
+
 def test_plain_timestamps_are_utc_hh_mm() -> None:
     message = Message(1, "alice", "hi", 1_700_000_000_000)  # 2023-11-14 22:13:20 UTC
     assert render_plain(message, timestamps=True) == "[22:13] <alice> hi"
@@ -351,6 +447,9 @@ def test_version_2_plain_commands(line: bytes, event: Event) -> None:
         (b"/msg", ErrorCode.BAD_COMMAND, "usage: /msg NICK MESSAGE"),
         (b"/me", ErrorCode.BAD_COMMAND, "/me waves"),
         (b"/timestamps maybe", ErrorCode.BAD_COMMAND, "on|off"),
+        (b"/msg " + b"n" * 65 + b" hi", ErrorCode.BAD_FRAME, "/who lists who is online"),
+        (b"/pass", ErrorCode.BAD_COMMAND, "usage: /pass PASSWORD"),
+        (b"/pass " + b"p" * 201, ErrorCode.BAD_FRAME, "ask the server's operator"),
     ],
 )
 def test_version_2_plain_command_errors(line: bytes, code: ErrorCode, hint: str) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import ast
+import json
 import pathlib
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given
@@ -11,13 +13,17 @@ from hypothesis import strategies as st
 
 import peerchat_protocol
 from peerchat_protocol import (
+    CLIENT_MIN_LINE_BYTES,
     CLOSED,
+    DEFAULT_MAX_LINE_BYTES,
     MAX_VERSION,
+    MIN_VERSION,
     NEED_DATA,
     Bye,
     ChangeNick,
     Connection,
     Error,
+    ErrorCode,
     Event,
     Hello,
     Info,
@@ -138,6 +144,8 @@ def test_unsupported_version_is_a_fatal_error_not_a_hang() -> None:
         server.next_event()
     assert info.value.fatal
     assert server.kind is PeerKind.RICH
+    assert info.value.code is ErrorCode.UNSUPPORTED_VERSION
+    assert f"{MIN_VERSION} to {MAX_VERSION}" in info.value.message  # says which it speaks
 
 
 def test_bad_hello_is_fatal_with_its_reason() -> None:
@@ -145,6 +153,11 @@ def test_bad_hello_is_fatal_with_its_reason() -> None:
     assert events(server, b'{"type":"hello","version":2,"nick":"no spaces"}\n') == [
         "error:invalid_nick:fatal"
     ]
+    server = Connection(Role.SERVER)
+    server.receive_data(b'{"type":"hello","version":2,"nick":"no spaces"}\n')
+    with pytest.raises(RemoteProtocolError) as info:
+        server.next_event()
+    assert "nickname" in info.value.message
 
 
 def test_hello_without_a_version_is_refused() -> None:
@@ -156,6 +169,38 @@ def test_second_hello_is_refused() -> None:
     pair = ConnectionPair()
     pair.to_server(Hello())
     assert events(pair.server, encode_json(Hello())) == ["error:unexpected"]
+    pair.server.receive_data(encode_json(Hello()))
+    with pytest.raises(RemoteProtocolError) as info:
+        pair.server.next_event()
+    assert Error(info.value.code, info.value.message)  # a reason the server can send on
+
+
+def test_json_lines_may_start_with_whitespace() -> None:
+    """RFC 8259 allows whitespace before the object, in a hello and in a welcome."""
+    server = Connection(Role.SERVER)
+    assert events(server, b' \t{"type":"hello","version":3}\n') == [Hello(3)]
+    assert server.kind is PeerKind.RICH
+    client = Connection(Role.CLIENT)
+    client.send(Hello())
+    assert events(client, b"  " + encode_json(WELCOME)) == [WELCOME]
+
+
+def test_default_line_limits_are_the_documented_ones() -> None:
+    """PROTOCOL.md §1: a server refuses lines over 16,384 bytes by default; a client
+    accepts at least 65,536, whatever the server announced."""
+    server = Connection(Role.SERVER)
+    fits = b"x" * DEFAULT_MAX_LINE_BYTES
+    assert events(server, fits + b"\n" + fits + b"y\n") == [
+        Say(fits.decode()),
+        "error:line_too_long",
+    ]
+    client = Connection(Role.CLIENT)
+    client.send(Hello())
+    assert events(client, encode_json(Welcome(3, "alice", "x:1", 1))) != []  # no max_line
+    envelope = len(encode_json(Message(1, "bob", "z", 0))) - 2  # without text and newline
+    big = Message(1, "bob", "z" * (CLIENT_MIN_LINE_BYTES - envelope), 0)
+    assert len(encode_json(big)) == CLIENT_MIN_LINE_BYTES + 1
+    assert events(client, encode_json(big)) == [big]
 
 
 def test_bad_lines_from_a_rich_peer_are_recoverable() -> None:
@@ -175,8 +220,10 @@ def test_end_of_stream_delivers_last_partial_line_then_closed() -> None:
     server.receive_data(b"bye")
     server.receive_data(b"")
     assert events(server) == [Say("bye"), "closed"]
-    with pytest.raises(LocalProtocolError):
+    with pytest.raises(LocalProtocolError) as info:
         server.receive_data(b"more")
+    assert info.value.code is ErrorCode.UNEXPECTED
+    assert info.value.message
 
 
 # --- what the server may send, and how ----------------------------------------------------
@@ -209,6 +256,44 @@ def test_nothing_after_bye() -> None:
     server.send(Bye("closing", "shutdown"))
     with pytest.raises(LocalProtocolError):
         server.send(Info("late"))
+
+
+def test_a_plain_peer_with_timestamps_on_gets_them() -> None:
+    server = Connection(Role.SERVER)
+    assert events(server, b"/timestamps on\n") != []
+    server.timestamps = True  # the server's answer to that command
+    message = Message(1, "alice", "hi", 1_700_000_000_000)  # 22:13 UTC
+    assert server.send(message) == b"[22:13] <alice> hi\r\n"
+
+
+def _after_bye() -> Connection:
+    server = Connection(Role.SERVER)
+    server.send(Bye("closing", "shutdown"))
+    return server
+
+
+def _hello_sent() -> Connection:
+    client = Connection(Role.CLIENT)
+    client.send(Hello())
+    return client
+
+
+@pytest.mark.parametrize(
+    "attempt",
+    [
+        lambda: Connection(Role.SERVER).send(Say("a client frame")),
+        lambda: Connection(Role.SERVER).send(WELCOME),  # to a peer not known to be rich
+        lambda: _after_bye().send(Info("late")),
+        lambda: Connection(Role.CLIENT).send(Say("before the hello")),
+        lambda: _hello_sent().send(Hello()),
+        lambda: _hello_sent().send(Message(1, "a", "a server frame", 0)),
+    ],
+)
+def test_what_may_not_be_sent_now_is_refused_as_unexpected(attempt: Callable[[], bytes]) -> None:
+    with pytest.raises(LocalProtocolError) as info:
+        attempt()
+    assert info.value.code is ErrorCode.UNEXPECTED
+    assert info.value.message
 
 
 # --- the client side -------------------------------------------------------------------------
@@ -254,12 +339,29 @@ def test_client_line_limit_follows_the_servers() -> None:
     small = client.max_line
     events(client, encode_json(Welcome(1, "a", "x:1", 1, max_line=1_000_000)))
     assert client.max_line > 2 * 1_000_000 > small
+    assert client.max_line == 2 * 1_000_000 + 1024  # PROTOCOL.md §1
 
 
 def test_client_refuses_a_version_it_does_not_speak() -> None:
     client = Connection(Role.CLIENT)
     events_ = events(client, encode_json(Welcome(MAX_VERSION + 1, "a", "x:1", 1)))
     assert events_ == ["error:unsupported_version:fatal"]
+    client = Connection(Role.CLIENT)
+    client.receive_data(encode_json(Welcome(MAX_VERSION + 1, "a", "x:1", 1)))
+    with pytest.raises(RemoteProtocolError) as info:
+        client.next_event()
+    assert f"version {MAX_VERSION + 1}" in info.value.message
+
+
+def test_a_client_speaks_the_version_the_welcome_chose() -> None:
+    """PROTOCOL.md §6: both ends use the negotiated version from the welcome on."""
+    client = Connection(Role.CLIENT)
+    client.send(Hello(version=3))
+    welcome = Welcome(2, "alice", "x:1", 1)
+    assert events(client, encode_json(welcome, 2)) == [welcome]
+    assert client.version == 2
+    assert json.loads(client.send(Say("hi", seq=1))) == {"type": "say", "text": "hi"}
+    assert events(client, b'{"type":"ack","seq":1}\n') == ["error:unknown_type"]
 
 
 def test_full_conversation_through_a_pair() -> None:

@@ -11,6 +11,7 @@ from peerchat_protocol import (
     CLIENT_EVENTS,
     MAX_ROSTER_ENTRIES,
     SERVER_EVENTS,
+    Ack,
     Bye,
     ChangeNick,
     Entered,
@@ -26,6 +27,7 @@ from peerchat_protocol import (
     Pass,
     PeerInfo,
     Ping,
+    Pong,
     Quit,
     Renamed,
     RoomInfo,
@@ -35,6 +37,7 @@ from peerchat_protocol import (
     Timestamps,
     Welcome,
 )
+from peerchat_protocol.limits import MAX_ROOM_ENTRIES, SHORT_TEXT_MAX_LENGTH, TOKEN_MAX_LENGTH
 
 ALICE = PeerInfo("alice", "127.0.0.1:5001")
 
@@ -102,12 +105,50 @@ def test_wire_types_are_unique_per_direction() -> None:
         (lambda: Rooms([RoomInfo("a", 1)]), ErrorCode.BAD_FRAME),
         (lambda: RoomInfo("a", -1), ErrorCode.BAD_FRAME),
         (lambda: Entered("lobby", 0, (ALICE,)), ErrorCode.BAD_FRAME),
+        # Required members cannot be left out (None) either.
+        (lambda: PeerInfo("a", None), ErrorCode.BAD_FRAME),
+        (lambda: Pass(None), ErrorCode.BAD_FRAME),
+        (lambda: Welcome(1, "a", None, 1), ErrorCode.BAD_FRAME),
+        (lambda: Welcome(1, "a", "x:1", 1, server=None), ErrorCode.BAD_FRAME),
+        (lambda: Error(None, "m"), ErrorCode.BAD_FRAME),
+        (lambda: JoinRoom(None), ErrorCode.INVALID_ROOM),
+        (lambda: Entered(None, 0), ErrorCode.INVALID_ROOM),
+        (lambda: RoomInfo(None, 1), ErrorCode.INVALID_ROOM),
+        # Names, rooms and tokens of the wrong type or shape.
+        (lambda: ChangeNick(5), ErrorCode.INVALID_NICK),
+        (lambda: Joined(5, 1), ErrorCode.BAD_FRAME),
+        (lambda: JoinRoom(5), ErrorCode.INVALID_ROOM),
+        (lambda: RoomInfo("bad room", 1), ErrorCode.INVALID_ROOM),
+        (lambda: Hello(resume="r" * (TOKEN_MAX_LENGTH + 1)), ErrorCode.BAD_FRAME),
+        (lambda: Pong("t" * 65), ErrorCode.BAD_FRAME),
     ],
 )
 def test_invalid_events_cannot_exist(build: Any, code: ErrorCode) -> None:
     with pytest.raises(LocalProtocolError) as info:
         build()
     assert info.value.code is code
+    # A decoder passes the reason on to the peer, and the server sends it as an error
+    # frame as it is: it must be text that such a frame can carry.
+    assert str(info.value) == info.value.message
+    assert Error(info.value.code, info.value.message).message == info.value.message
+
+
+def test_members_may_reach_their_documented_limits() -> None:
+    """PROTOCOL.md §4: reasons and client names up to 200 characters, tokens and
+    session secrets up to 64, rosters and room lists up to 100 entries."""
+    Quit("q" * SHORT_TEXT_MAX_LENGTH)
+    Left("bob", 0, reason="r" * SHORT_TEXT_MAX_LENGTH)
+    Hello(client="c" * SHORT_TEXT_MAX_LENGTH, resume="r" * TOKEN_MAX_LENGTH)
+    Welcome(3, "a", "x:1", 1, session="s" * TOKEN_MAX_LENGTH, epoch="e" * TOKEN_MAX_LENGTH)
+    Ping("t" * 64)
+    Pong("t" * 64)
+    Roster(MAX_ROSTER_ENTRIES, (ALICE,) * MAX_ROSTER_ENTRIES)
+    Rooms((RoomInfo("a", 1),) * MAX_ROOM_ENTRIES)
+    Ack(0, id=0)
+
+
+def test_a_ping_may_carry_no_token_and_its_pong_none_either() -> None:
+    assert Ping().token == Pong().token == ""
 
 
 def test_valid_events() -> None:

@@ -89,6 +89,22 @@ def test_overlong_unterminated_line_at_close_is_dropped() -> None:
 def test_limit_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         LineFramer(0)
+    assert frame([b"a\nbb\nc\n"], max_line=1) == [b"a", TOO_LONG, b"c"]
+
+
+def test_a_cr_does_not_excuse_a_line_already_over_the_limit() -> None:
+    framer = LineFramer(16)
+    framer.feed(b"y" * 17 + b"\r")  # 17 bytes of line before any ending: too long now
+    assert drain(framer) == [TOO_LONG]
+    assert framer.buffered == 0
+
+
+def test_the_overflow_error_names_the_limit() -> None:
+    framer = LineFramer(16)
+    framer.feed(b"y" * 40)
+    with pytest.raises(RemoteProtocolError) as info:
+        framer.next_line()
+    assert "16 bytes" in info.value.message
 
 
 def _split(data: bytes, cuts: list[int]) -> list[bytes]:

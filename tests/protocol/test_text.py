@@ -42,6 +42,12 @@ def test_sanitize_can_keep_newlines() -> None:
     assert sanitize("a\nb\x1b[1m\r", keep_newlines=True) == "a\nb"
 
 
+@pytest.mark.parametrize("text", ["plain", "two\nlines", "tab\there", "bold\x1b[1m", "é 🙂"])
+def test_is_clean_means_sanitize_leaves_it_alone(text: str) -> None:
+    assert is_clean(text) == (sanitize(text) == text)
+    assert is_clean(text, keep_newlines=True) == (sanitize(text, keep_newlines=True) == text)
+
+
 @given(st.text())
 def test_sanitized_text_is_clean_and_stable(text: str) -> None:
     once = sanitize(text)
