@@ -99,6 +99,10 @@ PROMISES: list[tuple[str, str, object, object]] = [
      config.DEFAULT_HISTORY_MESSAGES, 20),
     ("protocol/PROTOCOL.md", "(peerchat's client: 15 s)",
      default_of(client_cli.main, "--keepalive"), 15),
+    ("protocol/PROTOCOL.md", "(up to 256 of them; if more were sent, an `info` says how many",
+     config.REPLAY_LIMIT, 256),
+    ("protocol/PROTOCOL.md", "or after a short delay (0.5 s by default)",
+     config.ANNOUNCE_DELAY, 0.5),
     # docs/fault-tolerance.md
     ("docs/fault-tolerance.md", "within the resume window (5 minutes)",
      config.DEFAULT_RESUME_WINDOW, 5 * 60),

@@ -192,3 +192,28 @@ async def test_a_burst_of_exactly_the_limit_is_not_slowed_down_one_more_is() -> 
         assert "nothing is lost" in notice
         assert (await watcher.expect(Message)).text == "one more"
         await console_of(server).wait_for("[FLOOD] Peer")
+
+
+def test_a_burst_of_one_allows_one_line_at_once() -> None:
+    bucket = TokenBucket(burst=1, rate=1, clock=FakeClock())
+    assert [bucket.take(), bucket.take()] == [True, False]
+
+
+@pytest.mark.parametrize("rate", [0.5, 2.0])
+def test_a_refund_gives_back_exactly_one_token_at_any_rate(rate: float) -> None:
+    bucket = TokenBucket(burst=3, rate=rate, clock=FakeClock())
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    bucket.refund()
+    assert [bucket.take(), bucket.take()] == [True, False]
+
+
+def test_wait_is_the_time_until_the_next_token() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(burst=3, rate=2, clock=clock)
+    for _ in range(3):
+        bucket.take()
+    clock.now += 0.25  # half a token back
+    assert bucket.wait() == pytest.approx(0.25)
+    slow = TokenBucket(burst=1, rate=0.5, clock=clock)
+    slow.take()
+    assert slow.wait() == pytest.approx(2.0)  # a slow rate is still a limit

@@ -156,3 +156,36 @@ async def test_the_password_is_compared_in_constant_time(monkeypatch: pytest.Mon
         assert [e.code for e in wrong if isinstance(e, Bye)] == ["bad_password"]
         await RichPeer.connect(server.port, "right", password=SECRET)
     assert compared == [(b"correct horsf", SECRET.encode()), (SECRET.encode(), SECRET.encode())]
+
+
+async def test_a_wrong_password_in_a_hello_is_called_wrong() -> None:
+    async with running_server(password=SECRET) as server:
+        peer = await PlainPeer.connect(server.port, banner=False)
+        rich = RichPeer(peer.reader, peer.writer)
+        await rich.send(Hello(version=3, nick="rich", password="not it"))
+        bye = await rich.expect(Bye, skip=Error)  # the bad_password error, then the bye
+        assert bye.code == "bad_password"
+        assert "wrong password" in bye.reason
+        await console_of(server).wait_for("wrong password")
+
+
+async def test_a_second_pass_is_answered_and_the_peer_stays() -> None:
+    async with running_server(password=SECRET) as server:
+        peer = await PlainPeer.connect(server.port, banner=False)
+        await peer.send(f"/pass {SECRET}\n")
+        assert await peer.line() == f"* Welcome to peerchat! You are {peer.addr}."
+        assert "send /pass PASSWORD" in await peer.line()
+        assert (await peer.line()).startswith("* Password accepted.")
+        await peer.send(f"/pass {SECRET}\n")
+        assert await peer.line() == "* You are already in."
+
+
+async def test_a_wrong_password_is_told_even_to_a_peer_still_sending() -> None:
+    # A lingering close: what the peer sent after the wrong password stays unread, and
+    # a plain close would reset the connection, and the goodbye with it.
+    async with running_server(password=SECRET) as server:
+        peer = await PlainPeer.connect(server.port, banner=False)
+        # More than one read of the server's: the rest arrives after the verdict.
+        peer.writer.write(b"/pass guess\n" + b"more typing\n" * 100_000)
+        lines = await peer.eof()  # a reset here would fail the test
+        assert lines[-1].startswith("! disconnected: wrong password")

@@ -430,3 +430,23 @@ async def test_the_goodbye_reaches_a_peer_that_is_still_sending() -> None:
         bye = await alice.expect(Bye)  # a reset instead would fail here
         assert bye.code == "shutdown"
         await alice.close()
+
+
+async def test_a_hello_in_flight_gets_at_most_256_events_again_and_is_told_of_the_rest() -> None:
+    # PROTOCOL.md: what was sent before the hello comes again "up to 256 of them; if
+    # more were sent, an info says how many".
+    async with running_server(quiet=True) as server:
+        talker = await PlainPeer.connect(server.port)
+        late = await PlainPeer.connect(server.port)  # raw socket: no hello yet
+        await talker.send("".join(f"early {n}\n" for n in range(256)))
+        assert await late.expect("joined") == f"* {talker.addr} joined (2 online)"
+        for n in range(256):
+            assert await late.line() == f"<{talker.addr}> early {n}"
+        rich = RichPeer(late.reader, late.writer)
+        await rich.send(Hello(nick="late"))
+        await rich.expect(Welcome)
+        assert (await rich.expect(Joined)).nick == talker.addr  # 1 of the 257 sent
+        replayed = [(await rich.expect(Message)).text for _ in range(255)]
+        assert replayed == [f"early {n}" for n in range(255)]
+        info = await rich.expect(Info)
+        assert info.text == "1 messages sent before your hello could not be repeated."

@@ -54,6 +54,7 @@ async def test_a_v3_welcome_names_the_session_and_the_epoch() -> None:
         assert alice.welcome.epoch
         assert not alice.welcome.resumed
         assert alice.welcome.acked is None
+        assert alice.welcome.server == server.config.name
         old = await RichPeer.connect(server.port, "old", version=2)
         assert old.welcome is not None
         assert old.welcome.session is None
@@ -427,3 +428,139 @@ async def test_a_line_acknowledged_has_reached_everyone_connected_even_if_the_se
         await server.stop()  # at once: nothing may be left to relay
         assert (await bob.expect(Message)).text == "acknowledged"
         assert (await bob.expect(Bye)).code == "shutdown"
+
+
+#: Stand-ins for connections, for the book's own tests.
+PEER_ = cast("Session", object())
+OTHER_ = cast("Session", object())
+
+
+def test_a_short_window_still_keeps_a_session_and_a_zero_one_keeps_none() -> None:
+    book = ResumeBook(window=1.0, max_gone=10)
+    record = book.open(PEER_, "alice", "lobby")
+    book.lost(record, "alice", "lobby", now=0.0)
+    assert book.find(record.token, now=0.5) is record
+    off = ResumeBook(window=0, max_gone=10)
+    gone = off.open(PEER_, "bob", "lobby")
+    off.lost(gone, "bob", "lobby", now=5.0)
+    assert off.find(gone.token, now=5.0) is None
+    assert len(off) == 0
+
+
+def test_the_window_is_inclusive_and_expire_counts_every_session_it_drops() -> None:
+    book = ResumeBook(window=300, max_gone=10)
+    a, b, c = (book.open(PEER_, n, "lobby") for n in ("a", "b", "c"))
+    for record in (a, b, c):
+        book.lost(record, record.nick, "lobby", now=0.0)
+    assert book.find(a.token, now=300.0) is a  # exactly the window: still there
+    assert book.expire(now=300.0) == 0
+    assert book.expire(now=300.5) == 3
+
+
+def test_a_taken_over_session_is_live_under_its_new_connection_only() -> None:
+    book = ResumeBook(window=300, max_gone=10)
+    record = book.open(PEER_, "alice", "lobby")
+    book.lost(record, "alice", "lobby", now=0.0)
+    book.take_over(record, OTHER_)
+    assert record.session is OTHER_
+    assert book.find(record.token, now=1.0) is record  # can be resumed again
+    assert len(book) == 1  # counted once: not also waiting
+
+
+def test_a_live_session_can_be_forgotten() -> None:
+    book = ResumeBook(window=300, max_gone=10)
+    record = book.open(PEER_, "alice", "lobby")
+    book.forget(record)  # the peer quit while connected
+    assert len(book) == 0
+    assert book.find(record.token, now=0.0) is None
+
+
+def test_at_most_max_gone_sessions_wait_even_when_it_is_one() -> None:
+    book = ResumeBook(window=300, max_gone=1)
+    first, second = book.open(PEER_, "a", "lobby"), book.open(PEER_, "b", "lobby")
+    book.lost(first, "a", "lobby", now=0.0)
+    book.lost(second, "b", "lobby", now=1.0)
+    assert book.find(first.token, now=2.0) is None
+    assert book.find(second.token, now=2.0) is second
+
+
+async def test_an_ordinary_v3_welcome_reports_no_gap() -> None:
+    async with running_server() as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        assert alice.welcome is not None
+        assert (alice.welcome.missed, alice.welcome.gap) == (None, False)
+
+
+async def test_a_session_that_cannot_be_resumed_gets_a_fresh_secret() -> None:
+    async with running_server() as server:
+        back = await hello(server.port, nick="alice", resume="a-secret-nobody-was-given")
+        assert back.welcome is not None
+        assert not back.welcome.resumed
+        assert session_of(back) != "a-secret-nobody-was-given"
+
+
+async def test_a_session_can_be_resumed_twice_over_half_open_connections() -> None:
+    async with running_server() as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        secret = session_of(alice)
+        first = await hello(server.port, resume=secret)  # alice's connection was half-open
+        assert first.welcome is not None
+        assert first.welcome.resumed
+        second = await hello(server.port, resume=secret)  # and so was this one
+        assert second.welcome is not None
+        assert (second.welcome.nick, second.welcome.resumed) == ("alice", True)
+        assert await first.event() is None  # the earlier one was closed
+
+
+async def test_resuming_alone_in_a_room_over_a_half_open_connection_keeps_the_room_s_log() -> None:
+    # The new connection joins before the old one goes: the room never empties, so its
+    # log (and what the peer missed) is kept, with no false gap.
+    async with running_server() as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        bob = await RichPeer.connect(server.port, "bob")
+        assert (await alice.expect(Joined)).nick == "bob"
+        await alice.send(JoinRoom("games"))
+        await alice.expect(Entered)
+        assert (await bob.expect(Left)).nick == "alice"
+        await bob.send(JoinRoom("games"))
+        await bob.expect(Entered)
+        assert (await alice.expect(Joined)).nick == "bob"
+        await bob.send(Say("before"))
+        seen = await alice.expect(Message)
+        await bob.send(Say("while alice's link was dying"))  # alice's client never sees it
+        await bob.send(LeaveRoom())
+        await bob.expect(Entered)  # alice is alone in #games, on a half-open connection
+        assert alice.welcome is not None
+        back = await hello(
+            server.port, resume=session_of(alice), epoch=alice.welcome.epoch, last_id=seen.id
+        )
+        assert back.welcome is not None
+        assert (back.welcome.room, back.welcome.resumed) == ("games", True)
+        assert (back.welcome.missed, back.welcome.gap) == (1, False)
+        assert (await back.expect(Message)).text == "while alice's link was dying"
+
+
+async def test_resuming_into_another_room_gets_that_room_s_history_not_the_lobby_s() -> None:
+    async with running_server() as server:
+        talker = await RichPeer.connect(server.port, "talker")
+        await talker.send(Say("said in the lobby"))  # history a new connection is sent
+        alice = await RichPeer.connect(server.port, "alice")
+        assert (await alice.expect(Message)).text == "said in the lobby"
+        await alice.send(JoinRoom("games"))
+        await alice.expect(Entered)
+        assert (await talker.expect(Joined)).nick == "alice"
+        assert (await talker.expect(Left)).nick == "alice"  # went to #games
+        await talker.send(JoinRoom("games"))
+        await talker.expect(Entered)
+        await alice.close()
+        assert (await talker.expect(Left)).nick == "alice"
+        await talker.send(Say("said in games"))
+        await talker.send(Who())
+        await talker.expect(Roster)
+        # Only the secret: no epoch or last id (a client that kept nothing else).
+        back = await hello(server.port, resume=session_of(alice))
+        assert back.welcome is not None
+        assert (back.welcome.room, back.welcome.resumed) == ("games", True)
+        got = await back.expect(Message)
+        assert (got.text, got.history) == ("said in games", True)
+        await back.expect_none()  # and not the lobby's line, sent as text before the hello
