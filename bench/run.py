@@ -1574,7 +1574,7 @@ def replicas_reading(
         ours = [pair[1]["busy"] for pair in c.values()]
         steal = [pair[1].get("steal") or 0 for pair in c.values()]
         if all(b is not None and b + st >= 0.85 * nproc for b, st in zip(busy, steal, strict=True)):
-            others = ", ".join(f"{b - o:.2f}" for b, o in zip(busy, ours, strict=True))
+            others = ", ".join(f"{max(0.0, b - o):.2f}" for b, o in zip(busy, ours, strict=True))
             text += (
                 f" The cores were the first limit: two replicas, Redis and the load "
                 f"generator share them, and they were saturated during the traffic (the "
