@@ -242,6 +242,17 @@ async def _ready(session: FakeSession) -> Session:
     return cast(Session, session)
 
 
+async def losing(link: Link) -> asyncio.Task[Event]:
+    """Start receiving on ``link`` and return once it has seen its connection lost (its
+    reconnecting still to come, in the task returned)."""
+    receiving = asyncio.create_task(link.receive())
+    for _ in range(10):  # a few passes of the loop, until the loss is seen
+        if not link.connected:
+            break
+        await asyncio.sleep(0)
+    return receiving
+
+
 def test_at_most_100_lines_wait_while_disconnected_and_one_more_is_refused_with_a_reason() -> None:
     # README and PROTOCOL.md: "lines typed while disconnected (up to 100) are sent once back".
     async def scenario() -> None:
@@ -255,11 +266,7 @@ def test_at_most_100_lines_wait_while_disconnected_and_one_more_is_refused_with_
 
         out = io.StringIO()
         link = Link(cast(Session, first), Console(out, color=False), dial=dial, reconnect=True)
-        receiving = asyncio.create_task(link.receive())
-        for _ in range(10):  # a few passes of the loop, until the loss is seen
-            if not link.connected:
-                break
-            await asyncio.sleep(0)
+        receiving = await losing(link)
         assert not link.connected
         for n in range(100):
             assert not await link.send(Say(f"typed {n}"))
@@ -293,11 +300,7 @@ def test_reconnecting_gives_up_after_its_time_and_names_what_was_never_sent(
 
         out = io.StringIO()
         link = Link(cast(Session, first), Console(out, color=False), dial=dial, reconnect=True)
-        receiving = asyncio.create_task(link.receive())
-        for _ in range(10):  # a few passes of the loop, until the loss is seen
-            if not link.connected:
-                break
-            await asyncio.sleep(0)
+        receiving = await losing(link)
         assert not await link.send(Say("typed while away"))
         with pytest.raises(ServerGone) as gone:
             await receiving

@@ -51,6 +51,11 @@ def membership_line(line: str) -> bool:
     return _MEMBERSHIP_LINE.match(line) is not None
 
 
+def _matches(pattern: str | Callable[[str], bool], line: str) -> bool:
+    """Whether ``line`` contains ``pattern`` (a substring) or satisfies it (a predicate)."""
+    return (pattern in line) if isinstance(pattern, str) else pattern(line)
+
+
 def _skipper(skip: Skip) -> Callable[[Event], bool]:
     if isinstance(skip, type | tuple):
         kinds = skip
@@ -153,34 +158,25 @@ class PlainPeer:
         Lines that ``skip`` matches (a substring, or a predicate) are passed over, at most
         ``limit`` of them; any other line fails the test: nothing is skipped by accident.
         """
-        skipped = []
+        skipped: list[str] = []
         for _ in range(limit):
             text = await self.line()
-            if (match in text) if isinstance(match, str) else match(text):
+            if _matches(match, text):
                 return text
             if text == "" and self.reader.at_eof():
                 raise AssertionError(f"end of stream before a line matching {match!r}")
-            if skip is None or not ((skip in text) if isinstance(skip, str) else skip(text)):
+            if skip is None or not _matches(skip, text):
                 raise AssertionError(
                     f"expected a line matching {match!r}, got {text!r} (after skipping {skipped!r})"
                 )
             skipped.append(text)
         raise AssertionError(f"no line matching {match!r} in {limit}; skipped {skipped[-20:]!r}")
 
-    async def expect_none(self, *, skip: LineSkip = None) -> list[str]:
-        """Read what has arrived (every line must match ``skip``) up to the answer to a
-        harmless command, ``/timestamps off``: proof that nothing else was sent before it.
-        Returns the lines skipped. (It turns timestamps off.)"""
+    async def expect_none(self, *, skip: LineSkip = None) -> None:
+        """Prove that nothing (but what ``skip`` matches) arrived: the next line must be
+        the answer to a harmless command sent now, ``/timestamps off`` (which it turns off)."""
         await self.say("/timestamps off")
-        skipped = []
-        for _ in range(1000):
-            text = await self.line()
-            if text == "* Timestamps are off.":
-                return skipped
-            if skip is None or not ((skip in text) if isinstance(skip, str) else skip(text)):
-                raise AssertionError(f"expected nothing, got {text!r}")
-            skipped.append(text)
-        raise AssertionError("no answer to /timestamps off")
+        await self.expect(lambda line: line == "* Timestamps are off.", skip=skip)
 
     async def eof(self) -> list[str]:
         """Read to end of stream; returns the lines read on the way."""
@@ -282,21 +278,12 @@ class RichPeer:
             f"no {kind.__name__} matching in 1000 events; skipped {skipped[-20:]!r}"
         )
 
-    async def expect_none(self, *, skip: Skip = ()) -> list[Event]:
-        """Read what has arrived (every event must match ``skip``) until a ping is answered:
-        proof that nothing else was sent before it. Returns the events skipped."""
+    async def expect_none(self, *, skip: Skip = ()) -> None:
+        """Prove that nothing (but what ``skip`` matches) arrived: the next event must be
+        the answer to a ping sent now."""
         token = f"quiet-{id(self)}"
         await self.send(Ping(token))
-        skipped: list[Event] = []
-        passes = _skipper(skip)
-        for _ in range(1000):
-            event = await self.event()
-            if isinstance(event, Pong) and event.token == token:
-                return skipped
-            if event is None or not passes(event):
-                raise AssertionError(f"expected nothing, got {event!r}")
-            skipped.append(event)
-        raise AssertionError("no pong")
+        await self.expect(Pong, lambda pong: pong.token == token, skip=skip)
 
     async def close(self) -> None:
         self.writer.close()

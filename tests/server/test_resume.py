@@ -39,6 +39,20 @@ async def hello(port: int, **members: Any) -> RichPeer:
     return peer
 
 
+async def alice_and_bob_in_games(port: int) -> tuple[RichPeer, RichPeer]:
+    """alice and bob, both moved from the lobby to #games, every notice on the way read."""
+    alice = await RichPeer.connect(port, "alice")
+    bob = await RichPeer.connect(port, "bob")
+    assert (await alice.expect(Joined)).nick == "bob"
+    await alice.send(JoinRoom("games"))
+    await alice.expect(Entered)
+    assert (await bob.expect(Left)).nick == "alice"
+    await bob.send(JoinRoom("games"))
+    await bob.expect(Entered)
+    assert (await alice.expect(Joined)).nick == "bob"
+    return alice, bob
+
+
 def session_of(peer: RichPeer) -> str:
     assert peer.welcome is not None
     assert peer.welcome.session is not None
@@ -120,15 +134,7 @@ async def test_a_lost_client_resumes_its_name_and_catches_up_on_what_it_missed()
 
 async def test_resuming_over_a_half_open_connection_replaces_it_without_notices() -> None:
     async with running_server() as server:
-        alice = await RichPeer.connect(server.port, "alice")
-        bob = await RichPeer.connect(server.port, "bob")
-        assert (await alice.expect(Joined)).nick == "bob"
-        await alice.send(JoinRoom("games"))
-        await alice.expect(Entered)
-        assert (await bob.expect(Left)).nick == "alice"
-        await bob.send(JoinRoom("games"))
-        await bob.expect(Entered)
-        await alice.expect(Joined, lambda j: j.nick == "bob")
+        alice, bob = await alice_and_bob_in_games(server.port)
         await bob.send(Say("in games"))
         seen = await alice.expect(Message)
         assert alice.welcome is not None
@@ -516,15 +522,7 @@ async def test_resuming_alone_in_a_room_over_a_half_open_connection_keeps_the_ro
     # The new connection joins before the old one goes: the room never empties, so its
     # log (and what the peer missed) is kept, with no false gap.
     async with running_server() as server:
-        alice = await RichPeer.connect(server.port, "alice")
-        bob = await RichPeer.connect(server.port, "bob")
-        assert (await alice.expect(Joined)).nick == "bob"
-        await alice.send(JoinRoom("games"))
-        await alice.expect(Entered)
-        assert (await bob.expect(Left)).nick == "alice"
-        await bob.send(JoinRoom("games"))
-        await bob.expect(Entered)
-        assert (await alice.expect(Joined)).nick == "bob"
+        alice, bob = await alice_and_bob_in_games(server.port)
         await bob.send(Say("before"))
         seen = await alice.expect(Message)
         await bob.send(Say("while alice's link was dying"))  # alice's client never sees it

@@ -679,13 +679,14 @@ class Relay:
 
     def _remote_message(self, note: Note) -> None:
         assert note.message is not None
-        size = len(note.message.text.encode())
-        if size > self.config.max_line_bytes:
+        text, limit = note.message.text, self.config.max_line_bytes
+        # UTF-8 takes at most 4 bytes a character: only a long text is worth measuring.
+        if len(text) * 4 > limit and (size := len(text.encode())) > limit:
             # No peer of a replica like this one could have said it: as for a peer's
             # line, too long is refused (the note was already checked for the rest).
             self.console.line(
                 "BUS", f"Ignored a message of {size} bytes from replica {note.origin}: "
-                f"over the line limit ({self.config.max_line_bytes})."
+                f"over the line limit ({limit})."
             )  # fmt: skip
             return
         message = note.message.renumbered(self._new_id())  # ids increase per replica
