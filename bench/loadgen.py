@@ -505,7 +505,7 @@ def verify(
             i = line.find(b"#")
             if i < 0:
                 if adapter.strict_lines:
-                    if line.startswith((b"* ", b"! ")):
+                    if line.startswith((b"*** ", b"* ", b"! ")):
                         verdict.notices += 1
                         if line.startswith(b"! ") and len(verdict.errors) < 5:
                             verdict.errors.append(line.decode(errors="replace"))

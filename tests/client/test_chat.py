@@ -21,7 +21,7 @@ def test_two_clients_and_a_raw_peer_see_each_other_and_not_themselves() -> None:
                 await alice.stdout.wait_text('"welcome"')
                 await bob.stdout.wait_text('"welcome"')
                 await alice.stdout.wait_text('"nick": "bob"')  # bob's join reached alice
-                await nc.lines.wait_text("* bob joined")
+                await nc.lines.wait_text("*** bob joined")
 
                 await alice.send("hi from alice")
                 await bob.send("hi from bob")

@@ -153,7 +153,7 @@ def start_nc(network: Network) -> Peer:
         )
         .with_command([NC_SCRIPT])
         .waiting_for(
-            LogMessageWaitStrategy(re.escape("* Welcome to peerchat!")).with_startup_timeout(WAIT)
+            LogMessageWaitStrategy(re.escape("*** Welcome to peerchat!")).with_startup_timeout(WAIT)
         )
     )
     return Peer(started(container))

@@ -68,7 +68,7 @@ async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter
     """A plain-text peer on the host, through the port compose published on 127.0.0.1."""
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     banner = await asyncio.wait_for(reader.readline(), WAIT)
-    assert banner.startswith(b"* Welcome to peerchat!"), banner
+    assert banner.startswith(b"*** Welcome to peerchat!"), banner
     return reader, writer, banner.decode()
 
 
@@ -91,7 +91,7 @@ async def test_compose_run_client_chats_with_a_host_peer(stack: Stack) -> None:
     assert client.stdin is not None
     assert client.stdout is not None
     try:
-        await read_until(reader, "* composer joined")
+        await read_until(reader, "*** composer joined")
         client.stdin.write(b"hello from compose\n")
         await client.stdin.drain()
         assert await read_until(reader, "<composer>") == "<composer> hello from compose"
@@ -109,7 +109,7 @@ async def test_compose_run_client_chats_with_a_host_peer(stack: Stack) -> None:
         await client.stdin.drain()
         client.stdin.close()
         assert await asyncio.wait_for(client.wait(), WAIT) == 0
-        assert "* composer left: quit" in await read_until(reader, "composer left")
+        assert "*** composer left: quit" in await read_until(reader, "composer left")
     finally:
         if client.returncode is None:
             client.kill()
@@ -147,7 +147,7 @@ def test_interactive_compose_run_client_on_a_terminal(stack: Stack) -> None:
 
     async def scenario(main: int) -> None:
         reader, writer, _ = await connect(stack.port)
-        await read_until(reader, "* typist joined")
+        await read_until(reader, "*** typist joined")
         await wait_for_screen(main, b"Enter your message")
         os.write(main, b"hi from a terminal\r")
         assert await read_until(reader, "<typist>") == "<typist> hi from a terminal"
@@ -279,7 +279,7 @@ def test_the_tls_variant_of_the_demo(tmp_path: Path) -> None:
             context = ssl.create_default_context(cafile=str(ROOT / "tls" / "ca.crt"))
             reader, writer = await asyncio.open_connection("127.0.0.1", stack.port, ssl=context)
             banner = await asyncio.wait_for(reader.readline(), WAIT)
-            assert banner.startswith(b"* Welcome to peerchat!"), banner
+            assert banner.startswith(b"*** Welcome to peerchat!"), banner
             client = await asyncio.create_subprocess_exec(
                 *stack.compose(*files, "run", "--rm", "-T", "client", "--nick", "tls",
                                "--linger", "1"),

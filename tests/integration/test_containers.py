@@ -86,7 +86,7 @@ def test_join_and_leave_notices_arrive(room: dict[str, Peer]) -> None:
     room["ben"].type("/quit")
     left = ann.wait_for_event(type="leave", nick="ben")
     assert left["reason"] == "quit"
-    room["nc"].wait_for_text("* ben left: quit")
+    room["nc"].wait_for_text("*** ben left: quit")
     assert room["ben"].exit_code() == 0
 
 

@@ -49,9 +49,11 @@ from peerchat_protocol import (
     from_wire,
     plain_help,
     render_plain,
+    sanitize,
 )
 from peerchat_protocol.codec import PLAIN_COMMANDS, parse_json_object
 from peerchat_protocol.limits import SHORT_TEXT_MAX_LENGTH
+from peerchat_protocol.text import name_problem
 
 PEERS = (PeerInfo("alice", "127.0.0.1:5001"), PeerInfo("10.0.0.2:4000", "10.0.0.2:4000"))
 
@@ -210,17 +212,18 @@ def test_ping_and_pong_tokens_are_optional() -> None:
     ("event", "text"),
     [
         (Message(1, "alice", "hello", 0), "<alice> hello"),
-        (Joined("bob", 3), "* bob joined (3 online)"),
-        (Left("bob", 2), "* bob left (2 online)"),
-        (Left("bob", 2, "connection reset"), "* bob left: connection reset (2 online)"),
-        (Renamed("a", "b"), "* a is now known as b"),
-        (Info("one\ntwo"), "* one\n* two"),
+        (Joined("bob", 3), "*** bob joined (3 online)"),
+        (Left("bob", 2), "*** bob left (2 online)"),
+        (Left("bob", 2, "connection reset"), "*** bob left: connection reset (2 online)"),
+        (Renamed("a", "b"), "*** a is now known as b"),
+        (Info("one\ntwo"), "*** one\n*** two"),
         (Error("nick_taken", "nickname 'x' is taken"), "! nickname 'x' is taken"),
         (Bye("shutting down", "shutdown"), "! shutting down"),
-        (Bye("Goodbye!"), "* Goodbye!"),
+        (Bye("Goodbye!"), "*** Goodbye!"),
         (
             Roster(5, PEERS),
-            "* 5 online:\n*   alice (127.0.0.1:5001)\n*   10.0.0.2:4000\n*   ... and 3 more",
+            "*** 5 online:\n***   alice (127.0.0.1:5001)\n***   10.0.0.2:4000\n"
+            "***   ... and 3 more",
         ),
     ],
 )
@@ -376,17 +379,17 @@ def test_null_counts_as_absent() -> None:
         (Message(1, "alice", "psst", 0, to="bob"), "[PM from alice] psst"),
         (Message(1, "alice", "waves", 0, action=True), "* alice waves"),
         (Message(1, "alice", "old", 0, history=True), "<alice> old"),
-        (Joined("bob", 2, room="games"), "* bob joined #games (2 online)"),
-        (Joined("bob", 2, room="lobby"), "* bob joined (2 online)"),
-        (Left("bob", 1, "quit", room="games"), "* bob left #games: quit (1 online)"),
-        (Roster(1, (PeerInfo("a", "x:1"),), room="games"), "* #games 1 online:\n*   a (x:1)"),
+        (Joined("bob", 2, room="games"), "*** bob joined #games (2 online)"),
+        (Joined("bob", 2, room="lobby"), "*** bob joined (2 online)"),
+        (Left("bob", 1, "quit", room="games"), "*** bob left #games: quit (1 online)"),
+        (Roster(1, (PeerInfo("a", "x:1"),), room="games"), "*** #games 1 online:\n***   a (x:1)"),
         (
             Entered("games", 1, (PeerInfo("a", "x:1"),)),
-            "* You are now in #games: 1 online:\n*   a (x:1)",
+            "*** You are now in #games: 1 online:\n***   a (x:1)",
         ),
         (
             Rooms((RoomInfo("lobby", 3), RoomInfo("games", 1))),
-            "* 2 rooms:\n*   #lobby (3 online)\n*   #games (1 online)",
+            "*** 2 rooms:\n***   #lobby (3 online)\n***   #games (1 online)",
         ),
     ],
 )  # fmt: skip
@@ -415,7 +418,7 @@ def test_plain_timestamps_are_utc_hh_mm() -> None:
     message = Message(1, "alice", "hi", 1_700_000_000_000)  # 2023-11-14 22:13:20 UTC
     assert render_plain(message, timestamps=True) == "[22:13] <alice> hi"
     assert encode_plain(message, timestamps=True) == b"[22:13] <alice> hi\r\n"
-    assert render_plain(Joined("b", 1), timestamps=True) == "* b joined (1 online)"
+    assert render_plain(Joined("b", 1), timestamps=True) == "*** b joined (1 online)"
 
 
 @pytest.mark.parametrize(
@@ -462,3 +465,85 @@ def test_version_2_plain_command_errors(line: bytes, code: ErrorCode, hint: str)
 def test_help_lists_the_version_2_commands() -> None:
     for command in ("/msg", "/me", "/join", "/leave", "/rooms", "/timestamps"):
         assert command in plain_help()
+
+
+# --- nobody passes for the server ---------------------------------------------------------
+
+_NOTICES: list[Event] = [
+    Joined("bob", 3),
+    Joined("bob", 2, room="games"),
+    Left("bob", 2, "connection reset"),
+    Left("bob", 1, "quit", room="games"),
+    Renamed("alice", "alicia"),
+    Roster(5, PEERS),
+    Roster(1, (PeerInfo("a", "x:1"),), room="games"),
+    Entered("games", 5, PEERS),
+    Rooms((RoomInfo("lobby", 3), RoomInfo("games", 1))),
+    Info("line one\nline two"),
+    Bye("You left the chat. Goodbye!"),
+]
+
+
+@pytest.mark.parametrize("event", _NOTICES, ids=lambda e: type(e).__name__)
+def test_every_line_of_a_server_notice_starts_with_three_stars(event: Event) -> None:
+    for line in render_plain(event).split("\n"):
+        assert line.startswith("*** "), line
+
+
+@pytest.mark.parametrize("event", [Error("x", "bad"), Bye("shutting down", "shutdown")])
+def test_errors_and_faults_start_with_a_bang(event: Event) -> None:
+    assert render_plain(event).startswith("! ")
+
+
+@pytest.mark.parametrize(
+    ("say", "spoof"),
+    [
+        ("/me is now known as bob", Renamed("mallory", "bob")),
+        ("/me left (3 online)", Left("mallory", 3)),
+        ("/me joined (4 online)", Joined("mallory", 4)),
+    ],
+)
+def test_an_action_cannot_mimic_a_server_notice(say: str, spoof: Event) -> None:
+    action = decode_plain(say.encode())
+    assert isinstance(action, Say)
+    relayed = Message(1, "mallory", action.text, 0, action=action.action)
+    shown = render_plain(relayed)
+    assert shown == f"* mallory {say.removeprefix('/me ')}"
+    assert shown != render_plain(spoof)
+    assert render_plain(spoof) == f"*** mallory {say.removeprefix('/me ')}"
+
+
+_NICKS = st.one_of(
+    st.from_regex(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,31}", fullmatch=True),
+    st.text(min_size=1, max_size=64).filter(lambda n: name_problem(n) is None),  # any name
+)
+_TEXTS = st.one_of(
+    st.text(min_size=1).map(sanitize).filter(bool),
+    # what the notices about a peer say after its name
+    st.sampled_from(["is now known as x", "left (1 online)", "joined (1 online)", "left"]),
+)
+
+
+@given(
+    nick=_NICKS,
+    text=_TEXTS,
+    kind=st.sampled_from(["message", "action", "private"]),
+    timestamps=st.booleans(),
+    history=st.booleans(),
+)
+def test_nothing_a_peer_says_renders_like_a_server_notice(
+    nick: str, text: str, kind: str, timestamps: bool, history: bool
+) -> None:
+    message = Message(
+        7, nick, text, 1_700_000_000_000, to="you" if kind == "private" else None,
+        action=kind == "action", history=history,
+    )  # fmt: skip
+    shown = render_plain(message, timestamps=timestamps)
+    assert "\n" not in shown
+    assert "\r" not in shown
+    assert not shown.startswith(("*** ", "**", "! "))
+    notices = {render_plain(e) for e in _NOTICES} | {
+        render_plain(Renamed(nick, "x")), render_plain(Left(nick, 1)),
+        render_plain(Joined(nick, 1)), render_plain(Info(f"{nick} {text}")),
+    }  # fmt: skip
+    assert shown not in notices

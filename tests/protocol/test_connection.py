@@ -314,7 +314,7 @@ def test_client_skips_everything_before_the_welcome_except_errors() -> None:
     client = Connection(Role.CLIENT)
     client.send(Hello())
     pre = (
-        b"* Welcome to peerchat!\r\n<bob> hi\r\n"
+        b"*** Welcome to peerchat!\r\n<bob> hi\r\n"
         + encode_json(Message(1, "bob", "hi", 0))
         + b"{broken json\n"
         + encode_json(Error("nick_taken", "taken"))
@@ -324,7 +324,7 @@ def test_client_skips_everything_before_the_welcome_except_errors() -> None:
         WELCOME,
         Message(2, "c", "d", 0),
     ]
-    assert events(client, b"* plain after welcome\n") == ["error:bad_json"]
+    assert events(client, b"*** plain after welcome\n") == ["error:bad_json"]
 
 
 def test_client_sees_bye_before_welcome() -> None:

@@ -187,7 +187,7 @@ def test_peers_on_two_replicas_chat_exactly_once_in_order(redis: Redis) -> None:
                 await alice.send(Say(f"a{n}"))
             got = [(await bob.expect(Message)).text for _ in range(50)]
             assert got == [f"a{n}" for n in range(50)]
-            assert await nc.expect("now known") == f"* {nc.addr} is now known as carol"
+            assert await nc.expect("now known") == f"*** {nc.addr} is now known as carol"
             for n in range(50):
                 assert await nc.expect("<alice>") == f"<alice> a{n}"
             await bob.send(Say("from b"))

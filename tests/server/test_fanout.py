@@ -27,13 +27,13 @@ async def test_a_reply_never_overtakes_what_was_said_before_it() -> None:
         alice = await RichPeer.connect(server.port, "alice")
         bob = await PlainPeer.connect(server.port)
         await bob.say("/nick bob")
-        assert await bob.expect("now known") == f"* {bob.addr} is now known as bob"
+        assert await bob.expect("now known") == f"*** {bob.addr} is now known as bob"
         assert (await alice.expect(Joined)).nick == bob.addr
         assert (await alice.expect(Renamed)).new == "bob"
         await alice.send(Say("first"))
         assert await bob.expect("<alice>") == "<alice> first"
         await bob.send("after\n/who\n")
-        assert await bob.expect("online:") == "* 2 online:"
+        assert await bob.expect("online:") == "*** 2 online:"
         assert (await alice.expect(Message)).text == "after"
 
 

@@ -114,7 +114,7 @@ async def test_a_long_quit_reason_is_cut_and_the_leave_still_announced() -> None
         quitter = await PlainPeer.connect(server.port)
         watcher = await RichPeer.connect(server.port, "watcher")
         await quitter.say("/quit " + "x" * 300)
-        assert (await quitter.eof())[-1] == "* You left the chat. Goodbye!"
+        assert (await quitter.eof())[-1] == "*** You left the chat. Goodbye!"
         assert (await watcher.expect(Joined)).nick == quitter.addr
         left = await watcher.expect(Left)
         assert left.reason is not None

@@ -56,5 +56,5 @@ async def test_plain_peers_are_never_pinged() -> None:
             ping = await rich.expect(Ping)
             await rich.send(Pong(ping.token))
         await nc.say("/who")  # ...and the plain peer got nothing but its answer
-        assert await nc.line() == "* rich joined (2 online)"
-        assert await nc.line() == "* 2 online:"
+        assert await nc.line() == "*** rich joined (2 online)"
+        assert await nc.line() == "*** 2 online:"

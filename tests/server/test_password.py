@@ -51,12 +51,12 @@ async def rich_hello(port: int, password: str | None, **hello: Any) -> list[obje
 async def test_the_right_password_lets_peers_in_and_chat() -> None:
     async with running_server(password=SECRET) as server:
         nc = await PlainPeer.connect(server.port, banner=False)
-        assert await nc.line() == f"* Welcome to peerchat! You are {nc.addr}."
+        assert await nc.line() == f"*** Welcome to peerchat! You are {nc.addr}."
         assert "send /pass PASSWORD" in await nc.line()
         await nc.say(f"/pass {SECRET}")
-        assert (await nc.line()).startswith("* Password accepted.")
+        assert (await nc.line()).startswith("*** Password accepted.")
         rich = await RichPeer.connect(server.port, "rich", password=SECRET)
-        assert await nc.expect("joined") == "* rich joined (2 online)"
+        assert await nc.expect("joined") == "*** rich joined (2 online)"
         await rich.send(Say("in"))
         assert await nc.expect("<rich>") == "<rich> in"
         log = "\n".join(console_of(server).lines)
@@ -173,11 +173,11 @@ async def test_a_second_pass_is_answered_and_the_peer_stays() -> None:
     async with running_server(password=SECRET) as server:
         peer = await PlainPeer.connect(server.port, banner=False)
         await peer.send(f"/pass {SECRET}\n")
-        assert await peer.line() == f"* Welcome to peerchat! You are {peer.addr}."
+        assert await peer.line() == f"*** Welcome to peerchat! You are {peer.addr}."
         assert "send /pass PASSWORD" in await peer.line()
-        assert (await peer.line()).startswith("* Password accepted.")
+        assert (await peer.line()).startswith("*** Password accepted.")
         await peer.send(f"/pass {SECRET}\n")
-        assert await peer.line() == "* You are already in."
+        assert await peer.line() == "*** You are already in."
 
 
 async def test_a_wrong_password_is_told_even_to_a_peer_still_sending() -> None:

@@ -169,7 +169,7 @@ async def test_listen_only_peer_receives_and_is_announced() -> None:
     async with running_server(announce_delay=0.05) as server:
         talker = await PlainPeer.connect(server.port)
         listener = await PlainPeer.connect(server.port)
-        assert await talker.expect("joined") == f"* {listener.addr} joined (2 online)"
+        assert await talker.expect("joined") == f"*** {listener.addr} joined (2 online)"
         await talker.say("anyone there?")
         assert await listener.expect("<", skip=JOINS) == f"<{talker.addr}> anyone there?"
 
@@ -223,18 +223,18 @@ async def test_joins_leaves_and_renames_are_announced() -> None:
         assert (await watcher.expect(Joined)).nick == nc.addr
         renamed = await watcher.expect(Renamed)
         assert (renamed.old, renamed.new) == (nc.addr, "bob")
-        assert await nc.expect("now known") == f"* {nc.addr} is now known as bob"
+        assert await nc.expect("now known") == f"*** {nc.addr} is now known as bob"
         alice = await RichPeer.connect(server.port, "alice")
         joined = await watcher.expect(Joined)
         assert (joined.nick, joined.online) == ("alice", 3)
-        assert await nc.expect("joined") == "* alice joined (3 online)"
+        assert await nc.expect("joined") == "*** alice joined (3 online)"
         await alice.send(Quit("lunch"))
         bye = await alice.expect(Bye)
         assert "Goodbye" in bye.reason
         assert await alice.event() is None
         left = await watcher.expect(Left)
         assert (left.nick, left.online, left.reason) == ("alice", 2, "quit: lunch")
-        assert await nc.expect("left") == "* alice left: quit: lunch (2 online)"
+        assert await nc.expect("left") == "*** alice left: quit: lunch (2 online)"
 
 
 async def test_nicknames_are_unique_case_insensitively() -> None:
@@ -262,14 +262,14 @@ async def test_who_help_and_quit_for_plain_peers() -> None:
         alice = await RichPeer.connect(server.port, "alice")
         nc = await PlainPeer.connect(server.port)
         await nc.say("/who")
-        assert await nc.expect("online:") == "* 2 online:"
+        assert await nc.expect("online:") == "*** 2 online:"
         rows = {await nc.line(), await nc.line()}
-        assert rows == {f"*   alice ({alice.welcome.addr})", f"*   {nc.addr}"}  # type: ignore[union-attr]
+        assert rows == {f"***   alice ({alice.welcome.addr})", f"***   {nc.addr}"}  # type: ignore[union-attr]
         await nc.say("/help")
-        await nc.expect("* Commands:")
+        await nc.expect("*** Commands:")
         await nc.say("/quit gotta go")
         lines = await nc.eof()
-        assert lines[-1] == "* You left the chat. Goodbye!"
+        assert lines[-1] == "*** You left the chat. Goodbye!"
         assert (await alice.expect(Joined)).nick == nc.addr  # at its first line, /who
         left = await alice.expect(Left)
         assert left.reason == "quit: gotta go"
@@ -439,7 +439,7 @@ async def test_a_hello_in_flight_gets_at_most_256_events_again_and_is_told_of_th
         talker = await PlainPeer.connect(server.port)
         late = await PlainPeer.connect(server.port)  # raw socket: no hello yet
         await talker.send("".join(f"early {n}\n" for n in range(256)))
-        assert await late.expect("joined") == f"* {talker.addr} joined (2 online)"
+        assert await late.expect("joined") == f"*** {talker.addr} joined (2 online)"
         for n in range(256):
             assert await late.line() == f"<{talker.addr}> early {n}"
         rich = RichPeer(late.reader, late.writer)

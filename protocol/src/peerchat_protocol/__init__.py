@@ -61,7 +61,7 @@ from .limits import (
     MIN_VERSION,
     NICK_MAX_LENGTH,
 )
-from .text import fold, name_problem, nick_problem, room_problem, sanitize
+from .text import fold, name_problem, nick_problem, room_problem, sanitize, skeleton
 
 __version__ = "0.1.0"
 
@@ -126,5 +126,6 @@ __all__ = [
     "render_plain",
     "room_problem",
     "sanitize",
+    "skeleton",
     "to_wire",
 ]

@@ -204,30 +204,44 @@ def _where(room: str | None) -> str:
     return f" #{room}" if room and room != DEFAULT_ROOM else ""
 
 
+#: How every line of a server notice starts, as in ircII and most IRC clients. What
+#: peers say starts otherwise: a message with "<nick> " or "[PM from nick] ", an
+#: action with "* nick " (star, space), either maybe after "[HH:MM] "; and text has
+#: no newline. So no peer can pass for the server: mallory's "/me is now known as
+#: bob" shows as "* mallory is now known as bob", a rename as "*** old is now known
+#: as new".
+NOTICE = "*** "
+
+
 def _plain_peers(online: int, peers: tuple[PeerInfo, ...]) -> list[str]:
-    lines = [f"*   {p.nick}" if p.nick == p.addr else f"*   {p.nick} ({p.addr})" for p in peers]
+    lines = [
+        f"{NOTICE}  {p.nick}" if p.nick == p.addr else f"{NOTICE}  {p.nick} ({p.addr})"
+        for p in peers
+    ]
     if online > len(peers):
-        lines.append(f"*   ... and {online - len(peers)} more")
+        lines.append(f"{NOTICE}  ... and {online - len(peers)} more")
     return lines
 
 
 def _plain_roster(e: Roster) -> str:
-    return "\n".join([f"*{_where(e.room)} {e.online} online:", *_plain_peers(e.online, e.peers)])
+    where = f"#{e.room} " if _where(e.room) else ""
+    head = f"{NOTICE}{where}{e.online} online:"
+    return "\n".join([head, *_plain_peers(e.online, e.peers)])
 
 
 def _plain_entered(e: Entered) -> str:
-    head = f"* You are now in #{e.room}: {e.online} online:"
+    head = f"{NOTICE}You are now in #{e.room}: {e.online} online:"
     return "\n".join([head, *_plain_peers(e.online, e.peers)])
 
 
 def _plain_rooms(e: Rooms) -> str:
-    lines = [f"* {len(e.rooms)} rooms:"] + [f"*   #{r.name} ({r.online} online)" for r in e.rooms]
-    return "\n".join(lines)
+    rows = [f"{NOTICE}  #{r.name} ({r.online} online)" for r in e.rooms]
+    return "\n".join([f"{NOTICE}{len(e.rooms)} rooms:", *rows])
 
 
 def _plain_left(e: Left) -> str:
     why = f": {e.reason}" if e.reason else ""
-    return f"* {e.nick} left{_where(e.room)}{why} ({e.online} online)"
+    return f"{NOTICE}{e.nick} left{_where(e.room)}{why} ({e.online} online)"
 
 
 def _plain_message(e: Message) -> str:
@@ -240,16 +254,16 @@ def _plain_message(e: Message) -> str:
 
 _PLAIN_RENDERERS: dict[type[Event], Callable[[Any], str]] = {
     Message: _plain_message,
-    Joined: lambda e: f"* {e.nick} joined{_where(e.room)} ({e.online} online)",
+    Joined: lambda e: f"{NOTICE}{e.nick} joined{_where(e.room)} ({e.online} online)",
     Left: _plain_left,
-    Renamed: lambda e: f"* {e.old} is now known as {e.new}",
+    Renamed: lambda e: f"{NOTICE}{e.old} is now known as {e.new}",
     Roster: _plain_roster,
     Entered: _plain_entered,
     Rooms: _plain_rooms,
-    Info: lambda e: "\n".join(f"* {line}" for line in e.text.split("\n")),
+    Info: lambda e: "\n".join(f"{NOTICE}{line}" for line in e.text.split("\n")),
     Error: lambda e: f"! {e.message}",
     # A bye with a code ends the connection for a fault; without one it is a plain goodbye.
-    Bye: lambda e: f"! {e.reason}" if e.code else f"* {e.reason}",
+    Bye: lambda e: f"! {e.reason}" if e.code else f"{NOTICE}{e.reason}",
 }
 
 
