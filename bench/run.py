@@ -82,6 +82,8 @@ PEERCHAT_ENV = {
     "PEERCHAT_FLOOD_RATE": "0",
     "PEERCHAT_MAX_CONNECTIONS": "0",
     "PEERCHAT_MAX_PER_ADDRESS": "0",
+    "PEERCHAT_ADDRESS_FLOOD_RATE": "0",
+    "PEERCHAT_CONNECT_RATE": "0",
 }
 
 #: name: (title, load generator options). Messages are 100 bytes. ``duration``: each

@@ -19,8 +19,8 @@ import pytest
 from peerchat_client import cli as client_cli
 from peerchat_client import link
 from peerchat_protocol import DEFAULT_MAX_LINE_BYTES, text
+from peerchat_server import addresses, config, console, resume
 from peerchat_server import cli as server_cli
-from peerchat_server import config, console, resume
 
 ROOT = Path(__file__).resolve().parents[2]
 KiB = 1024
@@ -65,8 +65,30 @@ PROMISES: list[tuple[str, str, object, object]] = [
     ("SECURITY.md", "| bad lines `--max-errors` | 20 |", config.DEFAULT_MAX_ERRORS, 20),
     ("SECURITY.md", "| send buffer `--max-send-buffer` | 1 MiB |",
      config.DEFAULT_MAX_SEND_BUFFER, 1024 * KiB),
-    ("SECURITY.md", "| flood `--flood-burst`, `--flood-rate` | 20 lines, then 5 a second |",
-     (config.DEFAULT_FLOOD_BURST, config.DEFAULT_FLOOD_RATE), (20, 5)),
+    ("SECURITY.md", "| flood `--flood-burst`, `--flood-rate` | 20 lines, then 5 a second; "
+     "a line counts one more per KiB past its first |",
+     (config.DEFAULT_FLOOD_BURST, config.DEFAULT_FLOOD_RATE, config.FLOOD_BYTES_PER_TOKEN),
+     (20, 5, KiB)),
+    ("SECURITY.md", "`--address-flood-rate` | 40 lines, then 10 a second",
+     (config.DEFAULT_ADDRESS_FLOOD_BURST, config.DEFAULT_ADDRESS_FLOOD_RATE), (40, 10)),
+    ("SECURITY.md", "`--connect-rate` | 10 at once, then 1 a second |",
+     (config.DEFAULT_CONNECT_BURST, config.DEFAULT_CONNECT_RATE), (10, 1)),
+    ("SECURITY.md", "in one line every 10 s |", addresses.REFUSAL_LOG_PERIOD, 10),
+    ("SECURITY.md", "`--rename-rate` | 5 at once, then one every 5 s |",
+     (config.DEFAULT_RENAME_BURST, 1 / config.DEFAULT_RENAME_RATE), (5, 5)),
+    ("SECURITY.md", "(1 s, 2 s, 4 s ...); the 10th refuses it for 600 s |",
+     (config.DEFAULT_AUTH_FAILURES, config.DEFAULT_AUTH_LOCKOUT), (10, 600)),
+    ("SECURITY.md", "`--ipv6-prefix` | IPv4 /32, IPv6 /64 |",
+     (config.DEFAULT_IPV4_PREFIX, config.DEFAULT_IPV6_PREFIX), (32, 64)),
+    ("SECURITY.md", "`--max-sessions-per-address` | 32 |",
+     config.DEFAULT_MAX_SESSIONS_PER_ADDRESS, 32),
+    ("README.md", "40 lines then 10 a second, 10 new connections then 1 a second, 5 renames "
+     "then one every 5 s",
+     (config.DEFAULT_ADDRESS_FLOOD_BURST, config.DEFAULT_ADDRESS_FLOOD_RATE,
+      config.DEFAULT_CONNECT_BURST, config.DEFAULT_CONNECT_RATE,
+      config.DEFAULT_RENAME_BURST, 1 / config.DEFAULT_RENAME_RATE), (40, 10, 10, 1, 5, 5)),
+    ("README.md", "(a long line counts one more per KiB past its first)",
+     config.FLOOD_BYTES_PER_TOKEN, KiB),
     ("SECURITY.md", "| persistent flood `--flood-kick-after` | 30 s |",
      config.DEFAULT_FLOOD_KICK_AFTER, 30),
     ("SECURITY.md", "| connections `--max-connections` | 10,000 |",

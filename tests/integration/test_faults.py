@@ -23,8 +23,9 @@ from .containers import (
     wait_for_log,
 )
 
-#: Full speed for the tests: the server's per-peer flood control would pace the load.
-FAST = ("PEERCHAT_FLOOD_RATE", "0")
+#: Full speed for the tests: the server's flood control (per peer and per address)
+#: would pace the load.
+FAST = (("PEERCHAT_FLOOD_RATE", "0"), ("PEERCHAT_ADDRESS_FLOOD_RATE", "0"))
 #: A client that comes back by itself, noticing a dead network within 2 s.
 RECONNECTING = ("--reconnect", "--keepalive", "1", "--linger", "600")
 
@@ -39,7 +40,7 @@ def test_kill_9_of_a_client_mid_stream_frees_it_and_the_others_lose_nothing(
     network: Network, cleanup: list[DockerContainer | Peer]
 ) -> None:
     total = 20_000
-    server = start_server(network, FAST)
+    server = start_server(network, *FAST)
     cleanup.append(server)
     counter = start_probe(network, "count", "ann", ready="[PROBE] counting")
     cleanup.append(counter)
@@ -61,7 +62,7 @@ def test_a_paused_client_is_dropped_the_others_get_everything_and_it_catches_up(
     network: Network, cleanup: list[DockerContainer | Peer]
 ) -> None:
     total = 60_000  # 12 MB: far more than the paused peer's socket buffers and send queue
-    server = start_server(network, FAST, ("PEERCHAT_MAX_SEND_BUFFER", "524288"))
+    server = start_server(network, *FAST, ("PEERCHAT_MAX_SEND_BUFFER", "524288"))
     cleanup.append(server)
     counter = start_probe(network, "count", "ann", ready="[PROBE] counting")
     cleanup.append(counter)
@@ -97,7 +98,7 @@ def test_a_paused_client_is_dropped_the_others_get_everything_and_it_catches_up(
 def test_a_cut_network_is_noticed_and_the_client_catches_up_in_order_none_twice(
     network: Network, cleanup: list[DockerContainer | Peer]
 ) -> None:
-    server = start_server(network, FAST)
+    server = start_server(network, *FAST)
     cleanup.append(server)
     ann = start_client(network, "ann", "--linger", "600")
     cleanup.append(ann)
@@ -124,7 +125,7 @@ def test_a_cut_network_is_noticed_and_the_client_catches_up_in_order_none_twice(
 def test_a_server_restart_under_load_is_survived_and_nothing_typed_is_lost_unnoticed(
     network: Network, cleanup: list[DockerContainer | Peer]
 ) -> None:
-    server = start_server(network, FAST, ("PEERCHAT_SHUTDOWN_TIMEOUT", "3"))
+    server = start_server(network, *FAST, ("PEERCHAT_SHUTDOWN_TIMEOUT", "3"))
     cleanup.append(server)
     ann = start_client(network, "ann", *RECONNECTING)
     cleanup.append(ann)

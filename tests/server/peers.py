@@ -39,11 +39,11 @@ E = TypeVar("E", bound=Event)
 Skip = type[Event] | tuple[type[Event], ...] | Callable[[Event], bool]
 LineSkip = str | Callable[[str], bool] | None
 
-#: What a plain peer sees of someone arriving: ``* NAME joined (N online)``.
+#: What a plain peer sees of someone arriving: ``*** NAME joined (N online)``.
 JOINS = " joined ("
 #: Who came, went or changed name: for tests about something else.
 MEMBERSHIP = (Joined, Left, Renamed)
-_MEMBERSHIP_LINE = re.compile(r"\* \S+ (joined \(|left|is now known as )")
+_MEMBERSHIP_LINE = re.compile(r"\*\*\* \S+ (joined \(|left|is now known as )")
 
 
 def membership_line(line: str) -> bool:
@@ -103,6 +103,12 @@ async def running_server(**overrides: Any) -> AsyncIterator[ChatServer]:
         "shutdown_timeout": 0.5,  # test peers rarely close on the goodbye: do not wait long
         "flood_rate": 0,
         "max_per_address": 0,
+        # The same for the budgets per address: tests connect from one address, and
+        # tests/server/test_abuse.py turns each on.
+        "address_flood_rate": 0,
+        "connect_rate": 0,
+        "rename_rate": 0,
+        "auth_failures": 0,
     }
     settings.update(overrides)
     quiet = settings.pop("quiet", False)
@@ -133,8 +139,8 @@ class PlainPeer:
         peer = cls(reader, writer)
         if banner:  # the server has registered us once its banner arrives
             first = await peer.line()
-            assert first.startswith("* Welcome to peerchat!"), first
-            assert (await peer.line()).startswith("* Type a message")
+            assert first.startswith("*** Welcome to peerchat!"), first
+            assert (await peer.line()).startswith("*** Type a message")
         return peer
 
     async def send(self, data: bytes | str) -> None:
@@ -176,7 +182,7 @@ class PlainPeer:
         """Prove that nothing (but what ``skip`` matches) arrived: the next line must be
         the answer to a harmless command sent now, ``/timestamps off`` (which it turns off)."""
         await self.say("/timestamps off")
-        await self.expect(lambda line: line == "* Timestamps are off.", skip=skip)
+        await self.expect(lambda line: line == "*** Timestamps are off.", skip=skip)
 
     async def eof(self) -> list[str]:
         """Read to end of stream; returns the lines read on the way."""
@@ -217,8 +223,12 @@ class RichPeer:
         *,
         version: int = MAX_VERSION,
         password: str | None = None,
+        source: str | None = None,
     ) -> RichPeer:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        """A peer that said hello and got its welcome; ``source``: the local address to
+        connect from (another 127.x address counts as another address for the limits)."""
+        local = (source, 0) if source else None
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=local)
         peer = cls(reader, writer)
         await peer.send(Hello(version=version, nick=nick, client="tests", password=password))
         welcome = await peer.expect(Welcome)

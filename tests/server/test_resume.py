@@ -378,7 +378,7 @@ async def test_a_room_emptied_and_made_again_since_reports_a_gap() -> None:
 
 
 async def test_the_catch_up_is_bounded_in_bytes_too_and_the_gap_reported() -> None:
-    async with running_server(catch_up_bytes=250, history_bytes=250) as server:
+    async with running_server(catch_up_bytes=300, history_bytes=300) as server:
         alice = await RichPeer.connect(server.port, "alice")
         bob = await RichPeer.connect(server.port, "bob")
         assert (await alice.expect(Joined)).nick == "bob"
@@ -393,7 +393,10 @@ async def test_the_catch_up_is_bounded_in_bytes_too_and_the_gap_reported() -> No
             server.port, resume=session_of(alice), epoch=alice.welcome.epoch, last_id=0
         )
         assert back.welcome is not None
-        assert (back.welcome.missed, back.welcome.gap) == (2, True)  # 250 bytes hold two
+        assert (back.welcome.missed, back.welcome.gap) == (
+            2,
+            True,
+        )  # 300 bytes hold two (149 each in memory)
         assert [(await back.expect(Message)).text for _ in range(2)] == ["3" * 100, "4" * 100]
         await back.expect_none(skip=Joined)
 

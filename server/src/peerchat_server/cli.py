@@ -14,8 +14,14 @@ from peerchat_protocol import DEFAULT_MAX_LINE_BYTES
 
 from . import __version__
 from .config import (
+    DEFAULT_ADDRESS_FLOOD_BURST,
+    DEFAULT_ADDRESS_FLOOD_RATE,
+    DEFAULT_AUTH_FAILURES,
+    DEFAULT_AUTH_LOCKOUT,
     DEFAULT_AUTH_TIMEOUT,
     DEFAULT_CATCH_UP_MESSAGES,
+    DEFAULT_CONNECT_BURST,
+    DEFAULT_CONNECT_RATE,
     DEFAULT_FLOOD_BURST,
     DEFAULT_FLOOD_KICK_AFTER,
     DEFAULT_FLOOD_RATE,
@@ -23,14 +29,19 @@ from .config import (
     DEFAULT_HISTORY_MESSAGES,
     DEFAULT_HOST,
     DEFAULT_IDLE_TIMEOUT,
+    DEFAULT_IPV4_PREFIX,
+    DEFAULT_IPV6_PREFIX,
     DEFAULT_JOIN_NOTICES_UP_TO,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_ERRORS,
     DEFAULT_MAX_PER_ADDRESS,
     DEFAULT_MAX_SEND_BUFFER,
+    DEFAULT_MAX_SESSIONS_PER_ADDRESS,
     DEFAULT_PING_AFTER,
     DEFAULT_PING_TIMEOUT,
     DEFAULT_PORT,
+    DEFAULT_RENAME_BURST,
+    DEFAULT_RENAME_RATE,
     DEFAULT_RESUME_WINDOW,
     DEFAULT_SHUTDOWN_TIMEOUT,
     ServerConfig,
@@ -172,6 +183,20 @@ def ask_port() -> int:
     help="Seconds a peer may stay over the rate before it is disconnected.",
 )
 @setting(
+    "--address-flood-burst",
+    type=click.IntRange(1),
+    default=DEFAULT_ADDRESS_FLOOD_BURST,
+    show_default=True,
+    help="Lines all connections from one address may send at once before they are slowed.",
+)
+@setting(
+    "--address-flood-rate",
+    type=click.FloatRange(0),
+    default=DEFAULT_ADDRESS_FLOOD_RATE,
+    show_default=True,
+    help="Lines a second all connections from one address may keep sending (0: no limit).",
+)
+@setting(
     "--history",
     type=click.IntRange(0),
     default=DEFAULT_HISTORY_MESSAGES,
@@ -220,6 +245,50 @@ def ask_port() -> int:
     default=DEFAULT_MAX_PER_ADDRESS,
     show_default=True,
     help="Connections at once from one address (0: no limit).",
+)
+@setting(
+    "--connect-burst",
+    type=click.IntRange(1),
+    default=DEFAULT_CONNECT_BURST,
+    show_default=True,
+    help="New connections one address may open at once before it must slow down.",
+)
+@setting(
+    "--connect-rate",
+    type=click.FloatRange(0),
+    default=DEFAULT_CONNECT_RATE,
+    show_default=True,
+    help="New connections a second one address may keep opening; more are turned away "
+    "(0: no limit).",
+)
+@setting(
+    "--ipv4-prefix",
+    type=click.IntRange(1, 32),
+    default=DEFAULT_IPV4_PREFIX,
+    show_default=True,
+    help="IPv4 addresses in one network of this prefix length count as one address for "
+    "the per-address limits.",
+)
+@setting(
+    "--ipv6-prefix",
+    type=click.IntRange(1, 128),
+    default=DEFAULT_IPV6_PREFIX,
+    show_default=True,
+    help="The same for IPv6 (64: one subscriber's network).",
+)
+@setting(
+    "--rename-burst",
+    type=click.IntRange(1),
+    default=DEFAULT_RENAME_BURST,
+    show_default=True,
+    help="Renames one address may make at once.",
+)
+@setting(
+    "--rename-rate",
+    type=click.FloatRange(0),
+    default=DEFAULT_RENAME_RATE,
+    show_default=True,
+    help="Renames a second one address may keep making; more are refused (0: no limit).",
 )
 @setting(
     "--ping-after",
@@ -274,6 +343,29 @@ def ask_port() -> int:
     help="Seconds a peer has to give the password.",
 )
 @setting(
+    "--auth-failures",
+    type=click.IntRange(0),
+    default=DEFAULT_AUTH_FAILURES,
+    show_default=True,
+    help="Wrong passwords from one address before its connections are refused for "
+    "--auth-lockout seconds; each one before that doubles its wait (0: no limit).",
+)
+@setting(
+    "--auth-lockout",
+    type=click.FloatRange(0),
+    default=DEFAULT_AUTH_LOCKOUT,
+    show_default=True,
+    help="Seconds an address that gave too many wrong passwords is refused.",
+)
+@setting(
+    "--max-sessions-per-address",
+    type=click.IntRange(0),
+    default=DEFAULT_MAX_SESSIONS_PER_ADDRESS,
+    show_default=True,
+    help="Lost sessions from one address kept for resuming; past it, its oldest goes "
+    "(0: no limit but --max-connections).",
+)
+@setting(
     "--advertise",
     default="",
     metavar="HOST:PORT",
@@ -306,6 +398,8 @@ def main(
     flood_burst: int,
     flood_rate: float,
     flood_kick_after: float,
+    address_flood_burst: int,
+    address_flood_rate: float,
     history: int,
     history_bytes: int,
     catch_up: int,
@@ -313,6 +407,12 @@ def main(
     join_notices_up_to: int,
     max_connections: int,
     max_per_address: int,
+    connect_burst: int,
+    connect_rate: float,
+    ipv4_prefix: int,
+    ipv6_prefix: int,
+    rename_burst: int,
+    rename_rate: float,
     ping_after: float,
     ping_timeout: float,
     idle_timeout: float,
@@ -321,6 +421,9 @@ def main(
     password: str,
     password_file: str | None,
     auth_timeout: float,
+    auth_failures: int,
+    auth_lockout: float,
+    max_sessions_per_address: int,
     advertise: str,
     bus: str,
     quiet: bool,
@@ -342,6 +445,17 @@ def main(
         flood_burst=flood_burst,
         flood_rate=flood_rate,
         flood_kick_after=flood_kick_after,
+        address_flood_burst=address_flood_burst,
+        address_flood_rate=address_flood_rate,
+        connect_burst=connect_burst,
+        connect_rate=connect_rate,
+        ipv4_prefix=ipv4_prefix,
+        ipv6_prefix=ipv6_prefix,
+        rename_burst=rename_burst,
+        rename_rate=rename_rate,
+        auth_failures=auth_failures,
+        auth_lockout=auth_lockout,
+        max_sessions_per_address=max_sessions_per_address,
         history_messages=history,
         history_bytes=history_bytes,
         catch_up_messages=catch_up,

@@ -38,6 +38,37 @@ DEFAULT_FLOOD_BURST = 20
 DEFAULT_FLOOD_RATE = 5.0
 DEFAULT_FLOOD_KICK_AFTER = 30.0
 
+#: An address's connections share a budget too (see addresses.py): twice one peer's,
+#: so several people behind one NAT can chat while a reconnecting flooder gets 10 lines
+#: a second at most, not 5 per connection it manages to open.
+DEFAULT_ADDRESS_FLOOD_BURST = 40
+DEFAULT_ADDRESS_FLOOD_RATE = 10.0
+
+#: What a line costs beyond its one token: one more per KiB past its first, so long lines
+#: are paced by size (5 a second of 16 KiB lines would be 80 KiB/s; this allows 5 KiB/s).
+FLOOD_BYTES_PER_TOKEN = 1024
+
+#: New connections from one address: a burst, then a rate (ergo's connection throttle
+#: allows 32 per 10 minutes; we allow 10 at once, e.g. a browser and a few clients, then
+#: one a second, what a client reconnecting with backoff needs).
+DEFAULT_CONNECT_BURST = 10
+DEFAULT_CONNECT_RATE = 1.0
+
+#: Renames from one address: a burst, then one every 5 s. Everyone in the room hears of
+#: each one, so an unbounded rate would let one peer make every member's screen scroll.
+DEFAULT_RENAME_BURST = 5
+DEFAULT_RENAME_RATE = 0.2
+
+#: Wrong passwords from one address: each after the first doubles the wait before its
+#: next connection (1 s, 2 s, 4 s ...); this many refuse it for AUTH_LOCKOUT seconds
+#: (fail2ban's default: 5 failures, banned for 10 minutes; we allow typos more room).
+DEFAULT_AUTH_FAILURES = 10
+DEFAULT_AUTH_LOCKOUT = 600.0
+
+#: How addresses are grouped for the per-address limits (ergo's cidr-len defaults).
+DEFAULT_IPV4_PREFIX = 32
+DEFAULT_IPV6_PREFIX = 64
+
 #: Messages each room keeps for late joiners, as ssh-chat does (its default is 20),
 #: and the most text (bytes of UTF-8) they may hold: 20 maximal 16 KiB lines would
 #: otherwise pin 320 KiB per room.
@@ -53,6 +84,10 @@ DEFAULT_HISTORY_BYTES = 32 * 1024
 DEFAULT_RESUME_WINDOW = 300.0
 DEFAULT_CATCH_UP_MESSAGES = 1000
 DEFAULT_CATCH_UP_BYTES = 256 * 1024
+
+#: Sessions waiting to be resumed from one address (twice its connections at once): a
+#: flood of throwaway sessions from one address evicts only its own, never anyone else's.
+DEFAULT_MAX_SESSIONS_PER_ADDRESS = 32
 
 #: Rooms larger than this announce no joins and leaves: in a crowd every arrival would
 #: cost every member a line (Twitch's chat stops sending JOIN/PART past 1,000 users).
@@ -104,6 +139,17 @@ class ServerConfig:
     flood_rate: float = DEFAULT_FLOOD_RATE
     flood_kick_after: float = DEFAULT_FLOOD_KICK_AFTER
     join_notices_up_to: int = DEFAULT_JOIN_NOTICES_UP_TO
+    address_flood_burst: int = DEFAULT_ADDRESS_FLOOD_BURST
+    address_flood_rate: float = DEFAULT_ADDRESS_FLOOD_RATE
+    connect_burst: int = DEFAULT_CONNECT_BURST
+    connect_rate: float = DEFAULT_CONNECT_RATE
+    rename_burst: int = DEFAULT_RENAME_BURST
+    rename_rate: float = DEFAULT_RENAME_RATE
+    auth_failures: int = DEFAULT_AUTH_FAILURES
+    auth_lockout: float = DEFAULT_AUTH_LOCKOUT
+    ipv4_prefix: int = DEFAULT_IPV4_PREFIX
+    ipv6_prefix: int = DEFAULT_IPV6_PREFIX
+    max_sessions_per_address: int = DEFAULT_MAX_SESSIONS_PER_ADDRESS
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     max_per_address: int = DEFAULT_MAX_PER_ADDRESS
     ping_after: float = DEFAULT_PING_AFTER

@@ -1,4 +1,9 @@
-"""Flood control: a token bucket per peer, counted in lines."""
+"""Flood control: token buckets, counted in lines (a long line counts more than one).
+
+One bucket per peer and one per address (see addresses.py); a line takes a token from
+both. What a peer sends also costs one token per KiB as it arrives (:meth:`charge`), which
+may leave a bucket in debt: long lines and junk are paced by their size, not their count.
+"""
 
 from __future__ import annotations
 
@@ -36,6 +41,34 @@ class TokenBucket:
             self._tokens -= 1
             return True
         return False
+
+    def ready(self) -> bool:
+        """Whether a token is there to take (without taking it)."""
+        if self.rate <= 0:
+            return True
+        self._refill()
+        return self._tokens >= 1
+
+    def charge(self, tokens: float) -> None:
+        """Take ``tokens`` now, even if that leaves the bucket in debt (repaid at the rate)."""
+        if self.rate > 0:
+            self._refill()
+            self._tokens -= tokens
+
+    @property
+    def in_debt(self) -> bool:
+        """Whether more was charged than the bucket held (nothing may be taken until repaid)."""
+        if self.rate <= 0:
+            return False
+        self._refill()
+        return self._tokens < 0
+
+    def full(self) -> bool:
+        """Whether the bucket is back to its burst: as if it had never been used."""
+        if self.rate <= 0:
+            return True
+        self._refill()
+        return self._tokens >= self.burst
 
     def refund(self) -> None:
         """Give back a token taken for a line that was not there after all."""

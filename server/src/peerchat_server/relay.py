@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
+import sys
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterator
@@ -43,11 +44,13 @@ from peerchat_protocol import (
 )
 from peerchat_protocol.limits import MAX_ROOM_ENTRIES
 
+from .addresses import AddressBook
 from .bus import FORGET_AFTER, HEARTBEAT, Note, RedisBus, digest
 from .config import ServerConfig
 from .console import Console
+from .names import Names
 from .replicas import RemotePeer, Replicas
-from .resume import ResumeBook
+from .resume import Resumable, ResumeBook
 
 if TYPE_CHECKING:
     from .session import Session
@@ -103,9 +106,9 @@ class Room:
 
     name: str
     members: dict[Session, None] = dataclasses.field(default_factory=dict)
-    #: Recent messages, oldest first, with their text's size and who sent them (a key,
-    #: see Session.origin, not the session: a log must not keep closed sessions alive):
-    #: the catch-up for peers that reconnect (minus their own), whose tail is the
+    #: Recent messages, oldest first, with their text's size in memory and who sent them
+    #: (a key, see Session.origin, not the session: a log must not keep closed sessions
+    #: alive): the catch-up for peers that reconnect (minus their own), whose tail is the
     #: history new members get.
     log: deque[tuple[Message, int, str]] = dataclasses.field(default_factory=deque)
     log_bytes: int = 0
@@ -133,7 +136,9 @@ class Room:
         if max_messages <= 0:
             self.evicted_upto, self.evicted_ts = message.id, message.ts
             return
-        size = len(message.text.encode())
+        # What the text costs in memory, not in UTF-8: Python keeps a string at 1, 2 or
+        # 4 bytes a character, so one emoji makes a line of ASCII take four times more.
+        size = sys.getsizeof(message.text)
         self.log.append((message, size, origin))
         self.log_bytes += size
         while len(self.log) > max_messages or (self.log_bytes > max_bytes and len(self.log) > 1):
@@ -190,11 +195,17 @@ class Relay:
         self.console = console
         self._clock = clock
         self._sessions: dict[Session, None] = {}  # insertion-ordered set
-        self._per_host: dict[str, int] = {}  # connections per remote address
-        self._names: dict[str, Session] = {}  # fold(name) -> session
+        self.addresses = AddressBook(config)  # budgets per address, across connections
+        #: Names held by connected peers and by sessions waiting to be resumed.
+        self.names: Names[Session | Resumable] = Names()
         #: Names this run of the server: message ids compare only within one epoch.
         self.epoch = secrets.token_hex(6)
-        self.book = ResumeBook(config.resume_window, config.max_connections or 10_000)
+        self.book = ResumeBook(
+            config.resume_window,
+            config.max_connections or 10_000,
+            config.max_sessions_per_address,
+            on_release=self._release_name,
+        )
         #: The other replicas' peers, and the bus to them (``--bus``; None: alone).
         self.replicas = Replicas()
         self.bus: RedisBus | None = None
@@ -206,6 +217,8 @@ class Relay:
         # fold(name) -> (id, time) of the last message of a room that ended
         self._ended_rooms: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self._ended_rooms_forgot = False  # some were forgotten: assume the worst
+        # Digests of remote sessions that may come back here, until when (see vouched).
+        self._vouched: OrderedDict[str, float] = OrderedDict()
         self._dirty: list[Session] = []
         self._busy_rooms: list[Room] = []  # rooms with an outbox to fan out
         self._flush_handle: asyncio.Handle | None = None
@@ -228,24 +241,19 @@ class Relay:
     def __iter__(self) -> Iterator[Session]:
         return iter(list(self._sessions))
 
-    def refusal(self, host: str) -> str | None:
-        """Why a new connection from ``host`` may not come in, or ``None`` if it may."""
+    def refusal(self, session: Session) -> str | None:
+        """Why a new connection may not come in, or ``None`` if it may."""
         cfg = self.config
         if cfg.max_connections and len(self._sessions) >= cfg.max_connections:
             return f"the server is full ({cfg.max_connections} connections); try again in a while"
-        if cfg.max_per_address and self._per_host.get(host, 0) >= cfg.max_per_address:
-            return (
-                f"too many connections from {host} ({cfg.max_per_address} at most); "
-                "close one of them and try again"
-            )
-        return None
+        return self.addresses.refusal(session.address)
 
     def register(self, session: Session) -> None:
         """A new connection: known by its address name, in the default room."""
         self.drain()  # what was said before it came is not for it
-        self._per_host[session.host] = self._per_host.get(session.host, 0) + 1
+        session.address.connections += 1
         self._sessions[session] = None
-        self._names[fold(session.name)] = session
+        self.names.claim(session.name, session)
         self._all_gone.clear()
         if session.authenticated:
             session.room = self.lobby
@@ -266,17 +274,19 @@ class Relay:
             return
         self.drain()
         del self._sessions[session]
-        left = self._per_host.pop(session.host, 1) - 1
-        if left:
-            self._per_host[session.host] = left
-        if self._names.get(fold(session.name)) is session:
-            del self._names[fold(session.name)]
+        session.address.connections -= 1
+        self.names.release(session.name, session)
+        record = session.resumable
+        if record is not None and self.book.waiting(record):
+            # Its name waits with its session: nobody else takes it meanwhile.
+            self.names.claim(session.name, record)
         room = session.room
         self._remove_from(room, session)
         if session.announced and not self.closing and self._notices_in(room):
             self.broadcast(Left(session.name, room.count(), reason or None, room.name), room)
         if session.announced and not self.closing:  # when closing, one "bye" says it all
-            self._publish_leave(session.name, room.name, reason or None)
+            # A session that may come back through another replica is vouched for there.
+            self._publish_leave(session.name, room.name, reason or None, _digest_of(session))
         if not self._sessions:
             self._all_gone.set()
 
@@ -308,22 +318,34 @@ class Relay:
         return room
 
     def find(self, name: str) -> Session | None:
-        return self._names.get(fold(name))
+        """The connected peer called ``name`` (in any case; never a look-alike)."""
+        holder = self.names.exact(name)
+        return holder if not isinstance(holder, Resumable) else None
+
+    def waiting_as(self, name: str) -> Resumable | None:
+        """The session waiting to be resumed that holds ``name``, if any."""
+        holder = self.names.exact(name)
+        return holder if isinstance(holder, Resumable) else None
 
     def name_taken(self, name: str, by: Session | None = None) -> bool:
-        owner = self._names.get(fold(name))
-        if owner is None:
-            return self.replicas.find(name) is not None  # someone on another replica
-        return owner is not by
+        """Whether ``name``, or a name like it, is someone else's: a peer's here or on
+        another replica, or held for a session that may be resumed."""
+        holder = self.names.clash(name)
+        if holder is None:
+            return self.replicas.clash(name) is not None  # someone on another replica
+        return holder is not by
 
     def rename(self, session: Session, new: str) -> str:
         """Give ``session`` the name ``new`` (caller checked it is free); returns the old."""
         old = session.name
-        if self._names.get(fold(old)) is session:
-            del self._names[fold(old)]
+        self.names.release(old, session)
         session.name = new
-        self._names[fold(new)] = session
+        self.names.claim(new, session)
         return old
+
+    def _release_name(self, record: Resumable) -> None:
+        """A session stopped waiting to be resumed: the name it held is free again."""
+        self.names.release(record.nick, record)
 
     def free_variant(self, nick: str) -> str:
         """``nick`` if free, else the first free ``nick_2``, ``nick_3``..."""
@@ -373,11 +395,23 @@ class Relay:
         return [dataclasses.replace(m, history=True) for m in recent]
 
     def missed(
-        self, room: Room, epoch: str | None, last_id: int | None, last_ts: int | None, origin: str
+        self,
+        room: Room,
+        epoch: str | None,
+        last_id: int | None,
+        last_ts: int | None,
+        origin: str,
+        *,
+        proven: bool,
     ) -> tuple[list[Message], bool] | None:
         """What a returning peer missed in ``room``, marked as history, and whether more
-        was said than is kept: after ``last_id`` if it was here in this ``epoch``, else
-        after the time ``last_ts``; ``None`` for a peer with neither (ordinary history)."""
+        was said than is given: after ``last_id`` if it was here in this ``epoch``, else
+        after the time ``last_ts``; ``None`` for a peer with neither (ordinary history).
+
+        Only a ``proven`` peer (it gave back the secret of a session that was here) gets
+        the whole catch-up log; anyone else gets no more than ``--history`` would show a
+        newcomer, however far back it claims to have been: the catch-up must not undo
+        ``--history``."""
         if epoch == self.epoch and last_id is not None:
             messages, gap = room.since(last_id, origin)
         elif epoch is not None and last_ts is not None:
@@ -386,6 +420,12 @@ class Relay:
             messages, gap = room.since_ts(last_ts, origin)
         else:
             return None
+        if not proven:
+            cfg = self.config
+            allowed = {id(m) for m in room.recent(cfg.history_messages, cfg.history_bytes)}
+            kept = [m for m in messages if id(m) in allowed]
+            gap = gap or len(kept) < len(messages)
+            messages = kept
         return [dataclasses.replace(m, history=True) for m in messages], gap
 
     # --- traffic ------------------------------------------------------------------------
@@ -450,17 +490,24 @@ class Relay:
         million lines) and tell nobody anything."""
         return room.count() <= self.config.join_notices_up_to
 
-    def announce_rename(self, old: str, new: str, exclude: Session | None = None) -> None:
-        """Everyone hears of a rename: nicknames are global, like the names in /msg."""
+    def announce_rename(self, session: Session, old: str, exclude: Session | None = None) -> None:
+        """``session``'s room hears that it is now called what it is (in rooms up to the
+        size that hears joins, like them); other rooms are not told: one peer renaming
+        must not cost every peer on the server a line."""
+        room = session.room
         if self.bus is not None:
-            self.bus.publish(Note("rename", self.bus.replica, nick=new, old=old))
-        self._tell_rename(old, new, exclude)
+            self.bus.publish(
+                Note("rename", self.bus.replica, nick=session.name, old=old, room=room.name)
+            )
+        if self._notices_in(room):
+            self.broadcast(Renamed(old, session.name), room, exclude)
+        elif exclude is not session:
+            session.deliver(Frames(Renamed(old, session.name)))  # the crowd is not told
 
-    def _tell_rename(self, old: str, new: str, exclude: Session | None = None) -> None:
-        frames = Frames(Renamed(old, new))
-        for session in self._sessions:
-            if session is not exclude:
-                session.deliver(frames)
+    def _tell_rename(self, room_name: str, old: str, new: str) -> None:
+        room = self._rooms.get(fold(room_name))
+        if room is not None and self._notices_in(room):
+            self.broadcast(Renamed(old, new), room)
 
     def broadcast(self, event: Event, room: Room, exclude: Session | None = None) -> None:
         """Send ``event`` to everyone in ``room`` but ``exclude``, at this pass's fan-out."""
@@ -550,22 +597,21 @@ class Relay:
     # --- dead and idle peers -----------------------------------------------------------
 
     async def watch(self) -> None:
-        """Ping quiet rich peers, drop those that do not answer, reap idle plain ones.
+        """Ping quiet rich peers, drop those that do not answer, reap idle plain ones;
+        forget expired sessions and addresses with nothing left to count (every second).
 
         One sweep over everyone a few times per shortest limit, instead of a timer per
         peer: with 10,000 peers that is cheaper and keeps the loop's timer heap small.
         """
         cfg = self.config
-        timers = (cfg.ping_after, cfg.ping_timeout, cfg.idle_timeout, cfg.resume_window)
-        limits = [t for t in timers if t > 0]
-        if not limits:
-            return
-        period = max(0.05, min(1.0, min(limits) / 4))
+        timers = (cfg.ping_after, cfg.ping_timeout, cfg.idle_timeout, cfg.resume_window, 4.0)
+        period = max(0.05, min(1.0, min(t for t in timers if t > 0) / 4))
         loop = asyncio.get_running_loop()
         while not self.closing:  # ends with the server (stop() cancels it too)
             await asyncio.sleep(period)
             now = loop.time()
             self.book.expire(now)
+            self.addresses.sweep(lambda text: self.console.line("REFUSED", text))
             for session in self:
                 try:
                     session.check_liveness(now)
@@ -583,9 +629,37 @@ class Relay:
                 )
             )  # fmt: skip
 
-    def _publish_leave(self, nick: str, room: str, reason: str | None) -> None:
+    def _publish_leave(
+        self, nick: str, room: str, reason: str | None, secret_digest: str = ""
+    ) -> None:
         if self.bus is not None:
-            self.bus.publish(Note("leave", self.bus.replica, room=room, nick=nick, reason=reason))
+            self.bus.publish(
+                Note(
+                    "leave", self.bus.replica, room=room, nick=nick, reason=reason,
+                    digest=secret_digest or None,
+                )
+            )  # fmt: skip
+
+    def vouched(self, secret: str | None) -> bool:
+        """Whether a session with ``secret`` is known to have been in the chat: on
+        another replica now, or lately (its connection there was lost, or that replica
+        went). Such a peer may catch up like one resuming here; a stranger may not."""
+        if not secret:
+            return False
+        wanted = digest(secret)
+        now = self.loop_time()
+        while self._vouched and next(iter(self._vouched.values())) < now:
+            self._vouched.popitem(last=False)  # past the resume window
+        return wanted in self._vouched or self.replicas.has_digest(wanted)
+
+    def _vouch(self, secret_digest: str) -> None:
+        """Remember a remote session that may come back here (for the resume window)."""
+        if not secret_digest or self.config.resume_window <= 0:
+            return
+        self._vouched[secret_digest] = self.loop_time() + self.config.resume_window
+        self._vouched.move_to_end(secret_digest)
+        while len(self._vouched) > (self.config.max_connections or 10_000):
+            self._vouched.popitem(last=False)
 
     def _roster_note(self) -> Note:
         assert self.bus is not None
@@ -651,6 +725,7 @@ class Relay:
             peer.digest = note.digest or ""
             self._add_remote(peer, notify=True)
         elif kind == "leave" and note.nick:
+            self._vouch(note.digest or "")
             gone = self.replicas.remove(note.nick, note.origin)
             if gone is not None:
                 self._remove_remote(gone, notify=True, reason=note.reason)
@@ -663,7 +738,8 @@ class Relay:
                 self._remove_remote(renamed, notify=False)
                 renamed.nick = note.nick
                 self._add_remote(renamed, notify=False)
-            self._tell_rename(note.old, note.nick)
+            room = note.room or (renamed.room if renamed is not None else "")
+            self._tell_rename(room, note.old, note.nick)
         elif kind == "sync":
             bus.publish(self._roster_note())
         elif kind == "roster":
@@ -723,11 +799,12 @@ class Relay:
                 f"so you are now {here.name!r}; /nick NAME picks another."
             )
         )
-        self.announce_rename(taken, here.name)
+        self.announce_rename(here, taken)
 
     def _forget_replica(self, replica: str, reason: str) -> None:
         gone = self.replicas.drop_replica(replica)
         for peer in gone:
+            self._vouch(peer.digest)  # its peers may come back here
             self._remove_remote(peer, notify=True, reason=reason)
         if gone:
             self.console.line(
@@ -743,6 +820,7 @@ class Relay:
         """The bus is down: chat goes on here alone, and everyone here is told."""
         self._split = True
         for peer in self.replicas.clear():
+            self._vouch(peer.digest)
             self._remove_remote(peer, notify=False)
         self._tell_everyone(
             "The link to the other chat servers is down: until it is back, only people on "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from peerchat_protocol import fold
+from peerchat_protocol import fold, skeleton
 
 
 @dataclass(slots=True)
@@ -27,6 +27,7 @@ class Replicas:
 
     def __init__(self) -> None:
         self._peers: dict[str, RemotePeer] = {}
+        self._looks: dict[str, RemotePeer] = {}  # by skeleton: names that look alike
         self._heard: dict[str, float] = {}
 
     def __len__(self) -> int:
@@ -35,12 +36,27 @@ class Replicas:
     def find(self, nick: str) -> RemotePeer | None:
         return self._peers.get(fold(nick))
 
+    def clash(self, nick: str) -> RemotePeer | None:
+        """The remote peer called ``nick`` or a name that looks like it."""
+        return self._peers.get(fold(nick)) or self._looks.get(skeleton(nick))
+
+    def has_digest(self, secret_digest: str) -> bool:
+        """Whether a peer of another replica has the session with this digest."""
+        return any(p.digest == secret_digest for p in self._peers.values())
+
     def add(self, peer: RemotePeer) -> RemotePeer | None:
         """Record ``peer``; returns the entry it replaced, if any."""
         key = fold(peer.nick)
         previous = self._peers.get(key)
+        if previous is not None:
+            self._unlook(previous)
         self._peers[key] = peer
+        self._looks[skeleton(peer.nick)] = peer
         return previous
+
+    def _unlook(self, peer: RemotePeer) -> None:
+        if self._looks.get(skeleton(peer.nick)) is peer:
+            del self._looks[skeleton(peer.nick)]
 
     def remove(self, nick: str, replica: str) -> RemotePeer | None:
         """Forget ``nick`` if ``replica`` holds it; returns the entry."""
@@ -48,6 +64,7 @@ class Replicas:
         if peer is None or peer.replica != replica:
             return None
         del self._peers[fold(nick)]
+        self._unlook(peer)
         return peer
 
     def of(self, replica: str) -> list[RemotePeer]:
@@ -58,12 +75,14 @@ class Replicas:
         gone = self.of(replica)
         for peer in gone:
             del self._peers[fold(peer.nick)]
+            self._unlook(peer)
         self._heard.pop(replica, None)
         return gone
 
     def clear(self) -> list[RemotePeer]:
         gone = list(self._peers.values())
         self._peers.clear()
+        self._looks.clear()
         self._heard.clear()
         return gone
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -40,29 +41,51 @@ class Resumable:
     resumes: int = 0
     #: While being taken over: whether the room still counts the peer as present.
     announced: bool = False
+    address: str = ""  # the key of the address it connected from (addresses.py)
 
 
 class ResumeBook:
     """The resumable sessions, by token; gone ones expire after ``window`` seconds.
 
-    Bounded: at most ``max_gone`` sessions wait to be resumed at once (the oldest goes
-    first), so connections that come and go cannot grow it without limit.
+    Bounded: at most ``max_gone`` sessions wait to be resumed at once, and at most
+    ``per_address`` from one address (0: no such cap). Past either, a session of the
+    address holding the most goes (its oldest): a flood of new sessions from one
+    address pushes out its own, never someone else's. ``on_release`` hears of every
+    waiting session that stops waiting (resumed, expired, pushed out or forgotten), so
+    the name it held can be let go.
     """
 
-    def __init__(self, window: float, max_gone: int) -> None:
+    def __init__(
+        self,
+        window: float,
+        max_gone: int,
+        per_address: int = 0,
+        on_release: Callable[[Resumable], None] | None = None,
+    ) -> None:
         self.window = window
         self.max_gone = max(1, max_gone)
+        self.per_address = per_address
+        self._on_release = on_release
         self._live: dict[str, Resumable] = {}
         self._gone: OrderedDict[str, Resumable] = OrderedDict()  # oldest first
+        self._by_address: dict[str, OrderedDict[str, Resumable]] = {}  # the same, by address
 
     def __len__(self) -> int:
         return len(self._live) + len(self._gone)
 
-    def open(self, session: Session, nick: str, room: str, token: str | None = None) -> Resumable:
-        """A new session for ``session``, with a fresh secret token (or ``token``: the
-        secret of a session that moved here from another replica)."""
+    def open(
+        self,
+        session: Session,
+        nick: str,
+        room: str,
+        token: str | None = None,
+        address: str = "",
+    ) -> Resumable:
+        """A new session for ``session`` (connected from ``address``), with a fresh secret
+        token (or ``token``: the secret of a session that moved here from another replica)."""
         token = token or secrets.token_urlsafe(TOKEN_BYTES)
-        record = self._live[token] = Resumable(token, nick, room, digest(token), session=session)
+        record = Resumable(token, nick, room, digest(token), session=session, address=address)
+        self._live[token] = record
         return record
 
     def find(self, token: str, now: float) -> Resumable | None:
@@ -75,9 +98,13 @@ class ResumeBook:
             return None
         return record
 
+    def waiting(self, record: Resumable) -> bool:
+        """Whether ``record`` is waiting to be resumed."""
+        return self._gone.get(record.token) is record
+
     def take_over(self, record: Resumable, session: Session) -> None:
         """``session`` is now the connection of ``record``."""
-        self._gone.pop(record.token, None)
+        self._stop_waiting(record)
         self._live[record.token] = record
         record.session = session
         record.resumes += 1
@@ -90,22 +117,38 @@ class ResumeBook:
         if self.window <= 0:
             return
         self._gone[record.token] = record
+        mine = self._by_address.setdefault(record.address, OrderedDict())
+        mine[record.token] = record
+        if self.per_address and len(mine) > self.per_address:
+            self._stop_waiting(next(iter(mine.values())))  # this address's oldest
         while len(self._gone) > self.max_gone:
-            self._gone.popitem(last=False)
+            crowd = max(self._by_address.values(), key=len)  # the address holding most
+            self._stop_waiting(next(iter(crowd.values())))
 
     def forget(self, record: Resumable) -> None:
         """The peer quit: its session cannot be resumed."""
         record.session = None
         self._live.pop(record.token, None)
-        self._gone.pop(record.token, None)
+        self._stop_waiting(record)
 
     def expire(self, now: float) -> int:
         """Drop the gone sessions older than the window; returns how many."""
         dropped = 0
         while self._gone:
-            token, record = next(iter(self._gone.items()))
+            record = next(iter(self._gone.values()))
             if now - record.gone_at <= self.window:
                 break
-            del self._gone[token]
+            self._stop_waiting(record)
             dropped += 1
         return dropped
+
+    def _stop_waiting(self, record: Resumable) -> None:
+        if self._gone.pop(record.token, None) is None:
+            return
+        mine = self._by_address.get(record.address)
+        if mine is not None:
+            mine.pop(record.token, None)
+            if not mine:
+                del self._by_address[record.address]
+        if self._on_release is not None:
+            self._on_release(record)

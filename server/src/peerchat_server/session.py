@@ -50,6 +50,10 @@ from .resume import Resumable
 #: What a peer may send before it has given the password.
 _BEFORE_PASSWORD = (Hello, Pass, Quit, Ping, Pong, Help)
 
+#: A peer throttled again within this many seconds of its last wait ending is still in
+#: the same flood (it sent more at once when reading resumed).
+FLOOD_EPISODE_GAP = 1.0
+
 #: Seconds a closing connection waits for the peer's own close before it is cut.
 CLOSE_LINGER = 2.0
 
@@ -92,8 +96,9 @@ class Session(asyncio.Protocol):
         "_ack_due", "_ack_id", "_announce_timer", "_bucket", "_closing", "_connection_key",
         "_dirty", "_eof", "_history_sent", "_last_heard", "_leave_reason", "_linger_handle",
         "_missed_before_hello", "_pending", "_ping_sent", "_replay", "_replay_overflow",
-        "_resume_handle", "_throttled_since", "addr", "announced", "authenticated", "conn",
-        "errors", "host", "name", "relay", "resumable", "room", "transport",
+        "_resume_handle", "_throttled_since", "_throttled_until", "addr", "address",
+        "announced", "authenticated", "conn", "errors", "host", "name", "relay", "resumable",
+        "room", "transport",
     )  # fmt: skip
 
     def __init__(self, relay: Relay) -> None:
@@ -116,7 +121,9 @@ class Session(asyncio.Protocol):
         self._announce_timer: asyncio.TimerHandle | None = None
         self._bucket = TokenBucket(cfg.flood_burst, cfg.flood_rate)
         self._resume_handle: asyncio.TimerHandle | None = None
+        # The flood episode under way: when it began, and when its latest wait ends.
         self._throttled_since: float | None = None
+        self._throttled_until = 0.0
         self._linger_handle: asyncio.TimerHandle | None = None
         self._last_heard = 0.0  # loop time of the last bytes from the peer
         self._ping_sent: float | None = None  # loop time of an unanswered ping
@@ -157,7 +164,8 @@ class Session(asyncio.Protocol):
         if relay.closing:
             self.transport.abort()
             return
-        refusal = relay.refusal(self.host)
+        self.address = relay.addresses.get(self.host)
+        refusal = relay.refusal(self)
         if refusal is not None:
             self._refuse(refusal)
             return
@@ -189,7 +197,9 @@ class Session(asyncio.Protocol):
         """Turn the connection away at once: one line for people, one for programs."""
         assert self.transport is not None
         self._closing = True
-        self.relay.console.line("REFUSED", f"Peer {self.addr}: {why}.")
+        relay = self.relay
+        if relay.addresses.log_refusal(self.address):
+            relay.console.line("REFUSED", f"Peer {self.addr}: {why}.")
         bye = Bye(f"Connection refused: {why}.", code=ErrorCode.TOO_MANY_CONNECTIONS)
         self.transport.write(encode_plain(bye) + encode_json(bye))
         self.transport.close()
@@ -200,6 +210,13 @@ class Session(asyncio.Protocol):
         self._last_heard = asyncio.get_running_loop().time()
         self._ping_sent = None
         try:
+            # Bytes cost as they arrive, beyond the first KiB of each line (which its
+            # token pays for): long lines are paced by size, and a debt pauses reading.
+            per_token = defaults.FLOOD_BYTES_PER_TOKEN
+            extra = len(data) - per_token * data.count(b"\n")
+            if extra > 0:
+                self._bucket.charge(extra / per_token)
+                self.address.lines.charge(extra / per_token)
             self.conn.receive_data(data)
             self._process()
         except Exception:
@@ -271,13 +288,16 @@ class Session(asyncio.Protocol):
                 self._ack_due = self._ack_id = None
 
     def _handle_lines(self) -> None:
+        own, shared = self._bucket, self.address.lines
         while not self._closing:
-            if not self._bucket.take():
-                if self.conn.line_waiting:
+            if not (own.ready() and shared.ready()):
+                # Out of budget. Slow down only a peer that has something waiting: a
+                # line, or bytes it has not paid for yet (the tail of a long line).
+                if self.conn.line_waiting or own.in_debt or shared.in_debt:
                     self._throttle()
-                else:  # out of tokens, but no line waits: nothing to slow down yet
-                    self._throttled_since = None
                 return
+            own.take()
+            shared.take()
             was_unknown = self.conn.kind is PeerKind.UNKNOWN
             try:
                 event = self.conn.next_event()
@@ -287,8 +307,8 @@ class Session(asyncio.Protocol):
                 self._on_remote_error(exc)
                 continue
             if not isinstance(event, Event):  # NEED_DATA, or CLOSED after end of stream
-                self._bucket.refund()
-                self._throttled_since = None  # all caught up
+                own.refund()
+                shared.refund()
                 return
             if was_unknown and self.conn.kind is PeerKind.PLAIN:
                 self._became_plain()
@@ -305,21 +325,31 @@ class Session(asyncio.Protocol):
     # --- flood control ---------------------------------------------------------------------
 
     def _throttle(self) -> None:
-        """Out of tokens: stop reading from this peer and carry on when one is due.
+        """Out of budget: stop reading from this peer and carry on when a token is due.
 
         Its lines wait (in our buffer, then in TCP's) and none is dropped; everyone
-        else is served as usual meanwhile. One that floods for long is disconnected.
+        else is served as usual meanwhile. A flood is one episode as long as each wait
+        is followed at once by another; one that lasts ``flood_kick_after`` seconds
+        is disconnected, whether its lines are short or long.
         """
         assert self.transport is not None
         loop = asyncio.get_running_loop()
         cfg = self.relay.config
         now = loop.time()
-        if self._throttled_since is None:
+        own, shared = self._bucket, self.address.lines
+        if self._throttled_since is None or now > self._throttled_until + FLOOD_EPISODE_GAP:
             self._throttled_since = now
+            if not own.ready():
+                why = f"more than {cfg.flood_rate:g} lines a second"
+            else:  # the address's budget, shared by all its connections, ran out
+                why = (
+                    f"more than {cfg.address_flood_rate:g} lines a second from your "
+                    f"address ({self.address.key}, all its connections together)"
+                )
             self.send(
                 Info(
-                    f"You are sending more than {cfg.flood_rate:g} lines a second: "
-                    "the rest will follow at that pace (nothing is lost)."
+                    f"You are sending {why} (a long line counts one per KiB): the rest "
+                    "will follow at that pace (nothing is lost)."
                 )
             )
             self.relay.console.line("FLOOD", f"Peer {self.label} is being slowed down.")
@@ -327,7 +357,7 @@ class Session(asyncio.Protocol):
             self.close(
                 Bye(
                     f"disconnected for flooding: more than {cfg.flood_rate:g} lines a second "
-                    f"for {cfg.flood_kick_after:g} seconds",
+                    f"(a long line counts one per KiB) for {cfg.flood_kick_after:g} seconds",
                     code=ErrorCode.FLOODING,
                 ),
                 log_reason="flooding",
@@ -336,7 +366,9 @@ class Session(asyncio.Protocol):
             return
         if not self.transport.is_closing():
             self.transport.pause_reading()
-        self._resume_handle = loop.call_later(self._bucket.wait(), self._resume)
+        wait = max(own.wait(), shared.wait())
+        self._throttled_until = now + wait
+        self._resume_handle = loop.call_later(wait, self._resume)
 
     def _resume(self) -> None:
         self._resume_handle = None
@@ -366,7 +398,20 @@ class Session(asyncio.Protocol):
 
     def _reject_password(self, given: str | None) -> None:
         why = "no password given" if given is None else "wrong password"
-        self.relay.console.line("AUTH FAILED", f"Peer {self.addr}: {why}.")  # never the secret
+        relay = self.relay
+        relay.console.line("AUTH FAILED", f"Peer {self.addr}: {why}.")  # never the secret
+        # Guessing costs time: each wrong password makes the address wait longer
+        # before its next connection, and too many lock it out for a while.
+        wait, lockout = relay.addresses.password_failed(self.address)
+        if lockout:
+            relay.console.line(
+                "AUTH FAILED", f"{self.address.failures} wrong passwords from "
+                f"{self.address.key}: its new connections are refused for {wait:g} s."
+            )  # fmt: skip
+        if wait >= relay.config.auth_lockout:
+            why += f"; too many from your address: try again in {wait:g} s"
+        elif wait:
+            why += f"; your address must wait {wait:g} s before it connects again"
         self.close(
             Bye(
                 f"disconnected: {why}; this server needs its password "
@@ -470,7 +515,7 @@ class Session(asyncio.Protocol):
             old = relay.rename(self, nick)
             relay.console.line("NICK", f"Peer {was} is now {nick}.")
             if self.announced:  # the others knew it by its address; the welcome tells it
-                relay.announce_rename(old, nick, exclude=self)
+                relay.announce_rename(self, old, exclude=self)
         if room_name is not None and fold(room_name) != fold(self.room.name):
             relay.move(self, room_name)
         moved = self.room is not start_room
@@ -478,13 +523,18 @@ class Session(asyncio.Protocol):
             # A session that moved here from another replica keeps its secret: it is
             # how that replica recognises the person and lets its old connection go.
             token = hello.resume if moved_here else None
-            record = relay.book.open(self, self.name, self.room.name, token)
+            record = relay.book.open(self, self.name, self.room.name, token, self.address.key)
         self.resumable = record
         # Its own lines are left out of the catch-up, even from a session the server no
         # longer keeps: the secret it gives back says which were its own.
         mine = digest(hello.resume) if hello.resume else self.origin
+        # The whole catch-up only for a session that proves it was here: its secret
+        # names a session of ours, or one another replica vouches for.
+        proven = took_over or moved_here or relay.vouched(hello.resume)
         catch_up = (
-            relay.missed(self.room, hello.epoch, hello.last_id, hello.last_ts, mine) if v3 else None
+            relay.missed(self.room, hello.epoch, hello.last_id, hello.last_ts, mine, proven=proven)
+            if v3
+            else None
         )
         self.send(
             Welcome(
@@ -581,6 +631,14 @@ class Session(asyncio.Protocol):
         elsewhere = self.relay.replicas.find(say.to) if target is None else None
         if elsewhere is not None:
             self.relay.whisper_remote(self, elsewhere, say)
+        elif target is None and (away := self.relay.waiting_as(say.to)) is not None:
+            self.send(
+                Error(
+                    ErrorCode.NO_SUCH_NICK,
+                    f"{away.nick} lost their connection and may be back soon, so the message "
+                    "was not sent; try again when they are back (/who lists who is here)",
+                )
+            )
         elif target is None:
             self.send(
                 Error(
@@ -651,11 +709,23 @@ class Session(asyncio.Protocol):
                 )
             )
             return
+        renames = self.address.renames
+        if not renames.take():
+            cfg = relay.config
+            self.send(
+                Error(
+                    ErrorCode.FLOODING,
+                    f"too many renames from your address (more than {cfg.rename_burst} at "
+                    f"once, then one every {1 / cfg.rename_rate:g} s): you are still "
+                    f"{self.name}; try again in {renames.wait():.0f} s",
+                )
+            )
+            return
         was = self.label
         old = relay.rename(self, change.nick)
         relay.console.line("NICK", f"Peer {was} is now {self.name}.")
         if self.announced:
-            relay.announce_rename(old, self.name)
+            relay.announce_rename(self, old)
         else:
             self.send(Info(f"You are now known as {self.name}."))
 
