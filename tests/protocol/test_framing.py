@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import tracemalloc
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -176,3 +179,44 @@ def test_has_line_false_means_next_line_gives_nothing(chunks: list[bytes], limit
             if line is None:
                 break
             assert waiting, "a line was returned that has_line() did not announce"
+
+
+def _held_after_reading(framer: LineFramer, chunk: bytes) -> tuple[list[int | str], int]:
+    """Feed ``chunk`` and consume what it completes: each line's length (or TOO_LONG), and
+    the bytes the framer still holds (allocations traced meanwhile, the chunk not included)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        framer.feed(chunk)
+        got = [item if isinstance(item, str) else len(item) for item in drain(framer)]
+        return got, tracemalloc.get_traced_memory()[0] - before - sys.getsizeof(got)
+    finally:
+        tracemalloc.stop()
+
+
+def test_a_large_read_of_lines_leaves_no_large_buffer_behind() -> None:
+    # One read of 256 KiB (asyncio's largest) of 16 lines of 16,000 bytes: once they are
+    # consumed, an idle connection must not keep a 256 KiB buffer (issue 14, item 5).
+    framer = LineFramer(16 * 1024)
+    got, held = _held_after_reading(framer, (b"x" * 15_999 + b"\n") * 16)
+    assert got == [15_999] * 16
+    assert framer.buffered == 0
+    assert held < 1024
+
+
+def test_the_incomplete_line_after_a_large_read_is_kept_at_its_own_size() -> None:
+    framer = LineFramer(16 * 1024)
+    got, held = _held_after_reading(framer, (b"x" * 15_999 + b"\n") * 16 + b"y" * 10_000)
+    assert got == [15_999] * 16
+    assert framer.buffered == 10_000
+    assert 10_000 <= held < 10_000 + 1024
+    framer.feed(b"z\n")
+    assert drain(framer) == [b"y" * 10_000 + b"z"]
+
+
+def test_an_overlong_line_leaves_no_large_buffer_behind() -> None:
+    framer = LineFramer(16)
+    got, held = _held_after_reading(framer, b"ok\n" + b"q" * 200_000)
+    assert got == [2, TOO_LONG]
+    assert framer.buffered == 0
+    assert held < 1024

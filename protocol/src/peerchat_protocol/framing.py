@@ -12,6 +12,10 @@ class LineFramer:
     limit: as soon as it is known to be too long, what was buffered is discarded,
     :meth:`next_line` raises one ``line_too_long`` error, and everything up to the
     next newline is skipped. The stream then carries on with the following line.
+
+    Memory: once the complete lines are consumed, only the incomplete one is kept, in a
+    buffer of its own size: a read of 256 KiB of lines leaves no 256 KiB behind on a
+    connection that then goes quiet.
     """
 
     def __init__(self, max_line: int) -> None:
@@ -72,8 +76,16 @@ class LineFramer:
             if not self._skipping:
                 self._skipping = True
                 self._overflow_pending = True
-        else:
-            self._scan = len(self._buf)
+            return
+        if self._start:
+            # Every complete line is consumed: keep only the incomplete one (at most
+            # max_line + 1 bytes), in a buffer of its size, now rather than at the next
+            # feed, which may be long in coming: the consumed lines (up to one 256 KiB
+            # read) would stay until then. Each byte is copied here at most once (the
+            # next copy starts after a later newline): O(n) in all.
+            self._buf = self._buf[self._start :]
+            self._start = 0
+        self._scan = len(self._buf)
 
     def close(self) -> bytes | None:
         """At end of stream: the unterminated last line, if any (``None`` otherwise)."""
