@@ -1016,7 +1016,7 @@ def flood_once(port: int, size: int, limit: float) -> tuple[str, int, int]:
             except OSError:
                 data = b""
             buf = (buf + data)[-4096:]
-            notices[0] += data.count(b"lines a second: the rest will follow")
+            notices[0] += data.count(b"the rest will follow at that pace")
             if not data:
                 how = "kicked for flooding" if b"for flooding" in buf else "closed"
                 ended.append(f"{how} after {mono() - started:.1f} s")

@@ -80,6 +80,8 @@ PROMISES: list[tuple[str, str, object, object]] = [
      (config.DEFAULT_AUTH_FAILURES, config.DEFAULT_AUTH_LOCKOUT), (10, 600)),
     ("SECURITY.md", "`--ipv6-prefix` | IPv4 /32, IPv6 /64 |",
      (config.DEFAULT_IPV4_PREFIX, config.DEFAULT_IPV6_PREFIX), (32, 64)),
+    ("SECURITY.md", "| all rooms' logs `--catch-up-total-bytes` | 64 MiB |",
+     config.DEFAULT_CATCH_UP_TOTAL_BYTES, 64 * KiB * KiB),
     ("SECURITY.md", "`--max-sessions-per-address` | 32 |",
      config.DEFAULT_MAX_SESSIONS_PER_ADDRESS, 32),
     ("README.md", "40 lines then 10 a second, 10 new connections then 1 a second, 5 renames "

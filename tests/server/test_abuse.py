@@ -404,7 +404,8 @@ async def test_an_action_cannot_pass_for_a_server_notice() -> None:
 
 
 async def test_long_lines_count_by_size_and_a_flood_of_them_is_kicked() -> None:
-    async with running_server(flood_burst=20, flood_rate=5, flood_kick_after=1.0) as server:
+    # At 1 line a second, 47 KiB of lines is a debt of 47 s: the kick must not wait for it.
+    async with running_server(flood_burst=20, flood_rate=1, flood_kick_after=1.0) as server:
         flooder = await PlainPeer.connect(server.port)
         line = b"y" * 16_000 + b"\n"
         await flooder.send(line * 3)  # 3 lines, but 47 KiB: past a burst of 20
@@ -495,3 +496,36 @@ def test_past_the_total_the_address_holding_most_loses_its_oldest() -> None:
         book.lost(record, record.nick, "lobby", now=1.0 + n)
     assert book.waiting(honest)  # the oldest of all, but not of the crowd
     assert [book.waiting(r) for r in flood] == [False, True, True]
+
+
+async def test_all_rooms_logs_together_stay_within_their_total_and_the_quietest_pays() -> None:
+    # Each line of 100 ASCII characters holds 149 bytes: 2,000 bytes hold 13 of them.
+    async with running_server(catch_up_total_bytes=2000) as server:
+        relay = server.relay
+        talkers = []
+        for name in ("one", "two"):
+            talker = await RichPeer.connect(server.port, f"talker-{name}")
+            await talker.send(JoinRoom(name))
+            await talker.expect(Entered, skip=(Joined, Left))
+            talkers.append(talker)
+        one, two = (relay.find(t.nick) for t in talkers)
+        assert one is not None
+        assert two is not None
+        for n in range(10):
+            await talkers[0].send(Say(f"{n}" * 100))
+        await talkers[0].expect_none()
+        for n in range(10):
+            await talkers[1].send(Say(f"{n}" * 100))
+        await talkers[1].expect_none()
+        assert relay.log_bytes == one.room.log_bytes + two.room.log_bytes <= 2000
+        assert len(two.room.log) == 10  # the room that spoke last keeps everything
+        assert len(one.room.log) == 3  # the quietest paid
+        # Someone coming into #one is told that its history is cut short.
+        late = await hello(server.port, nick="late", room="one", epoch=relay.epoch, last_id=0)
+        assert late.welcome is not None
+        assert (late.welcome.missed, late.welcome.gap) == (3, True)
+        # A room that ends gives its bytes back.
+        await talkers[0].close()
+        await late.close()
+        await console_of(server).wait_for("[DISCONNECTED] late")
+        assert relay.log_bytes == two.room.log_bytes

@@ -20,6 +20,7 @@ from .config import (
     DEFAULT_AUTH_LOCKOUT,
     DEFAULT_AUTH_TIMEOUT,
     DEFAULT_CATCH_UP_MESSAGES,
+    DEFAULT_CATCH_UP_TOTAL_BYTES,
     DEFAULT_CONNECT_BURST,
     DEFAULT_CONNECT_RATE,
     DEFAULT_FLOOD_BURST,
@@ -218,6 +219,14 @@ def ask_port() -> int:
     help="Messages each room keeps for clients that reconnect, to replay what they missed.",
 )
 @setting(
+    "--catch-up-total-bytes",
+    type=click.IntRange(0),
+    default=DEFAULT_CATCH_UP_TOTAL_BYTES,
+    show_default=True,
+    help="Most text (bytes in memory) all rooms' logs may hold together; past it, the "
+    "quietest room's oldest messages go (0: no total).",
+)
+@setting(
     "--resume-window",
     type=click.FloatRange(0),
     default=DEFAULT_RESUME_WINDOW,
@@ -403,6 +412,7 @@ def main(
     history: int,
     history_bytes: int,
     catch_up: int,
+    catch_up_total_bytes: int,
     resume_window: float,
     join_notices_up_to: int,
     max_connections: int,
@@ -459,6 +469,7 @@ def main(
         history_messages=history,
         history_bytes=history_bytes,
         catch_up_messages=catch_up,
+        catch_up_total_bytes=catch_up_total_bytes,
         resume_window=resume_window,
         join_notices_up_to=join_notices_up_to,
         max_connections=max_connections,

@@ -85,6 +85,11 @@ DEFAULT_RESUME_WINDOW = 300.0
 DEFAULT_CATCH_UP_MESSAGES = 1000
 DEFAULT_CATCH_UP_BYTES = 256 * 1024
 
+#: What all the rooms' logs together may hold (bytes of text in memory). A room's own
+#: bounds do not bound the server: every peer alone in its own room would keep 256 KiB
+#: each, 2.5 GiB at 10,000 connections. Past this, the quietest room loses its oldest.
+DEFAULT_CATCH_UP_TOTAL_BYTES = 64 * 1024 * 1024
+
 #: Sessions waiting to be resumed from one address (twice its connections at once): a
 #: flood of throwaway sessions from one address evicts only its own, never anyone else's.
 DEFAULT_MAX_SESSIONS_PER_ADDRESS = 32
@@ -160,6 +165,7 @@ class ServerConfig:
     resume_window: float = DEFAULT_RESUME_WINDOW
     catch_up_messages: int = DEFAULT_CATCH_UP_MESSAGES
     catch_up_bytes: int = DEFAULT_CATCH_UP_BYTES
+    catch_up_total_bytes: int = DEFAULT_CATCH_UP_TOTAL_BYTES
     name: str = "peerchat-server/0.1.0"
     tls_cert: str = ""  # PEM certificate (chain) and key: both, or neither for plain TCP
     tls_key: str = ""

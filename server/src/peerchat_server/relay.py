@@ -142,9 +142,14 @@ class Room:
         self.log.append((message, size, origin))
         self.log_bytes += size
         while len(self.log) > max_messages or (self.log_bytes > max_bytes and len(self.log) > 1):
-            evicted, evicted_size, _ = self.log.popleft()
-            self.log_bytes -= evicted_size
-            self.evicted_upto, self.evicted_ts = evicted.id, evicted.ts
+            self.forget_oldest()
+
+    def forget_oldest(self) -> int:
+        """Let the oldest message of the log go; returns the bytes that freed."""
+        evicted, evicted_size, _ = self.log.popleft()
+        self.log_bytes -= evicted_size
+        self.evicted_upto, self.evicted_ts = evicted.id, evicted.ts
+        return evicted_size
 
     def recent(self, max_messages: int, max_bytes: int) -> list[Message]:
         """The newest messages, up to ``max_messages`` and ``max_bytes``, oldest first."""
@@ -227,6 +232,10 @@ class Relay:
         # A room's log serves both new members (history) and returning ones (catch-up).
         self._keep_messages = max(config.history_messages, config.catch_up_messages)
         self._keep_bytes = max(config.history_bytes, config.catch_up_bytes)
+        #: What every room's log holds (bytes of text in memory), and the rooms with a
+        #: log, the one that spoke least lately first.
+        self.log_bytes = 0
+        self._by_activity: OrderedDict[Room, None] = OrderedDict()
         self.closing = False
         self._all_gone = asyncio.Event()
 
@@ -299,6 +308,8 @@ class Relay:
         """An empty room goes, with its history; the id of its last message is kept, so
         that a peer coming back to it can be told whether it missed anything."""
         del self._rooms[fold(room.name)]
+        self.log_bytes -= room.log_bytes
+        self._by_activity.pop(room, None)
         if room.log:
             last = (room.log[-1][0].id, room.log[-1][0].ts)
         else:
@@ -428,6 +439,24 @@ class Relay:
             messages = kept
         return [dataclasses.replace(m, history=True) for m in messages], gap
 
+    def _remember(self, room: Room, message: Message, origin: str) -> None:
+        """Keep ``message`` in ``room``'s log, within the room's bounds and, for all the
+        rooms together, within ``--catch-up-total-bytes``: past it, the room that spoke
+        least lately loses its oldest messages first (a peer coming back is told of the
+        gap). Without a total, 10,000 rooms of one peer each could hold 2.5 GiB."""
+        before = room.log_bytes
+        room.remember(message, self._keep_messages, self._keep_bytes, origin)
+        self.log_bytes += room.log_bytes - before
+        if room.log:
+            self._by_activity[room] = None
+            self._by_activity.move_to_end(room)
+        cap = self.config.catch_up_total_bytes
+        while cap and self.log_bytes > cap and self._by_activity:
+            quietest = next(iter(self._by_activity))
+            self.log_bytes -= quietest.forget_oldest()
+            if not quietest.log:
+                del self._by_activity[quietest]
+
     # --- traffic ------------------------------------------------------------------------
 
     def say(self, sender: Session, say: Say) -> int:
@@ -436,7 +465,7 @@ class Relay:
         message = Message.relay(self._new_id(), say, sender.name, self._now(), room.name)
         text, action = say.text, say.action
         self.broadcast(message, room, sender)
-        room.remember(message, self._keep_messages, self._keep_bytes, sender.origin)
+        self._remember(room, message, sender.origin)
         if self.bus is not None:
             self.bus.publish(
                 Note(
@@ -776,7 +805,7 @@ class Relay:
             return  # nobody here is in that room, nor knows of it
         self.broadcast(message, room)
         origin = note.digest or f"replica:{note.origin}"
-        room.remember(message, self._keep_messages, self._keep_bytes, origin)
+        self._remember(room, message, origin)
         if not self.console.quiet:
             where = "" if room is self.lobby else f" in #{room.name}"
             self.console.line(

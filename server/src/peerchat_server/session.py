@@ -53,6 +53,8 @@ _BEFORE_PASSWORD = (Hello, Pass, Quit, Ping, Pong, Help)
 #: A peer throttled again within this many seconds of its last wait ending is still in
 #: the same flood (it sent more at once when reading resumed).
 FLOOD_EPISODE_GAP = 1.0
+#: How late past --flood-kick-after a flood is looked at again (so that it is past).
+FLOOD_KICK_SLACK = 0.01
 
 #: Seconds a closing connection waits for the peer's own close before it is cut.
 CLOSE_LINGER = 2.0
@@ -156,7 +158,6 @@ class Session(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = cast(asyncio.Transport, transport)
-        _enable_keepalive(transport.get_extra_info("socket"))
         peername = transport.get_extra_info("peername")
         self.addr = self.name = format_addr(peername)
         self.host = str(peername[0]) if isinstance(peername, tuple) else self.addr
@@ -167,8 +168,9 @@ class Session(asyncio.Protocol):
         self.address = relay.addresses.get(self.host)
         refusal = relay.refusal(self)
         if refusal is not None:
-            self._refuse(refusal)
+            self._refuse(refusal)  # as cheaply as it can: a storm may be under way
             return
+        _enable_keepalive(transport.get_extra_info("socket"))
         relay.register(self)
         loop = asyncio.get_running_loop()
         self._last_heard = loop.time()
@@ -367,6 +369,11 @@ class Session(asyncio.Protocol):
         if not self.transport.is_closing():
             self.transport.pause_reading()
         wait = max(own.wait(), shared.wait())
+        if cfg.flood_kick_after:
+            # A long line can put the peer so far in debt that its wait outlasts the
+            # kick deadline: look again at the deadline, so it is kept whatever the size.
+            deadline = self._throttled_since + cfg.flood_kick_after + FLOOD_KICK_SLACK
+            wait = min(wait, max(0.0, deadline - now))
         self._throttled_until = now + wait
         self._resume_handle = loop.call_later(wait, self._resume)
 
