@@ -543,17 +543,23 @@ def scenario_reconnect(ctx: Context) -> Rows:
     payload_lines = 19
     with ctx.server() as server:
         lobby = LobbyListener(server.port, honest_addr(0))
+        pair = PingPair(server.port, "elsewhere")  # honest chat in another room, timed
         time.sleep(1.0)  # its own banner and join notice are not counted
         lobby.reset()
+        calm_start = mono()
+        time.sleep(2.0)
 
         def spam(n: int) -> bytes:
             return b"".join(b"spam %d-%d\n" % (n, k) for k in range(payload_lines))
 
+        storm_start = mono()
         with CpuWindow(server.pid) as cpu:
             done = short_connections(server.port, spam, threads, mono() + a.duration, 10**7)
+        storm_end = mono()
         time.sleep(1.0)  # what the server still had queued reaches the listener
         seen = lobby.reset()
         lobby.stop()
+        pair.stop()
         alive = server.alive()
     wall = max(1e-3, done.elapsed)  # from the first connection to the last
     told = done.told
@@ -578,6 +584,8 @@ def scenario_reconnect(ctx: Context) -> Rows:
         ("join / leave notices it received", f"{seen['joins']:,} / {seen['leaves']:,}"),
         ("attacker was told", ", ".join(f"{k}: {v:,}" for k, v in told.most_common()) or "-"),
         ("honest peer still connected", "no" if seen["closed"] else "yes"),
+        ("honest pair elsewhere before", delay_text(pair.between(calm_start, storm_start))),
+        ("honest pair elsewhere during", delay_text(pair.between(storm_start, storm_end))),
         ("server alive after", "yes" if alive else "NO"),
         *cpu.rows(),
     ]
