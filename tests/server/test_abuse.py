@@ -29,7 +29,7 @@ from peerchat_protocol import (
 from peerchat_server.addresses import AddressBook, address_key
 from peerchat_server.config import ServerConfig
 from peerchat_server.replicas import RemotePeer
-from peerchat_server.resume import ResumeBook
+from peerchat_server.resume import Resumable, ResumeBook
 from peerchat_server.session import Session
 
 from .peers import WAIT, PlainPeer, RichPeer, console_of, running_server
@@ -470,17 +470,23 @@ async def test_a_look_alike_of_a_peer_on_another_replica_is_refused_too() -> Non
         assert (await mallory.expect(Error)).code == "nick_taken"
 
 
-def test_an_address_past_its_cap_loses_its_own_oldest_session_only() -> None:
-    released: list[str] = []
-    book = ResumeBook(
-        window=300, max_gone=100, per_address=2, on_release=lambda r: released.append(r.nick)
-    )
+def carol_lost_then_three_from_one_address(book: ResumeBook) -> tuple[Resumable, list[Resumable]]:
+    """carol's session lost first, then three from one other address, one by one."""
     peer = cast("Session", object())
     honest = book.open(peer, "carol", "lobby", address="198.51.100.1")
     book.lost(honest, "carol", "lobby", now=0.0)
     flood = [book.open(peer, f"m{n}", "lobby", address="203.0.113.9") for n in range(3)]
     for n, record in enumerate(flood):
         book.lost(record, record.nick, "lobby", now=1.0 + n)
+    return honest, flood
+
+
+def test_an_address_past_its_cap_loses_its_own_oldest_session_only() -> None:
+    released: list[str] = []
+    book = ResumeBook(
+        window=300, max_gone=100, per_address=2, on_release=lambda r: released.append(r.nick)
+    )
+    honest, flood = carol_lost_then_three_from_one_address(book)
     assert released == ["m0"]  # its own oldest, though carol's is older
     assert book.waiting(honest)
     assert [book.waiting(r) for r in flood] == [False, True, True]
@@ -488,12 +494,7 @@ def test_an_address_past_its_cap_loses_its_own_oldest_session_only() -> None:
 
 def test_past_the_total_the_address_holding_most_loses_its_oldest() -> None:
     book = ResumeBook(window=300, max_gone=3)
-    peer = cast("Session", object())
-    honest = book.open(peer, "carol", "lobby", address="198.51.100.1")
-    book.lost(honest, "carol", "lobby", now=0.0)
-    flood = [book.open(peer, f"m{n}", "lobby", address="203.0.113.9") for n in range(3)]
-    for n, record in enumerate(flood):
-        book.lost(record, record.nick, "lobby", now=1.0 + n)
+    honest, flood = carol_lost_then_three_from_one_address(book)
     assert book.waiting(honest)  # the oldest of all, but not of the crowd
     assert [book.waiting(r) for r in flood] == [False, True, True]
 
