@@ -66,7 +66,7 @@ PROMISES: list[tuple[str, str, object, object]] = [
     ("SECURITY.md", "| send buffer `--max-send-buffer` | 1 MiB |",
      config.DEFAULT_MAX_SEND_BUFFER, 1024 * KiB),
     ("SECURITY.md", "| flood `--flood-burst`, `--flood-rate` | 20 lines, then 5 a second; "
-     "a line counts one more per KiB past its first |",
+     "a line counts one more per KiB past its first, and a blank line counts as a line |",
      (config.DEFAULT_FLOOD_BURST, config.DEFAULT_FLOOD_RATE, config.FLOOD_BYTES_PER_TOKEN),
      (20, 5, KiB)),
     ("SECURITY.md", "`--address-flood-rate` | 40 lines, then 10 a second",
@@ -91,7 +91,7 @@ PROMISES: list[tuple[str, str, object, object]] = [
       config.DEFAULT_RENAME_BURST, 1 / config.DEFAULT_RENAME_RATE), (40, 10, 10, 1, 5, 5)),
     ("README.md", "(a long line counts one more per KiB past its first)",
      config.FLOOD_BYTES_PER_TOKEN, KiB),
-    ("SECURITY.md", "| persistent flood `--flood-kick-after` | 30 s |",
+    ("SECURITY.md", "| persistent flood `--flood-kick-after` | 30 s over its own rate |",
      config.DEFAULT_FLOOD_KICK_AFTER, 30),
     ("SECURITY.md", "| connections `--max-connections` | 10,000 |",
      config.DEFAULT_MAX_CONNECTIONS, 10_000),
@@ -114,6 +114,13 @@ PROMISES: list[tuple[str, str, object, object]] = [
      resume.TOKEN_BYTES * 8, 128),
     ("SECURITY.md", "dies when the client quits or 5 minutes after its connection is lost",
      config.DEFAULT_RESUME_WINDOW, 5 * 60),
+    # PROTOCOL.md, section 1
+    ("protocol/PROTOCOL.md", "server allows a burst of 20 lines, then 5 a second (a long line "
+     "counts one more per KiB past its first, a blank line counts as a line)",
+     (config.DEFAULT_FLOOD_BURST, config.DEFAULT_FLOOD_RATE, config.FLOOD_BYTES_PER_TOKEN),
+     (20, 5, KiB)),
+    ("protocol/PROTOCOL.md", "stays over its own rate for 30 seconds",
+     config.DEFAULT_FLOOD_KICK_AFTER, 30),
     # PROTOCOL.md, section 8
     ("protocol/PROTOCOL.md", "a secret (at least 128 random bits)", resume.TOKEN_BYTES * 8, 128),
     ("protocol/PROTOCOL.md", "(default 300 seconds)", config.DEFAULT_RESUME_WINDOW, 300),

@@ -40,6 +40,7 @@ from peerchat_protocol import (
     encode_json,
     encode_plain,
 )
+from peerchat_protocol.limits import MAX_BLANK_LINES_PER_CALL
 
 WELCOME = Welcome(1, "alice", "127.0.0.1:5001", 1, max_line=16384)
 
@@ -429,3 +430,26 @@ def test_line_waiting_counts_complete_lines_and_the_rest_at_end_of_stream() -> N
     assert isinstance(server.next_event(), Say)
     assert not server.line_waiting
     assert server.next_event() is CLOSED
+
+
+def test_blank_lines_are_counted_and_a_server_reads_at_most_16_of_them_per_call() -> None:
+    server = Connection(Role.SERVER)
+    server.receive_data(b"hi\n" + b"\n" * 40 + b"  \t\n" + b"there\n")
+    assert server.next_event() == Say("hi")
+    assert server.next_event() is NEED_DATA  # early: blank lines stopped the call
+    assert (server.lines_skipped, server.line_waiting) == (MAX_BLANK_LINES_PER_CALL, True)
+    assert server.next_event() is NEED_DATA
+    assert server.next_event() == Say("there")  # the 41st blank line held only spaces
+    assert server.lines_skipped == 41
+    assert server.next_event() is NEED_DATA
+    assert not server.line_waiting
+
+
+def test_a_client_skips_any_number_of_lines_before_the_welcome_in_one_call() -> None:
+    client = Connection(Role.CLIENT)
+    client.send(Hello(nick="alice"))
+    banner = b"".join(b"*** line %d\r\n" % n for n in range(40))
+    welcome = encode_json(Welcome(version=3, nick="alice", addr="a:1", online=1))
+    client.receive_data(banner + welcome)
+    assert isinstance(client.next_event(), Welcome)
+    assert client.lines_skipped == 40

@@ -8,6 +8,7 @@ honest peers on 127.0.0.1 keep their own budgets.
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 from typing import Any, cast
 
@@ -16,6 +17,7 @@ from peerchat_protocol import (
     Entered,
     Error,
     Hello,
+    Info,
     Joined,
     JoinRoom,
     Left,
@@ -27,6 +29,7 @@ from peerchat_protocol import (
     Welcome,
 )
 from peerchat_server.addresses import AddressBook, address_key
+from peerchat_server.bus import digest
 from peerchat_server.config import ServerConfig
 from peerchat_server.replicas import RemotePeer
 from peerchat_server.resume import Resumable, ResumeBook
@@ -342,6 +345,8 @@ async def test_a_lost_peer_s_name_is_held_for_it_during_the_resume_window() -> N
             await mallory.send(ChangeNick(name))
             error = await mallory.expect(Error, skip=(Joined, Left))
             assert error.code == "nick_taken", name
+            assert "is held for carol, who lost their connection and may be back" in (error.message)
+            assert re.search(r"\(free again in (29\d|300) s if not\)", error.message)
         await bob.send(Say("psst", to="carol"))
         error = await bob.expect(Error)
         assert error.code == "no_such_nick"
@@ -375,10 +380,14 @@ async def test_look_alike_and_reserved_names_are_refused() -> None:
     async with running_server() as server:
         alice = await RichPeer.connect(server.port, "alice")
         mallory = await PlainPeer.connect(server.port)
-        for name in ("aIice", "a1ice", "ALICE"):
+        for name, why in (
+            ("aIice", "looks too much like 'alice', who is here"),
+            ("a1ice", "looks too much like 'alice', who is here"),
+            ("ALICE", "is taken"),
+        ):
             await mallory.say(f"/nick {name}")
             line = await mallory.expect("!", skip=" joined (")
-            assert "is taken" in line, (name, line)
+            assert line == f"! the nickname {name!r} {why}: choose another with /nick NAME"
         for name in ("Server.", "server_", "SYSTEM_"):
             await mallory.say(f"/nick {name}")
             assert "reserved" in await mallory.expect("!")
@@ -530,3 +539,137 @@ async def test_all_rooms_logs_together_stay_within_their_total_and_the_quietest_
         await late.close()
         await console_of(server).wait_for("[DISCONNECTED] late")
         assert relay.log_bytes == two.room.log_bytes
+
+
+# --- blank lines and shared budgets (found in review) ----------------------------------
+
+
+async def test_a_flood_of_blank_lines_is_paced_and_kicked_like_any_other() -> None:
+    async with running_server(flood_burst=20, flood_rate=5, flood_kick_after=1.0) as server:
+        flooder = await PlainPeer.connect(server.port)
+
+        async def flood() -> None:
+            for _ in range(200):  # bounded; 13 MB of blank lines at most
+                try:
+                    await flooder.send(b"\n" * 65536)
+                except (ConnectionError, OSError):
+                    return
+
+        task = asyncio.create_task(flood())
+        rest = await flooder.eof()
+        task.cancel()
+        assert any("You are sending more than 5 lines a second" in text for text in rest)
+        assert any("disconnected for flooding" in text for text in rest), rest[-3:]
+
+
+async def test_blank_lines_buy_no_room_for_long_ones() -> None:
+    # 4 lines a second is under the rate of 5; 4 x 15 KB a second is far over the bytes
+    # it allows, padding or not: each blank line costs what the KiB it excuses would.
+    async with running_server(flood_burst=20, flood_rate=5, flood_kick_after=1.0) as server:
+        flooder = await PlainPeer.connect(server.port)
+        padded = b"y" * 15_000 + b"\n" + b"\n" * 15
+
+        async def flood() -> None:
+            for _ in range(60):  # bounded: 15 s at most; the server cuts us off long before
+                try:
+                    await flooder.send(padded)
+                except (ConnectionError, OSError):
+                    return
+                await asyncio.sleep(0.25)  # the pace of the load, not a wait for an event
+
+        task = asyncio.create_task(flood())
+        rest = await flooder.eof()
+        task.cancel()
+        assert any("disconnected for flooding" in text for text in rest), rest[-3:]
+
+
+async def test_a_peer_held_back_only_by_its_address_s_budget_is_never_kicked() -> None:
+    # An honest peer behind the same address as a flooder: paced with it, not kicked.
+    async with running_server(
+        flood_burst=20, flood_rate=5, flood_kick_after=0.5,
+        address_flood_burst=2, address_flood_rate=4,
+    ) as server:  # fmt: skip
+        honest = await RichPeer.connect(server.port, "honest", source=ATTACKER)
+        watcher = await RichPeer.connect(server.port, "watcher")
+        others = [await PlainPeer.connect(server.port, local_addr=(ATTACKER, 0)) for _ in range(3)]
+        loop = asyncio.get_running_loop()
+        end = loop.time() + 1.5
+        sent = 0
+        while sent < 30 and loop.time() < end:  # each 4 a second (its own rate is 5)
+            for other in others:
+                await other.say(f"crowd {sent}")
+            await honest.send(Say(f"honest {sent}"))
+            sent += 1
+            await asyncio.sleep(0.25)  # the pace of the load, not a wait for an event
+        texts = [
+            (
+                await watcher.expect(Message, lambda m: m.nick == "honest", skip=(Message, Joined))
+            ).text
+            for _ in range(sent)
+        ]
+        assert texts == [f"honest {k}" for k in range(sent)]  # late, none lost
+        await honest.expect_none(skip=(Info, Joined, Message))  # still connected
+
+
+async def test_resuming_a_session_gets_only_what_was_said_since_it_came_in() -> None:
+    async with running_server(history_messages=5) as server:
+        server.relay._clock = clock = FakeClock()  # message times a second apart
+        alice = await staff_room_with_30_lines(server.port)
+        clock.now += 1
+        eve = await hello(server.port, nick="eve", room="staff")
+        assert eve.welcome is not None
+        assert eve.welcome.session is not None
+        for _ in range(5):  # an ordinary newcomer's history
+            assert (await eve.expect(Message)).history
+        assert (await alice.expect(Joined)).nick == "eve"
+        clock.now += 1
+        await alice.send(Say("after eve came"))
+        assert (await eve.expect(Message)).text == "after eve came"
+        for claim in ({"epoch": server.relay.epoch, "last_id": 0}, {"epoch": "x", "last_ts": 0}):
+            # Another connection "resumes" eve's own fresh session, claiming to have
+            # seen nothing: it gets what was said since eve came in, not the 30 before.
+            again = await hello(server.port, resume=eve.welcome.session, **claim)
+            assert again.welcome is not None
+            assert again.welcome.resumed
+            assert (again.welcome.missed, again.welcome.gap) == (1, False), claim
+            assert (await again.expect(Message)).text == "after eve came"
+            await again.expect_none()
+
+
+async def test_a_session_vouched_for_by_another_replica_catches_up_on_its_room_since() -> None:
+    async with running_server() as server:
+        relay = server.relay
+        relay._clock = clock = FakeClock()  # message times a second apart, not a millisecond
+        alice = await staff_room_with_30_lines(server.port)
+        clock.now += 1
+        since = relay._now()  # eve came into #staff on replica r1
+        relay.replicas.add(RemotePeer("eve", "a:1", "staff", "r1", digest("eve-secret"), since))
+        clock.now += 1
+        await alice.send(Say("said while eve was there"))
+        await alice.expect_none()
+        # mallory's session is vouched for in the lobby, not in #staff: a stranger there.
+        relay.replicas.add(RemotePeer("mallory", "a:2", "lobby", "r1", digest("m-secret"), 1))
+        other = await hello(server.port, resume="m-secret", room="staff", epoch="x", last_ts=0)
+        assert other.welcome is not None
+        assert (other.welcome.missed, other.welcome.gap) == (20, True)  # --history's 20
+        back = await hello(server.port, resume="eve-secret", room="staff", epoch="x", last_ts=0)
+        assert back.welcome is not None
+        assert (back.welcome.missed, back.welcome.gap) == (1, False)
+        assert (await back.expect(Message)).text == "said while eve was there"
+
+
+def test_a_flood_spread_over_many_addresses_pushes_out_only_its_newest() -> None:
+    # One session each from 256 /64s of one /56: the book is full, and each newcomer
+    # holds as many as anyone: it is the one that goes.
+    book = ResumeBook(window=300, max_gone=100)
+    peer = cast("Session", object())
+    honest = book.open(peer, "carol", "lobby", address="198.51.100.1")
+    book.lost(honest, "carol", "lobby", now=0.0)
+    flood = []
+    for n in range(256):
+        record = book.open(peer, f"m{n}", "lobby", address=f"2001:db8:0:{n:x}::/64")
+        book.lost(record, record.nick, "lobby", now=1.0 + n)
+        flood.append(record)
+    assert book.waiting(honest)
+    assert sum(book.waiting(r) for r in flood) == 99
+    assert book.waiting(flood[0])  # the first 99 stay: a newcomer never pushes one out

@@ -22,6 +22,7 @@ from .framing import LineFramer
 from .limits import (
     CLIENT_MIN_LINE_BYTES,
     DEFAULT_MAX_LINE_BYTES,
+    MAX_BLANK_LINES_PER_CALL,
     MAX_VERSION,
     MIN_VERSION,
     client_line_limit,
@@ -91,6 +92,8 @@ class Connection:
         self._bye_sent = False
         #: Server side: show the time before each message sent to a plain-text peer.
         self.timestamps = False
+        #: Lines read that were no event (blank ones): flood control charges them too.
+        self.lines_skipped = 0
 
     # --- receiving ---------------------------------------------------------------------
 
@@ -114,7 +117,14 @@ class Connection:
         return self._framer.has_line() or (self._eof and self._framer.buffered > 0)
 
     def next_event(self) -> Event | _Sentinel:
-        """The next event, ``NEED_DATA`` or ``CLOSED``; may raise RemoteProtocolError."""
+        """The next event, ``NEED_DATA`` or ``CLOSED``; may raise RemoteProtocolError.
+
+        Lines that are no event (blank ones) are skipped and counted in
+        :attr:`lines_skipped`. As a server, at most ``MAX_BLANK_LINES_PER_CALL`` of them
+        in one call: then ``NEED_DATA`` comes early, with :attr:`line_waiting` still
+        true, so that one call's work is bounded and the caller can pace the rest.
+        """
+        skipped = 0
         while True:
             line = self._framer.next_line()
             if line is None:
@@ -126,6 +136,10 @@ class Connection:
             event = self._decode(line)
             if event is not None:
                 return event
+            self.lines_skipped += 1
+            skipped += 1
+            if skipped >= MAX_BLANK_LINES_PER_CALL and self.role is Role.SERVER:
+                return NEED_DATA
 
     def _decode(self, line: bytes) -> Event | None:
         if self.role is Role.CLIENT:

@@ -29,6 +29,12 @@ MAX_ROSTER_ENTRIES = 100
 NICK_MAX_LENGTH = 32
 NAME_MAX_LENGTH = 64
 
+#: Blank lines a server's :meth:`Connection.next_event` skips in one call at most. They
+#: are no events, but a stream of them must cost its sender like any line: past this
+#: many, ``NEED_DATA`` comes early (``line_waiting`` still true) and the caller's flood
+#: control gets its say before the next ones are read.
+MAX_BLANK_LINES_PER_CALL = 16
+
 #: Longest free-form text in small fields (client software name, reasons).
 SHORT_TEXT_MAX_LENGTH = 200
 

@@ -209,7 +209,7 @@ def ask_port() -> int:
     type=click.IntRange(0),
     default=DEFAULT_HISTORY_BYTES,
     show_default=True,
-    help="Most text (bytes) a room's history may hold.",
+    help="Most text a room's history may hold, in bytes of memory (1 to 4 a character).",
 )
 @setting(
     "--catch-up",
@@ -361,7 +361,7 @@ def ask_port() -> int:
 )
 @setting(
     "--auth-lockout",
-    type=click.FloatRange(0),
+    type=click.FloatRange(0, min_open=True),
     default=DEFAULT_AUTH_LOCKOUT,
     show_default=True,
     help="Seconds an address that gave too many wrong passwords is refused.",

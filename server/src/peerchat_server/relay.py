@@ -223,7 +223,7 @@ class Relay:
         self._ended_rooms: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self._ended_rooms_forgot = False  # some were forgotten: assume the worst
         # Digests of remote sessions that may come back here, until when (see vouched).
-        self._vouched: OrderedDict[str, float] = OrderedDict()
+        self._vouched: OrderedDict[str, tuple[float, str, int]] = OrderedDict()
         self._dirty: list[Session] = []
         self._busy_rooms: list[Room] = []  # rooms with an outbox to fan out
         self._flush_handle: asyncio.Handle | None = None
@@ -294,8 +294,7 @@ class Relay:
         if session.announced and not self.closing and self._notices_in(room):
             self.broadcast(Left(session.name, room.count(), reason or None, room.name), room)
         if session.announced and not self.closing:  # when closing, one "bye" says it all
-            # A session that may come back through another replica is vouched for there.
-            self._publish_leave(session.name, room.name, reason or None, _digest_of(session))
+            self._publish_leave(session.name, room.name, reason or None)
         if not self._sessions:
             self._all_gone.set()
 
@@ -337,6 +336,22 @@ class Relay:
         """The session waiting to be resumed that holds ``name``, if any."""
         holder = self.names.exact(name)
         return holder if isinstance(holder, Resumable) else None
+
+    def why_taken(self, name: str) -> str:
+        """Why ``name`` cannot be had, for the message that says so."""
+        holder = self.names.clash(name)
+        if isinstance(holder, Resumable):
+            left = max(1, round(self.book.window - (self.loop_time() - holder.gone_at)))
+            return (
+                f"is held for {holder.nick}, who lost their connection and may be back "
+                f"(free again in {left} s if not)"
+            )
+        owner = holder.name if holder is not None else None
+        if owner is None and (remote := self.replicas.clash(name)) is not None:
+            owner = remote.nick
+        if owner is not None and fold(owner) != fold(name):
+            return f"looks too much like {owner!r}, who is here"
+        return "is taken"
 
     def name_taken(self, name: str, by: Session | None = None) -> bool:
         """Whether ``name``, or a name like it, is someone else's: a peer's here or on
@@ -387,6 +402,8 @@ class Relay:
         if session.announced:
             self._publish_leave(session.name, old.name, f"went to #{room.name}")
             self._publish_join(session, room)
+        if session.resumable is not None:
+            self.came_in(session.resumable)
         return room
 
     def entered(self, room: Room) -> Entered:
@@ -413,31 +430,43 @@ class Relay:
         last_ts: int | None,
         origin: str,
         *,
-        proven: bool,
+        floor: tuple[int | None, int] | None,
     ) -> tuple[list[Message], bool] | None:
         """What a returning peer missed in ``room``, marked as history, and whether more
         was said than is given: after ``last_id`` if it was here in this ``epoch``, else
         after the time ``last_ts``; ``None`` for a peer with neither (ordinary history).
 
-        Only a ``proven`` peer (it gave back the secret of a session that was here) gets
-        the whole catch-up log; anyone else gets no more than ``--history`` would show a
-        newcomer, however far back it claims to have been: the catch-up must not undo
-        ``--history``."""
-        if epoch == self.epoch and last_id is not None:
-            messages, gap = room.since(last_id, origin)
-        elif epoch is not None and last_ts is not None:
-            # Another run of the server (it restarted), or another replica: ids mean
-            # nothing here, times do (every replica keeps the sender's time).
-            messages, gap = room.since_ts(last_ts, origin)
+        ``floor``: for a peer that proved it was in the room (it gave back the secret of
+        a session there), the id (``None``: another replica's session, by time only) and
+        the time it came in: it gets what was said since, never before, whatever it
+        claims. Anyone else (``floor`` None) gets no more than ``--history`` would show a
+        newcomer: the catch-up log must not undo ``--history``."""
+        if floor is not None:
+            floor_id, floor_ts = floor
+            if epoch == self.epoch and last_id is not None and floor_id is not None:
+                messages, gap = room.since(max(last_id, floor_id), origin)
+            elif epoch is not None and last_ts is not None:
+                messages, gap = room.since_ts(max(last_ts, floor_ts), origin)
+            else:
+                return None
         else:
-            return None
-        if not proven:
+            if epoch == self.epoch and last_id is not None:
+                messages, gap = room.since(last_id, origin)
+            elif epoch is not None and last_ts is not None:
+                messages, gap = room.since_ts(last_ts, origin)
+            else:
+                return None
             cfg = self.config
             allowed = {id(m) for m in room.recent(cfg.history_messages, cfg.history_bytes)}
             kept = [m for m in messages if id(m) in allowed]
             gap = gap or len(kept) < len(messages)
             messages = kept
         return [dataclasses.replace(m, history=True) for m in messages], gap
+
+    def came_in(self, record: Resumable) -> None:
+        """``record``'s session came into its room now: what it may catch up on there
+        starts here (see :meth:`missed`)."""
+        record.entered_id, record.entered_ts = self._next_id - 1, self._now()
 
     def _remember(self, room: Room, message: Message, origin: str) -> None:
         """Keep ``message`` in ``room``'s log, within the room's bounds and, for all the
@@ -495,6 +524,7 @@ class Relay:
         peer = self.replicas.find(nick)
         if peer is None or not secret or peer.digest != digest(secret):
             return False
+        self._vouch(peer)  # what it may catch up on here: see vouched
         self.replicas.remove(peer.nick, peer.replica)
         self._remove_remote(peer, notify=False)
         return True
@@ -658,35 +688,34 @@ class Relay:
                 )
             )  # fmt: skip
 
-    def _publish_leave(
-        self, nick: str, room: str, reason: str | None, secret_digest: str = ""
-    ) -> None:
+    def _publish_leave(self, nick: str, room: str, reason: str | None) -> None:
         if self.bus is not None:
-            self.bus.publish(
-                Note(
-                    "leave", self.bus.replica, room=room, nick=nick, reason=reason,
-                    digest=secret_digest or None,
-                )
-            )  # fmt: skip
+            self.bus.publish(Note("leave", self.bus.replica, room=room, nick=nick, reason=reason))
 
-    def vouched(self, secret: str | None) -> bool:
-        """Whether a session with ``secret`` is known to have been in the chat: on
-        another replica now, or lately (its connection there was lost, or that replica
-        went). Such a peer may catch up like one resuming here; a stranger may not."""
+    def vouched(self, secret: str | None) -> tuple[str, int] | None:
+        """The room, and the time (Unix ms) since which, a session with ``secret`` is
+        known to have been in it on another replica: now, or lately (its connection
+        there was lost, or that replica went). Such a peer may catch up on that room
+        from then on, as one resuming here; a stranger may not."""
         if not secret:
-            return False
+            return None
         wanted = digest(secret)
+        peer = self.replicas.with_session(wanted)
+        if peer is not None:
+            return peer.room, peer.since
         now = self.loop_time()
-        while self._vouched and next(iter(self._vouched.values())) < now:
+        while self._vouched and next(iter(self._vouched.values()))[0] < now:
             self._vouched.popitem(last=False)  # past the resume window
-        return wanted in self._vouched or self.replicas.has_digest(wanted)
+        found = self._vouched.get(wanted)
+        return None if found is None else (found[1], found[2])
 
-    def _vouch(self, secret_digest: str) -> None:
+    def _vouch(self, peer: RemotePeer) -> None:
         """Remember a remote session that may come back here (for the resume window)."""
-        if not secret_digest or self.config.resume_window <= 0:
+        if not peer.digest or self.config.resume_window <= 0:
             return
-        self._vouched[secret_digest] = self.loop_time() + self.config.resume_window
-        self._vouched.move_to_end(secret_digest)
+        expiry = self.loop_time() + self.config.resume_window
+        self._vouched[peer.digest] = (expiry, peer.room, peer.since)
+        self._vouched.move_to_end(peer.digest)
         while len(self._vouched) > (self.config.max_connections or 10_000):
             self._vouched.popitem(last=False)
 
@@ -703,6 +732,8 @@ class Relay:
         return self._rooms.get(fold(name)) or self._new_room(name)
 
     def _add_remote(self, peer: RemotePeer, *, notify: bool) -> None:
+        if not peer.since:
+            peer.since = self._now()
         previous = self.replicas.add(peer)
         if previous is not None:
             self._remove_remote(previous, notify=False)
@@ -754,9 +785,9 @@ class Relay:
             peer.digest = note.digest or ""
             self._add_remote(peer, notify=True)
         elif kind == "leave" and note.nick:
-            self._vouch(note.digest or "")
             gone = self.replicas.remove(note.nick, note.origin)
             if gone is not None:
+                self._vouch(gone)  # its connection there was lost: it may come here
                 self._remove_remote(gone, notify=True, reason=note.reason)
         elif kind == "rename" and note.nick and note.old:
             here = self.find(note.nick)
@@ -833,7 +864,7 @@ class Relay:
     def _forget_replica(self, replica: str, reason: str) -> None:
         gone = self.replicas.drop_replica(replica)
         for peer in gone:
-            self._vouch(peer.digest)  # its peers may come back here
+            self._vouch(peer)  # its peers may come back here
             self._remove_remote(peer, notify=True, reason=reason)
         if gone:
             self.console.line(
@@ -849,7 +880,7 @@ class Relay:
         """The bus is down: chat goes on here alone, and everyone here is told."""
         self._split = True
         for peer in self.replicas.clear():
-            self._vouch(peer.digest)
+            self._vouch(peer)
             self._remove_remote(peer, notify=False)
         self._tell_everyone(
             "The link to the other chat servers is down: until it is back, only people on "

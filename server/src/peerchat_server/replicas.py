@@ -20,6 +20,9 @@ class RemotePeer:
     room: str
     replica: str
     digest: str = ""  # of its session secret (bus.digest); "" for plain peers
+    #: When (Unix ms) this replica learned the peer is in its room: from then on it may
+    #: have heard the room, so what it may catch up on here starts there.
+    since: int = 0
 
 
 class Replicas:
@@ -28,6 +31,7 @@ class Replicas:
     def __init__(self) -> None:
         self._peers: dict[str, RemotePeer] = {}
         self._looks: dict[str, RemotePeer] = {}  # by skeleton: names that look alike
+        self._by_digest: dict[str, RemotePeer] = {}  # by session: who may resume here
         self._heard: dict[str, float] = {}
 
     def __len__(self) -> int:
@@ -40,9 +44,9 @@ class Replicas:
         """The remote peer called ``nick`` or a name that looks like it."""
         return self._peers.get(fold(nick)) or self._looks.get(skeleton(nick))
 
-    def has_digest(self, secret_digest: str) -> bool:
-        """Whether a peer of another replica has the session with this digest."""
-        return any(p.digest == secret_digest for p in self._peers.values())
+    def with_session(self, secret_digest: str) -> RemotePeer | None:
+        """The peer of another replica whose session has this digest, if any."""
+        return self._by_digest.get(secret_digest) if secret_digest else None
 
     def add(self, peer: RemotePeer) -> RemotePeer | None:
         """Record ``peer``; returns the entry it replaced, if any."""
@@ -52,11 +56,16 @@ class Replicas:
             self._unlook(previous)
         self._peers[key] = peer
         self._looks[skeleton(peer.nick)] = peer
+        if peer.digest:
+            self._by_digest[peer.digest] = peer
         return previous
 
     def _unlook(self, peer: RemotePeer) -> None:
+        """Drop ``peer`` from the indexes beside the one by name."""
         if self._looks.get(skeleton(peer.nick)) is peer:
             del self._looks[skeleton(peer.nick)]
+        if self._by_digest.get(peer.digest) is peer:
+            del self._by_digest[peer.digest]
 
     def remove(self, nick: str, replica: str) -> RemotePeer | None:
         """Forget ``nick`` if ``replica`` holds it; returns the entry."""
@@ -83,6 +92,7 @@ class Replicas:
         gone = list(self._peers.values())
         self._peers.clear()
         self._looks.clear()
+        self._by_digest.clear()
         self._heard.clear()
         return gone
 

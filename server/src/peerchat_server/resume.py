@@ -42,6 +42,10 @@ class Resumable:
     #: While being taken over: whether the room still counts the peer as present.
     announced: bool = False
     address: str = ""  # the key of the address it connected from (addresses.py)
+    #: The newest message id, and the time (Unix ms), when it came into its room: it
+    #: may catch up on what was said there since, never before (Relay.missed).
+    entered_id: int = 0
+    entered_ts: int = 0
 
 
 class ResumeBook:
@@ -69,6 +73,9 @@ class ResumeBook:
         self._live: dict[str, Resumable] = {}
         self._gone: OrderedDict[str, Resumable] = OrderedDict()  # oldest first
         self._by_address: dict[str, OrderedDict[str, Resumable]] = {}  # the same, by address
+        #: Addresses by how many sessions they have waiting (a handful of counts at
+        #: most): the one holding the most is found without looking at every address.
+        self._counts: dict[int, dict[str, None]] = {}
 
     def __len__(self) -> int:
         return len(self._live) + len(self._gone)
@@ -119,11 +126,20 @@ class ResumeBook:
         self._gone[record.token] = record
         mine = self._by_address.setdefault(record.address, OrderedDict())
         mine[record.token] = record
+        self._recount(record.address, len(mine) - 1, len(mine))
         if self.per_address and len(mine) > self.per_address:
             self._stop_waiting(next(iter(mine.values())))  # this address's oldest
         while len(self._gone) > self.max_gone:
-            crowd = max(self._by_address.values(), key=len)  # the address holding most
-            self._stop_waiting(next(iter(crowd.values())))
+            # The address holding the most loses its oldest. When the newcomer's own
+            # address is among them, it pays: else a flood spread over many addresses
+            # (one session each) would push out everyone else's, oldest first.
+            most = max(self._counts)
+            payer = (
+                record.address
+                if len(self._by_address.get(record.address, ())) == most
+                else next(iter(self._counts[most]))
+            )
+            self._stop_waiting(next(iter(self._by_address[payer].values())))
 
     def forget(self, record: Resumable) -> None:
         """The peer quit: its session cannot be resumed."""
@@ -142,12 +158,21 @@ class ResumeBook:
             dropped += 1
         return dropped
 
+    def _recount(self, address: str, was: int, now: int) -> None:
+        if was:
+            holders = self._counts[was]
+            del holders[address]
+            if not holders:
+                del self._counts[was]
+        if now:
+            self._counts.setdefault(now, {})[address] = None
+
     def _stop_waiting(self, record: Resumable) -> None:
         if self._gone.pop(record.token, None) is None:
             return
         mine = self._by_address.get(record.address)
-        if mine is not None:
-            mine.pop(record.token, None)
+        if mine is not None and mine.pop(record.token, None) is not None:
+            self._recount(record.address, len(mine) + 1, len(mine))
             if not mine:
                 del self._by_address[record.address]
         if self._on_release is not None:

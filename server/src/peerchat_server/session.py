@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from peerchat_protocol import (
+    NEED_DATA,
     Ack,
     Bye,
     ChangeNick,
@@ -301,6 +302,7 @@ class Session(asyncio.Protocol):
             own.take()
             shared.take()
             was_unknown = self.conn.kind is PeerKind.UNKNOWN
+            skipped_before = self.conn.lines_skipped
             try:
                 event = self.conn.next_event()
             except RemoteProtocolError as exc:
@@ -308,9 +310,18 @@ class Session(asyncio.Protocol):
                     self._became_plain()
                 self._on_remote_error(exc)
                 continue
+            finally:
+                # Blank lines are no events, but each costs a line: else a stream of
+                # them would be read for free (and pay for long lines' bytes, below).
+                blank = self.conn.lines_skipped - skipped_before
+                if blank:
+                    own.charge(blank)
+                    shared.charge(blank)
             if not isinstance(event, Event):  # NEED_DATA, or CLOSED after end of stream
                 own.refund()
                 shared.refund()
+                if event is NEED_DATA and self.conn.line_waiting:
+                    continue  # blank lines stopped the read early: more wait, paced
                 return
             if was_unknown and self.conn.kind is PeerKind.PLAIN:
                 self._became_plain()
@@ -331,51 +342,59 @@ class Session(asyncio.Protocol):
 
         Its lines wait (in our buffer, then in TCP's) and none is dropped; everyone
         else is served as usual meanwhile. A flood is one episode as long as each wait
-        is followed at once by another; one that lasts ``flood_kick_after`` seconds
-        is disconnected, whether its lines are short or long.
+        is followed at once by another; a peer over its own rate for a whole episode of
+        ``flood_kick_after`` seconds is disconnected, whether its lines are short or
+        long. Held back only by its address's budget, a peer is paced, never kicked:
+        an honest peer behind the same address as a flooder must not lose its connection.
         """
         assert self.transport is not None
         loop = asyncio.get_running_loop()
         cfg = self.relay.config
         now = loop.time()
         own, shared = self._bucket, self.address.lines
-        if self._throttled_since is None or now > self._throttled_until + FLOOD_EPISODE_GAP:
-            self._throttled_since = now
-            if not own.ready():
-                why = f"more than {cfg.flood_rate:g} lines a second"
-            else:  # the address's budget, shared by all its connections, ran out
-                why = (
-                    f"more than {cfg.address_flood_rate:g} lines a second from your "
-                    f"address ({self.address.key}, all its connections together)"
+        continuing = self._throttled_until > 0 and now <= self._throttled_until + FLOOD_EPISODE_GAP
+        if not continuing:
+            self._throttled_since = None
+        if not own.ready():  # over its own rate
+            if self._throttled_since is None:
+                self._throttled_since = now
+                self._flood_notice(f"more than {cfg.flood_rate:g} lines a second")
+            elif now - self._throttled_since > cfg.flood_kick_after:
+                self.close(
+                    Bye(
+                        f"disconnected for flooding: more than {cfg.flood_rate:g} lines a "
+                        f"second (a long line counts one per KiB) for "
+                        f"{cfg.flood_kick_after:g} seconds",
+                        code=ErrorCode.FLOODING,
+                    ),
+                    log_reason="flooding",
+                    linger=True,
                 )
-            self.send(
-                Info(
-                    f"You are sending {why} (a long line counts one per KiB): the rest "
-                    "will follow at that pace (nothing is lost)."
-                )
+                return
+        elif not continuing:  # the budget its address's connections share ran out
+            self._flood_notice(
+                f"more than {cfg.address_flood_rate:g} lines a second from your address "
+                f"({self.address.key}, all its connections together)"
             )
-            self.relay.console.line("FLOOD", f"Peer {self.label} is being slowed down.")
-        elif now - self._throttled_since > cfg.flood_kick_after:
-            self.close(
-                Bye(
-                    f"disconnected for flooding: more than {cfg.flood_rate:g} lines a second "
-                    f"(a long line counts one per KiB) for {cfg.flood_kick_after:g} seconds",
-                    code=ErrorCode.FLOODING,
-                ),
-                log_reason="flooding",
-                linger=True,
-            )
-            return
         if not self.transport.is_closing():
             self.transport.pause_reading()
         wait = max(own.wait(), shared.wait())
-        if cfg.flood_kick_after:
+        if cfg.flood_kick_after and self._throttled_since is not None:
             # A long line can put the peer so far in debt that its wait outlasts the
             # kick deadline: look again at the deadline, so it is kept whatever the size.
             deadline = self._throttled_since + cfg.flood_kick_after + FLOOD_KICK_SLACK
             wait = min(wait, max(0.0, deadline - now))
         self._throttled_until = now + wait
         self._resume_handle = loop.call_later(wait, self._resume)
+
+    def _flood_notice(self, why: str) -> None:
+        self.send(
+            Info(
+                f"You are sending {why} (a long line counts one per KiB): the rest will "
+                "follow at that pace (nothing is lost)."
+            )
+        )
+        self.relay.console.line("FLOOD", f"Peer {self.label} is being slowed down.")
 
     def _resume(self) -> None:
         self._resume_handle = None
@@ -531,15 +550,23 @@ class Session(asyncio.Protocol):
             # how that replica recognises the person and lets its old connection go.
             token = hello.resume if moved_here else None
             record = relay.book.open(self, self.name, self.room.name, token, self.address.key)
+            relay.came_in(record)
         self.resumable = record
         # Its own lines are left out of the catch-up, even from a session the server no
         # longer keeps: the secret it gives back says which were its own.
         mine = digest(hello.resume) if hello.resume else self.origin
-        # The whole catch-up only for a session that proves it was here: its secret
-        # names a session of ours, or one another replica vouches for.
-        proven = took_over or moved_here or relay.vouched(hello.resume)
+        # The catch-up is for a session that proves it was in this room (its secret
+        # names a session of ours, or one another replica vouches for), from when it
+        # came in; anyone else gets no more than a newcomer's history.
+        floor: tuple[int | None, int] | None = None
+        if took_over and record is not None:
+            floor = (record.entered_id, record.entered_ts)
+        elif v3 and (vouch := relay.vouched(hello.resume)) is not None:
+            room_there, since = vouch
+            if fold(room_there) == fold(self.room.name):
+                floor = (None, since)
         catch_up = (
-            relay.missed(self.room, hello.epoch, hello.last_id, hello.last_ts, mine, proven=proven)
+            relay.missed(self.room, hello.epoch, hello.last_id, hello.last_ts, mine, floor=floor)
             if v3
             else None
         )
@@ -565,8 +592,8 @@ class Session(asyncio.Protocol):
             self.send(
                 Error(
                     ErrorCode.NICK_TAKEN,
-                    f"the nickname {wanted!r} is taken, so you are {self.name!r}; "
-                    "pick another with /nick NAME",
+                    f"the nickname {wanted!r} {relay.why_taken(wanted)}, so you are "
+                    f"{self.name!r}; pick another with /nick NAME",
                 )
             )
         if catch_up is not None or moved:
@@ -712,7 +739,8 @@ class Session(asyncio.Protocol):
             self.send(
                 Error(
                     ErrorCode.NICK_TAKEN,
-                    f"the nickname {change.nick!r} is taken: choose another with /nick NAME",
+                    f"the nickname {change.nick!r} {relay.why_taken(change.nick)}: choose "
+                    "another with /nick NAME",
                 )
             )
             return
