@@ -54,6 +54,9 @@ _BEFORE_PASSWORD = (Hello, Pass, Quit, Ping, Pong, Help)
 #: A peer throttled again within this many seconds of its last wait ending is still in
 #: the same flood (it sent more at once when reading resumed).
 FLOOD_EPISODE_GAP = 1.0
+#: Seconds between two notices to a peer that its address's shared budget holds it back.
+ADDRESS_NOTICE_EVERY = 30.0
+
 #: How late past --flood-kick-after a flood is looked at again (so that it is past).
 FLOOD_KICK_SLACK = 0.01
 
@@ -96,12 +99,12 @@ class Session(asyncio.Protocol):
 
     # No per-instance __dict__: with 10,000 peers every byte of a session counts.
     __slots__ = (
-        "_ack_due", "_ack_id", "_announce_timer", "_bucket", "_closing", "_connection_key",
-        "_dirty", "_eof", "_history_sent", "_last_heard", "_leave_reason", "_linger_handle",
-        "_missed_before_hello", "_pending", "_ping_sent", "_replay", "_replay_overflow",
-        "_resume_handle", "_throttled_since", "_throttled_until", "addr", "address",
-        "announced", "authenticated", "conn", "errors", "host", "name", "relay", "resumable",
-        "room", "transport",
+        "_ack_due", "_ack_id", "_address_noticed", "_announce_timer", "_bucket", "_closing",
+        "_connection_key", "_dirty", "_eof", "_history_sent", "_last_heard", "_leave_reason",
+        "_linger_handle", "_missed_before_hello", "_pending", "_ping_sent", "_replay",
+        "_replay_overflow", "_resume_handle", "_throttled_since", "_throttled_until", "addr",
+        "address", "announced", "authenticated", "conn", "errors", "host", "name", "relay",
+        "resumable", "room", "transport",
     )  # fmt: skip
 
     def __init__(self, relay: Relay) -> None:
@@ -127,6 +130,7 @@ class Session(asyncio.Protocol):
         # The flood episode under way: when it began, and when its latest wait ends.
         self._throttled_since: float | None = None
         self._throttled_until = 0.0
+        self._address_noticed = 0.0  # loop time of the last notice about the address
         self._linger_handle: asyncio.TimerHandle | None = None
         self._last_heard = 0.0  # loop time of the last bytes from the peer
         self._ping_sent: float | None = None  # loop time of an unanswered ping
@@ -371,7 +375,10 @@ class Session(asyncio.Protocol):
                     linger=True,
                 )
                 return
-        elif not continuing:  # the budget its address's connections share ran out
+        elif not self._address_noticed or now - self._address_noticed > ADDRESS_NOTICE_EVERY:
+            # The budget its address's connections share ran out: said once in a while,
+            # not at every line of a peer that is merely paced with the others.
+            self._address_noticed = now
             self._flood_notice(
                 f"more than {cfg.address_flood_rate:g} lines a second from your address "
                 f"({self.address.key}, all its connections together)"
