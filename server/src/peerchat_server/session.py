@@ -316,7 +316,8 @@ class Session(asyncio.Protocol):
                 continue
             finally:
                 # Blank lines are no events, but each costs a line: else a stream of
-                # them would be read for free (and pay for long lines' bytes, below).
+                # them would be read for free, and each newline's KiB of credit against
+                # long lines' bytes (data_received) would be free too.
                 blank = self.conn.lines_skipped - skipped_before
                 if blank:
                     own.charge(blank)
