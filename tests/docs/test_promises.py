@@ -19,7 +19,7 @@ import pytest
 from peerchat_client import cli as client_cli
 from peerchat_client import link
 from peerchat_protocol import DEFAULT_MAX_LINE_BYTES, text
-from peerchat_server import addresses, config, console, resume
+from peerchat_server import addresses, config, console, tokens
 from peerchat_server import cli as server_cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -111,7 +111,7 @@ PROMISES: list[tuple[str, str, object, object]] = [
      config.DEFAULT_JOIN_NOTICES_UP_TO, 1000),
     ("SECURITY.md", "| console | 10,000 queued lines |", console.QUEUE_LINES, 10_000),
     ("SECURITY.md", "a session secret (128 random bits from `secrets`)",
-     resume.TOKEN_BYTES * 8, 128),
+     tokens.TOKEN_BYTES * 8, 128),
     ("SECURITY.md", "dies when the client quits or 5 minutes after its connection is lost",
      config.DEFAULT_RESUME_WINDOW, 5 * 60),
     # PROTOCOL.md, section 1
@@ -122,7 +122,7 @@ PROMISES: list[tuple[str, str, object, object]] = [
     ("protocol/PROTOCOL.md", "stays over its own rate for 30 seconds",
      config.DEFAULT_FLOOD_KICK_AFTER, 30),
     # PROTOCOL.md, section 8
-    ("protocol/PROTOCOL.md", "a secret (at least 128 random bits)", resume.TOKEN_BYTES * 8, 128),
+    ("protocol/PROTOCOL.md", "a secret (at least 128 random bits)", tokens.TOKEN_BYTES * 8, 128),
     ("protocol/PROTOCOL.md", "(default 300 seconds)", config.DEFAULT_RESUME_WINDOW, 300),
     ("protocol/PROTOCOL.md", "Each room keeps its last 1,000 messages (at most 256 KiB of text",
      (config.DEFAULT_CATCH_UP_MESSAGES, config.DEFAULT_CATCH_UP_BYTES), (1000, 256 * KiB)),

@@ -29,11 +29,11 @@ from peerchat_protocol import (
     Welcome,
 )
 from peerchat_server.addresses import AddressBook, address_key
-from peerchat_server.bus import digest
 from peerchat_server.config import ServerConfig
 from peerchat_server.replicas import RemotePeer
 from peerchat_server.resume import Resumable, ResumeBook
 from peerchat_server.session import Session
+from peerchat_server.tokens import digest
 
 from .peers import WAIT, PlainPeer, RichPeer, console_of, running_server
 

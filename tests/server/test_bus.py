@@ -33,8 +33,9 @@ from peerchat_protocol import (
     Welcome,
     Who,
 )
-from peerchat_server.bus import BadNote, Note, decode, digest, encode
+from peerchat_server.bus import BadNote, Note, decode, encode
 from peerchat_server.server import ChatServer
+from peerchat_server.tokens import digest
 
 from .peers import (
     WAIT,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from peerchat_protocol import Entered, Joined, JoinRoom, Message, Renamed, Roster, Say, Who
-from peerchat_server.relay import Frames
+from peerchat_server.frames import Frames
 
 from .peers import PlainPeer, RichPeer, running_server
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import random
 import secrets
@@ -66,7 +65,7 @@ class Note:
     message: Message | None = None
     to: str | None = None
     #: join: a digest of the peer's session secret, so that another replica can tell
-    #: the same person coming back through it (see :func:`digest`).
+    #: the same person coming back through it (see tokens.digest).
     digest: str | None = None
     peers: tuple[tuple[str, str, str, str], ...] = ()  # roster: (room, nick, addr, digest)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -98,13 +97,6 @@ def safe_url(url: str) -> str:
     host = parts.hostname or ""
     netloc = f"***@{host}" + (f":{parts.port}" if parts.port else "")
     return urlunsplit(parts._replace(netloc=netloc))
-
-
-def digest(secret: str | None) -> str:
-    """What replicas publish of a session secret: enough to recognise it, not to use it."""
-    if not secret:
-        return ""
-    return hashlib.sha256(secret.encode()).hexdigest()[:32]
 
 
 class BadNote(ValueError):

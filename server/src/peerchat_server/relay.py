@@ -24,7 +24,6 @@ from peerchat_protocol import (
     DEFAULT_ROOM,
     MAX_ROSTER_ENTRIES,
     Bye,
-    Connection,
     Entered,
     Event,
     Info,
@@ -32,25 +31,24 @@ from peerchat_protocol import (
     Left,
     Message,
     PeerInfo,
-    PeerKind,
     Renamed,
     RoomInfo,
     Rooms,
     Roster,
     Say,
-    encode_json,
-    encode_plain,
     fold,
 )
 from peerchat_protocol.limits import MAX_ROOM_ENTRIES
 
 from .addresses import AddressBook
-from .bus import FORGET_AFTER, HEARTBEAT, Note, RedisBus, digest
+from .bus import FORGET_AFTER, HEARTBEAT, Note, RedisBus
 from .config import ServerConfig
 from .console import Console
+from .frames import Frames, form_of
 from .names import Names
 from .replicas import RemotePeer, Replicas
 from .resume import Resumable, ResumeBook
+from .tokens import digest
 
 if TYPE_CHECKING:
     from .session import Session
@@ -65,39 +63,6 @@ LOG_TEXT_LIMIT = 300
 def _digest_of(session: Session) -> str:
     """The digest of ``session``'s secret, for the bus ("" for a peer without one)."""
     return session.resumable.digest if session.resumable is not None else ""
-
-
-class Frames:
-    """One event's bytes, each form encoded on first use and then shared."""
-
-    __slots__ = ("_forms", "event")
-
-    def __init__(self, event: Event) -> None:
-        self.event = event
-        self._forms: dict[object, bytes] = {}
-
-    def for_form(self, form: object) -> bytes:
-        """The bytes for one form: a JSON protocol version (int), "plain" or "plain+ts"."""
-        data = self._forms.get(form)
-        if data is None:
-            if isinstance(form, int):
-                data = encode_json(self.event, form)
-            else:
-                data = encode_plain(self.event, timestamps=form == PLAIN_TS)
-            self._forms[form] = data
-        return data
-
-
-#: The plain-text forms of :class:`Frames`.
-PLAIN = "plain"
-PLAIN_TS = "plain+ts"
-
-
-def form_of(conn: Connection) -> object:
-    """Which form of an event ``conn``'s peer gets."""
-    if conn.kind is PeerKind.RICH:
-        return conn.version
-    return PLAIN_TS if conn.timestamps else PLAIN
 
 
 @dataclasses.dataclass(eq=False)

@@ -19,7 +19,7 @@ class RemotePeer:
     addr: str
     room: str
     replica: str
-    digest: str = ""  # of its session secret (bus.digest); "" for plain peers
+    digest: str = ""  # of its session secret (tokens.digest); "" for plain peers
     #: When (Unix ms) this replica learned the peer is in its room: from then on it may
     #: have heard the room, so what it may catch up on here starts there.
     since: int = 0

@@ -11,19 +11,15 @@ first) is closed without a leave notice.
 
 from __future__ import annotations
 
-import secrets
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .bus import digest
+from .tokens import digest, new_token
 
 if TYPE_CHECKING:
     from .session import Session
-
-#: Random bytes in a session token (URL-safe base64: 22 characters, 128 bits).
-TOKEN_BYTES = 16
 
 
 @dataclass(eq=False)
@@ -33,7 +29,7 @@ class Resumable:
     token: str
     nick: str
     room: str
-    #: What may be shown of the secret (bus.digest): computed once, used per message.
+    #: What may be shown of the secret (tokens.digest): computed once, used per message.
     digest: str = ""
     last_seq: int = 0
     session: Session | None = None
@@ -90,7 +86,7 @@ class ResumeBook:
     ) -> Resumable:
         """A new session for ``session`` (connected from ``address``), with a fresh secret
         token (or ``token``: the secret of a session that moved here from another replica)."""
-        token = token or secrets.token_urlsafe(TOKEN_BYTES)
+        token = token or new_token()
         record = Resumable(token, nick, room, digest(token), session=session, address=address)
         self._live[token] = record
         return record

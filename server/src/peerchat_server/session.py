@@ -43,10 +43,11 @@ from peerchat_protocol import (
 )
 
 from . import config as defaults
-from .bus import digest
 from .flood import TokenBucket
-from .relay import Frames, Relay, Room, form_of
+from .frames import Frames, form_of
+from .relay import Relay, Room
 from .resume import Resumable
+from .tokens import digest
 
 #: What a peer may send before it has given the password.
 _BEFORE_PASSWORD = (Hello, Pass, Quit, Ping, Pong, Help)
