@@ -5,7 +5,7 @@ Fan-out never waits for anyone. A broadcast is encoded at most once per form
 bytes are queued for every recipient; all queues are flushed together once per
 event-loop pass, so a burst of messages costs each recipient one write, not one
 per message. A recipient whose unsent backlog passes the send-buffer limit is
-dropped (see Session.flush).
+dropped (see Peer.flush).
 """
 
 from __future__ import annotations
@@ -14,15 +14,12 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
-import sys
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
 from peerchat_protocol import (
     DEFAULT_ROOM,
-    MAX_ROSTER_ENTRIES,
     Bye,
     Entered,
     Event,
@@ -46,12 +43,11 @@ from .config import ServerConfig
 from .console import Console
 from .frames import Frames, form_of
 from .names import Names
+from .peer import Peer
 from .replicas import RemotePeer, Replicas
 from .resume import Resumable, ResumeBook
+from .rooms import Room
 from .tokens import digest
-
-if TYPE_CHECKING:
-    from .session import Session
 
 #: Rooms that ended whose last message id is remembered (for peers coming back).
 ENDED_ROOMS_KEPT = 10_000
@@ -60,96 +56,9 @@ ENDED_ROOMS_KEPT = 10_000
 LOG_TEXT_LIMIT = 300
 
 
-def _digest_of(session: Session) -> str:
+def _digest_of(session: Peer) -> str:
     """The digest of ``session``'s secret, for the bus ("" for a peer without one)."""
     return session.resumable.digest if session.resumable is not None else ""
-
-
-@dataclasses.dataclass(eq=False)
-class Room:
-    """A room: its members (in arrival order) and its recent messages."""
-
-    name: str
-    members: dict[Session, None] = dataclasses.field(default_factory=dict)
-    #: Recent messages, oldest first, with their text's size in memory and who sent them
-    #: (a key, see Session.origin, not the session: a log must not keep closed sessions
-    #: alive): the catch-up for peers that reconnect (minus their own), whose tail is the
-    #: history new members get.
-    log: deque[tuple[Message, int, str]] = dataclasses.field(default_factory=deque)
-    log_bytes: int = 0
-    #: The newest message id that left the log (0: none did), and the newest id the
-    #: server had given when the room was made: a peer that saw an id below either may
-    #: have missed messages the log no longer holds.
-    evicted_upto: int = 0
-    born_after: int = 0
-    #: The same two, as times (Unix ms), for peers coming from another epoch.
-    evicted_ts: int = 0
-    born_ts: int = 0
-    #: Broadcasts waiting for this pass's fan-out, each with the member it skips.
-    outbox: list[tuple[Frames, Session | None]] = dataclasses.field(default_factory=list)
-    #: Members on other replicas (``--bus``), by folded nickname.
-    remote: dict[str, PeerInfo] = dataclasses.field(default_factory=dict)
-
-    def count(self) -> int:
-        """Everyone in the room, here and on other replicas."""
-        return len(self.members) + len(self.remote)
-
-    def remember(
-        self, message: Message, max_messages: int, max_bytes: int, origin: str = ""
-    ) -> None:
-        """Keep ``message`` from ``origin``: the last ``max_messages``, in ``max_bytes``."""
-        if max_messages <= 0:
-            self.evicted_upto, self.evicted_ts = message.id, message.ts
-            return
-        # What the text costs in memory, not in UTF-8: Python keeps a string at 1, 2 or
-        # 4 bytes a character, so one emoji makes a line of ASCII take four times more.
-        size = sys.getsizeof(message.text)
-        self.log.append((message, size, origin))
-        self.log_bytes += size
-        while len(self.log) > max_messages or (self.log_bytes > max_bytes and len(self.log) > 1):
-            self.forget_oldest()
-
-    def forget_oldest(self) -> int:
-        """Let the oldest message of the log go; returns the bytes that freed."""
-        evicted, evicted_size, _ = self.log.popleft()
-        self.log_bytes -= evicted_size
-        self.evicted_upto, self.evicted_ts = evicted.id, evicted.ts
-        return evicted_size
-
-    def recent(self, max_messages: int, max_bytes: int) -> list[Message]:
-        """The newest messages, up to ``max_messages`` and ``max_bytes``, oldest first."""
-        picked: list[Message] = []
-        size = 0
-        for message, message_size, _ in reversed(self.log):
-            if len(picked) == max_messages or (picked and size + message_size > max_bytes):
-                break
-            picked.append(message)
-            size += message_size
-        picked.reverse()
-        return picked
-
-    def since(self, last_id: int, origin: str) -> tuple[list[Message], bool]:
-        """The messages after id ``last_id`` not sent by ``origin``, and whether some
-        of them are no longer kept."""
-        missed = [m for m, _, sender in self.log if m.id > last_id and sender != origin]
-        return missed, max(self.evicted_upto, self.born_after) > last_id
-
-    def since_ts(self, last_ts: int, origin: str) -> tuple[list[Message], bool]:
-        """As :meth:`since`, by time: for a peer whose ids came from another epoch."""
-        missed = [m for m, _, sender in self.log if m.ts > last_ts and sender != origin]
-        return missed, max(self.evicted_ts, self.born_ts) > last_ts
-
-    def peers(self) -> tuple[PeerInfo, ...]:
-        infos: list[PeerInfo] = []
-        for session in self.members:
-            if len(infos) == MAX_ROSTER_ENTRIES:
-                break
-            infos.append(PeerInfo(session.name, session.addr))
-        for info in self.remote.values():
-            if len(infos) == MAX_ROSTER_ENTRIES:
-                break
-            infos.append(info)
-        return tuple(infos)
 
 
 class Relay:
@@ -164,10 +73,10 @@ class Relay:
         self.config = config
         self.console = console
         self._clock = clock
-        self._sessions: dict[Session, None] = {}  # insertion-ordered set
+        self._sessions: dict[Peer, None] = {}  # insertion-ordered set
         self.addresses = AddressBook(config)  # budgets per address, across connections
         #: Names held by connected peers and by sessions waiting to be resumed.
-        self.names: Names[Session | Resumable] = Names()
+        self.names: Names[Peer | Resumable[Peer]] = Names()
         #: Names this run of the server: message ids compare only within one epoch.
         self.epoch = secrets.token_hex(6)
         self.book = ResumeBook(
@@ -180,17 +89,17 @@ class Relay:
         self.replicas = Replicas()
         self.bus: RedisBus | None = None
         self._split = False
-        self.lobby = Room(DEFAULT_ROOM)
+        self.lobby: Room[Peer] = Room(DEFAULT_ROOM)
         # Where peers wait until they give the password: a room nobody broadcasts to.
-        self.vestibule = Room(DEFAULT_ROOM)
-        self._rooms: dict[str, Room] = {fold(DEFAULT_ROOM): self.lobby}
+        self.vestibule: Room[Peer] = Room(DEFAULT_ROOM)
+        self._rooms: dict[str, Room[Peer]] = {fold(DEFAULT_ROOM): self.lobby}
         # fold(name) -> (id, time) of the last message of a room that ended
         self._ended_rooms: OrderedDict[str, tuple[int, int]] = OrderedDict()
         self._ended_rooms_forgot = False  # some were forgotten: assume the worst
         # Digests of remote sessions that may come back here, until when (see vouched).
         self._vouched: OrderedDict[str, tuple[float, str, int]] = OrderedDict()
-        self._dirty: list[Session] = []
-        self._busy_rooms: list[Room] = []  # rooms with an outbox to fan out
+        self._dirty: list[Peer] = []
+        self._busy_rooms: list[Room[Peer]] = []  # rooms with an outbox to fan out
         self._flush_handle: asyncio.Handle | None = None
         self._next_id = 1
         self._connections = 0
@@ -200,7 +109,7 @@ class Relay:
         #: What every room's log holds (bytes of text in memory), and the rooms with a
         #: log, the one that spoke least lately first.
         self.log_bytes = 0
-        self._by_activity: OrderedDict[Room, None] = OrderedDict()
+        self._by_activity: OrderedDict[Room[Peer], None] = OrderedDict()
         self.closing = False
         self._all_gone = asyncio.Event()
 
@@ -212,17 +121,17 @@ class Relay:
     def __contains__(self, session: object) -> bool:
         return session in self._sessions
 
-    def __iter__(self) -> Iterator[Session]:
+    def __iter__(self) -> Iterator[Peer]:
         return iter(list(self._sessions))
 
-    def refusal(self, session: Session) -> str | None:
+    def refusal(self, session: Peer) -> str | None:
         """Why a new connection may not come in, or ``None`` if it may."""
         cfg = self.config
         if cfg.max_connections and len(self._sessions) >= cfg.max_connections:
             return f"the server is full ({cfg.max_connections} connections); try again in a while"
         return self.addresses.refusal(session.address)
 
-    def register(self, session: Session) -> None:
+    def register(self, session: Peer) -> None:
         """A new connection: known by its address name, in the default room."""
         self.drain()  # what was said before it came is not for it
         session.address.connections += 1
@@ -235,14 +144,14 @@ class Relay:
         else:
             session.room = self.vestibule  # hears nothing, says nothing
 
-    def admit(self, session: Session) -> None:
+    def admit(self, session: Peer) -> None:
         """A peer that gave the password comes into the default room."""
         self.drain()
         self.vestibule.members.pop(session, None)
         session.room = self.lobby
         self.lobby.members[session] = None
 
-    def unregister(self, session: Session, reason: str) -> None:
+    def unregister(self, session: Peer, reason: str) -> None:
         """Forget ``session`` and tell its room, if it had been announced."""
         if session not in self._sessions:
             return
@@ -263,12 +172,12 @@ class Relay:
         if not self._sessions:
             self._all_gone.set()
 
-    def _remove_from(self, room: Room, session: Session) -> None:
+    def _remove_from(self, room: Room[Peer], session: Peer) -> None:
         room.members.pop(session, None)
         if not room.count() and room is not self.lobby and room is not self.vestibule:
             self._drop_room(room)
 
-    def _drop_room(self, room: Room) -> None:
+    def _drop_room(self, room: Room[Peer]) -> None:
         """An empty room goes, with its history; the id of its last message is kept, so
         that a peer coming back to it can be told whether it missed anything."""
         del self._rooms[fold(room.name)]
@@ -284,7 +193,7 @@ class Relay:
             self._ended_rooms.popitem(last=False)
             self._ended_rooms_forgot = True
 
-    def _new_room(self, name: str) -> Room:
+    def _new_room(self, name: str) -> Room[Peer]:
         # What the room said in an earlier life may be unknown to a returning peer: the
         # id of its last message then, or (forgotten) everything up to now.
         unknown = (self._next_id - 1, self._now()) if self._ended_rooms_forgot else (0, 0)
@@ -292,12 +201,12 @@ class Relay:
         room = self._rooms[fold(name)] = Room(name, born_after=said_before, born_ts=said_at)
         return room
 
-    def find(self, name: str) -> Session | None:
+    def find(self, name: str) -> Peer | None:
         """The connected peer called ``name`` (in any case; never a look-alike)."""
         holder = self.names.exact(name)
         return holder if not isinstance(holder, Resumable) else None
 
-    def waiting_as(self, name: str) -> Resumable | None:
+    def waiting_as(self, name: str) -> Resumable[Peer] | None:
         """The session waiting to be resumed that holds ``name``, if any."""
         holder = self.names.exact(name)
         return holder if isinstance(holder, Resumable) else None
@@ -318,7 +227,7 @@ class Relay:
             return f"looks too much like {owner!r}, who is here"
         return "is taken"
 
-    def name_taken(self, name: str, by: Session | None = None) -> bool:
+    def name_taken(self, name: str, by: Peer | None = None) -> bool:
         """Whether ``name``, or a name like it, is someone else's: a peer's here or on
         another replica, or held for a session that may be resumed."""
         holder = self.names.clash(name)
@@ -326,7 +235,7 @@ class Relay:
             return self.replicas.clash(name) is not None  # someone on another replica
         return holder is not by
 
-    def rename(self, session: Session, new: str) -> str:
+    def rename(self, session: Peer, new: str) -> str:
         """Give ``session`` the name ``new`` (caller checked it is free); returns the old."""
         old = session.name
         self.names.release(old, session)
@@ -334,7 +243,7 @@ class Relay:
         self.names.claim(new, session)
         return old
 
-    def _release_name(self, record: Resumable) -> None:
+    def _release_name(self, record: Resumable[Peer]) -> None:
         """A session stopped waiting to be resumed: the name it held is free again."""
         self.names.release(record.nick, record)
 
@@ -351,7 +260,7 @@ class Relay:
 
     # --- rooms --------------------------------------------------------------------------
 
-    def move(self, session: Session, name: str) -> Room:
+    def move(self, session: Peer, name: str) -> Room[Peer]:
         """Take ``session`` to room ``name`` (created if new); tell both rooms."""
         self.drain()  # what the old room heard before the move reaches it there
         old = session.room
@@ -371,17 +280,17 @@ class Relay:
             self.came_in(session.resumable)
         return room
 
-    def entered(self, room: Room) -> Entered:
+    def entered(self, room: Room[Peer]) -> Entered:
         return Entered(room.name, room.count(), room.peers())
 
-    def roster(self, room: Room) -> Roster:
+    def roster(self, room: Room[Peer]) -> Roster:
         return Roster(room.count(), room.peers(), room.name)
 
     def rooms(self) -> Rooms:
         busiest = sorted(self._rooms.values(), key=lambda r: (-r.count(), fold(r.name)))
         return Rooms(tuple(RoomInfo(r.name, r.count()) for r in busiest[:MAX_ROOM_ENTRIES]))
 
-    def history(self, room: Room) -> list[Message]:
+    def history(self, room: Room[Peer]) -> list[Message]:
         """What was said in ``room`` before, marked as history, oldest first."""
         cfg = self.config
         recent = room.recent(cfg.history_messages, cfg.history_bytes)
@@ -389,7 +298,7 @@ class Relay:
 
     def missed(
         self,
-        room: Room,
+        room: Room[Peer],
         epoch: str | None,
         last_id: int | None,
         last_ts: int | None,
@@ -428,12 +337,12 @@ class Relay:
             messages = kept
         return [dataclasses.replace(m, history=True) for m in messages], gap
 
-    def came_in(self, record: Resumable) -> None:
+    def came_in(self, record: Resumable[Peer]) -> None:
         """``record``'s session came into its room now: what it may catch up on there
         starts here (see :meth:`missed`)."""
         record.entered_id, record.entered_ts = self._next_id - 1, self._now()
 
-    def _remember(self, room: Room, message: Message, origin: str) -> None:
+    def _remember(self, room: Room[Peer], message: Message, origin: str) -> None:
         """Keep ``message`` in ``room``'s log, within the room's bounds and, for all the
         rooms together, within ``--catch-up-total-bytes``: past it, the room that spoke
         least lately loses its oldest messages first (a peer coming back is told of the
@@ -453,7 +362,7 @@ class Relay:
 
     # --- traffic ------------------------------------------------------------------------
 
-    def say(self, sender: Session, say: Say) -> int:
+    def say(self, sender: Peer, say: Say) -> int:
         """Relay a chat line from ``sender`` to everyone else in its room; returns its id."""
         room = sender.room
         message = Message.relay(self._new_id(), say, sender.name, self._now(), room.name)
@@ -475,7 +384,7 @@ class Relay:
             self.console.line("RECEIVED", f"From {sender.label}{where}: {shown}")
         return message.id
 
-    def whisper(self, sender: Session, target: Session, say: Say) -> None:
+    def whisper(self, sender: Peer, target: Peer, say: Say) -> None:
         """A private message: to ``target`` alone. Its text is not logged."""
         message = Message.relay(self._new_id(), say, sender.name, self._now(), None, target.name)
         target.deliver(Frames(message))
@@ -494,7 +403,7 @@ class Relay:
         self._remove_remote(peer, notify=False)
         return True
 
-    def whisper_remote(self, sender: Session, target: RemotePeer, say: Say) -> None:
+    def whisper_remote(self, sender: Peer, target: RemotePeer, say: Say) -> None:
         """A private message for a peer on another replica: through the bus."""
         assert self.bus is not None
         message = Message.relay(self._new_id(), say, sender.name, self._now(), None, target.nick)
@@ -502,19 +411,19 @@ class Relay:
         if not self.console.quiet:
             self.console.line("PRIVATE", f"From {sender.label} to {target.nick} (elsewhere).")
 
-    def announce_join(self, session: Session) -> None:
+    def announce_join(self, session: Peer) -> None:
         room = session.room
         if self._notices_in(room):
             self.broadcast(Joined(session.name, room.count(), room.name), room, session)
         self._publish_join(session, room)
 
-    def _notices_in(self, room: Room) -> bool:
+    def _notices_in(self, room: Room[Peer]) -> bool:
         """Joins and leaves are announced in rooms up to the configured size only: in a
         crowd they cost every member a line per arrival (10,000 arrivals would be 50
         million lines) and tell nobody anything."""
         return room.count() <= self.config.join_notices_up_to
 
-    def announce_rename(self, session: Session, old: str, exclude: Session | None = None) -> None:
+    def announce_rename(self, session: Peer, old: str, exclude: Peer | None = None) -> None:
         """``session``'s room hears that it is now called what it is (in rooms up to the
         size that hears joins, like them); other rooms are not told: one peer renaming
         must not cost every peer on the server a line."""
@@ -533,7 +442,7 @@ class Relay:
         if room is not None and self._notices_in(room):
             self.broadcast(Renamed(old, new), room)
 
-    def broadcast(self, event: Event, room: Room, exclude: Session | None = None) -> None:
+    def broadcast(self, event: Event, room: Room[Peer], exclude: Peer | None = None) -> None:
         """Send ``event`` to everyone in ``room`` but ``exclude``, at this pass's fan-out."""
         if not room.members:
             return
@@ -555,7 +464,7 @@ class Relay:
             for room in rooms:
                 self._fan_out(room)
 
-    def _fan_out(self, room: Room) -> None:
+    def _fan_out(self, room: Room[Peer]) -> None:
         """Every waiting broadcast of ``room``, as one write per member.
 
         The bytes a member gets depend only on its form and on whether it sent one of
@@ -564,7 +473,7 @@ class Relay:
         """
         items, room.outbox = room.outbox, []
         senders = {skip for _, skip in items if skip is not None}
-        blobs: dict[tuple[object, Session | None], bytes] = {}
+        blobs: dict[tuple[object, Peer | None], bytes] = {}
         for member in room.members:
             if member.wants_each_event:
                 for frames, skip in items:
@@ -598,7 +507,7 @@ class Relay:
 
     # --- output batching ----------------------------------------------------------------
 
-    def mark_dirty(self, session: Session) -> None:
+    def mark_dirty(self, session: Peer) -> None:
         """``session`` has queued output: flush it at the end of this loop pass."""
         self._dirty.append(session)
         self._schedule_flush()
@@ -644,7 +553,7 @@ class Relay:
 
     # --- other replicas (--bus) --------------------------------------------------------
 
-    def _publish_join(self, session: Session, room: Room) -> None:
+    def _publish_join(self, session: Peer, room: Room[Peer]) -> None:
         if self.bus is not None:
             self.bus.publish(
                 Note(
@@ -693,7 +602,7 @@ class Relay:
         )
         return Note("roster", self.bus.replica, peers=peers)
 
-    def _room_for(self, name: str) -> Room:
+    def _room_for(self, name: str) -> Room[Peer]:
         return self._rooms.get(fold(name)) or self._new_room(name)
 
     def _add_remote(self, peer: RemotePeer, *, notify: bool) -> None:
@@ -809,7 +718,7 @@ class Relay:
                 f"From {message.nick} (elsewhere){where}: {message.text[:LOG_TEXT_LIMIT]}",
             )
 
-    def _settle_clash(self, here: Session, other: str) -> None:
+    def _settle_clash(self, here: Peer, other: str) -> None:
         """Two replicas gave the same name away at the same moment (each checked what
         it knew). The replica with the lower id keeps it; the other renames its peer
         to the next free name and tells it why, so names stay unique everywhere."""

@@ -14,16 +14,16 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Generic, TypeVar
 
 from .tokens import digest, new_token
 
-if TYPE_CHECKING:
-    from .session import Session
+#: The connection type a session belongs to (the relay's peers); any will do here.
+S = TypeVar("S")
 
 
 @dataclass(eq=False)
-class Resumable:
+class Resumable(Generic[S]):
     """One session, connected (``session`` set) or waiting to be resumed."""
 
     token: str
@@ -32,7 +32,7 @@ class Resumable:
     #: What may be shown of the secret (tokens.digest): computed once, used per message.
     digest: str = ""
     last_seq: int = 0
-    session: Session | None = None
+    session: S | None = None
     gone_at: float = 0.0  # loop time the connection was lost (when ``session`` is None)
     resumes: int = 0
     #: While being taken over: whether the room still counts the peer as present.
@@ -44,7 +44,7 @@ class Resumable:
     entered_ts: int = 0
 
 
-class ResumeBook:
+class ResumeBook(Generic[S]):
     """The resumable sessions, by token; gone ones expire after ``window`` seconds.
 
     Bounded: at most ``max_gone`` sessions wait to be resumed at once, and at most
@@ -60,15 +60,15 @@ class ResumeBook:
         window: float,
         max_gone: int,
         per_address: int = 0,
-        on_release: Callable[[Resumable], None] | None = None,
+        on_release: Callable[[Resumable[S]], None] | None = None,
     ) -> None:
         self.window = window
         self.max_gone = max(1, max_gone)
         self.per_address = per_address
         self._on_release = on_release
-        self._live: dict[str, Resumable] = {}
-        self._gone: OrderedDict[str, Resumable] = OrderedDict()  # oldest first
-        self._by_address: dict[str, OrderedDict[str, Resumable]] = {}  # the same, by address
+        self._live: dict[str, Resumable[S]] = {}
+        self._gone: OrderedDict[str, Resumable[S]] = OrderedDict()  # oldest first
+        self._by_address: dict[str, OrderedDict[str, Resumable[S]]] = {}  # the same, by address
         #: Addresses by how many sessions they have waiting (a handful of counts at
         #: most): the one holding the most is found without looking at every address.
         self._counts: dict[int, dict[str, None]] = {}
@@ -78,20 +78,22 @@ class ResumeBook:
 
     def open(
         self,
-        session: Session,
+        session: S,
         nick: str,
         room: str,
         token: str | None = None,
         address: str = "",
-    ) -> Resumable:
+    ) -> Resumable[S]:
         """A new session for ``session`` (connected from ``address``), with a fresh secret
         token (or ``token``: the secret of a session that moved here from another replica)."""
         token = token or new_token()
-        record = Resumable(token, nick, room, digest(token), session=session, address=address)
+        record: Resumable[S] = Resumable(
+            token, nick, room, digest(token), session=session, address=address
+        )
         self._live[token] = record
         return record
 
-    def find(self, token: str, now: float) -> Resumable | None:
+    def find(self, token: str, now: float) -> Resumable[S] | None:
         """The session ``token`` names, if it exists and has not expired."""
         record = self._live.get(token)
         if record is not None:
@@ -101,18 +103,18 @@ class ResumeBook:
             return None
         return record
 
-    def waiting(self, record: Resumable) -> bool:
+    def waiting(self, record: Resumable[S]) -> bool:
         """Whether ``record`` is waiting to be resumed."""
         return self._gone.get(record.token) is record
 
-    def take_over(self, record: Resumable, session: Session) -> None:
+    def take_over(self, record: Resumable[S], session: S) -> None:
         """``session`` is now the connection of ``record``."""
         self._stop_waiting(record)
         self._live[record.token] = record
         record.session = session
         record.resumes += 1
 
-    def lost(self, record: Resumable, nick: str, room: str, now: float) -> None:
+    def lost(self, record: Resumable[S], nick: str, room: str, now: float) -> None:
         """The connection of ``record`` ended without a quit: keep it for the window."""
         record.session = None
         record.nick, record.room, record.gone_at = nick, room, now
@@ -137,7 +139,7 @@ class ResumeBook:
             )
             self._stop_waiting(next(iter(self._by_address[payer].values())))
 
-    def forget(self, record: Resumable) -> None:
+    def forget(self, record: Resumable[S]) -> None:
         """The peer quit: its session cannot be resumed."""
         record.session = None
         self._live.pop(record.token, None)
@@ -163,7 +165,7 @@ class ResumeBook:
         if now:
             self._counts.setdefault(now, {})[address] = None
 
-    def _stop_waiting(self, record: Resumable) -> None:
+    def _stop_waiting(self, record: Resumable[S]) -> None:
         if self._gone.pop(record.token, None) is None:
             return
         mine = self._by_address.get(record.address)

@@ -45,8 +45,10 @@ from peerchat_protocol import (
 from . import config as defaults
 from .flood import TokenBucket
 from .frames import Frames, form_of
-from .relay import Relay, Room
+from .peer import Peer
+from .relay import Relay
 from .resume import Resumable
+from .rooms import Room
 from .tokens import digest
 
 #: What a peer may send before it has given the password.
@@ -118,7 +120,7 @@ class Session(asyncio.Protocol):
         self.name = "unknown"
         self.announced = False
         self.authenticated = not cfg.password  # with a password, only once it is given
-        self.room: Room = relay.lobby  # set again by Relay.register and Relay.move
+        self.room: Room[Peer] = relay.lobby  # set again by Relay.register and Relay.move
         self.errors = 0
         self._pending: list[bytes] = []
         self._dirty = False
@@ -143,7 +145,7 @@ class Session(asyncio.Protocol):
         self._history_sent = False
         #: The v3 session this connection serves (None for plain and older peers),
         #: and the newest ``seq`` handled since the last acknowledgement was queued.
-        self.resumable: Resumable | None = None
+        self.resumable: Resumable[Peer] | None = None
         self._ack_due: int | None = None
         self._ack_id: int | None = None  # the id its last acknowledged line got, if any
         self._connection_key = f"conn:{relay.next_connection()}"
@@ -620,7 +622,7 @@ class Session(asyncio.Protocol):
             self.announced = True  # the room never saw it leave: no join notice
         self._announce()
 
-    def _take_over(self, record: Resumable) -> None:
+    def _take_over(self, record: Resumable[Peer]) -> None:
         """Become the connection of ``record``'s session."""
         relay = self.relay
         old = record.session
