@@ -623,16 +623,13 @@ async def test_a_peer_held_back_only_by_its_address_s_budget_is_never_kicked() -
 
 async def test_resuming_a_session_gets_only_what_was_said_since_it_came_in() -> None:
     async with running_server(history_messages=5) as server:
-        server.relay._clock = clock = FakeClock()  # message times a second apart
         alice = await staff_room_with_30_lines(server.port)
-        clock.now += 1
         eve = await hello(server.port, nick="eve", room="staff")
         assert eve.welcome is not None
         assert eve.welcome.session is not None
         for _ in range(5):  # an ordinary newcomer's history
             assert (await eve.expect(Message)).history
         assert (await alice.expect(Joined)).nick == "eve"
-        clock.now += 1
         await alice.send(Say("after eve came"))
         assert (await eve.expect(Message)).text == "after eve came"
         for claim in ({"epoch": server.relay.epoch, "last_id": 0}, {"epoch": "x", "last_ts": 0}):
@@ -649,12 +646,9 @@ async def test_resuming_a_session_gets_only_what_was_said_since_it_came_in() -> 
 async def test_a_session_vouched_for_by_another_replica_catches_up_on_its_room_since() -> None:
     async with running_server() as server:
         relay = server.relay
-        relay._clock = clock = FakeClock()  # message times a second apart, not a millisecond
         alice = await staff_room_with_30_lines(server.port)
-        clock.now += 1
-        since = relay._now()  # eve came into #staff on replica r1
-        relay.replicas.add(RemotePeer("eve", "a:1", "staff", "r1", digest("eve-secret"), since))
-        clock.now += 1
+        # eve came into #staff on replica r1 after the 30 lines (ids 1 to 30 here).
+        relay.replicas.add(RemotePeer("eve", "a:1", "staff", "r1", digest("eve-secret"), 30))
         await alice.send(Say("said while eve was there"))
         await alice.expect_none()
         # mallory's session is vouched for in the lobby, not in #staff: a stranger there.

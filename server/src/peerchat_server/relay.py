@@ -304,32 +304,26 @@ class Relay:
         last_ts: int | None,
         origin: str,
         *,
-        floor: tuple[int | None, int] | None,
+        floor: int | None,
     ) -> tuple[list[Message], bool] | None:
         """What a returning peer missed in ``room``, marked as history, and whether more
         was said than is given: after ``last_id`` if it was here in this ``epoch``, else
         after the time ``last_ts``; ``None`` for a peer with neither (ordinary history).
 
         ``floor``: for a peer that proved it was in the room (it gave back the secret of
-        a session there), the id (``None``: another replica's session, by time only) and
-        the time it came in: it gets what was said since, never before, whatever it
-        claims. Anyone else (``floor`` None) gets no more than ``--history`` would show a
-        newcomer: the catch-up log must not undo ``--history``."""
-        if floor is not None:
-            floor_id, floor_ts = floor
-            if epoch == self.epoch and last_id is not None and floor_id is not None:
-                messages, gap = room.since(max(last_id, floor_id), origin)
-            elif epoch is not None and last_ts is not None:
-                messages, gap = room.since_ts(max(last_ts, floor_ts), origin)
-            else:
-                return None
+        a session there), the newest message id here when it came in: it gets what was
+        said since, never before, whatever it claims. Anyone else (``floor`` None) gets
+        no more than ``--history`` would show a newcomer: the catch-up log must not undo
+        ``--history``."""
+        if epoch == self.epoch and last_id is not None:
+            messages, gap = room.since(max(last_id, floor or 0), origin)
+        elif epoch is not None and last_ts is not None:
+            messages, gap = room.since_ts(last_ts, origin)
+            if floor:  # ids, not times: exact even within one millisecond
+                messages = [m for m in messages if m.id > floor]
         else:
-            if epoch == self.epoch and last_id is not None:
-                messages, gap = room.since(last_id, origin)
-            elif epoch is not None and last_ts is not None:
-                messages, gap = room.since_ts(last_ts, origin)
-            else:
-                return None
+            return None
+        if floor is None:
             cfg = self.config
             allowed = {id(m) for m in room.recent(cfg.history_messages, cfg.history_bytes)}
             kept = [m for m in messages if id(m) in allowed]
@@ -340,7 +334,7 @@ class Relay:
     def came_in(self, record: Resumable[Peer]) -> None:
         """``record``'s session came into its room now: what it may catch up on there
         starts here (see :meth:`missed`)."""
-        record.entered_id, record.entered_ts = self._next_id - 1, self._now()
+        record.entered_id = self._next_id - 1
 
     def _remember(self, room: Room[Peer], message: Message, origin: str) -> None:
         """Keep ``message`` in ``room``'s log, within the room's bounds and, for all the
@@ -567,16 +561,16 @@ class Relay:
             self.bus.publish(Note("leave", self.bus.replica, room=room, nick=nick, reason=reason))
 
     def vouched(self, secret: str | None) -> tuple[str, int] | None:
-        """The room, and the time (Unix ms) since which, a session with ``secret`` is
-        known to have been in it on another replica: now, or lately (its connection
-        there was lost, or that replica went). Such a peer may catch up on that room
-        from then on, as one resuming here; a stranger may not."""
+        """The room a session with ``secret`` is known to be in on another replica (now,
+        or lately: its connection there was lost, or that replica went), and the newest
+        message id here when this replica learned so. Such a peer may catch up on that
+        room from then on, as one resuming here; a stranger may not."""
         if not secret:
             return None
         wanted = digest(secret)
         peer = self.replicas.with_session(wanted)
         if peer is not None:
-            return peer.room, peer.since
+            return peer.room, peer.since or 0
         now = self.loop_time()
         while self._vouched and next(iter(self._vouched.values()))[0] < now:
             self._vouched.popitem(last=False)  # past the resume window
@@ -588,7 +582,7 @@ class Relay:
         if not peer.digest or self.config.resume_window <= 0:
             return
         expiry = self.loop_time() + self.config.resume_window
-        self._vouched[peer.digest] = (expiry, peer.room, peer.since)
+        self._vouched[peer.digest] = (expiry, peer.room, peer.since or 0)
         self._vouched.move_to_end(peer.digest)
         while len(self._vouched) > (self.config.max_connections or 10_000):
             self._vouched.popitem(last=False)
@@ -606,8 +600,8 @@ class Relay:
         return self._rooms.get(fold(name)) or self._new_room(name)
 
     def _add_remote(self, peer: RemotePeer, *, notify: bool) -> None:
-        if not peer.since:
-            peer.since = self._now()
+        if peer.since is None:
+            peer.since = self._next_id - 1
         previous = self.replicas.add(peer)
         if previous is not None:
             self._remove_remote(previous, notify=False)

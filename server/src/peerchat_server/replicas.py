@@ -20,9 +20,9 @@ class RemotePeer:
     room: str
     replica: str
     digest: str = ""  # of its session secret (tokens.digest); "" for plain peers
-    #: When (Unix ms) this replica learned the peer is in its room: from then on it may
-    #: have heard the room, so what it may catch up on here starts there.
-    since: int = 0
+    #: The newest message id here when this replica learned the peer is in its room:
+    #: what it may catch up on here, should it come here, starts after it.
+    since: int | None = None
 
 
 class Replicas:

@@ -38,10 +38,9 @@ class Resumable(Generic[S]):
     #: While being taken over: whether the room still counts the peer as present.
     announced: bool = False
     address: str = ""  # the key of the address it connected from (addresses.py)
-    #: The newest message id, and the time (Unix ms), when it came into its room: it
-    #: may catch up on what was said there since, never before (Relay.missed).
+    #: The newest message id when it came into its room: it may catch up on what was
+    #: said there since, never before (Relay.missed).
     entered_id: int = 0
-    entered_ts: int = 0
 
 
 class ResumeBook(Generic[S]):

@@ -569,13 +569,13 @@ class Session(asyncio.Protocol):
         # The catch-up is for a session that proves it was in this room (its secret
         # names a session of ours, or one another replica vouches for), from when it
         # came in; anyone else gets no more than a newcomer's history.
-        floor: tuple[int | None, int] | None = None
+        floor: int | None = None
         if took_over and record is not None:
-            floor = (record.entered_id, record.entered_ts)
+            floor = record.entered_id
         elif v3 and (vouch := relay.vouched(hello.resume)) is not None:
             room_there, since = vouch
             if fold(room_there) == fold(self.room.name):
-                floor = (None, since)
+                floor = since
         catch_up = (
             relay.missed(self.room, hello.epoch, hello.last_id, hello.last_ts, mine, floor=floor)
             if v3
