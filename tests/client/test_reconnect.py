@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import random
 from collections.abc import AsyncIterator
 
-from peerchat_client.link import RECONNECT_CAP, reconnect_delays
 from peerchat_server.server import ChatServer
 
 from .harness import WAIT, ClientProcess, RawPeer, free_port, run, running_server
@@ -30,14 +28,6 @@ def session_of(server: ChatServer, nick: str) -> object:
     found = server.relay.find(nick)
     assert found is not None, nick
     return found
-
-
-def test_backoff_doubles_to_a_cap_with_jitter() -> None:
-    delays = reconnect_delays(0.25, RECONNECT_CAP, random.Random(7))
-    steps = [0.25, 0.5, 1, 2, 4, 8, 8, 8]
-    for step in steps:
-        delay = next(delays)
-        assert step / 2 <= delay <= step
 
 
 def test_a_reset_connection_resumes_with_the_same_name_and_nothing_lost_or_twice() -> None:

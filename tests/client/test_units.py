@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import itertools
 import os
 import socket
 import time
@@ -41,9 +40,7 @@ from peerchat_client.console import (
     paint,
 )
 from peerchat_client.session import (
-    BACKOFF_CAP,
     ListenPortTaken,
-    backoff_delays,
     check_listen_port,
 )
 from peerchat_protocol import (
@@ -457,12 +454,6 @@ def test_color_wanted(tty: bool, env: dict[str, str], expected: bool) -> None:
 
 
 # --- connecting --------------------------------------------------------------------------
-
-
-def test_backoff_doubles_up_to_the_cap() -> None:
-    delays = list(itertools.islice(backoff_delays(), 8))
-    assert delays[:6] == [0.1, 0.2, 0.4, 0.8, 1.6, BACKOFF_CAP]
-    assert delays[6:] == [BACKOFF_CAP, BACKOFF_CAP]
 
 
 def test_check_listen_port_free_and_taken() -> None:

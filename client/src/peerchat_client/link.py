@@ -17,7 +17,7 @@ import asyncio
 import dataclasses
 import random
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
 from peerchat_protocol import (
     Ack,
@@ -28,6 +28,7 @@ from peerchat_protocol import (
     Ping,
     Say,
     Welcome,
+    backoff,
     nick_problem,
 )
 
@@ -59,18 +60,6 @@ class NotSent(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
-
-
-def reconnect_delays(
-    first: float = RECONNECT_FIRST, cap: float = RECONNECT_CAP, rand: random.Random | None = None
-) -> Iterator[float]:
-    """Delays before each attempt: doubling from ``first`` up to ``cap``, each jittered
-    to between half and all of its step ("equal jitter")."""
-    pick = rand or random.Random()
-    step = first
-    while True:  # consumed one attempt at a time; the caller bounds the attempts
-        yield step / 2 + pick.uniform(0, step / 2)
-        step = min(step * 2, cap)
 
 
 def _short(lines: list[Say], limit: int = 20) -> str:
@@ -298,7 +287,8 @@ class Link:
         loop = asyncio.get_running_loop()
         began = loop.time()
         problem = reason
-        for delay in reconnect_delays():  # bounded by RECONNECT_GIVE_UP
+        # Bounded by RECONNECT_GIVE_UP below.
+        for delay in backoff(RECONNECT_FIRST, RECONNECT_CAP, uniform=random.uniform):
             if loop.time() - began + delay > RECONNECT_GIVE_UP:
                 self._warn_unsent()
                 raise ServerGone(
@@ -334,7 +324,7 @@ class Link:
                 raise ServerGone(f"Cannot reconnect: {exc.message}") from None
             await self._resume(session, welcome, loop.time() - began)
             return welcome
-        raise AssertionError("unreachable: reconnect_delays never ends")
+        raise AssertionError("unreachable: backoff never ends")
 
     async def _resume(self, session: Session, welcome: Welcome, took: float) -> None:
         """Carry on over ``session``: report what was missed, send what is owed.

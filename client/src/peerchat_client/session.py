@@ -15,7 +15,7 @@ import errno
 import os
 import socket
 import ssl
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 from peerchat_protocol import (
     CLOSED,
@@ -32,6 +32,7 @@ from peerchat_protocol import (
     Renamed,
     Role,
     Welcome,
+    backoff,
     encode_json,
     fold,
 )
@@ -99,14 +100,6 @@ class ServerGone(ClientError):
     def __init__(self, message: str, code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
-
-
-def backoff_delays(first: float = BACKOFF_FIRST, cap: float = BACKOFF_CAP) -> Iterator[float]:
-    """``first``, doubling each time, never above ``cap``: 0.1, 0.2, 0.4, ... 2, 2, ..."""
-    delay = first
-    while True:
-        yield delay
-        delay = min(delay * 2, cap)
 
 
 def _port_problem(exc: OSError, port: int) -> str:
@@ -242,7 +235,7 @@ async def connect(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + max(wait, 0.0)
     label = hostport(host, port)
-    delays = backoff_delays()
+    delays = backoff(BACKOFF_FIRST, BACKOFF_CAP)  # 0.1, 0.2, 0.4, ... 2, 2, ...
     # Every attempt but the last sleeps at least BACKOFF_FIRST, so the loop
     # ends by count as well as by time.
     max_attempts = int(max(wait, 0.0) / BACKOFF_FIRST) + 2

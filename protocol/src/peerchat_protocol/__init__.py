@@ -6,6 +6,7 @@ The format is specified in PROTOCOL.md.
 
 from __future__ import annotations
 
+from .backoff import backoff
 from .codec import (
     PLAIN_COMMANDS,
     clock,
@@ -114,6 +115,7 @@ __all__ = [
     "Timestamps",
     "Welcome",
     "Who",
+    "backoff",
     "clock",
     "decode_plain",
     "encode_json",

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from peerchat_protocol import Message
+from peerchat_protocol import Message, backoff
 
 #: The one channel every replica publishes on and listens to.
 CHANNEL = "peerchat:chat"
@@ -269,15 +269,10 @@ class RedisBus:
             with contextlib.suppress(Exception):
                 await self._client.aclose()
 
-    def _delays(self) -> Any:
-        delay = RETRY_FIRST
-        while True:  # consumed one retry at a time, each after a failed connection
-            yield delay * random.uniform(0.5, 1.0)
-            delay = min(delay * 2, RETRY_CAP)
-
     async def _listen(self) -> None:
         """Stay subscribed: reconnect with backoff whenever Redis goes away."""
-        delays = self._delays()
+        # One delay per failed connection, starting again once connected.
+        delays = backoff(RETRY_FIRST, RETRY_CAP, uniform=random.uniform)
         while True:  # one turn per connection to Redis; ends when cancelled
             client = self._redis_module.from_url(self.url, socket_connect_timeout=2)
             pubsub = client.pubsub(ignore_subscribe_messages=True)
@@ -285,7 +280,7 @@ class RedisBus:
                 await pubsub.subscribe(CHANNEL)
                 self._client = client
                 self.connected = True
-                delays = self._delays()
+                delays = backoff(RETRY_FIRST, RETRY_CAP, uniform=random.uniform)
                 self._log(
                     "BUS", f"Connected to Redis at {safe_url(self.url)}; replica {self.replica}."
                 )
