@@ -37,11 +37,19 @@ class Names(Generic[H]):
     def claim(self, name: str, holder: H) -> None:
         """``holder`` now holds ``name`` (the caller checked that nobody else does)."""
         self._by_fold[fold(name)] = holder
-        self._by_skeleton[skeleton(name)] = holder
+        if _chosen(name):
+            self._by_skeleton[skeleton(name)] = holder
 
     def release(self, name: str, holder: H) -> None:
         """``holder`` lets ``name`` go (if it held it)."""
         if self._by_fold.get(fold(name)) is holder:
             del self._by_fold[fold(name)]
-        if self._by_skeleton.get(skeleton(name)) is holder:
+        if _chosen(name) and self._by_skeleton.get(skeleton(name)) is holder:
             del self._by_skeleton[skeleton(name)]
+
+
+def _chosen(name: str) -> bool:
+    """Whether ``name`` was chosen by someone: not an address-style name (``host:port``),
+    which only the server gives and no nickname can look like (a nickname has no ':').
+    Those need no look-alike index, which would cost every new connection an entry."""
+    return ":" not in name
