@@ -22,9 +22,6 @@ class Names(Generic[H]):
         self._by_fold: dict[str, H] = {}
         self._by_skeleton: dict[str, H] = {}
 
-    def __len__(self) -> int:
-        return len(self._by_fold)
-
     def exact(self, name: str) -> H | None:
         """Who holds ``name`` itself (in any case)."""
         return self._by_fold.get(fold(name))

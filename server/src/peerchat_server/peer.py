@@ -24,7 +24,6 @@ class Peer(Protocol):
     #: The name it goes by (its address until it picks one), and its address.
     name: str
     addr: str
-    host: str
     #: Its network address's budgets (addresses.py).
     address: Address
     #: The room it is in (the relay moves it), and whether that room was told it came.

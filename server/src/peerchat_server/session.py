@@ -300,14 +300,15 @@ class Session(asyncio.Protocol):
     def _handle_lines(self) -> None:
         own, shared = self._bucket, self.address.lines
         while not self._closing:
-            if not (own.ready() and shared.ready()):
+            took_own = own.take()  # a line takes a token of each budget, or none
+            if not (took_own and shared.take()):
+                if took_own:
+                    own.refund()  # the address's budget was short: the line waits whole
                 # Out of budget. Slow down only a peer that has something waiting: a
                 # line, or bytes it has not paid for yet (the tail of a long line).
                 if self.conn.line_waiting or own.in_debt or shared.in_debt:
                     self._throttle()
                 return
-            own.take()
-            shared.take()
             was_unknown = self.conn.kind is PeerKind.UNKNOWN
             skipped_before = self.conn.lines_skipped
             try:
