@@ -25,7 +25,7 @@ def messages(client: ClientProcess) -> list[tuple[str, str]]:
 
 def session_of(server: ChatServer, nick: str) -> object:
     """The server's session for ``nick`` (white box: to cut its connection)."""
-    found = server.relay.find(nick)
+    found = server.relay.registry.find(nick)
     assert found is not None, nick
     return found
 
@@ -79,7 +79,7 @@ def test_a_server_restart_is_survived_and_lines_typed_meanwhile_are_sent() -> No
                 await alice.stderr.wait_text("The server restarted, or you reached another one")
                 await nc.lines.wait_text("<alice> typed while the server was down")
                 await alice.stderr.wait_text("[SENT]")
-                assert second.relay.find("alice") is not None  # its name back
+                assert second.relay.registry.find("alice") is not None  # its name back
                 alice.close_stdin()
                 assert await alice.wait() == 0
                 await nc.close()
@@ -165,7 +165,7 @@ def test_a_dead_network_is_noticed_by_keepalive_and_the_half_open_session_replac
                     await alice.stdout.wait_text('"text": "after"')
                     texts = [text for _, text in messages(alice)]
                     assert texts == ["said into the void", "after"]
-                    assert server.relay.find("alice") is not None
+                    assert server.relay.registry.find("alice") is not None
                     assert not [line for line in nc.lines.lines if "alice left" in line]
                     alice.close_stdin()
                     assert await asyncio.wait_for(alice.wait(), WAIT) == 0

@@ -61,7 +61,7 @@ def test_json_output_parses() -> None:
             ) as bot:
                 await bot.stdout.wait_text('"welcome"')
                 # The session secret the server gave the bot (a bearer secret):
-                (session,) = [s for s in server.relay if s.name == "bot"]
+                (session,) = [s for s in server.relay.registry if s.name == "bot"]
                 assert session.resumable is not None
                 secret = session.resumable.token
                 await carol.say("ping the bot")

@@ -26,6 +26,7 @@ from peerchat_protocol import (
     Role,
     Welcome,
 )
+from peerchat_server.bus import Listener, Note
 from peerchat_server.config import ServerConfig
 from peerchat_server.console import Console
 from peerchat_server.server import ChatServer
@@ -299,3 +300,21 @@ class RichPeer:
         self.writer.close()
         with suppress(ConnectionError, OSError):
             await asyncio.wait_for(self.writer.wait_closed(), WAIT)
+
+
+class StubBus:
+    """Stands in for RedisBus (with a RedisReplication): records what is published."""
+
+    def __init__(self, replica: str) -> None:
+        self.replica = replica
+        self.connected = True
+        self.published: list[Note] = []
+
+    def publish(self, note: Note) -> None:
+        self.published.append(note)
+
+    async def start(self, listener: Listener) -> None:
+        pass
+
+    async def stop(self, farewell: Note | None = None) -> None:
+        self.connected = False

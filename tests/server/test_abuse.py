@@ -30,12 +30,13 @@ from peerchat_protocol import (
 )
 from peerchat_server.addresses import AddressBook, address_key
 from peerchat_server.config import ServerConfig
+from peerchat_server.redis_replication import RedisReplication
 from peerchat_server.replicas import RemotePeer
 from peerchat_server.resume import Resumable, ResumeBook
 from peerchat_server.session import Session
 from peerchat_server.tokens import digest
 
-from .peers import WAIT, PlainPeer, RichPeer, console_of, running_server
+from .peers import WAIT, PlainPeer, RichPeer, StubBus, console_of, running_server
 
 ATTACKER = "127.0.0.2"
 
@@ -240,7 +241,7 @@ async def guess(port: int, password: str, source: str = ATTACKER) -> list[str]:
 async def test_password_guesses_cost_ever_more_time_then_lock_the_address_out() -> None:
     async with running_server(password="s3cret", auth_failures=4, auth_lockout=600) as server:
         clock = FakeClock()
-        server.relay.addresses.clock = clock
+        server.relay.registry.addresses.clock = clock
         console = console_of(server)
         assert "! disconnected: wrong password; this server" in (await guess(server.port, "a"))[-1]
         # The first is free (a typo); the second makes the address wait 1 s...
@@ -296,7 +297,7 @@ async def test_the_room_log_counts_the_memory_its_text_holds() -> None:
         for n in range(10):  # 8 KB of UTF-8 each, but 32 KB in memory: 4 bytes a character
             await alice.send(Say(f"\N{GRINNING FACE}{n}" + "x" * 8000))
         await alice.expect_none()
-        session = server.relay.find("alice")
+        session = server.relay.registry.find("alice")
         assert session is not None
         log = session.room.log
         held = sum(sys.getsizeof(message.text) for message, _, _ in log)
@@ -322,7 +323,7 @@ async def test_a_flood_of_throwaway_sessions_does_not_evict_someone_else_s() -> 
                 peer.writer.transport.abort()
                 gone += 1
                 await console.wait_for("[DISCONNECTED]", count=gone)
-        assert len(server.relay.book) <= 8
+        assert len(server.relay.registry.book) <= 8
         back = await hello(server.port, resume=carol.welcome.session)
         assert back.welcome is not None
         assert back.welcome.resumed
@@ -358,7 +359,8 @@ async def test_a_lost_peer_s_name_is_held_for_it_during_the_resume_window() -> N
         # Once the window is over, the name is free again.
         back.writer.transport.abort()
         await console_of(server).wait_for("[DISCONNECTED] carol", count=2)
-        server.relay.book.expire(server.relay.loop_time() + server.config.resume_window + 1)
+        relay = server.relay
+        relay.registry.book.expire(relay.loop_time() + server.config.resume_window + 1)
         await mallory.send(ChangeNick("carol"))
         assert (await mallory.expect(Renamed, skip=(Joined, Left))).new == "carol"
 
@@ -472,7 +474,7 @@ def test_addresses_with_nothing_left_to_count_are_forgotten() -> None:
 
 async def test_a_look_alike_of_a_peer_on_another_replica_is_refused_too() -> None:
     async with running_server() as server:
-        server.relay.replicas.add(RemotePeer("alice", "a:1", "lobby", "r1"))
+        server.relay.registry.remote.add(RemotePeer("alice", "a:1", "lobby", "r1"))
         mallory = await RichPeer.connect(server.port, "aIice")
         assert mallory.nick == "aIice_2"
         await mallory.send(ChangeNick("a1ice"))
@@ -518,7 +520,7 @@ async def test_all_rooms_logs_together_stay_within_their_total_and_the_quietest_
             await talker.send(JoinRoom(name))
             await talker.expect(Entered, skip=(Joined, Left))
             talkers.append(talker)
-        one, two = (relay.find(t.nick) for t in talkers)
+        one, two = (relay.registry.find(t.nick) for t in talkers)
         assert one is not None
         assert two is not None
         for n in range(10):
@@ -527,7 +529,7 @@ async def test_all_rooms_logs_together_stay_within_their_total_and_the_quietest_
         for n in range(10):
             await talkers[1].send(Say(f"{n}" * 100))
         await talkers[1].expect_none()
-        assert relay.log_bytes == one.room.log_bytes + two.room.log_bytes <= 2000
+        assert relay.rooms.log_bytes == one.room.log_bytes + two.room.log_bytes <= 2000
         assert len(two.room.log) == 10  # the room that spoke last keeps everything
         assert len(one.room.log) == 3  # the quietest paid
         # Someone coming into #one is told that its history is cut short.
@@ -538,7 +540,7 @@ async def test_all_rooms_logs_together_stay_within_their_total_and_the_quietest_
         await talkers[0].close()
         await late.close()
         await console_of(server).wait_for("[DISCONNECTED] late")
-        assert relay.log_bytes == two.room.log_bytes
+        assert relay.rooms.log_bytes == two.room.log_bytes
 
 
 # --- blank lines and shared budgets (found in review) ----------------------------------
@@ -646,13 +648,15 @@ async def test_resuming_a_session_gets_only_what_was_said_since_it_came_in() -> 
 async def test_a_session_vouched_for_by_another_replica_catches_up_on_its_room_since() -> None:
     async with running_server() as server:
         relay = server.relay
+        relay.replication = RedisReplication(relay, StubBus("m0000000"))
         alice = await staff_room_with_30_lines(server.port)
         # eve came into #staff on replica r1 after the 30 lines (ids 1 to 30 here).
-        relay.replicas.add(RemotePeer("eve", "a:1", "staff", "r1", digest("eve-secret"), 30))
+        relay.registry.remote.add(RemotePeer("eve", "a:1", "staff", "r1", digest("eve-secret"), 30))
         await alice.send(Say("said while eve was there"))
         await alice.expect_none()
         # mallory's session is vouched for in the lobby, not in #staff: a stranger there.
-        relay.replicas.add(RemotePeer("mallory", "a:2", "lobby", "r1", digest("m-secret"), 1))
+        mallory = RemotePeer("mallory", "a:2", "lobby", "r1", digest("m-secret"), 1)
+        relay.registry.remote.add(mallory)
         other = await hello(server.port, resume="m-secret", room="staff", epoch="x", last_ts=0)
         assert other.welcome is not None
         assert (other.welcome.missed, other.welcome.gap) == (20, True)  # --history's 20

@@ -34,6 +34,7 @@ from peerchat_protocol import (
     Who,
 )
 from peerchat_server.bus import BadNote, Note, decode, encode
+from peerchat_server.redis_replication import RedisReplication
 from peerchat_server.server import ChatServer
 from peerchat_server.tokens import digest
 
@@ -41,6 +42,7 @@ from .peers import (
     WAIT,
     PlainPeer,
     RichPeer,
+    StubBus,
     console_of,
     running_server,
 )
@@ -376,37 +378,22 @@ def test_what_a_stopping_replica_s_peers_said_last_still_reaches_the_others(
     run(scenario())
 
 
-class StubBus:
-    """Stands in for RedisBus: records what the relay publishes."""
-
-    def __init__(self, replica: str) -> None:
-        self.replica = replica
-        self.connected = True
-        self.published: list[Note] = []
-
-    def publish(self, note: Note) -> None:
-        self.published.append(note)
-
-    async def stop(self, farewell: Note | None = None) -> None:
-        self.connected = False
-
-
 def test_a_name_given_away_on_two_replicas_at_once_is_settled_one_way() -> None:
     async def scenario() -> None:
         async with running_server() as server:
             relay = server.relay
             bus = StubBus("m0000000")
-            relay.bus = bus  # type: ignore[assignment]
+            relay.replication = replication = RedisReplication(relay, bus)
             alice = await RichPeer.connect(server.port, "alice")
             # A replica with a higher id gave "alice" away too: ours keeps the name.
-            relay.on_note(Note("join", "z9999999", room="lobby", nick="alice", addr="x:1"))
-            assert relay.find("alice") is not None
+            replication.on_note(Note("join", "z9999999", room="lobby", nick="alice", addr="x:1"))
+            assert relay.registry.find("alice") is not None
             # One with a lower id did as well: ours gives way and tells its peer why.
-            relay.on_note(Note("join", "a0000000", room="lobby", nick="Alice", addr="y:1"))
+            replication.on_note(Note("join", "a0000000", room="lobby", nick="Alice", addr="y:1"))
             assert (await alice.expect(Joined)).nick == "alice"  # the other replica's
             info = await alice.expect(Info, lambda i: "at the same moment" in i.text)
             assert "you are now 'alice_2'" in info.text
-            assert relay.find("alice_2") is not None
+            assert relay.registry.find("alice_2") is not None
             renames = [n for n in bus.published if n.kind == "rename"]
             assert [(n.old, n.nick) for n in renames] == [("alice", "alice_2")]
 
@@ -524,11 +511,12 @@ def test_what_comes_off_the_bus_is_checked_like_a_peer_s_input() -> None:
 
     async def scenario() -> None:
         async with running_server(max_line_bytes=100) as server:
-            server.relay.bus = StubBus("m0000000")  # type: ignore[assignment]
+            replication = RedisReplication(server.relay, StubBus("m0000000"))
+            server.relay.replication = replication
             alice = await RichPeer.connect(server.port, "alice")
             for text in ("y" * 101, "y" * 100):  # one over the line limit, one at it
                 message = Message(1, "mallory", text, 1, "lobby")
-                server.relay.on_note(Note("message", "r9", room="lobby", message=message))
+                replication.on_note(Note("message", "r9", room="lobby", message=message))
             assert (await alice.expect(Message)).text == "y" * 100  # the long one never came
             await console_of(server).wait_for("Ignored a message of 101 bytes from replica r9")
 

@@ -44,7 +44,7 @@ async def test_someone_joining_in_the_same_pass_gets_a_message_once() -> None:
         await joiner.send(JoinRoom("side"))
         await joiner.expect(Entered)
         await joiner.send(Who())
-        sessions = {s.name: s for s in server.relay}
+        sessions = {s.name: s for s in server.relay.registry}
         # Within one loop pass: a line is said in the lobby, then joiner moves there.
         server.relay.say(sessions["talker"], Say("said just before you came"))
         server.relay.move(sessions["joiner"], "lobby")

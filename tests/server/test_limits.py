@@ -35,7 +35,7 @@ async def test_a_storm_past_the_per_address_limit_leaves_existing_peers_alone(
         # third, silent, is announced 0.5 s after it came: maybe before, maybe after.
         assert (await bob.expect(Message, skip=Joined)).text == "still chatting"
         assert await third.expect("<alice>") == "<alice> still chatting"
-        assert len(server.relay) == 3
+        assert len(server.relay.registry) == 3
         # The first refusal is logged; the rest are counted and summed up once.
         refused = await console_of(server).wait_for("[REFUSED]", count=2)
         assert refused[0].startswith("[REFUSED] Peer 127.0.0.1:")

@@ -78,7 +78,7 @@ async def test_wrong_and_missing_passwords_are_refused_and_logged_without_the_se
         assert all("hunter2" not in line and "guess" not in line for line in lines)
         await nc.close()
         await console_of(server).wait_for(f"[DISCONNECTED] {nc.addr}")
-        assert [s.name for s in server.relay] == [insider.nick]
+        assert [s.name for s in server.relay.registry] == [insider.nick]
 
 
 async def test_nothing_is_relayed_to_or_from_a_peer_without_the_password() -> None:
@@ -141,7 +141,7 @@ async def test_a_resuming_connection_must_still_give_the_password() -> None:
 async def test_the_password_is_compared_in_constant_time(monkeypatch: pytest.MonkeyPatch) -> None:
     # What can be checked of "constant time": the comparison is hmac.compare_digest's,
     # which takes as long whatever the prefix that matches, and nothing else decides.
-    import peerchat_server.session as session_module
+    import peerchat_server.admission as admission_module
 
     compared: list[tuple[bytes, bytes]] = []
     real = hmac.compare_digest
@@ -150,7 +150,7 @@ async def test_the_password_is_compared_in_constant_time(monkeypatch: pytest.Mon
         compared.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(session_module.hmac, "compare_digest", compare_digest)
+    monkeypatch.setattr(admission_module.hmac, "compare_digest", compare_digest)
     async with running_server(password=SECRET) as server:
         wrong = await rich_hello(server.port, "correct horsf")  # all but the last byte
         assert [e.code for e in wrong if isinstance(e, Bye)] == ["bad_password"]

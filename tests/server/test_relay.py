@@ -162,7 +162,7 @@ async def test_too_many_bad_lines_disconnect_that_peer_only() -> None:
         await console_of(server).wait_for("too many bad lines")
         await junk.close()
         await console_of(server).wait_for(f"[DISCONNECTED] {junk.addr}")
-        assert len(server.relay) == 1
+        assert len(server.relay.registry) == 1
 
 
 async def test_listen_only_peer_receives_and_is_announced() -> None:
@@ -324,7 +324,7 @@ async def test_reset_mid_line_is_logged_and_relays_nothing() -> None:
         assert (left.nick, left.reason, left.online) == ("victim", "connection reset", 1)
         await watcher.expect_none()  # ...nor after it.
         assert "half a li" not in "\n".join(console_of(server).lines)
-        assert len(server.relay) == 1
+        assert len(server.relay.registry) == 1
         assert console_of(server).lines[-1] == "[ACTIVE CONNECTIONS] 1"
 
 
@@ -372,14 +372,14 @@ async def test_peer_that_never_reads_is_dropped_and_others_get_everything() -> N
             assert received == 100
         await console_of(server).wait_for("stopped reading")
         assert [event.reason for event in left] == ["dropped: not reading its messages"]
-        assert len(server.relay) == 2
+        assert len(server.relay.registry) == 2
         stalled.close()
 
 
 async def test_keepalive_is_on_for_every_peer() -> None:
     async with running_server() as server:
         await PlainPeer.connect(server.port)
-        for session in server.relay:
+        for session in server.relay.registry:
             assert session.transport is not None
             sock = session.transport.get_extra_info("socket")
             assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
@@ -394,7 +394,7 @@ async def test_active_connection_count_stays_true() -> None:
         await peers[1].close()
         await peers[2].say("/quit")
         await console.wait_for("[DISCONNECTED]", count=3)
-        assert len(server.relay) == 2
+        assert len(server.relay.registry) == 2
         assert console.lines[-1] == "[ACTIVE CONNECTIONS] 2"
 
 

@@ -325,7 +325,7 @@ async def test_coming_back_to_a_room_that_emptied_reports_no_false_gap() -> None
 async def test_names_held_on_other_replicas_are_skipped_when_choosing_a_free_one() -> None:
     async with running_server() as server:
         for n in ["", *(f"_{k}" for k in range(2, 9))]:
-            server.relay.replicas.add(RemotePeer(f"guest{n}", "a:1", "lobby", "r1"))
+            server.relay.registry.remote.add(RemotePeer(f"guest{n}", "a:1", "lobby", "r1"))
         peer = await RichPeer.connect(server.port, "guest")
         assert peer.nick == "guest_9"
 

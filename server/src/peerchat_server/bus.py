@@ -21,7 +21,7 @@ import random
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 from peerchat_protocol import Message, backoff
@@ -190,33 +190,33 @@ def _note(obj: object) -> Note | None:
     )
 
 
-class RedisBus:
-    """Publishes notes in batches and hands received ones to ``on_note``, across Redis
-    outages: ``on_split`` is told when the connection is lost, ``on_joined`` when it
-    is back (and at the first connection)."""
+class Listener(Protocol):
+    """Who hears what comes off the bus (redis_replication.RedisReplication)."""
 
-    def __init__(
-        self,
-        url: str,
-        *,
-        on_note: Callable[[Note], None],
-        on_split: Callable[[str], None],
-        on_joined: Callable[[], None],
-        log: Callable[[str, str], None],
-    ) -> None:
-        try:
-            import redis.asyncio as aioredis
-        except ImportError:  # the optional extra is missing
-            raise RuntimeError(
-                "--bus needs the redis package: pip install 'peerchat-server[redis]'"
-            ) from None
-        self._redis_module = aioredis
+    def on_note(self, note: Note) -> None:
+        """Another replica published ``note``."""
+        ...
+
+    def on_split(self, why: str) -> None:
+        """The connection to Redis is lost (``why``); reconnecting."""
+        ...
+
+    def on_joined(self) -> None:
+        """Connected to Redis: at first, and again after each split."""
+        ...
+
+
+class RedisBus:
+    """Publishes notes in batches and hands received ones to a :class:`Listener`,
+    across Redis outages: it is told when the connection is lost (``on_split``) and
+    when it is back (``on_joined``, also at the first connection)."""
+
+    def __init__(self, url: str, *, log: Callable[[str, str], None]) -> None:
         self.url = url
         self.replica = secrets.token_hex(4)
-        self._on_note = on_note
-        self._on_split = on_split
-        self._on_joined = on_joined
         self._log = log
+        self._listener: Listener | None = None
+        self._redis_module: Any = None  # redis.asyncio, imported at start()
         self._pending: list[bytes] = []
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()  # set whenever the queue has been sent
@@ -243,7 +243,19 @@ class RedisBus:
         self._pending.append(encode(note))
         self._wake.set()
 
-    async def start(self) -> None:
+    async def start(self, listener: Listener) -> None:
+        """Connect (in the background, retrying) and tell ``listener`` what happens.
+
+        Raises RuntimeError if the ``redis`` package (the ``[redis]`` extra) is missing.
+        """
+        try:
+            import redis.asyncio as aioredis
+        except ImportError:  # the optional extra is missing
+            raise RuntimeError(
+                "--bus needs the redis package: pip install 'peerchat-server[redis]'"
+            ) from None
+        self._redis_module = aioredis
+        self._listener = listener
         self._tasks = [
             asyncio.create_task(self._listen(), name="bus-listen"),
             asyncio.create_task(self._publish_loop(), name="bus-publish"),
@@ -272,6 +284,8 @@ class RedisBus:
     async def _listen(self) -> None:
         """Stay subscribed: reconnect with backoff whenever Redis goes away."""
         # One delay per failed connection, starting again once connected.
+        listener = self._listener
+        assert listener is not None, "start() first"
         delays = backoff(RETRY_FIRST, RETRY_CAP, uniform=random.uniform)
         while True:  # one turn per connection to Redis; ends when cancelled
             client = self._redis_module.from_url(self.url, socket_connect_timeout=2)
@@ -284,7 +298,7 @@ class RedisBus:
                 self._log(
                     "BUS", f"Connected to Redis at {safe_url(self.url)}; replica {self.replica}."
                 )
-                self._on_joined()
+                listener.on_joined()
                 self._wake.set()
                 async for item in pubsub.listen():
                     if item.get("type") != "message":
@@ -293,7 +307,7 @@ class RedisBus:
                         if isinstance(note, BadNote):
                             self._log("BUS", f"Ignored a bad note: {note}.")
                         elif note.origin != self.replica:
-                            self._on_note(note)
+                            listener.on_note(note)
                 raise ConnectionError("subscription ended")
             except asyncio.CancelledError:
                 raise
@@ -304,9 +318,9 @@ class RedisBus:
                 why = str(exc) or type(exc).__name__
                 if was:
                     self._log("BUS", f"Lost Redis at {safe_url(self.url)} ({why}); reconnecting.")
-                    self._on_split(why)
+                    listener.on_split(why)
                 with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                    await pubsub.aclose()
                 with contextlib.suppress(Exception):
                     await client.aclose()
                 await asyncio.sleep(next(delays))

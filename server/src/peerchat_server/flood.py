@@ -3,12 +3,24 @@
 One bucket per peer and one per address (see addresses.py); a line takes a token from
 both. What a peer sends also costs one token per KiB as it arrives (:meth:`charge`), which
 may leave a bucket in debt: long lines and junk are paced by their size, not their count.
+A :class:`Pacer` decides, when a peer runs out, how long it waits, whether it is told,
+and whether it has flooded long enough to be disconnected (no I/O here: the session
+pauses and resumes reading as told).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import NamedTuple
+
+#: A peer throttled again within this many seconds of its last wait ending is still in
+#: the same flood (it sent more at once when reading resumed).
+FLOOD_EPISODE_GAP = 1.0
+#: Seconds between two notices to a peer that its address's shared budget holds it back.
+ADDRESS_NOTICE_EVERY = 30.0
+#: How late past --flood-kick-after a flood is looked at again (so that it is past).
+FLOOD_KICK_SLACK = 0.01
 
 
 class TokenBucket:
@@ -17,6 +29,9 @@ class TokenBucket:
     Each line takes a token; tokens come back at ``rate`` a second up to ``burst``.
     The clock is injectable so tests need not wait.
     """
+
+    # No per-instance __dict__: every peer and every address has one.
+    __slots__ = ("_clock", "_stamp", "_tokens", "burst", "rate")
 
     def __init__(
         self, burst: int, rate: float, clock: Callable[[], float] = time.monotonic
@@ -81,3 +96,57 @@ class TokenBucket:
             return 0.0
         self._refill()
         return max(0.0, (1 - self._tokens) / self.rate)
+
+
+class Verdict(NamedTuple):
+    """What to do with a peer that ran out of budget."""
+
+    wait: float  # seconds until reading resumes
+    kick: bool = False  # over its own rate for a whole episode: disconnect it
+    #: The notice due now: "own" (over its own rate: the first time in an episode),
+    #: "address" (held back by its address's shared budget: once in a while), or None.
+    notice: str | None = None
+
+
+class Pacer:
+    """One peer's floods: its own bucket, and the episode under way.
+
+    A flood is one episode as long as each wait is followed at once by another; a peer
+    over its own rate for a whole episode of ``kick_after`` seconds is disconnected,
+    whether its lines are short or long. Held back only by its address's budget, a
+    peer is paced, never kicked: an honest peer behind the same address as a flooder
+    must not lose its connection.
+    """
+
+    __slots__ = ("_address_noticed", "_since", "_until", "own")
+
+    def __init__(self, own: TokenBucket) -> None:
+        self.own = own
+        self._since: float | None = None  # when the episode under way began
+        self._until = 0.0  # when its latest wait ends
+        self._address_noticed = 0.0  # when the peer was last told of its address
+
+    def throttled(self, now: float, shared: TokenBucket, kick_after: float) -> Verdict:
+        """The peer is out of budget at ``now`` (``shared``: its address's bucket)."""
+        own = self.own
+        if not (self._until > 0 and now <= self._until + FLOOD_EPISODE_GAP):
+            self._since = None  # a new episode
+        notice = None
+        if not own.ready():  # over its own rate
+            if self._since is None:
+                self._since = now
+                notice = "own"
+            elif now - self._since > kick_after:
+                return Verdict(0.0, kick=True)
+        elif not self._address_noticed or now - self._address_noticed > ADDRESS_NOTICE_EVERY:
+            # Said once in a while, not at every line of a peer merely paced with the others.
+            self._address_noticed = now
+            notice = "address"
+        wait = max(own.wait(), shared.wait())
+        if kick_after and self._since is not None:
+            # A long line can put the peer so far in debt that its wait outlasts the
+            # kick deadline: look again at the deadline, so it is kept whatever the size.
+            deadline = self._since + kick_after + FLOOD_KICK_SLACK
+            wait = min(wait, max(0.0, deadline - now))
+        self._until = now + wait
+        return Verdict(wait, notice=notice)

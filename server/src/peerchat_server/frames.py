@@ -1,12 +1,65 @@
 """An event's bytes, encoded once per form and shared by every recipient of that form.
 
-No server imports (a leaf module): the fan-out, a session's own queue and, next, other
-kinds of peer all take their bytes from here.
+No server imports (a leaf module). A *form* is how one kind of peer wants an event
+written: JSON lines of one protocol version, plain text lines with or without
+timestamps, and next WebSocket frames or IRC lines. Each form is one object with an
+``encode`` method; fan-out asks a peer for its form and never for its kind, so a new
+kind of peer brings its own form and touches no fan-out code.
 """
 
 from __future__ import annotations
 
-from peerchat_protocol import Connection, Event, PeerKind, encode_json, encode_plain
+from typing import Protocol
+
+from peerchat_protocol import (
+    MAX_VERSION,
+    MIN_VERSION,
+    Connection,
+    Event,
+    PeerKind,
+    encode_json,
+    encode_plain,
+)
+
+
+class Form(Protocol):
+    """How one kind of peer gets events: bytes for one event.
+
+    Forms are compared by identity (each is made once), which keeps the per-recipient
+    lookup in :class:`Frames` as cheap as a dict lookup can be.
+    """
+
+    def encode(self, event: Event) -> bytes: ...
+
+
+class JsonForm:
+    """One JSON object per line, in one protocol version."""
+
+    __slots__ = ("version",)
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+    def encode(self, event: Event) -> bytes:
+        return encode_json(event, self.version)
+
+
+class PlainForm:
+    """The seed's text lines, with or without a timestamp."""
+
+    __slots__ = ("timestamps",)
+
+    def __init__(self, timestamps: bool) -> None:
+        self.timestamps = timestamps
+
+    def encode(self, event: Event) -> bytes:
+        return encode_plain(event, timestamps=self.timestamps)
+
+
+#: The forms of the line protocol (plain text and JSON lines), made once each.
+PLAIN = PlainForm(timestamps=False)
+PLAIN_TS = PlainForm(timestamps=True)
+JSON = {version: JsonForm(version) for version in range(MIN_VERSION, MAX_VERSION + 1)}
 
 
 class Frames:
@@ -16,27 +69,18 @@ class Frames:
 
     def __init__(self, event: Event) -> None:
         self.event = event
-        self._forms: dict[object, bytes] = {}
+        self._forms: dict[Form, bytes] = {}
 
-    def for_form(self, form: object) -> bytes:
-        """The bytes for one form: a JSON protocol version (int), "plain" or "plain+ts"."""
+    def for_form(self, form: Form) -> bytes:
+        """The bytes of this event for ``form``."""
         data = self._forms.get(form)
         if data is None:
-            if isinstance(form, int):
-                data = encode_json(self.event, form)
-            else:
-                data = encode_plain(self.event, timestamps=form == PLAIN_TS)
-            self._forms[form] = data
+            data = self._forms[form] = form.encode(self.event)
         return data
 
 
-#: The plain-text forms of :class:`Frames`.
-PLAIN = "plain"
-PLAIN_TS = "plain+ts"
-
-
-def form_of(conn: Connection) -> object:
-    """Which form of an event ``conn``'s peer gets."""
+def form_of(conn: Connection) -> Form:
+    """Which form of an event the line-protocol peer at ``conn`` gets."""
     if conn.kind is PeerKind.RICH:
-        return conn.version
+        return JSON[conn.version or MAX_VERSION]
     return PLAIN_TS if conn.timestamps else PLAIN

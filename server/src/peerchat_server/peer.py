@@ -1,9 +1,10 @@
-"""What the relay knows of a connected peer: one small interface, whatever its kind.
+"""What the server knows of a connected peer: two small interfaces, whatever its kind.
 
-The relay (rooms, names, fan-out, replication) talks to peers through this protocol
-only, so it never imports the asyncio session that implements it: imports go one way,
-from the session to the relay. A new kind of peer (WebSocket, IRC) is another class
-with these members.
+The relay (rooms, names, fan-out, replication) talks to peers through :class:`Peer`
+only, and the chat commands (commands.py, admission.py) through :class:`ChatPeer`, so
+neither imports the asyncio session that implements them: imports go one way, from the
+session to the commands to the relay. A new kind of peer (WebSocket, IRC) is another
+class with these members; its :attr:`Peer.form` says how it gets events (frames.py).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Protocol
 from peerchat_protocol import Bye, Connection, Event
 
 from .addresses import Address
-from .frames import Frames
+from .frames import Form, Frames
 from .resume import Resumable
 from .rooms import Room
 
@@ -33,8 +34,11 @@ class Peer(Protocol):
     authenticated: bool
     #: Its v3 session, if it has one.
     resumable: Resumable[Peer] | None
-    #: Its end of the protocol: which form of an event it gets.
-    conn: Connection
+
+    @property
+    def form(self) -> Form:
+        """How it gets events: the bytes of one event for it (frames.py)."""
+        ...
 
     @property
     def label(self) -> str:
@@ -93,4 +97,37 @@ class Peer(Protocol):
 
     def fail(self) -> None:
         """An unexpected error while serving it: log it and close it only."""
+        ...
+
+
+class ChatPeer(Peer, Protocol):
+    """A peer whose chat commands the server handles: what the commands need of it."""
+
+    #: Its end of the protocol (version, timestamps, line limit, plain or rich).
+    conn: Connection
+    #: Whether it was sent its room's history (at connection, or when it came in).
+    history_sent: bool
+
+    def acknowledge(self, seq: int, message_id: int | None = None) -> None:
+        """Its line ``seq`` is handled (relayed as ``message_id``, if it was)."""
+        ...
+
+    def announce(self) -> None:
+        """Tell its room it is here (once)."""
+        ...
+
+    def authenticate(self) -> None:
+        """It gave the password: the deadline for it is off."""
+        ...
+
+    def drop_replay(self) -> None:
+        """Nothing sent before its hello needs sending again."""
+        ...
+
+    def flush_replay(self) -> None:
+        """Its hello came: what was sent before it, again in its form."""
+        ...
+
+    def leave(self, reason: str, bye: Bye) -> None:
+        """It leaves on purpose (``reason`` for the others): say ``bye`` and close."""
         ...

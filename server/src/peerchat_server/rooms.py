@@ -1,19 +1,24 @@
 """Rooms: who is in each (here and on other replicas) and what it said lately.
 
-No server imports but frames (a leaf module). A room holds its members, whatever kind
-of peer they are (``M``: the relay's peer type), its log of recent messages (the
-catch-up for peers that come back, whose tail is the history new members get) and
-the broadcasts waiting for this pass's fan-out.
+No server imports but frames (a leaf module). A :class:`Room` holds its members,
+whatever kind of peer they are (``M``: the relay's peer type), its log of recent
+messages (the catch-up for peers that come back, whose tail is the history new members
+get) and the broadcasts waiting for this pass's fan-out. The :class:`RoomBook` holds
+every room, the message ids and what all the logs may keep together, and answers what
+a newcomer or a returning peer is owed.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import sys
-from collections import deque
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Generic, Protocol, TypeVar
 
-from peerchat_protocol import MAX_ROSTER_ENTRIES, Message, PeerInfo
+from peerchat_protocol import DEFAULT_ROOM, MAX_ROSTER_ENTRIES, Message, PeerInfo, RoomInfo, fold
+from peerchat_protocol.limits import MAX_ROOM_ENTRIES
 
 from .frames import Frames
 
@@ -113,3 +118,159 @@ class Room(Generic[M]):
                 break
             infos.append(info)
         return tuple(infos)
+
+
+#: Rooms that ended whose last message id is remembered (for peers coming back).
+ENDED_ROOMS_KEPT = 10_000
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Keep:
+    """How much the rooms' logs keep: what a newcomer sees (``history_*``), what a
+    returning peer may catch up on (``catch_up_*``), and all rooms together."""
+
+    history_messages: int
+    history_bytes: int
+    catch_up_messages: int
+    catch_up_bytes: int
+    total_bytes: int = 0  # 0: no cap across rooms
+
+
+class RoomBook(Generic[M]):
+    """Every room by folded name, the message ids, and the logs' bounds.
+
+    The lobby always exists; other rooms are made when someone enters and go (with
+    their history) when the last member leaves. Message ids increase through one run
+    of the server; a room that ended leaves its last id behind, so that a peer coming
+    back to it can be told whether it missed anything.
+    """
+
+    def __init__(self, keep: Keep, clock: Callable[[], float] = time.time) -> None:
+        self.keep = keep
+        self._clock = clock
+        self.lobby: Room[M] = Room(DEFAULT_ROOM)
+        # Where peers wait until they give the password: a room nobody broadcasts to.
+        self.vestibule: Room[M] = Room(DEFAULT_ROOM)
+        self._rooms: dict[str, Room[M]] = {fold(DEFAULT_ROOM): self.lobby}
+        # fold(name) -> (id, time) of the last message of a room that ended
+        self._ended: OrderedDict[str, tuple[int, int]] = OrderedDict()
+        self._ended_forgot = False  # some were forgotten: assume the worst
+        self._next_id = 1
+        # A room's log serves both new members (history) and returning ones (catch-up).
+        self._keep_messages = max(keep.history_messages, keep.catch_up_messages)
+        self._keep_bytes = max(keep.history_bytes, keep.catch_up_bytes)
+        #: What every room's log holds (bytes of text in memory), and the rooms with a
+        #: log, the one that spoke least lately first.
+        self.log_bytes = 0
+        self._by_activity: OrderedDict[Room[M], None] = OrderedDict()
+
+    # --- ids and time -------------------------------------------------------------------
+
+    def new_id(self) -> int:
+        """The id of the next message (ids increase through one run of the server)."""
+        self._next_id += 1
+        return self._next_id - 1
+
+    @property
+    def last_id(self) -> int:
+        """The newest id given so far (0: none)."""
+        return self._next_id - 1
+
+    def now(self) -> int:
+        """Now, as messages carry it: Unix time in milliseconds."""
+        return int(self._clock() * 1000)
+
+    # --- which rooms there are ----------------------------------------------------------
+
+    def get(self, name: str) -> Room[M] | None:
+        return self._rooms.get(fold(name))
+
+    def get_or_make(self, name: str) -> Room[M]:
+        return self._rooms.get(fold(name)) or self._make(name)
+
+    def _make(self, name: str) -> Room[M]:
+        # What the room said in an earlier life may be unknown to a returning peer: the
+        # id of its last message then, or (forgotten) everything up to now.
+        unknown = (self.last_id, self.now()) if self._ended_forgot else (0, 0)
+        said_before, said_at = self._ended.pop(fold(name), unknown)
+        room = self._rooms[fold(name)] = Room(name, born_after=said_before, born_ts=said_at)
+        return room
+
+    def drop_if_empty(self, room: Room[M]) -> None:
+        """An empty room goes, with its history (the lobby and the vestibule stay)."""
+        if room.count() or room is self.lobby or room is self.vestibule:
+            return
+        del self._rooms[fold(room.name)]
+        self.log_bytes -= room.log_bytes
+        self._by_activity.pop(room, None)
+        if room.log:
+            last = (room.log[-1][0].id, room.log[-1][0].ts)
+        else:
+            last = (max(room.evicted_upto, room.born_after), max(room.evicted_ts, room.born_ts))
+        self._ended[fold(room.name)] = last
+        self._ended.move_to_end(fold(room.name))
+        while len(self._ended) > ENDED_ROOMS_KEPT:
+            self._ended.popitem(last=False)
+            self._ended_forgot = True
+
+    def listing(self) -> tuple[RoomInfo, ...]:
+        """The busiest rooms first (as many as a listing may hold)."""
+        busiest = sorted(self._rooms.values(), key=lambda r: (-r.count(), fold(r.name)))
+        return tuple(RoomInfo(r.name, r.count()) for r in busiest[:MAX_ROOM_ENTRIES])
+
+    # --- what was said ------------------------------------------------------------------
+
+    def remember(self, room: Room[M], message: Message, origin: str) -> None:
+        """Keep ``message`` in ``room``'s log, within the room's bounds and, for all the
+        rooms together, within ``--catch-up-total-bytes``: past it, the room that spoke
+        least lately loses its oldest messages first (a peer coming back is told of the
+        gap). Without a total, 10,000 rooms of one peer each could hold 2.5 GiB."""
+        before = room.log_bytes
+        room.remember(message, self._keep_messages, self._keep_bytes, origin)
+        self.log_bytes += room.log_bytes - before
+        if room.log:
+            self._by_activity[room] = None
+            self._by_activity.move_to_end(room)
+        cap = self.keep.total_bytes
+        while cap and self.log_bytes > cap and self._by_activity:
+            quietest = next(iter(self._by_activity))
+            self.log_bytes -= quietest.forget_oldest()
+            if not quietest.log:
+                del self._by_activity[quietest]
+
+    def history(self, room: Room[M]) -> list[Message]:
+        """What was said in ``room`` before, marked as history, oldest first."""
+        recent = room.recent(self.keep.history_messages, self.keep.history_bytes)
+        return [dataclasses.replace(m, history=True) for m in recent]
+
+    def missed(
+        self,
+        room: Room[M],
+        since: tuple[int | None, int | None],
+        origin: str,
+        *,
+        floor: int | None,
+    ) -> tuple[list[Message], bool]:
+        """What a returning peer missed in ``room``, marked as history, and whether more
+        was said than is given: after the id ``since[0]`` if it has one from this run,
+        else after the time ``since[1]``.
+
+        ``floor``: for a peer that proved it was in the room (it gave back the secret of
+        a session there), the newest message id here when it came in: it gets what was
+        said since, never before, whatever it claims. Anyone else (``floor`` None) gets
+        no more than ``--history`` would show a newcomer: the catch-up log must not undo
+        ``--history``."""
+        last_id, last_ts = since
+        if last_id is not None:
+            messages, gap = room.since(max(last_id, floor or 0), origin)
+        else:
+            messages, gap = room.since_ts(last_ts or 0, origin)
+            if floor:  # ids, not times: exact even within one millisecond
+                messages = [m for m in messages if m.id > floor]
+        if floor is None:
+            allowed = {id(m) for m in room.recent(self.keep.history_messages,
+                                                  self.keep.history_bytes)}  # fmt: skip
+            kept = [m for m in messages if id(m) in allowed]
+            gap = gap or len(kept) < len(messages)
+            messages = kept
+        return [dataclasses.replace(m, history=True) for m in messages], gap

@@ -8,11 +8,14 @@ import signal
 import socket
 import ssl
 
-from .bus import Note, RedisBus, safe_url
+from .bus import RedisBus, safe_url
 from .config import ServerConfig
 from .console import Console
+from .redis_replication import RedisReplication
 from .relay import Relay
-from .session import Session, format_addr
+from .replication import Alone, Replication
+from .session import Session
+from .sockets import format_addr
 
 SHUTDOWN_NOTICE = "The server is shutting down. Reconnect when it is back."
 
@@ -27,10 +30,17 @@ class ChatServer:
     def __init__(self, config: ServerConfig, console: Console | None = None) -> None:
         self.config = config
         self.console = console if console is not None else Console()
-        self.relay = Relay(config, self.console)
+        self.relay = Relay(config, self.console, replication=self._replication)
         self._server: asyncio.Server | None = None
         self._watcher: asyncio.Task[None] | None = None
-        self._replica_watcher: asyncio.Task[None] | None = None
+
+    def _replication(self, relay: Relay) -> Replication:
+        """With ``--bus``, the chat is shared through Redis; else this server is alone."""
+        url = self.config.bus
+        if not url:
+            return Alone()
+        bus = RedisBus(url, log=self.console.line)
+        return RedisReplication(relay, bus, description=safe_url(url))
 
     def _tls_context(self) -> ssl.SSLContext | None:
         cfg = self.config
@@ -75,38 +85,23 @@ class ChatServer:
         if cfg.password:
             self.console.line("INFO", "Peers must give the password to chat (/pass, --password).")
         self._watcher = asyncio.create_task(self.relay.watch())
-        if cfg.bus:
-            await self._join_bus(cfg.bus)
+        if cfg.bus and not cfg.bus.startswith(("redis://", "rediss://", "unix://")):
+            raise StartupError(
+                f"--bus {cfg.bus!r} is not a Redis URL: give redis://HOST:PORT[/DB] "
+                "(or rediss:// for TLS)."
+            )
+        try:
+            # Shares the chat with the other replicas (--bus), reconnecting as needed:
+            # the server serves its own peers whether or not Redis is there.
+            await self.relay.replication.start()
+        except RuntimeError as exc:  # the redis package is missing
+            raise StartupError(str(exc)) from None
         if cfg.advertise:
             host, _, port = cfg.advertise.rpartition(":")
             example = (
                 f"openssl s_client -quiet -connect {cfg.advertise}" if tls else f"nc {host} {port}"
             )
             self.console.line("INFO", f"Reachable at {cfg.advertise} (for example: {example})")
-
-    async def _join_bus(self, url: str) -> None:
-        """Share the chat with the other replicas on ``url``'s Redis (reconnecting as
-        needed: the server serves its own peers whether or not Redis is there)."""
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise StartupError(
-                f"--bus {url!r} is not a Redis URL: give redis://HOST:PORT[/DB] "
-                "(or rediss:// for TLS)."
-            )
-        relay = self.relay
-        try:
-            bus = RedisBus(
-                url,
-                on_note=relay.on_note,
-                on_split=relay.on_split,
-                on_joined=relay.on_joined,
-                log=self.console.line,
-            )
-        except RuntimeError as exc:
-            raise StartupError(str(exc)) from None
-        relay.bus = bus
-        await bus.start()
-        self._replica_watcher = asyncio.create_task(relay.watch_replicas())
-        self.console.line("INFO", f"Sharing the chat with other replicas through {safe_url(url)}.")
 
     def _explain(self, exc: OSError) -> str:
         host, port = self.config.host, self.config.port
@@ -143,15 +138,7 @@ class ChatServer:
             self._server.close()
         if self._watcher is not None:
             self._watcher.cancel()
-        bus = self.relay.bus
-        if bus is not None:
-            # Nothing more is read from peers; what they said goes out to the other
-            # replicas, then our goodbye (so that they free our peers' names before those
-            # peers reconnect through them), and only then are the peers told.
-            if self._replica_watcher is not None:
-                self._replica_watcher.cancel()
-            self.relay.stop_reading()
-            await bus.stop(farewell=Note("bye", bus.replica))
+        await self.relay.replication.stop()  # with a bus: our goodbye to the others first
         cut = await self.relay.shutdown(reason, self.config.shutdown_timeout)
         if cut:
             self.console.line("SHUTDOWN", f"{cut} peers did not close in time and were cut off.")
@@ -176,6 +163,6 @@ class ChatServer:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
         self.console.line(
-            "SHUTDOWN", f"{received[0]} received: closing {len(self.relay)} connections."
+            "SHUTDOWN", f"{received[0]} received: closing {len(self.relay.registry)} connections."
         )
         await self.stop()

@@ -1,0 +1,115 @@
+"""Fan-out and write batching: what every peer gets, written once per loop pass.
+
+Fan-out never waits for anyone. A broadcast is encoded at most once per form (JSON per
+protocol version, plain text with or without timestamps: see frames.py) and the same
+bytes are queued for every recipient; all queues are flushed together once per
+event-loop pass, so a burst of messages costs each recipient one write, not one per
+message. A recipient whose unsent backlog passes the send-buffer limit is dropped
+(see Peer.flush).
+
+The one rule that keeps every peer's stream in the order things happened: **drain
+before queueing**. Anything queued for one peer alone (a reply, a private message), and
+anyone joining or leaving a room, first fans out the broadcasts waiting in the room
+outboxes (:meth:`Outbox.drain`). Peers and the relay call ``drain`` for that; nothing
+else needs to know.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from peerchat_protocol import Event
+
+from .frames import Frames
+from .peer import Peer
+from .rooms import Room
+
+
+class Flushable(Protocol):
+    """What has output to write at the end of the loop pass (a peer)."""
+
+    def flush(self) -> None: ...
+
+    def fail(self) -> None: ...
+
+
+class Outbox:
+    """The rooms with broadcasts waiting, the peers with output waiting, and the one
+    flush per loop pass that sends them all (one loop, no locks)."""
+
+    __slots__ = ("_busy_rooms", "_dirty", "_flush_handle")
+
+    def __init__(self) -> None:
+        self._dirty: list[Flushable] = []
+        self._busy_rooms: list[Room[Peer]] = []  # rooms with an outbox to fan out
+        self._flush_handle: asyncio.Handle | None = None
+
+    def broadcast(self, event: Event, room: Room[Peer], exclude: Peer | None = None) -> None:
+        """Send ``event`` to everyone in ``room`` but ``exclude``, at this pass's fan-out."""
+        if not room.members:
+            return
+        if not room.outbox:
+            self._busy_rooms.append(room)
+        room.outbox.append((Frames(event), exclude))
+        self._schedule_flush()
+
+    def drain(self) -> None:
+        """Fan out every broadcast waiting in a room outbox, now.
+
+        Called before anything else is queued for a peer (a reply, a private message)
+        and before anyone joins or leaves a room, so each peer's stream keeps the order
+        in which things happened, and a newcomer neither gets what was said before it
+        came nor gets it twice (live and as history).
+        """
+        while self._busy_rooms:
+            rooms, self._busy_rooms = self._busy_rooms, []
+            for room in rooms:
+                _fan_out(room)
+
+    def mark_dirty(self, peer: Flushable) -> None:
+        """``peer`` has queued output: flush it at the end of this loop pass."""
+        self._dirty.append(peer)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is None:
+            self._flush_handle = asyncio.get_running_loop().call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Once per loop pass: fan out the rooms' broadcasts, then write every queue."""
+        self.drain()  # (the flush is still scheduled: queuing here does not schedule another)
+        self._flush_handle = None
+        dirty, self._dirty = self._dirty, []
+        for peer in dirty:
+            try:
+                peer.flush()
+            except Exception:
+                peer.fail()  # that peer's problem only: the others still get theirs
+
+
+def _fan_out(room: Room[Peer]) -> None:
+    """Every waiting broadcast of ``room``, as one write per member.
+
+    The bytes a member gets depend only on its form and on whether it sent one of the
+    broadcasts (senders skip their own), so each such blob is joined once and the same
+    bytes object is queued for every member that shares it.
+    """
+    items, room.outbox = room.outbox, []
+    senders = {skip for _, skip in items if skip is not None}
+    blobs: dict[tuple[object, Peer | None], bytes] = {}
+    for member in room.members:
+        if member.wants_each_event:
+            for frames, skip in items:
+                if skip is not member:
+                    member.deliver_now(frames)
+            continue
+        form = member.form
+        key = (form, member if member in senders else None)
+        blob = blobs.get(key)
+        if blob is None:
+            blob = blobs[key] = b"".join(
+                frames.for_form(form) for frames, skip in items if skip is not member
+            )
+        if blob:
+            member.queue_bytes(blob)

@@ -1,0 +1,141 @@
+"""What a line-protocol peer is sent: its output queue, and the replay for a late hello.
+
+Output is queued and written by the outbox's flush once per loop pass; nothing here
+awaits a write. A peer that has not sent its first line yet could be a plain peer (a
+listening ``nc``) or a client whose JSON hello is in flight: until its first line tells
+which, what it is sent goes out as text and a copy is kept, so that a client whose
+hello then arrives gets it again as JSON (:meth:`Output.flush_replay`).
+
+:class:`Output` is the base of :class:`~.session.Session`, not a separate object: with
+10,000 peers an object more per peer would cost memory for nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from peerchat_protocol import Connection, Event, Info, Message, PeerKind
+
+from .frames import Form, Frames, form_of
+from .relay import Relay
+
+
+class Output:
+    """The sending half of a peer: queue, replay, and the write to the transport."""
+
+    __slots__ = (
+        "_closing", "_dirty", "_missed_before_hello", "_pending", "_replay", "_replay_overflow",
+        "conn", "relay", "transport",
+    )  # fmt: skip
+
+    def __init__(self, relay: Relay, conn: Connection) -> None:
+        self.relay = relay
+        self.conn = conn
+        self.transport: asyncio.Transport | None = None
+        self._closing = False
+        self._pending: list[bytes] = []
+        self._dirty = False
+        # Until the first line tells the kind, remember what was sent as plain
+        # text so a rich peer whose hello was in flight gets it again as JSON.
+        self._replay: list[Frames] | None = []
+        self._replay_overflow = 0
+        self._missed_before_hello = False
+
+    @property
+    def form(self) -> Form:
+        """How this peer gets events (frames.py)."""
+        return form_of(self.conn)
+
+    @property
+    def wants_each_event(self) -> bool:
+        """Whether fan-out must hand this peer events one by one instead of bytes."""
+        return self._replay is not None and self.conn.kind is PeerKind.UNKNOWN
+
+    def send(self, event: Event) -> None:
+        """Queue one event for this peer alone (after any broadcast it must follow)."""
+        if not self._closing:
+            self.relay.outbox.drain()
+            self._queue(self.conn.send(event))
+
+    def deliver(self, frames: Frames) -> None:
+        """Queue an event already encoded for others (after any broadcast it must follow)."""
+        self.relay.outbox.drain()
+        self.deliver_now(frames)
+
+    def deliver_now(self, frames: Frames) -> None:
+        """Queue ``frames`` in this peer's form; remember it if a hello may still come."""
+        if self._closing:
+            return
+        self._queue(frames.for_form(form_of(self.conn)))
+        if self.conn.kind is PeerKind.UNKNOWN:
+            if self._replay is None:
+                self._missed_before_hello = True
+            elif len(self._replay) < self.relay.config.replay_limit:
+                self._replay.append(frames)
+            else:
+                self._replay_overflow += 1
+
+    def queue_bytes(self, data: bytes) -> None:
+        """Queue bytes the fan-out prepared for this peer's form."""
+        if data and not self._closing:
+            self._queue(data)
+            if self.conn.kind is PeerKind.UNKNOWN:
+                self._missed_before_hello = True  # sent as text, not kept for a replay
+
+    def _queue(self, data: bytes) -> None:
+        if not data:
+            return
+        self._pending.append(data)
+        if not self._dirty:
+            self._dirty = True
+            self.relay.outbox.mark_dirty(self)
+
+    def _write(self) -> int | None:
+        """Hand queued bytes to the transport; the bytes it holds unsent after that
+        (None if nothing was written)."""
+        self._dirty = False
+        transport = self.transport
+        if not self._pending or transport is None or transport.is_closing():
+            self._pending.clear()
+            return None
+        data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending.clear()
+        transport.write(data)
+        return transport.get_write_buffer_size()
+
+    def flush(self) -> None:
+        """Write what is queued (the session adds what to do with a slow reader)."""
+        raise NotImplementedError
+
+    def fail(self) -> None:
+        """An unexpected error while serving this peer (the session closes it)."""
+        raise NotImplementedError
+
+    # --- the replay for a late hello ----------------------------------------------------
+
+    def drop_replay(self) -> None:
+        """No hello will need the copies kept so far (the peer is plain, or silent)."""
+        self._replay = None
+
+    def flush_replay(self) -> None:
+        """The hello came: what was sent as text before it, again in this peer's form."""
+        replay, self._replay = self._replay, None
+        for frames in replay or ():
+            event = frames.event
+            if self.conn.version == 1 and isinstance(event, Message) and event.history:
+                continue  # version 1 has no history mark: it would pass for new messages
+            self._queue(frames.for_form(form_of(self.conn)))
+        if self._replay_overflow > 0:
+            self.send(
+                Info(
+                    f"{self._replay_overflow} messages sent before your hello "
+                    "could not be repeated."
+                )
+            )
+        elif self._missed_before_hello:
+            self.send(
+                Info(
+                    "Your hello came late: what was said before it was sent as text "
+                    "and is not repeated."
+                )
+            )

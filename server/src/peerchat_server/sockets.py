@@ -1,0 +1,33 @@
+"""Small socket matters: how an address is printed, and TCP keepalive."""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+
+from . import config as defaults
+
+
+def format_addr(peername: Any) -> str:
+    """``host:port`` as the seed prints it; IPv6 hosts in brackets."""
+    if isinstance(peername, tuple) and len(peername) >= 2:
+        host, port = peername[0], peername[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    return str(peername or "unknown")
+
+
+def enable_keepalive(sock: socket.socket | None) -> None:
+    """Let the kernel find peers that vanished without a FIN or RST (half-open)."""
+    if sock is None:
+        return
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+        for name, value in (
+            ("TCP_KEEPIDLE", defaults.KEEPALIVE_IDLE),
+            ("TCP_KEEPINTVL", defaults.KEEPALIVE_INTERVAL),
+            ("TCP_KEEPCNT", defaults.KEEPALIVE_COUNT),
+        ):
+            if hasattr(socket, name):
+                sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
+    except OSError:
+        pass  # not a TCP socket (tests may use others); keepalive is best effort
