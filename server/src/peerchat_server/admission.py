@@ -106,6 +106,25 @@ def on_pass(relay: Relay, peer: ChatPeer, given: Pass) -> None:
 # --- what a peer coming into a room is sent --------------------------------------------
 
 
+def greet(relay: Relay, peer: ChatPeer) -> None:
+    """A new connection's first lines: who it is, and what to do next."""
+    if not peer.authenticated:
+        peer.send(
+            Info(
+                f"Welcome to peerchat! You are {peer.addr}.\n"
+                "This server needs a password: send /pass PASSWORD as your first line."
+            )
+        )
+        return
+    peer.send(
+        Info(
+            f"Welcome to peerchat! You are {peer.addr}; {len(relay.registry)} online.\n"
+            "Type a message and press Enter to send it to everyone; /help lists commands."
+        )
+    )
+    send_history(relay, peer)
+
+
 def send_history(relay: Relay, peer: ChatPeer) -> None:
     """The room's recent messages, marked as history; framed in notices for plain peers."""
     peer.history_sent = True

@@ -27,6 +27,7 @@ from peerchat_protocol import (
     Ping,
     Pong,
     Quit,
+    RemoteProtocolError,
     Say,
     Timestamps,
     Who,
@@ -176,6 +177,23 @@ def on_ping(relay: Relay, peer: ChatPeer, ping: Ping) -> None:
 
 def on_pong(relay: Relay, peer: ChatPeer, _: Pong) -> None:
     pass  # liveness is all a pong tells; the read itself proved it
+
+
+def bad_line(relay: Relay, peer: ChatPeer, exc: RemoteProtocolError) -> None:
+    """A line that is no command (bad JSON, invalid UTF-8, too long...): the peer is told
+    why; past ``--max-errors`` of them, or after a fatal one, it is disconnected."""
+    relay.console.line("PROTOCOL ERROR", f"Peer {peer.label}: {exc.message} ({exc.code}).")
+    peer.send(Error(exc.code, exc.message))
+    if exc.fatal:
+        bye = Bye(f"disconnected: {exc.message}", code=exc.code)
+        peer.close(bye, log_reason=exc.code, linger=True)
+    elif peer.errors > relay.config.max_errors:
+        why = (
+            f"disconnected after {peer.errors} bad lines: send UTF-8 text lines of at most "
+            f"{peer.conn.max_line} bytes"
+        )
+        bye = Bye(why, code=ErrorCode.TOO_MANY_ERRORS)
+        peer.close(bye, log_reason="too many bad lines", linger=True)
 
 
 class Command(NamedTuple):

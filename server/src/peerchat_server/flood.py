@@ -14,6 +14,10 @@ import time
 from collections.abc import Callable
 from typing import NamedTuple
 
+from peerchat_protocol import Bye, ErrorCode
+
+from .config import ServerConfig
+
 #: A peer throttled again within this many seconds of its last wait ending is still in
 #: the same flood (it sent more at once when reading resumed).
 FLOOD_EPISODE_GAP = 1.0
@@ -102,20 +106,18 @@ class Verdict(NamedTuple):
     """What to do with a peer that ran out of budget."""
 
     wait: float  # seconds until reading resumes
-    kick: bool = False  # over its own rate for a whole episode: disconnect it
-    #: The notice due now: "own" (over its own rate: the first time in an episode),
-    #: "address" (held back by its address's shared budget: once in a while), or None.
-    notice: str | None = None
+    bye: Bye | None = None  # flooded for a whole episode: disconnect it with this
+    notice: str | None = None  # tell it this, now
 
 
 class Pacer:
     """One peer's floods: its own bucket, and the episode under way.
 
     A flood is one episode as long as each wait is followed at once by another; a peer
-    over its own rate for a whole episode of ``kick_after`` seconds is disconnected,
-    whether its lines are short or long. Held back only by its address's budget, a
-    peer is paced, never kicked: an honest peer behind the same address as a flooder
-    must not lose its connection.
+    over its own rate for a whole episode of ``--flood-kick-after`` seconds is
+    disconnected, whether its lines are short or long. Held back only by its address's
+    budget, a peer is paced, never kicked (and told so once in a while): an honest peer
+    behind the same address as a flooder must not lose its connection.
     """
 
     __slots__ = ("_address_noticed", "_since", "_until", "own")
@@ -126,22 +128,31 @@ class Pacer:
         self._until = 0.0  # when its latest wait ends
         self._address_noticed = 0.0  # when the peer was last told of its address
 
-    def throttled(self, now: float, shared: TokenBucket, kick_after: float) -> Verdict:
-        """The peer is out of budget at ``now`` (``shared``: its address's bucket)."""
-        own = self.own
+    def throttled(
+        self, now: float, shared: TokenBucket, address: str, cfg: ServerConfig
+    ) -> Verdict:
+        """The peer is out of budget at ``now`` (``shared``: the bucket of its
+        ``address``, which all that address's connections share)."""
+        own, kick_after = self.own, cfg.flood_kick_after
         if not (self._until > 0 and now <= self._until + FLOOD_EPISODE_GAP):
             self._since = None  # a new episode
         notice = None
         if not own.ready():  # over its own rate
             if self._since is None:
                 self._since = now
-                notice = "own"
+                notice = _notice(f"more than {cfg.flood_rate:g} lines a second")
             elif now - self._since > kick_after:
-                return Verdict(0.0, kick=True)
+                return Verdict(0.0, bye=Bye(
+                    f"disconnected for flooding: more than {cfg.flood_rate:g} lines a second "
+                    f"(a long line counts one per KiB) for {kick_after:g} seconds",
+                    code=ErrorCode.FLOODING,
+                ))  # fmt: skip
         elif not self._address_noticed or now - self._address_noticed > ADDRESS_NOTICE_EVERY:
-            # Said once in a while, not at every line of a peer merely paced with the others.
             self._address_noticed = now
-            notice = "address"
+            notice = _notice(
+                f"more than {cfg.address_flood_rate:g} lines a second from your address "
+                f"({address}, all its connections together)"
+            )
         wait = max(own.wait(), shared.wait())
         if kick_after and self._since is not None:
             # A long line can put the peer so far in debt that its wait outlasts the
@@ -150,3 +161,10 @@ class Pacer:
             wait = min(wait, max(0.0, deadline - now))
         self._until = now + wait
         return Verdict(wait, notice=notice)
+
+
+def _notice(why: str) -> str:
+    return (
+        f"You are sending {why} (a long line counts one per KiB): the rest will "
+        "follow at that pace (nothing is lost)."
+    )

@@ -1,10 +1,13 @@
-"""What a line-protocol peer is sent: its output queue, and the replay for a late hello.
+"""What a line-protocol peer is sent, and how its connection ends.
 
 Output is queued and written by the outbox's flush once per loop pass; nothing here
-awaits a write. A peer that has not sent its first line yet could be a plain peer (a
-listening ``nc``) or a client whose JSON hello is in flight: until its first line tells
-which, what it is sent goes out as text and a copy is kept, so that a client whose
-hello then arrives gets it again as JSON (:meth:`Output.flush_replay`).
+awaits a write. A peer whose unsent backlog passes ``--max-send-buffer`` is dropped.
+Closing says goodbye after what is queued, lingering if the peer may still be sending.
+
+A peer that has not sent its first line yet could be a plain peer (a listening
+``nc``) or a client whose JSON hello is in flight: until its first line tells which,
+what it is sent goes out as text and a copy is kept, so that a client whose hello then
+arrives gets it again as JSON (:meth:`Output.flush_replay`).
 
 :class:`Output` is the base of :class:`~.session.Session`, not a separate object: with
 10,000 peers an object more per peer would cost memory for nothing.
@@ -13,19 +16,23 @@ hello then arrives gets it again as JSON (:meth:`Output.flush_replay`).
 from __future__ import annotations
 
 import asyncio
+import traceback
 
-from peerchat_protocol import Connection, Event, Info, Message, PeerKind
+from peerchat_protocol import Bye, Connection, ErrorCode, Event, Info, Message, PeerKind
 
 from .frames import Form, Frames, form_of
 from .relay import Relay
 
+#: Seconds a closing connection waits for the peer's own close before it is cut.
+CLOSE_LINGER = 2.0
+
 
 class Output:
-    """The sending half of a peer: queue, replay, and the write to the transport."""
+    """The sending half of a peer: queue, replay, write, close."""
 
     __slots__ = (
-        "_closing", "_dirty", "_missed_before_hello", "_pending", "_replay", "_replay_overflow",
-        "conn", "relay", "transport",
+        "_closing", "_dirty", "_eof", "_leave_reason", "_linger_handle", "_missed_before_hello",
+        "_pending", "_replay", "_replay_overflow", "conn", "relay", "transport",
     )  # fmt: skip
 
     def __init__(self, relay: Relay, conn: Connection) -> None:
@@ -33,6 +40,10 @@ class Output:
         self.conn = conn
         self.transport: asyncio.Transport | None = None
         self._closing = False
+        self._eof = False  # the peer sent all it will send
+        #: Why it left, for its room (None: not known yet; "": a clean leave).
+        self._leave_reason: str | None = None
+        self._linger_handle: asyncio.TimerHandle | None = None
         self._pending: list[bytes] = []
         self._dirty = False
         # Until the first line tells the kind, remember what was sent as plain
@@ -90,26 +101,89 @@ class Output:
             self._dirty = True
             self.relay.outbox.mark_dirty(self)
 
-    def _write(self) -> int | None:
-        """Hand queued bytes to the transport; the bytes it holds unsent after that
-        (None if nothing was written)."""
+    def flush(self) -> None:
+        """Hand queued bytes to the transport; drop the peer if its backlog is over the limit."""
         self._dirty = False
         transport = self.transport
         if not self._pending or transport is None or transport.is_closing():
             self._pending.clear()
-            return None
+            return
         data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending.clear()
         transport.write(data)
-        return transport.get_write_buffer_size()
+        backlog = transport.get_write_buffer_size()
+        limit = self.relay.config.max_send_buffer
+        if backlog > limit:
+            self._leave_reason = "dropped: not reading its messages"
+            self.relay.console.line(
+                "DROPPED",
+                f"Peer {self.label} stopped reading: {backlog} bytes waiting "
+                f"(limit {limit}); disconnected.",
+            )
+            self.abort()
 
-    def flush(self) -> None:
-        """Write what is queued (the session adds what to do with a slow reader)."""
+    # --- closing --------------------------------------------------------------------------
+
+    @property
+    def label(self) -> str:
+        """How the console names this peer (the session says)."""
         raise NotImplementedError
+
+    def close(self, bye: Bye | None = None, *, log_reason: str = "", linger: bool = False) -> None:
+        """Send ``bye`` (if any) and everything queued before it, then close.
+
+        ``linger``: the peer may still be sending (a flood, junk); see below.
+        """
+        if self._closing or self.transport is None:
+            return
+        if bye is not None:
+            self.send(bye)
+        if self._leave_reason is None:
+            self._leave_reason = log_reason or "closed by the server"
+        if log_reason and not self.relay.closing:
+            self.relay.console.line("CLOSING", f"Peer {self.label}: {log_reason}.")
+        self._closing = True
+        self.flush()
+        transport = self.transport
+        if not linger or self._eof or not transport.can_write_eof():
+            transport.close()
+            return
+        # A lingering close: send our FIN after what is queued, then keep reading (and
+        # discarding) until the peer closes too. Closing outright while its input is
+        # unread would make the kernel send a RST, which can destroy the goodbye in flight.
+        transport.write_eof()
+        transport.resume_reading()
+        loop = asyncio.get_running_loop()
+        self._linger_handle = loop.call_later(CLOSE_LINGER, transport.abort)
+
+    def pause_reading(self) -> None:
+        """Stop reading from this peer (the server is stopping)."""
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.pause_reading()
+
+    def abort(self) -> None:
+        """Close at once, discarding unsent output."""
+        self._closing = True
+        self._pending.clear()
+        if self.transport is not None:
+            self.transport.abort()
 
     def fail(self) -> None:
-        """An unexpected error while serving this peer (the session closes it)."""
-        raise NotImplementedError
+        """An unexpected error while serving this peer: log it, close this peer only.
+
+        Our bug, not the peer's: logged in full here; the peer is told nothing specific.
+        """
+        self.relay.console.line(
+            "ERROR",
+            f"Internal error serving {self.label}; closing it:\n{traceback.format_exc().rstrip()}",
+        )
+        self._leave_reason = "server error"
+        try:
+            self.close(
+                Bye("disconnected by a server error; please reconnect", code=ErrorCode.INTERNAL)
+            )
+        except Exception:
+            self.abort()
 
     # --- the replay for a late hello ----------------------------------------------------
 

@@ -107,6 +107,8 @@ class ChatPeer(Peer, Protocol):
     conn: Connection
     #: Whether it was sent its room's history (at connection, or when it came in).
     history_sent: bool
+    #: Bad lines it sent so far.
+    errors: int
 
     def acknowledge(self, seq: int, message_id: int | None = None) -> None:
         """Its line ``seq`` is handled (relayed as ``message_id``, if it was)."""

@@ -9,7 +9,6 @@ sends is queued by its base, :class:`~.output.Output`.
 from __future__ import annotations
 
 import asyncio
-import traceback
 from typing import cast
 
 from peerchat_protocol import (
@@ -17,7 +16,6 @@ from peerchat_protocol import (
     Ack,
     Bye,
     Connection,
-    Error,
     ErrorCode,
     Event,
     Info,
@@ -29,7 +27,7 @@ from peerchat_protocol import (
     encode_plain,
 )
 
-from . import admission
+from . import admission, commands
 from . import config as defaults
 from .commands import COMMANDS
 from .flood import Pacer, TokenBucket
@@ -39,9 +37,6 @@ from .relay import Relay
 from .resume import Resumable
 from .rooms import Room
 from .sockets import enable_keepalive, format_addr
-
-#: Seconds a closing connection waits for the peer's own close before it is cut.
-CLOSE_LINGER = 2.0
 
 #: What a peer may not do before it gives the password.
 _NOT_YET = RemoteProtocolError(
@@ -57,10 +52,9 @@ class Session(Output, asyncio.Protocol):
 
     # No per-instance __dict__: with 10,000 peers every byte of a session counts.
     __slots__ = (
-        "_ack_due", "_ack_id", "_announce_timer", "_connection_key", "_eof", "_last_heard",
-        "_leave_reason", "_linger_handle", "_pacer", "_ping_sent", "_resume_handle", "addr",
-        "address", "announced", "authenticated", "errors", "history_sent", "host", "name",
-        "resumable", "room",
+        "_ack_due", "_ack_id", "_announce_timer", "_connection_key", "_last_heard", "_pacer",
+        "_ping_sent", "_resume_handle", "addr", "address", "announced", "authenticated",
+        "errors", "history_sent", "host", "name", "resumable", "room",
     )  # fmt: skip
 
     def __init__(self, relay: Relay) -> None:
@@ -74,12 +68,9 @@ class Session(Output, asyncio.Protocol):
         self.room: Room[Peer] = relay.rooms.lobby  # set again by Relay.register and move
         self.errors = 0
         self.history_sent = False
-        self._leave_reason: str | None = None
-        self._eof = False
         self._announce_timer: asyncio.TimerHandle | None = None
         self._pacer = Pacer(TokenBucket(cfg.flood_burst, cfg.flood_rate))
         self._resume_handle: asyncio.TimerHandle | None = None
-        self._linger_handle: asyncio.TimerHandle | None = None
         self._last_heard = 0.0  # loop time of the last bytes from the peer
         self._ping_sent: float | None = None  # loop time of an unanswered ping
         #: The v3 session this connection serves (None for plain and older peers),
@@ -123,24 +114,12 @@ class Session(Output, asyncio.Protocol):
         self._last_heard = loop.time()
         relay.console.line("NEW CONNECTION", f"Peer {self.addr} connected.")
         relay.console.line("ACTIVE CONNECTIONS", str(len(relay.registry)))
-        if not self.authenticated:
-            self.send(
-                Info(
-                    f"Welcome to peerchat! You are {self.addr}.\n"
-                    "This server needs a password: send /pass PASSWORD as your first line."
-                )
-            )
-            timeout = relay.config.auth_timeout
-            self._announce_timer = loop.call_later(timeout, self._auth_timed_out)
-            return
-        self.send(
-            Info(
-                f"Welcome to peerchat! You are {self.addr}; {len(relay.registry)} online.\n"
-                "Type a message and press Enter to send it to everyone; /help lists commands."
-            )
-        )
-        admission.send_history(relay, self)
-        self._announce_timer = loop.call_later(relay.config.announce_delay, self._announce_later)
+        admission.greet(relay, self)
+        if self.authenticated:
+            delay, then = relay.config.announce_delay, self._announce_later
+        else:
+            delay, then = relay.config.auth_timeout, self._auth_timed_out
+        self._announce_timer = loop.call_later(delay, then)
 
     def _refuse(self, why: str) -> None:
         """Turn the connection away at once: one line for people, one for programs."""
@@ -300,22 +279,7 @@ class Session(Output, asyncio.Protocol):
 
     def _on_remote_error(self, exc: RemoteProtocolError) -> None:
         self.errors += 1
-        relay = self.relay
-        relay.console.line("PROTOCOL ERROR", f"Peer {self.label}: {exc.message} ({exc.code}).")
-        self.send(Error(exc.code, exc.message))
-        if exc.fatal:
-            self.close(
-                Bye(f"disconnected: {exc.message}", code=exc.code), log_reason=exc.code, linger=True
-            )
-        elif self.errors > relay.config.max_errors:
-            why = (
-                f"disconnected after {self.errors} bad lines: send UTF-8 text lines of at most "
-                f"{self.conn.max_line} bytes"
-            )
-            self.close(
-                Bye(why, code=ErrorCode.TOO_MANY_ERRORS), log_reason="too many bad lines",
-                linger=True,
-            )  # fmt: skip
+        commands.bad_line(self.relay, self, exc)
 
     def _became_plain(self) -> None:
         self._replay = None
@@ -332,39 +296,17 @@ class Session(Output, asyncio.Protocol):
         """
         assert self.transport is not None
         loop = asyncio.get_running_loop()
-        cfg = self.relay.config
-        verdict = self._pacer.throttled(loop.time(), self.address.lines, cfg.flood_kick_after)
-        if verdict.kick:
-            self.close(
-                Bye(
-                    f"disconnected for flooding: more than {cfg.flood_rate:g} lines a "
-                    f"second (a long line counts one per KiB) for "
-                    f"{cfg.flood_kick_after:g} seconds",
-                    code=ErrorCode.FLOODING,
-                ),
-                log_reason="flooding",
-                linger=True,
-            )
+        address = self.address
+        verdict = self._pacer.throttled(loop.time(), address.lines, address.key, self.relay.config)
+        if verdict.bye is not None:
+            self.close(verdict.bye, log_reason="flooding", linger=True)
             return
-        if verdict.notice == "own":
-            self._flood_notice(f"more than {cfg.flood_rate:g} lines a second")
-        elif verdict.notice == "address":
-            self._flood_notice(
-                f"more than {cfg.address_flood_rate:g} lines a second from your address "
-                f"({self.address.key}, all its connections together)"
-            )
+        if verdict.notice is not None:
+            self.send(Info(verdict.notice))
+            self.relay.console.line("FLOOD", f"Peer {self.label} is being slowed down.")
         if not self.transport.is_closing():
             self.transport.pause_reading()
         self._resume_handle = loop.call_later(verdict.wait, self._resume)
-
-    def _flood_notice(self, why: str) -> None:
-        self.send(
-            Info(
-                f"You are sending {why} (a long line counts one per KiB): the rest will "
-                "follow at that pace (nothing is lost)."
-            )
-        )
-        self.relay.console.line("FLOOD", f"Peer {self.label} is being slowed down.")
 
     def _resume(self) -> None:
         self._resume_handle = None
@@ -443,52 +385,7 @@ class Session(Output, asyncio.Protocol):
             why = f"no answer to a ping for {cfg.ping_timeout:g} s"
             self.close(Bye(f"disconnected: {why}", code=ErrorCode.PING_TIMEOUT), log_reason=why)
 
-    # --- writing and closing ---------------------------------------------------------------
-
-    def flush(self) -> None:
-        """Hand queued bytes to the transport; drop the peer if its backlog is over the limit."""
-        backlog = self._write()
-        limit = self.relay.config.max_send_buffer
-        if backlog is not None and backlog > limit:
-            self._leave_reason = "dropped: not reading its messages"
-            self.relay.console.line(
-                "DROPPED",
-                f"Peer {self.label} stopped reading: {backlog} bytes waiting "
-                f"(limit {limit}); disconnected.",
-            )
-            self.abort()
-
-    def close(self, bye: Bye | None = None, *, log_reason: str = "", linger: bool = False) -> None:
-        """Send ``bye`` (if any) and everything queued before it, then close.
-
-        ``linger``: the peer may still be sending (a flood, junk); see below.
-        """
-        if self._closing or self.transport is None:
-            return
-        if bye is not None:
-            self.send(bye)
-        if self._leave_reason is None:
-            self._leave_reason = log_reason or "closed by the server"
-        if log_reason and not self.relay.closing:
-            self.relay.console.line("CLOSING", f"Peer {self.label}: {log_reason}.")
-        self._closing = True
-        self.flush()
-        transport = self.transport
-        if not linger or self._eof or not transport.can_write_eof():
-            transport.close()
-            return
-        # A lingering close: send our FIN after what is queued, then keep reading (and
-        # discarding) until the peer closes too. Closing outright while its input is
-        # unread would make the kernel send a RST, which can destroy the goodbye in flight.
-        transport.write_eof()
-        transport.resume_reading()
-        loop = asyncio.get_running_loop()
-        self._linger_handle = loop.call_later(CLOSE_LINGER, transport.abort)
-
-    def pause_reading(self) -> None:
-        """Stop reading from this peer (the server is stopping)."""
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.pause_reading()
+    # --- going ----------------------------------------------------------------------------
 
     def replaced(self) -> None:
         """A new connection resumed this peer's session: go at once, unannounced."""
@@ -498,27 +395,3 @@ class Session(Output, asyncio.Protocol):
         self._leave_reason = "resumed elsewhere"
         self.relay.unregister(self, "")
         self.abort()
-
-    def abort(self) -> None:
-        """Close at once, discarding unsent output."""
-        self._closing = True
-        self._pending.clear()
-        if self.transport is not None:
-            self.transport.abort()
-
-    def fail(self) -> None:
-        """An unexpected error while serving this peer: log it, close this peer only.
-
-        Our bug, not the peer's: logged in full here; the peer is told nothing specific.
-        """
-        self.relay.console.line(
-            "ERROR",
-            f"Internal error serving {self.label}; closing it:\n{traceback.format_exc().rstrip()}",
-        )
-        self._leave_reason = "server error"
-        try:
-            self.close(
-                Bye("disconnected by a server error; please reconnect", code=ErrorCode.INTERNAL)
-            )
-        except Exception:
-            self.abort()
