@@ -409,6 +409,87 @@ class ShortResult:
         return ", ".join(f"{why}: {n:,}" for why, n in self.failures.most_common()) or "none"
 
 
+@dataclass
+class ShortPool:
+    """The open connections of :func:`short_connections`, on one selector, and what
+    became of those that ended."""
+
+    keep: bool  # keep every answer (ShortResult.answers)
+    sel: selectors.BaseSelector = field(default_factory=selectors.DefaultSelector)
+    result: ShortResult = field(default_factory=ShortResult)
+    first: float = field(default_factory=mono)  # when the first connection was opened
+    opened: int = 0
+
+    def open_more(
+        self,
+        port: int,
+        payload: Callable[[int], bytes],
+        concurrency: int,
+        limit: int,
+        now: float,
+        stop_at: float,
+    ) -> None:
+        """Open connections (without waiting for them) up to ``concurrency`` at once."""
+        sel = self.sel
+        while len(sel.get_map()) < concurrency and self.opened < limit and now < stop_at:
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex((HOST, port))
+            sel.register(sock, selectors.EVENT_WRITE, Short(sock, payload(self.opened), now))
+            self.opened += 1
+
+    def advance(self, conn: Short) -> None:
+        """What a ready connection can do now: connect, send, or read its answer."""
+        try:
+            if not conn.connected:
+                if conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
+                    self.finish(conn, False, "could not connect")
+                    return
+                conn.connected = True
+            if conn.out:
+                conn.out = conn.out[conn.sock.send(conn.out) :]
+                if not conn.out:
+                    conn.sock.shutdown(socket.SHUT_WR)
+                    self.sel.modify(conn.sock, selectors.EVENT_READ, conn)
+                return
+            data = conn.sock.recv(65536)
+        except BlockingIOError:
+            return
+        except OSError:  # a reset after an answer: the answer was read
+            self.finish(conn, bool(conn.answer), "reset before any answer")
+            return
+        if data:
+            conn.answer.append(data)
+        else:
+            self.finish(conn, True)
+
+    def expire(self, now: float, stop_at: float) -> None:
+        """End the connections past their deadline: every wait has one."""
+        for key in list(self.sel.get_map().values()):
+            if now > min(key.data.started + 10, stop_at + 2):
+                self.finish(
+                    key.data, False, "no answer in time" if key.data.connected else "no accept"
+                )
+
+    def finish(self, conn: Short, ok: bool, why: str = "") -> None:
+        """Close ``conn`` and count it: a failure by ``why``, or its answer."""
+        self.sel.unregister(conn.sock)
+        conn.sock.close()
+        result = self.result
+        result.elapsed = mono() - self.first
+        if not ok:
+            result.failures[why] += 1
+            return
+        answer = b"".join(conn.answer)
+        result.completed += 1
+        result.seconds.append(mono() - conn.started)
+        result.told[classify(answer)] += 1
+        last = answer.strip().splitlines()[-1:] or [b""]
+        result.endings[re.sub(rb"\d+", b"N", last[0])[:90].decode(errors="replace")] += 1
+        if self.keep:
+            result.answers.append(answer)
+
+
 def short_connections(
     port: int,
     payload: Callable[[int], bytes],
@@ -425,66 +506,17 @@ def short_connections(
     share the GIL, so that the generator is not what limits the rate. A connection gets
     10 s for its answer, and none waits more than 2 s past ``stop_at``.
     """
-    result = ShortResult()
-    sel = selectors.DefaultSelector()
-    opened = 0
-    first = mono()
-
-    def finish(conn: Short, ok: bool, why: str = "") -> None:
-        sel.unregister(conn.sock)
-        conn.sock.close()
-        result.elapsed = mono() - first
-        if not ok:
-            result.failures[why] += 1
-            return
-        answer = b"".join(conn.answer)
-        result.completed += 1
-        result.seconds.append(mono() - conn.started)
-        result.told[classify(answer)] += 1
-        last = answer.strip().splitlines()[-1:] or [b""]
-        result.endings[re.sub(rb"\d+", b"N", last[0])[:90].decode(errors="replace")] += 1
-        if keep:
-            result.answers.append(answer)
-
+    pool = ShortPool(keep)
     for _ in range(10_000_000):
         now = mono()
-        while len(sel.get_map()) < concurrency and opened < limit and now < stop_at:
-            sock = socket.socket()
-            sock.setblocking(False)
-            sock.connect_ex((HOST, port))
-            sel.register(sock, selectors.EVENT_WRITE, Short(sock, payload(opened), now))
-            opened += 1
-        if not sel.get_map():
+        pool.open_more(port, payload, concurrency, limit, now, stop_at)
+        if not pool.sel.get_map():
             break
-        for key, _ in sel.select(0.1):
-            conn: Short = key.data
-            try:
-                if not conn.connected:
-                    if conn.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):
-                        finish(conn, False, "could not connect")
-                        continue
-                    conn.connected = True
-                if conn.out:
-                    conn.out = conn.out[conn.sock.send(conn.out) :]
-                    if not conn.out:
-                        conn.sock.shutdown(socket.SHUT_WR)
-                        sel.modify(conn.sock, selectors.EVENT_READ, conn)
-                    continue
-                data = conn.sock.recv(65536)
-            except BlockingIOError:
-                continue
-            except OSError:  # a reset after an answer: the answer was read
-                finish(conn, bool(conn.answer), "reset before any answer")
-                continue
-            if data:
-                conn.answer.append(data)
-            else:
-                finish(conn, True)
-        for key in list(sel.get_map().values()):  # every wait has a deadline
-            if now > min(key.data.started + 10, stop_at + 2):
-                finish(key.data, False, "no answer in time" if key.data.connected else "no accept")
-    sel.close()
-    return result
+        for key, _ in pool.sel.select(0.1):
+            pool.advance(key.data)
+        pool.expire(now, stop_at)
+    pool.sel.close()
+    return pool.result
 
 
 # --- 1. reconnect flood ---------------------------------------------------------------------

@@ -364,6 +364,23 @@ async def settle(run: Run, minimum: float, quiet: float, maximum: float) -> tupl
     return mono() - start, mono() - run.last_any >= quiet
 
 
+async def wait_for_room(run: Run) -> None:
+    """Wait until the receivers have read half the in-flight window (10 s at most)."""
+    if run.waiter is None or run.waiter.done():  # one future, shared by all senders
+        run.waiter = asyncio.get_running_loop().create_future()
+    # after 10 s the receivers have stopped: send anyway; the loss will show
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(run.waiter), 10.0)
+
+
+def window_share(run: Run, batch: int, senders: int) -> int:
+    """A sender's share of the room left in the window, at most TURN_MAX, in whole
+    batches (one at least)."""
+    room = run.window - (run.sent_deliveries - run.delivered)
+    n = min(TURN_MAX, room // max(1, run.counted_receivers * senders))
+    return max(batch, n - n % batch)
+
+
 async def send_throughput(
     run: Run,
     adapter: Adapter,
@@ -395,23 +412,14 @@ async def send_throughput(
         if tx.lost:
             return "sender disconnected"
         if run.sent_deliveries - run.delivered > run.window:
-            if run.waiter is None or run.waiter.done():  # one future, shared by all senders
-                run.waiter = asyncio.get_running_loop().create_future()
-            # after 10 s the receivers have stopped: send anyway; the loss will show
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.shield(run.waiter), 10.0)
+            await wait_for_room(run)
             if mono() >= stop_at:
                 return "duration"
         if not tx.can_write.is_set():
             await asyncio.wait_for(tx.can_write.wait(), 30.0)
         frame = adapter.frame
         assert tx.transport is not None
-        if turn > 0:
-            n = max(turn, batch)
-        else:  # this sender's share of the room left in the window, at most TURN_MAX
-            room = run.window - (run.sent_deliveries - run.delivered)
-            n = min(TURN_MAX, room // max(1, run.counted_receivers * senders))
-            n = max(batch, n - n % batch)
+        n = max(turn, batch) if turn > 0 else window_share(run, batch, senders)
         for _ in range(n // batch):
             k = min(batch, messages - seq)
             if k <= 0:
@@ -484,6 +492,16 @@ class Verdict:
     latencies_ns: list[int] = field(default_factory=list)
 
 
+def other_line(verdict: Verdict, line: bytes) -> None:
+    """A line without a message, from a system where each line is a message or a notice."""
+    if line.startswith((b"*** ", b"* ", b"! ")):
+        verdict.notices += 1
+        if line.startswith(b"! ") and len(verdict.errors) < 5:
+            verdict.errors.append(line.decode(errors="replace"))
+    elif line.strip(b"\r"):
+        verdict.corrupted += 1
+
+
 def verify(
     verdict: Verdict,
     chunks: list[tuple[int, bytes]],
@@ -503,23 +521,19 @@ def verify(
         carry = lines.pop()
         for line in lines:
             i = line.find(b"#")
-            if i < 0:
+            if i < 0:  # no message: a notice (rare), or the framing of a non-strict system
                 if adapter.strict_lines:
-                    if line.startswith((b"*** ", b"* ", b"! ")):
-                        verdict.notices += 1
-                        if line.startswith(b"! ") and len(verdict.errors) < 5:
-                            verdict.errors.append(line.decode(errors="replace"))
-                    elif line.strip(b"\r"):
-                        verdict.corrupted += 1
+                    other_line(verdict, line)
                 continue
-            p = line[i:]
-            if p.endswith(b"\r"):
-                p = p[:-1]
+            p = line[i:-1] if line.endswith(b"\r") else line[i:]  # one \r, if any, is framing
             parts = p.split(b":")
             try:
-                if len(p) != size or len(parts) != 5 or p.count(b"#") != 1:
-                    raise ValueError
-                if int(parts[4], 16) != zlib.crc32(p[:-9]):
+                if (
+                    len(p) != size
+                    or len(parts) != 5
+                    or p.count(b"#") != 1
+                    or int(parts[4], 16) != zlib.crc32(p[:-9])
+                ):
                     raise ValueError
                 sid, seq, ts = int(parts[0][1:]), int(parts[1]), int(parts[2])
                 if not (0 <= sid < senders and 0 <= seq < sent[sid]):
@@ -537,6 +551,11 @@ def verify(
             else:
                 last[sid] = seq
             lat.append(t - ts)
+    stream_end(verdict, carry, sent, seen)
+
+
+def stream_end(verdict: Verdict, carry: bytes, sent: list[int], seen: list[bytearray]) -> None:
+    """Count one verified receiver: its partial last line, and the messages it never got."""
     if carry.strip(b"\r"):
         verdict.corrupted += 1  # a partial line at the end
     verdict.receivers += 1
@@ -567,33 +586,79 @@ def percentile(values: list[int], q: float) -> float | None:
 # --- one workload ------------------------------------------------------------------------
 
 
-async def main_async(a: argparse.Namespace) -> dict[str, object]:
-    adapter = ADAPTERS[a.system]
-    run = Run()
-    ports, pids = a.ports, a.pids
+@dataclass
+class Sampling:
+    """The servers' memory (and the bus's), sampled 10 times a second through a run."""
+
+    pids: list[int]
+    bus_pid: int
+    peak: list[int]  # the servers' peak RSS in KiB (a list: the sampler task updates it)
+    bus_peak: list[int] = field(default_factory=lambda: [0])
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.tasks.append(asyncio.create_task(sample_memory(self.pids, self.peak, self.stop)))
+        if self.bus_pid > 0:
+            self.tasks.append(
+                asyncio.create_task(sample_memory([self.bus_pid], self.bus_peak, self.stop))
+            )
+
+    async def finish(self, result: dict[str, object]) -> None:
+        """Stop sampling; the peaks and the servers' high-water mark go to ``result``."""
+        self.stop.set()
+        for task in self.tasks:
+            await task
+        result["rss_peak_kib"] = max(self.peak[0], rss_kib(self.pids) or 0)
+        result["hwm_kib"] = rss_kib(self.pids, "VmHWM")
+        if self.bus_pid > 0:
+            result["bus_rss_peak_kib"] = max(self.bus_peak[0], rss_kib([self.bus_pid]) or 0)
+
+
+@dataclass
+class Peers:
+    """A workload's connections, as they connected."""
+
+    receivers: list[Conn]
+    senders: list[Conn]
+    counted: list[Conn]  # the receivers that read, in the order they connected
+    stalled: list[Conn]  # the receivers that never read
+    sampled: list[Conn]  # the counted receivers verified message by message
+
+
+def describe(a: argparse.Namespace) -> dict[str, object]:
+    """A result's first fields: the workload asked for."""
     result: dict[str, object] = {"system": a.system, "workload": a.workload}
     result["messages"], result["senders"] = a.messages, a.senders
     result["batch"] = 1 if a.rate > 0 else max(1, min(a.batch, a.messages or 1))
     result["duration"] = a.duration
-    if len(ports) > 1:
-        result["ports"] = len(ports)
-        result["server_pids"] = len(pids)
-    rss0 = rss_kib(pids)
-    result["rss_before_kib"] = rss0
-    peak = [rss0 or 0]
-    stop_sampler = asyncio.Event()
-    samplers = [asyncio.create_task(sample_memory(pids, peak, stop_sampler))]
-    bus_peak = [0]
-    if a.bus_pid > 0:
-        samplers.append(asyncio.create_task(sample_memory([a.bus_pid], bus_peak, stop_sampler)))
-    deadline = mono() + a.max_seconds
+    if len(a.ports) > 1:
+        result["ports"] = len(a.ports)
+        result["server_pids"] = len(a.pids)
+    return result
 
-    n_rx, n_tx = a.receivers, a.senders
+
+async def naive_ready(pid: int, threads: int) -> None:
+    """Wait (30 s at most) until the naive relay runs ``threads`` threads: one per client."""
+    for _ in range(600):
+        if proc_status(pid).get("Threads", 0) >= threads:
+            break
+        await asyncio.sleep(0.05)
+
+
+async def connect_peers(
+    a: argparse.Namespace,
+    run: Run,
+    adapter: Adapter,
+    result: dict[str, object],
+    t0: float,
+    deadline: float,
+) -> tuple[list[Conn], list[Conn]]:
+    """Connect the receivers (receiver ``i`` to port ``i`` mod ports), then the senders
+    (to the first port); the receivers and the senders, ready."""
+    ports, pids = a.ports, a.pids
+    n_rx = a.receivers
     stalled_idx = set(range(n_rx - a.stalled, n_rx))  # the last ones never read
-    run.counted_receivers = n_rx - a.stalled
-
-    cpu_connect = cpu_now(pids, a.bus_pid)
-    t0 = mono()
     receivers = await connect_many(
         ports,
         n_rx,
@@ -608,21 +673,31 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
         max(1.0, deadline - mono()),
     )
     if a.system == "naive" and pids[0] > 0:  # ready when the relay has a thread per client
-        for _ in range(600):
-            if proc_status(pids[0]).get("Threads", 0) >= n_rx + 1:
-                break
-            await asyncio.sleep(0.05)
+        await naive_ready(pids[0], n_rx + 1)
     connect_s = mono() - t0
     result["connect_s"] = round(connect_s, 3)
     result["rss_connected_kib"] = rss_kib(pids)
     senders = await connect_many(
         ports[:1],  # every sender on the first replica
-        n_tx,
+        a.senders,
         lambda i: Conn(run, adapter.pub_ready_newlines, adapter.pub_hello, False),
         a.concurrency,
         max(1.0, deadline - mono()),
     )
-    t_connected = mono()  # the last peer is connected and ready
+    return receivers, senders
+
+
+async def settle_peers(
+    a: argparse.Namespace,
+    run: Run,
+    adapter: Adapter,
+    result: dict[str, object],
+    t_connected: float,
+    deadline: float,
+    rss0: int | None,
+) -> None:
+    """Wait for the connections' notices to end; when the last one came (a chat), and
+    the servers' memory then."""
     waited, quiet = await settle(
         run, adapter.min_settle, a.quiet, max(0.0, min(a.settle_max, deadline - mono()))
     )
@@ -636,238 +711,342 @@ async def main_async(a: argparse.Namespace) -> dict[str, object]:
             "still_arriving": not quiet,
             "quiet_s": a.quiet,
         }
-    rss_ready = rss_kib(pids)
+    rss_ready = rss_kib(a.pids)
     result["rss_ready_kib"] = rss_ready
     result["disconnects_before_traffic"] = run.disconnects
-    if n_rx and rss0 is not None and rss_ready is not None:
-        per = (rss_ready - rss0) / (n_rx + n_tx)
+    if a.receivers and rss0 is not None and rss_ready is not None:
+        per = (rss_ready - rss0) / (a.receivers + a.senders)
         result["kib_per_connection"] = round(per, 2)
 
-    stalled = [c for c in receivers if not c.counted]
-    counted = [c for c in receivers if c.counted]  # in the order they connected
-    # the sample: evenly spaced (first and last included) among each port's receivers,
-    # the ports sharing it as evenly as they can
+
+def pick_sample(counted: list[Conn], n_ports: int, sample: int) -> list[Conn]:
+    """The receivers verified in full: evenly spaced (first and last included) among each
+    port's receivers, the ports sharing ``sample`` as evenly as they can."""
     sampled = []
-    for w in range(len(ports)):
+    for w in range(n_ports):
         group = [c for c in counted if c.where == w]
-        k = min(a.sample // len(ports) + (w < a.sample % len(ports)), len(group))
+        k = min(sample // n_ports + (w < sample % n_ports), len(group))
         if k <= 0:
             continue
         picks = [group[round(j * (len(group) - 1) / max(1, k - 1))] for j in range(k)]
         sampled += list({id(c): c for c in picks}.values())
+    return sampled
+
+
+def start_counting(a: argparse.Namespace, run: Run, peers: Peers) -> None:
+    """Every count from zero, the sample keeping what it reads, before the traffic."""
+    for c in peers.receivers + peers.senders:
+        c.count = 0
+    for c in peers.sampled:
+        c.keep = []
+    run.extra = 0
+    run.disconnects = 0
+    run.sent = [0] * a.senders
+    # until every sender has stopped, the cap; then what they wrote
+    run.target = a.messages * a.senders * len(peers.counted)
+    run.window = a.window * len(peers.counted)
+    run.done = asyncio.get_running_loop().create_future()
+
+
+def start_senders(
+    a: argparse.Namespace, run: Run, adapter: Adapter, senders: list[Conn], stop_at: float
+) -> list[asyncio.Task[str]]:
+    """The senders' tasks: one at a fixed ``--rate``, else every sender flat out."""
+    if a.rate > 0:
+        return [
+            asyncio.create_task(
+                send_rate(adapter, senders[0], a.messages, a.size, a.rate, run, stop_at)
+            )
+        ]
+    batch = max(1, min(a.batch, a.messages))
+    return [
+        asyncio.create_task(
+            send_throughput(run, adapter, tx, i, a.messages, a.size, batch, stop_at, a.turn)
+        )
+        for i, tx in enumerate(senders)
+    ]
+
+
+async def await_deliveries(
+    a: argparse.Namespace,
+    run: Run,
+    tasks: list[asyncio.Task[str]],
+    n_counted: int,
+    deadline: float,
+) -> str:
+    """Wait until the counted receivers have every message, or deliveries stop, or the
+    deadline passes; the outcome."""
+    assert run.done is not None  # made by start_counting
+    progress, progress_at = -1, mono()
+    final = False
+    for _ in range(int(a.max_seconds / 0.2) + 2):
+        try:
+            await asyncio.wait_for(asyncio.shield(run.done), 0.2)
+            return "complete"
+        except TimeoutError:
+            pass
+        if not final and all(t.done() for t in tasks):
+            final = True
+            if a.duration > 0:  # now we know what every receiver should get
+                run.target = sum(run.sent) * n_counted
+                if run.delivered >= run.target:
+                    return "complete"
+        if run.delivered != progress:
+            progress, progress_at = run.delivered, mono()
+        elif mono() - progress_at > a.idle_timeout:  # stalled (or finished short)
+            return f"stopped: no delivery for {a.idle_timeout:g} s"
+        if mono() > deadline:
+            return f"deadline: {a.max_seconds:g} s"
+    return "deadline"
+
+
+def how_stopped(tasks: list[asyncio.Task[str]]) -> list[str]:
+    """What stopped the senders (each reason once): their results, or exceptions."""
+    return sorted(
+        {
+            (repr(t.exception()) if t.exception() else t.result())
+            if t.done() and not t.cancelled()
+            else "still sending"
+            for t in tasks
+        }
+    )
+
+
+async def await_senders(senders: list[Conn], want: int, deadline: float) -> None:
+    """Wait until the senders have read ``want`` messages in all (the others', in a chat
+    room), 30 s at most and 2 s without progress."""
+    seen_tx, seen_at = -1, mono()
+    for _ in range(300):  # 30 s at most, 2 s without progress
+        got_tx = sum(c.count for c in senders)
+        if got_tx >= want or mono() > deadline + 30:
+            break
+        if got_tx != seen_tx:
+            seen_tx, seen_at = got_tx, mono()
+        elif mono() - seen_at > 2.0:
+            break
+        await asyncio.sleep(0.1)
+
+
+def wrong_counts(peers: Peers, each: int, want_tx: list[int]) -> list[tuple[str, int, int]]:
+    """Every peer that got more or fewer messages than it should: who, got, wanted."""
+    wrong = [
+        (f"receiver {i}", c.count, each) for i, c in enumerate(peers.counted) if c.count != each
+    ]
+    wrong += [
+        (f"sender {i}", c.count, want_tx[i])
+        for i, c in enumerate(peers.senders)
+        if c.count != want_tx[i]
+    ]
+    return wrong
+
+
+def per_receiver(
+    counted: list[Conn], each: int, wrong: list[tuple[str, int, int]]
+) -> dict[str, object]:
+    """The receivers' counts against what each should have got."""
+    counts = [c.count for c in counted] or [0]
+    return {
+        "expected_each": each,
+        "receivers": len(counted),
+        "min": min(counts),
+        "max": max(counts),
+        "wrong": len(wrong),
+        "short": sum(1 for _, got, want in wrong if got < want),
+        "over": sum(1 for _, got, want in wrong if got > want),
+        "examples": [f"{who} got {got:,} of {want:,}" for who, got, want in wrong[:3]],
+    }
+
+
+def by_port(counted: list[Conn], n_ports: int, each: int) -> list[dict[str, object]]:
+    """Per replica: receivers, deliveries counted, expected."""
+    return [
+        {
+            "receivers": sum(1 for c in counted if c.where == w),
+            "delivered": sum(c.count for c in counted if c.where == w),
+            "expected": each * sum(1 for c in counted if c.where == w),
+        }
+        for w in range(n_ports)
+    ]
+
+
+async def stalled_fate(run: Run, stalled: list[Conn], each: int) -> dict[str, object]:
+    """What became of the receivers that never read: their connections' state, then
+    what they read once they do."""
+    states = [tcp_state(c) for c in stalled]
+    got_before = sum(c.count for c in stalled)
     for c in stalled:
+        if c.transport is not None and not c.lost:
+            c.transport.resume_reading()
+    await settle(run, 0.2, 0.3, 5.0)
+    return {
+        "state_at_end": states,
+        "messages_read_after_resume": sum(c.count for c in stalled) - got_before,
+        "of": each,
+        # a close queued behind unread data shows only once the data is read
+        "closed_after_draining": sum(1 for c in stalled if c.lost),
+    }
+
+
+def verify_sample(
+    result: dict[str, object],
+    sampled: list[Conn],
+    adapter: Adapter,
+    wanted: list[int],
+    size: int,
+    n_ports: int,
+) -> Verdict:
+    """Verify the sampled receivers' streams (outside the timed window), per port and in
+    all; the figures go to ``result``, the merged verdict is returned."""
+    per_port = [Verdict() for _ in range(n_ports)]
+    for c in sampled:
+        verify(per_port[c.where], c.keep or [], adapter, wanted, size)
+        c.keep = None
+    for pv in per_port:
+        pv.latencies_ns.sort()
+    v = merge(per_port)
+    v.latencies_ns.sort()
+    if n_ports > 1:  # latency directly (first port) and through the bus (others)
+        for w, pv in enumerate(per_port):
+            by = result["by_port"][w]  # type: ignore[index]
+            by["verified_receivers"] = pv.receivers
+            by["verified_ok"] = pv.ok
+            by["latency_ms"] = {
+                "p50": percentile(pv.latencies_ns, 0.50),
+                "p99": percentile(pv.latencies_ns, 0.99),
+            }
+    result["verified"] = {
+        "receivers": v.receivers,
+        "expected": v.expected,
+        "ok": v.ok,
+        "lost": v.lost,
+        "duplicated": v.duplicated,
+        "corrupted": v.corrupted,
+        "reordered": v.reordered,
+        "notices": v.notices,
+        "error_lines": v.errors,
+    }
+    lat = v.latencies_ns
+    result["latency_ms"] = {
+        "n": len(lat),
+        "p50": percentile(lat, 0.50),
+        "p90": percentile(lat, 0.90),
+        "p99": percentile(lat, 0.99),
+        "max": percentile(lat, 1.0),
+    }
+    return v
+
+
+async def traffic(
+    a: argparse.Namespace,
+    run: Run,
+    adapter: Adapter,
+    result: dict[str, object],
+    deadline: float,
+    peers: Peers,
+) -> None:
+    """The timed traffic, then (outside it) every count checked and the sample verified."""
+    n_tx, counted, senders = a.senders, peers.counted, peers.senders
+    start_counting(a, run, peers)
+    cpu0 = cpu_now(a.pids, a.bus_pid)
+    t_start = mono()
+    stop_at = min(deadline, t_start + a.duration) if a.duration > 0 else deadline
+    tasks = start_senders(a, run, adapter, senders, stop_at)
+    outcome = await await_deliveries(a, run, tasks, len(counted), deadline)
+    sent_done = all(t.done() for t in tasks)
+    stopped_by = how_stopped(tasks)
+    for t in tasks:
+        t.cancel()
+    cpu = cpu_used(cpu0, cpu_now(a.pids, a.bus_pid))
+    cpu["wall"] = round(mono() - t_start, 3)
+    result["cpu_s"] = cpu
+    # what each receiver should get: every message written (a fixed duration), or
+    # every message it was asked to write (a fixed count: a sender cut short loses)
+    wanted = list(run.sent) if a.duration > 0 else [a.messages] * n_tx
+    each = sum(wanted)
+    run.target = each * len(counted)
+    elapsed = max(1e-9, (run.last_rx or mono()) - t_start)
+    result["outcome"] = outcome
+    result["senders_finished"] = sent_done
+    result["stopped_by"] = stopped_by
+    result["sent"] = sum(run.sent)
+    # from the first write to the last one
+    result["sending_s"] = round(max(0.0, run.last_write - t_start), 3)
+    result["elapsed_s"] = round(elapsed, 4)
+    result["expected"] = run.target
+    result["delivered"] = run.delivered
+    result["deliveries_per_s"] = round(run.delivered / elapsed, 1)
+
+    # In a chat room a sender gets the others' messages; elsewhere, none. Wait (a
+    # little, outside the timed window) for those to arrive, then check everyone.
+    want_tx = [each - wanted[i] if adapter.chat else 0 for i in range(n_tx)]
+    await await_senders(senders, sum(want_tx), deadline)
+    result["extra_to_senders"] = sum(c.count for c in senders)
+    wrong = wrong_counts(peers, each, want_tx)
+    result["per_receiver"] = per_receiver(counted, each, wrong)
+    result["disconnects_during"] = run.disconnects
+    result["receivers_lost"] = sum(1 for c in counted if c.lost)
+    result["senders_lost"] = sum(1 for c in senders if c.lost)
+    if len(a.ports) > 1:  # per replica: receivers, deliveries counted, expected
+        result["by_port"] = by_port(counted, len(a.ports), each)
+    if peers.stalled:  # what became of the receivers that never read
+        result["stalled"] = await stalled_fate(run, peers.stalled, each)
+
+    result["rss_end_kib"] = rss_kib(a.pids)
+    # verification, outside the timed window
+    v = verify_sample(result, peers.sampled, adapter, wanted, a.size, len(a.ports))
+    result["clean"] = (
+        # every receiver (and, in a chat room, every sender) got exactly what it
+        # should; the sampled receivers are also checked message by message
+        run.delivered == run.target
+        and not wrong
+        and result["senders_lost"] == 0
+        and all(x in ("duration", "cap") for x in stopped_by)
+        and v.lost == 0
+        and v.duplicated == 0
+        and v.corrupted == 0
+        and v.reordered == 0
+    )
+
+
+async def main_async(a: argparse.Namespace) -> dict[str, object]:
+    adapter = ADAPTERS[a.system]
+    run = Run()
+    result = describe(a)
+    rss0 = rss_kib(a.pids)
+    result["rss_before_kib"] = rss0
+    sampling = Sampling(a.pids, a.bus_pid, [rss0 or 0])
+    sampling.start()
+    deadline = mono() + a.max_seconds
+    run.counted_receivers = a.receivers - a.stalled
+
+    cpu_connect = cpu_now(a.pids, a.bus_pid)
+    t0 = mono()
+    receivers, senders = await connect_peers(a, run, adapter, result, t0, deadline)
+    t_connected = mono()  # the last peer is connected and ready
+    await settle_peers(a, run, adapter, result, t_connected, deadline, rss0)
+
+    counted = [c for c in receivers if c.counted]
+    peers = Peers(
+        receivers,
+        senders,
+        counted,
+        stalled=[c for c in receivers if not c.counted],
+        sampled=pick_sample(counted, len(a.ports), a.sample),
+    )
+    for c in peers.stalled:
         assert c.transport is not None
         c.transport.pause_reading()
 
-    if a.messages > 0 and n_tx > 0:
-        for c in receivers + senders:
-            c.count = 0
-        for c in sampled:
-            c.keep = []
-        run.extra = 0
-        run.disconnects = 0
-        run.sent = [0] * n_tx
-        # until every sender has stopped, the cap; then what they wrote
-        run.target = a.messages * n_tx * len(counted)
-        run.window = a.window * len(counted)
-        run.done = asyncio.get_running_loop().create_future()
-        cpu0 = cpu_now(pids, a.bus_pid)
-        t_start = mono()
-        stop_at = min(deadline, t_start + a.duration) if a.duration > 0 else deadline
-        if a.rate > 0:
-            tasks = [
-                asyncio.create_task(
-                    send_rate(adapter, senders[0], a.messages, a.size, a.rate, run, stop_at)
-                )
-            ]
-        else:
-            batch = max(1, min(a.batch, a.messages))
-            tasks = [
-                asyncio.create_task(
-                    send_throughput(run, adapter, tx, i, a.messages, a.size, batch, stop_at, a.turn)
-                )
-                for i, tx in enumerate(senders)
-            ]
-        progress, progress_at = -1, mono()
-        outcome = "complete"
-        final = False
-        for _ in range(int(a.max_seconds / 0.2) + 2):
-            try:
-                await asyncio.wait_for(asyncio.shield(run.done), 0.2)
-                break
-            except TimeoutError:
-                pass
-            if not final and all(t.done() for t in tasks):
-                final = True
-                if a.duration > 0:  # now we know what every receiver should get
-                    run.target = sum(run.sent) * len(counted)
-                    if run.delivered >= run.target:
-                        break
-            if run.delivered != progress:
-                progress, progress_at = run.delivered, mono()
-            elif mono() - progress_at > a.idle_timeout:  # stalled (or finished short)
-                outcome = f"stopped: no delivery for {a.idle_timeout:g} s"
-                break
-            if mono() > deadline:
-                outcome = f"deadline: {a.max_seconds:g} s"
-                break
-        else:
-            outcome = "deadline"
-        sent_done = all(t.done() for t in tasks)
-        stopped_by = sorted(
-            {
-                (repr(t.exception()) if t.exception() else t.result())
-                if t.done() and not t.cancelled()
-                else "still sending"
-                for t in tasks
-            }
-        )
-        for t in tasks:
-            t.cancel()
-        cpu = cpu_used(cpu0, cpu_now(pids, a.bus_pid))
-        cpu["wall"] = round(mono() - t_start, 3)
-        result["cpu_s"] = cpu
-        # what each receiver should get: every message written (a fixed duration), or
-        # every message it was asked to write (a fixed count: a sender cut short loses)
-        wanted = list(run.sent) if a.duration > 0 else [a.messages] * n_tx
-        each = sum(wanted)
-        run.target = each * len(counted)
-        elapsed = max(1e-9, (run.last_rx or mono()) - t_start)
-        result["outcome"] = outcome
-        result["senders_finished"] = sent_done
-        result["stopped_by"] = stopped_by
-        result["sent"] = sum(run.sent)
-        # from the first write to the last one
-        result["sending_s"] = round(max(0.0, run.last_write - t_start), 3)
-        result["elapsed_s"] = round(elapsed, 4)
-        result["expected"] = run.target
-        result["delivered"] = run.delivered
-        result["deliveries_per_s"] = round(run.delivered / elapsed, 1)
-
-        # In a chat room a sender gets the others' messages; elsewhere, none. Wait (a
-        # little, outside the timed window) for those to arrive, then check everyone.
-        want_tx = [each - wanted[i] if adapter.chat else 0 for i in range(n_tx)]
-        seen_tx, seen_at = -1, mono()
-        for _ in range(300):  # 30 s at most, 2 s without progress
-            got_tx = sum(c.count for c in senders)
-            if got_tx >= sum(want_tx) or mono() > deadline + 30:
-                break
-            if got_tx != seen_tx:
-                seen_tx, seen_at = got_tx, mono()
-            elif mono() - seen_at > 2.0:
-                break
-            await asyncio.sleep(0.1)
-        result["extra_to_senders"] = sum(c.count for c in senders)
-        wrong = [(f"receiver {i}", c.count, each) for i, c in enumerate(counted) if c.count != each]
-        wrong += [
-            (f"sender {i}", c.count, want_tx[i])
-            for i, c in enumerate(senders)
-            if c.count != want_tx[i]
-        ]
-        counts = [c.count for c in counted] or [0]
-        result["per_receiver"] = {
-            "expected_each": each,
-            "receivers": len(counted),
-            "min": min(counts),
-            "max": max(counts),
-            "wrong": len(wrong),
-            "short": sum(1 for _, got, want in wrong if got < want),
-            "over": sum(1 for _, got, want in wrong if got > want),
-            "examples": [f"{who} got {got:,} of {want:,}" for who, got, want in wrong[:3]],
-        }
-        result["disconnects_during"] = run.disconnects
-        result["receivers_lost"] = sum(1 for c in counted if c.lost)
-        result["senders_lost"] = sum(1 for c in senders if c.lost)
-        if len(ports) > 1:  # per replica: receivers, deliveries counted, expected
-            result["by_port"] = [
-                {
-                    "receivers": sum(1 for c in counted if c.where == w),
-                    "delivered": sum(c.count for c in counted if c.where == w),
-                    "expected": each * sum(1 for c in counted if c.where == w),
-                }
-                for w in range(len(ports))
-            ]
-
-        if stalled:  # what became of the receivers that never read
-            states = [tcp_state(c) for c in stalled]
-            got_before = sum(c.count for c in stalled)
-            for c in stalled:
-                if c.transport is not None and not c.lost:
-                    c.transport.resume_reading()
-            await settle(run, 0.2, 0.3, 5.0)
-            result["stalled"] = {
-                "state_at_end": states,
-                "messages_read_after_resume": sum(c.count for c in stalled) - got_before,
-                "of": each,
-                # a close queued behind unread data shows only once the data is read
-                "closed_after_draining": sum(1 for c in stalled if c.lost),
-            }
-
-        result["rss_end_kib"] = rss_kib(pids)
-        # verification, outside the timed window
-        per_port = [Verdict() for _ in ports]
-        for c in sampled:
-            verify(per_port[c.where], c.keep or [], adapter, wanted, a.size)
-            c.keep = None
-        for pv in per_port:
-            pv.latencies_ns.sort()
-        v = merge(per_port)
-        v.latencies_ns.sort()
-        if len(ports) > 1:  # latency directly (first port) and through the bus (others)
-            for w, pv in enumerate(per_port):
-                by = result["by_port"][w]  # type: ignore[index]
-                by["verified_receivers"] = pv.receivers
-                by["verified_ok"] = pv.ok
-                by["latency_ms"] = {
-                    "p50": percentile(pv.latencies_ns, 0.50),
-                    "p99": percentile(pv.latencies_ns, 0.99),
-                }
-        result["verified"] = {
-            "receivers": v.receivers,
-            "expected": v.expected,
-            "ok": v.ok,
-            "lost": v.lost,
-            "duplicated": v.duplicated,
-            "corrupted": v.corrupted,
-            "reordered": v.reordered,
-            "notices": v.notices,
-            "error_lines": v.errors,
-        }
-        lat = v.latencies_ns
-        result["latency_ms"] = {
-            "n": len(lat),
-            "p50": percentile(lat, 0.50),
-            "p90": percentile(lat, 0.90),
-            "p99": percentile(lat, 0.99),
-            "max": percentile(lat, 1.0),
-        }
-        clean = (
-            # every receiver (and, in a chat room, every sender) got exactly what it
-            # should; the sampled receivers are also checked message by message
-            run.delivered == run.target
-            and not wrong
-            and result["senders_lost"] == 0
-            and all(x in ("duration", "cap") for x in stopped_by)
-            and v.lost == 0
-            and v.duplicated == 0
-            and v.corrupted == 0
-            and v.reordered == 0
-        )
-        result["clean"] = clean
+    if a.messages > 0 and a.senders > 0:
+        await traffic(a, run, adapter, result, deadline, peers)
     else:
-        cpu = cpu_used(cpu_connect, cpu_now(pids, a.bus_pid))
+        cpu = cpu_used(cpu_connect, cpu_now(a.pids, a.bus_pid))
         cpu["wall"] = round(mono() - t0, 3)
         result["cpu_s"] = cpu  # connecting and settling: there is no traffic
         result["clean"] = run.disconnects == 0
         result["disconnects_during"] = run.disconnects
 
-    stop_sampler.set()
-    for task in samplers:
-        await task
-    result["rss_peak_kib"] = max(peak[0], rss_kib(pids) or 0)
-    result["hwm_kib"] = rss_kib(pids, "VmHWM")
-    if a.bus_pid > 0:
-        result["bus_rss_peak_kib"] = max(bus_peak[0], rss_kib([a.bus_pid]) or 0)
+    await sampling.finish(result)
     for c in receivers + senders:
         if c.transport is not None:
             c.transport.abort()

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import json
 import os
 import platform
@@ -58,6 +59,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +76,8 @@ BASELINE = "redis"
 #: throughput workloads, in the same rotation, as the load generator's ceiling.
 CEILING = "trivial"
 REPLICAS_HEADING = "## Replicas: 2 vs 1"
+#: the set-ups --replicas-compare compares: one peerchat server, and 2 replicas
+ONE_SERVER, TWO_REPLICAS = "peerchat", "peerchat-2r"
 # peerchat's per-peer flood control (5 lines/s after a 20-line burst) would measure the
 # limit, not the relay, and W6 opens 10,000 connections from one address: the abuse
 # limits are off, as Redis and NATS have none. Environment, not flags, so a server
@@ -648,12 +652,9 @@ def spread(values: list[float | None]) -> tuple[float, float, float, int] | None
     return statistics.median(known), min(known), max(known), len(known)
 
 
-def problems(r: dict[str, Any]) -> str:
-    """Why a run is not a clean one, or ''."""
-    if r.get("clean"):
-        return ""
+def count_problems(r: dict[str, Any]) -> list[str]:
+    """What is wrong with a run's counts: in all, and receiver by receiver."""
     parts = []
-    v = r.get("verified") or {}
     each = r.get("per_receiver") or {}
     if r.get("expected") is not None and r.get("delivered", 0) < r["expected"]:
         parts.append(f"lost {r['expected'] - r['delivered']:,}")
@@ -663,9 +664,16 @@ def problems(r: dict[str, Any]) -> str:
         how = [f"{each[k]:,} {k}" for k in ("short", "over") if each.get(k)]
         first = (each.get("examples") or ["?"])[0]
         parts.append(f"{each['wrong']:,} peers with a wrong count ({', '.join(how)}; e.g. {first})")
-    for key in ("duplicated", "corrupted", "reordered"):
-        if v.get(key):
-            parts.append(f"{v[key]:,} {key}")
+    return parts
+
+
+def problems(r: dict[str, Any]) -> str:
+    """Why a run is not a clean one, or ''."""
+    if r.get("clean"):
+        return ""
+    parts = count_problems(r)
+    v = r.get("verified") or {}
+    parts += [f"{v[key]:,} {key}" for key in ("duplicated", "corrupted", "reordered") if v.get(key)]
     if v.get("lost") and not parts:
         parts.append(f"lost {v['lost']:,} (verified)")
     if r.get("senders_lost"):
@@ -936,14 +944,11 @@ def machine_state(runs: list[dict[str, Any]], nproc: int, a: argparse.Namespace)
     return "; ".join(out) + ". Each run's figures are in the last table."
 
 
-def ceiling_text(
-    summary: dict[str, dict[str, dict[str, Any]]],
-    systems: list[str],
-    with_ceiling: list[str],
-    timed: list[str],
-) -> str:
-    """The measured ceiling, and which figures the load generator limited, said plainly."""
-    parts, limited, odd = [], [], []
+def ceiling_figures(
+    summary: dict[str, dict[str, dict[str, Any]]], with_ceiling: list[str]
+) -> list[str]:
+    """The copy relay's deliveries/s in each workload it ran in."""
+    parts = []
     for wl in with_ceiling:
         c = summary[wl].get(CEILING)
         if c is None:
@@ -952,6 +957,15 @@ def ceiling_text(
             parts.append(f"{wl}: ✗ not measured ({c['dirty'][0]})")
             continue
         parts.append(f"{wl} **{fmt_stat(c['stats']['rate'], fmt_rate)}**")
+    return parts
+
+
+def limited_figures(
+    summary: dict[str, dict[str, dict[str, Any]]], systems: list[str], timed: list[str]
+) -> tuple[list[str], list[str]]:
+    """The figures the load generator limited (near its ceiling, or it was busy), and
+    those that went over the ceiling in some repetition."""
+    limited, odd = [], []
     for wl in timed:
         for system in systems:
             s = summary[wl].get(system)
@@ -968,6 +982,18 @@ def ceiling_text(
                 why.append(f"load generator {100 * busy[0]:.0f} % busy")
             if why:
                 limited.append(f"{system} in {wl} ({'; '.join(why)})")
+    return limited, odd
+
+
+def ceiling_text(
+    summary: dict[str, dict[str, dict[str, Any]]],
+    systems: list[str],
+    with_ceiling: list[str],
+    timed: list[str],
+) -> str:
+    """The measured ceiling, and which figures the load generator limited, said plainly."""
+    parts = ceiling_figures(summary, with_ceiling)
+    limited, odd = limited_figures(summary, systems, timed)
     text = ""
     if parts:
         text = (
@@ -1004,31 +1030,27 @@ def ceiling_text(
     return text
 
 
-def markdown(
+def fmt_ms(v: float) -> str:
+    return f"{v:.1f} ms"
+
+
+def fmt_share(v: float) -> str:
+    """A share (0.5) as a percentage (50 %)."""
+    return f"{100 * v:.0f} %"
+
+
+def intro_lines(
     summary: dict[str, dict[str, dict[str, Any]]],
-    titles: dict[str, str],
     opts: dict[str, dict[str, Any]],
-    systems: list[str],
     info: dict[str, str],
     a: argparse.Namespace,
     runs: list[dict[str, Any]],
     load: tuple[float, float],
-    chart: str | None,
-) -> str:
-    def ms(v: float) -> str:
-        return f"{v:.1f} ms"
-
-    def pct(v: float) -> str:
-        return f"{100 * v:.0f} %"
-
-    nproc = int(info["nproc"]) if info["nproc"].isdigit() else 1
+    timed: list[str],
+    nproc: int,
+) -> list[str]:
+    """The title, and the list of how the figures were taken."""
     reps = max((r.get("rep", 1) for r in runs), default=1)
-    w6_quiet = float(opts["W6"].get("quiet", 0.3)) if "W6" in opts else 2.0
-    w3_rx = int(opts["W3"]["receivers"]) if "W3" in opts else 1000
-    w3_rate = float(opts["W3"].get("rate", 50)) if "W3" in opts else 50.0
-    timed = [wl for wl in summary if opts[wl].get("duration")]
-    with_ceiling = [wl for wl in summary if any(s == CEILING for s in summary[wl])]
-    cols = systems + ([CEILING] if with_ceiling else [])
     batches = sorted({opts[wl].get("batch", 50) for wl in timed if opts[wl].get("batch", 50) > 1})
     durations = sorted({opts[wl]["duration"] for wl in timed})
     lines = [
@@ -1099,84 +1121,122 @@ def markdown(
         "Redis and NATS have none) and no connection limits (W6).",
         "- **Machine state:** " + machine_state(runs, nproc, a),
     ]
-    lines += ceiling_text(summary, systems, with_ceiling, timed).split("\n")
-    lines += [
-        "",
-        "✗: a run lost, duplicated, corrupted or reordered messages, or a receiver got a "
-        "wrong count, so no speed is given.",
-        "",
-    ]
-    head = "| workload | metric | " + " | ".join(
-        "ceiling: copy relay" if c == CEILING else c for c in cols
-    )
-    lines += [head + " |", "|" + " --- |" * (len(cols) + 2)]
+    return lines
 
-    def add(wl: str, metric: str, cells: list[str]) -> None:
-        lines.append(f"| {wl}: {titles[wl]} | {metric} | " + " | ".join(cells) + " |")
+
+@dataclass
+class SummaryTable:
+    """The summary table: a row per workload and metric, a column per system (and the
+    copy relay's, the ceiling, if it ran)."""
+
+    summary: dict[str, dict[str, dict[str, Any]]]
+    titles: dict[str, str]
+    systems: list[str]
+    with_ceiling: list[str]  # the workloads the copy relay ran in
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def cols(self) -> list[str]:
+        return self.systems + ([CEILING] if self.with_ceiling else [])
+
+    def head(self) -> None:
+        head = "| workload | metric | " + " | ".join(
+            "ceiling: copy relay" if c == CEILING else c for c in self.cols
+        )
+        self.lines += [head + " |", "|" + " --- |" * (len(self.cols) + 2)]
+
+    def add(self, wl: str, metric: str, cells: list[str]) -> None:
+        self.lines.append(f"| {wl}: {self.titles[wl]} | {metric} | " + " | ".join(cells) + " |")
 
     def row(
-        wl: str, metric: str, key: str, fmt: Callable[[float], str], ratio: bool = True
+        self, wl: str, metric: str, key: str, fmt: Callable[[float], str], ratio: bool = True
     ) -> None:
-        cells = [cell(summary[wl].get(sy), key, fmt, ratio) for sy in systems]
-        if with_ceiling:
-            c = summary[wl].get(CEILING)
+        """A figure of every system; the ceiling's too, if it is its rate or load."""
+        cells = [cell(self.summary[wl].get(sy), key, fmt, ratio) for sy in self.systems]
+        if self.with_ceiling:
+            c = self.summary[wl].get(CEILING)
             shown = c and key in ("rate", "lg_core")
             cells.append(cell(c, key, fmt, ratio=False) if shown else "-")
-        add(wl, metric, cells)
+        self.add(wl, metric, cells)
 
-    def row_text(wl: str, metric: str, fn: Callable[[dict[str, Any] | None], str]) -> None:
-        add(
+    def row_text(self, wl: str, metric: str, fn: Callable[[dict[str, Any] | None], str]) -> None:
+        """A row of text made from each system's summary; none for the ceiling."""
+        self.add(
             wl,
             metric,
-            [fn(summary[wl].get(sy)) for sy in systems] + ["-"] * (len(cols) - len(systems)),
+            [fn(self.summary[wl].get(sy)) for sy in self.systems]
+            + ["-"] * (len(self.cols) - len(self.systems)),
         )
 
-    for wl in summary:
-        if wl in timed:
-            row(wl, "deliveries/s", "rate", fmt_rate)
-            row(wl, "latency p99 (saturated)", "p99", ms)
-        if wl in timed:
-            row(wl, "load generator busy (its one thread)", "lg_core", pct, ratio=False)
-        if wl in with_ceiling:
-            row_text(
+    def workload(self, wl: str, timed: bool) -> None:
+        """The rows of one workload: the speed of a timed one, then its own."""
+        if timed:
+            self.row(wl, "deliveries/s", "rate", fmt_rate)
+            self.row(wl, "latency p99 (saturated)", "p99", fmt_ms)
+            self.row(wl, "load generator busy (its one thread)", "lg_core", fmt_share, ratio=False)
+        if wl in self.with_ceiling:
+            self.row_text(
                 wl,
                 "share of the load generator's ceiling",
                 lambda s: "-" if not s or s["dirty"] else fmt_pct(s["share"]),
             )
-        if wl == "W4":
-            row_text(
-                wl,
-                "lines corrupted (verified sample)",
-                lambda s: "-" if not s else f"{s['corrupted']:,} of {s['verified']:,}",
-            )
-            row_text(
-                wl,
-                "also delivered to the senders (chat room)",
-                lambda s: "-" if not s or not s["extra"] else f"{s['extra']:,.0f}",
-            )
-        if wl == "W3":
-            row(wl, "latency p50 (whole fan-out)", "p50", ms)
-            row(wl, "latency p99 (whole fan-out)", "p99", ms)
-        if wl == "W5":
-            row(wl, "healthy 9: deliveries/s", "rate", fmt_rate)
-            row_text(
-                wl,
-                "healthy 9: share received",
-                lambda s: "-" if not s or s["got_pct"] is None else f"{s['got_pct']:.2f} %",
-            )
-            row(wl, "healthy 9: latency p99", "p99", ms)
-            row_text(wl, "the stalled one", stalled_fate)
-            row(wl, "server peak RSS", "peak_mib", lambda v: f"{v:.0f} MiB")
-        if wl == "W6":
-            row(wl, "time to connect all", "connect_s", lambda v: f"{v:.2f} s")
-            row(wl, "server memory per connection", "kib_per_conn", lambda v: f"{v:.1f} KiB")
-            row_text(wl, "last join notice, after the last connection (measured)", notices_cell)
-            row(wl, "server peak RSS", "peak_mib", lambda v: f"{v:.0f} MiB")
-    if chart:
-        lines += ["", f"![deliveries per second per workload]({chart})"]
-    said = reading(summary, systems, opts)
-    lines += ["", said, ""] if said else [""]
-    lines += [
+        own = WORKLOAD_ROWS.get(wl)
+        if own:
+            own(self, wl)
+
+
+def w3_rows(t: SummaryTable, wl: str) -> None:
+    t.row(wl, "latency p50 (whole fan-out)", "p50", fmt_ms)
+    t.row(wl, "latency p99 (whole fan-out)", "p99", fmt_ms)
+
+
+def w4_rows(t: SummaryTable, wl: str) -> None:
+    t.row_text(
+        wl,
+        "lines corrupted (verified sample)",
+        lambda s: "-" if not s else f"{s['corrupted']:,} of {s['verified']:,}",
+    )
+    t.row_text(
+        wl,
+        "also delivered to the senders (chat room)",
+        lambda s: "-" if not s or not s["extra"] else f"{s['extra']:,.0f}",
+    )
+
+
+def w5_rows(t: SummaryTable, wl: str) -> None:
+    t.row(wl, "healthy 9: deliveries/s", "rate", fmt_rate)
+    t.row_text(
+        wl,
+        "healthy 9: share received",
+        lambda s: "-" if not s or s["got_pct"] is None else f"{s['got_pct']:.2f} %",
+    )
+    t.row(wl, "healthy 9: latency p99", "p99", fmt_ms)
+    t.row_text(wl, "the stalled one", stalled_fate)
+    t.row(wl, "server peak RSS", "peak_mib", lambda v: f"{v:.0f} MiB")
+
+
+def w6_rows(t: SummaryTable, wl: str) -> None:
+    t.row(wl, "time to connect all", "connect_s", lambda v: f"{v:.2f} s")
+    t.row(wl, "server memory per connection", "kib_per_conn", lambda v: f"{v:.1f} KiB")
+    t.row_text(wl, "last join notice, after the last connection (measured)", notices_cell)
+    t.row(wl, "server peak RSS", "peak_mib", lambda v: f"{v:.0f} MiB")
+
+
+#: the rows a workload has of its own, after the speed rows of every timed one
+WORKLOAD_ROWS: dict[str, Callable[[SummaryTable, str], None]] = {
+    "W3": w3_rows,
+    "W4": w4_rows,
+    "W5": w5_rows,
+    "W6": w6_rows,
+}
+
+
+def how_to_read(opts: dict[str, dict[str, Any]]) -> list[str]:
+    """The notes on reading the tables, and the head of the table of every run."""
+    w6_quiet = float(opts["W6"].get("quiet", 0.3)) if "W6" in opts else 2.0
+    w3_rx = int(opts["W3"]["receivers"]) if "W3" in opts else 1000
+    w3_rate = float(opts["W3"].get("rate", 50)) if "W3" in opts else 50.0
+    return [
         "## How to read it",
         "",
         "- *deliveries/s*: messages received by all counted receivers, divided by the time "
@@ -1227,25 +1287,64 @@ def markdown(
         "| verdict |",
         "|" + " --- |" * 11,
     ]
-    for r in runs:
-        lat = r.get("latency_ms") or {}
-        p50, p99 = lat.get("p50"), lat.get("p99")
-        latency = f"{p50:.1f} / {p99:.1f}" if p50 is not None and p99 is not None else "-"
-        rate = r.get("deliveries_per_s")
-        sent = (
-            f"{r['sent']:,} ({r.get('sending_s', '-')} s"
-            + (", cap" if "cap" in (r.get("stopped_by") or []) and r.get("duration") else "")
-            + ")"
-            if r.get("sent")
-            else "-"
-        )
-        lines.append(
-            f"| {r.get('rep', 1)} | {r['workload']} | {r['system']} "
-            f"| {fmt_rate(rate) if rate else '-'} | {sent} "
-            f"| {latency} | {r.get('connect_s', '-')} "
-            f"| {(r.get('rss_peak_kib') or 0) / 1024:.0f} | {quiet_text(r.get('quiet_before'))} "
-            f"| {cpu_text(r, nproc)} | {problems(r) or 'clean'} |"
-        )
+
+
+def every_run_row(r: dict[str, Any], nproc: int) -> str:
+    """One run's row in the table of every run."""
+    lat = r.get("latency_ms") or {}
+    p50, p99 = lat.get("p50"), lat.get("p99")
+    latency = f"{p50:.1f} / {p99:.1f}" if p50 is not None and p99 is not None else "-"
+    rate = r.get("deliveries_per_s")
+    sent = (
+        f"{r['sent']:,} ({r.get('sending_s', '-')} s"
+        + (", cap" if "cap" in (r.get("stopped_by") or []) and r.get("duration") else "")
+        + ")"
+        if r.get("sent")
+        else "-"
+    )
+    return (
+        f"| {r.get('rep', 1)} | {r['workload']} | {r['system']} "
+        f"| {fmt_rate(rate) if rate else '-'} | {sent} "
+        f"| {latency} | {r.get('connect_s', '-')} "
+        f"| {(r.get('rss_peak_kib') or 0) / 1024:.0f} | {quiet_text(r.get('quiet_before'))} "
+        f"| {cpu_text(r, nproc)} | {problems(r) or 'clean'} |"
+    )
+
+
+def markdown(
+    summary: dict[str, dict[str, dict[str, Any]]],
+    titles: dict[str, str],
+    opts: dict[str, dict[str, Any]],
+    systems: list[str],
+    info: dict[str, str],
+    a: argparse.Namespace,
+    runs: list[dict[str, Any]],
+    load: tuple[float, float],
+    chart: str | None,
+) -> str:
+    """``docs/benchmarks.md`` (without its replicas section) from a run's summary."""
+    nproc = int(info["nproc"]) if info["nproc"].isdigit() else 1
+    timed = [wl for wl in summary if opts[wl].get("duration")]
+    with_ceiling = [wl for wl in summary if any(s == CEILING for s in summary[wl])]
+    lines = intro_lines(summary, opts, info, a, runs, load, timed, nproc)
+    lines += ceiling_text(summary, systems, with_ceiling, timed).split("\n")
+    lines += [
+        "",
+        "✗: a run lost, duplicated, corrupted or reordered messages, or a receiver got a "
+        "wrong count, so no speed is given.",
+        "",
+    ]
+    table = SummaryTable(summary, titles, systems, with_ceiling)
+    table.head()
+    for wl in summary:
+        table.workload(wl, wl in timed)
+    lines += table.lines
+    if chart:
+        lines += ["", f"![deliveries per second per workload]({chart})"]
+    said = reading(summary, systems, opts)
+    lines += ["", said, ""] if said else [""]
+    lines += how_to_read(opts)
+    lines += [every_run_row(r, nproc) for r in runs]
     return "\n".join(lines) + "\n"
 
 
@@ -1369,88 +1468,101 @@ def keep_replicas_section(out: Path, text: str) -> str:
     return place_section(text, section) if section else text
 
 
-def replicas_section(
+def clean_runs(runs: list[dict[str, Any]], system: str, wl: str) -> list[dict[str, Any]]:
+    return [r for r in runs if r["system"] == system and r["workload"] == wl and not problems(r)]
+
+
+def cpu_shares(runs: list[dict[str, Any]], system: str, wl: str) -> dict[str, Any]:
+    """Medians over clean runs: CPU seconds during the traffic, in all, and the
+    share of a core each process used (CPU s / wall s)."""
+    rs = [r for r in clean_runs(runs, system, wl) if (r.get("cpu_s") or {}).get("wall")]
+    c = [r["cpu_s"] for r in rs]
+    if not c:
+        return {}
+    names = [f"replica {i + 1}" for i in range(len(c[0]["servers"]))]
+    if len(names) == 1:
+        names = ["server"]
+    rows = [
+        dict(zip(names, v["servers"], strict=True))
+        | ({"Redis": v.get("bus")} if system in REPLICATED else {})
+        | {"load gen.": v.get("loadgen")}
+        for v in c
+    ]
+    total = [sum(x or 0 for x in row.values()) for row in rows]
+    return {
+        "total": med(total),
+        "wall": med([v["wall"] for v in c]),
+        "busy": med([t / v["wall"] for t, v in zip(total, c, strict=True)]),
+        # the servers' CPU per message written, in µs
+        "per_message_us": med(
+            [
+                sum(x or 0 for x in v["servers"]) / r["sent"] * 1e6
+                for v, r in zip(c, rs, strict=True)
+                if r.get("sent")
+            ]
+        ),
+        # every process on the machine, other sessions' included; and what the
+        # hypervisor took
+        "machine": med([v["machine"] / v["wall"] for v in c if v.get("machine")]),
+        "steal": med([v["steal"] / v["wall"] for v in c if v.get("steal") is not None]),
+        "cores": {
+            name: med([(row[name] or 0) / v["wall"] for row, v in zip(rows, c, strict=True)])
+            for name in rows[0]
+        },
+    }
+
+
+def cores_text(c: dict[str, Any]) -> str:
+    """The share of a core each process used, and in all."""
+    text = " + ".join(f"{name} {x:.2f}" for name, x in c["cores"].items())
+    text += f" = {c['busy']:.2f}"
+    if c.get("machine") is not None:
+        text += f" (whole machine: {c['machine']:.2f})"
+    return text
+
+
+def path_p99(runs: list[dict[str, Any]], wl: str, port: int) -> float | None:
+    """The median p99 of 2 replicas' receivers on one port: 0, the sender's replica; 1,
+    the other one, through Redis."""
+    return med(
+        [
+            ((r.get("by_port") or [{}, {}])[port].get("latency_ms") or {}).get("p99")
+            for r in clean_runs(runs, TWO_REPLICAS, wl)
+        ]
+    )
+
+
+def fmt_mib(v: float) -> str:
+    return f"{v:.0f} MiB"
+
+
+def replica_cell(s: dict[str, Any] | None, key: str, fmt: Callable[[float], str]) -> str:
+    """A set-up's figure, or why its runs give none."""
+    if s is None:
+        return "-"
+    if s["dirty"]:
+        return f"✗ {len(s['dirty'])}/{s['runs']} runs: {s['dirty'][0]}"
+    return fmt_stat(s["stats"].get(key), fmt)
+
+
+def replica_ratio(s1: dict[str, Any] | None, s2: dict[str, Any] | None, key: str) -> str:
+    """2 replicas over 1 server, if both were clean."""
+    if not s1 or not s2 or s1["dirty"] or s2["dirty"]:
+        return ""
+    return fmt_x(s2["ratio"].get(key))
+
+
+def replicas_intro(
     runs: list[dict[str, Any]],
-    workloads: list[str],
-    titles: dict[str, str],
     info: dict[str, str],
     a: argparse.Namespace,
     load: tuple[float, float],
-    shapes: dict[str, int],
-) -> str:
-    """The section ``## Replicas: 2 vs 1``; ``shapes``: workload -> receivers."""
-    one, two = "peerchat", "peerchat-2r"
-    summary = summarize(runs, [one, two], workloads, base=one)
-    nproc = int(info["nproc"]) if info["nproc"].isdigit() else 1
-
-    def ms(v: float) -> str:
-        return f"{v:.1f} ms"
-
-    def mib(v: float) -> str:
-        return f"{v:.0f} MiB"
-
-    def clean_runs(system: str, wl: str) -> list[dict[str, Any]]:
-        return [
-            r for r in runs if r["system"] == system and r["workload"] == wl and not problems(r)
-        ]
-
-    def cpu(system: str, wl: str) -> dict[str, Any]:
-        """Medians over clean runs: CPU seconds during the traffic, in all, and the
-        share of a core each process used (CPU s / wall s)."""
-        rs = [r for r in clean_runs(system, wl) if (r.get("cpu_s") or {}).get("wall")]
-        c = [r["cpu_s"] for r in rs]
-        if not c:
-            return {}
-        names = [f"replica {i + 1}" for i in range(len(c[0]["servers"]))]
-        if len(names) == 1:
-            names = ["server"]
-        rows = [
-            dict(zip(names, v["servers"], strict=True))
-            | ({"Redis": v.get("bus")} if system in REPLICATED else {})
-            | {"load gen.": v.get("loadgen")}
-            for v in c
-        ]
-        total = [sum(x or 0 for x in row.values()) for row in rows]
-        return {
-            "total": med(total),
-            "wall": med([v["wall"] for v in c]),
-            "busy": med([t / v["wall"] for t, v in zip(total, c, strict=True)]),
-            # the servers' CPU per message written, in µs
-            "per_message_us": med(
-                [
-                    sum(x or 0 for x in v["servers"]) / r["sent"] * 1e6
-                    for v, r in zip(c, rs, strict=True)
-                    if r.get("sent")
-                ]
-            ),
-            # every process on the machine, other sessions' included; and what the
-            # hypervisor took
-            "machine": med([v["machine"] / v["wall"] for v in c if v.get("machine")]),
-            "steal": med([v["steal"] / v["wall"] for v in c if v.get("steal") is not None]),
-            "cores": {
-                name: med([(row[name] or 0) / v["wall"] for row, v in zip(rows, c, strict=True)])
-                for name in rows[0]
-            },
-        }
-
-    def cores(c: dict[str, Any]) -> str:
-        text = " + ".join(f"{name} {x:.2f}" for name, x in c["cores"].items())
-        text += f" = {c['busy']:.2f}"
-        if c.get("machine") is not None:
-            text += f" (whole machine: {c['machine']:.2f})"
-        return text
-
-    def path_p99(wl: str, port: int) -> float | None:
-        return med(
-            [
-                ((r.get("by_port") or [{}, {}])[port].get("latency_ms") or {}).get("p99")
-                for r in clean_runs(two, wl)
-            ]
-        )
-
+    nproc: int,
+) -> list[str]:
+    """The section's heading, how it was measured, and its table's head."""
     reps = max((r.get("rep", 1) for r in runs), default=1)
     durations = sorted({r["duration"] for r in runs if r.get("duration")})
-    lines = [
+    return [
         REPLICAS_HEADING,
         "",
         "Written by `.venv/bin/python -m bench.run --replicas-compare"
@@ -1484,56 +1596,54 @@ def replicas_section(
         "| workload | metric | 1 server | 2 replicas | 2 replicas / 1 server |",
         "| --- | --- | --- | --- | --- |",
     ]
-    for wl in workloads:
-        s1, s2 = summary[wl].get(one), summary[wl].get(two)
-        name = f"{wl}: {titles[wl]}"
 
-        def val(s: dict[str, Any] | None, key: str, fmt: Callable[[float], str]) -> str:
-            if s is None:
-                return "-"
-            if s["dirty"]:
-                return f"✗ {len(s['dirty'])}/{s['runs']} runs: {s['dirty'][0]}"
-            return fmt_stat(s["stats"].get(key), fmt)
 
-        def x(key: str, s1: dict[str, Any] | None = s1, s2: dict[str, Any] | None = s2) -> str:
-            if not s1 or not s2 or s1["dirty"] or s2["dirty"]:
-                return ""
-            return fmt_x(s2["ratio"].get(key))
-
-        lines.append(
-            f"| {name} | deliveries/s | {val(s1, 'rate', fmt_rate)} | "
-            f"{val(s2, 'rate', fmt_rate)} | {x('rate')} |"
+def replica_rows(
+    runs: list[dict[str, Any]],
+    wl: str,
+    name: str,
+    s1: dict[str, Any] | None,
+    s2: dict[str, Any] | None,
+) -> list[str]:
+    """The rows of one workload: 1 server (``s1``) against 2 replicas (``s2``)."""
+    rows = [
+        f"| {name} | deliveries/s | {replica_cell(s1, 'rate', fmt_rate)} | "
+        f"{replica_cell(s2, 'rate', fmt_rate)} | {replica_ratio(s1, s2, 'rate')} |",
+        f"| {name} | latency p99 (saturated) | {replica_cell(s1, 'p99', fmt_ms)} | "
+        f"{replica_cell(s2, 'p99', fmt_ms)} | {replica_ratio(s1, s2, 'p99')} |",
+    ]
+    direct, via = path_p99(runs, wl, 0), path_p99(runs, wl, 1)
+    if direct is not None and via is not None:
+        rows.append(
+            f"| {name} | p99, 2 replicas: sender's replica / through Redis | - | "
+            f"{fmt_ms(direct)} / {fmt_ms(via)} | |"
         )
-        lines.append(
-            f"| {name} | latency p99 (saturated) | {val(s1, 'p99', ms)} | "
-            f"{val(s2, 'p99', ms)} | {x('p99')} |"
+    bus_mib = med(
+        [(r.get("bus_rss_peak_kib") or 0) / 1024 for r in clean_runs(runs, TWO_REPLICAS, wl)]
+    )
+    if s1 and s2 and not s1["dirty"] and not s2["dirty"] and s1["peak_mib"] and s2["peak_mib"]:
+        rows.append(
+            f"| {name} | peak RSS (2 replicas: summed; Redis apart) | "
+            f"{fmt_mib(s1['peak_mib'])} | {fmt_mib(s2['peak_mib'])} "
+            f"+ Redis {fmt_mib(bus_mib or 0)} | "
+            f"{replica_ratio(s1, s2, 'peak_with_bus_mib')} with Redis |"
         )
-        direct, via = path_p99(wl, 0), path_p99(wl, 1)
-        if direct is not None and via is not None:
-            lines.append(
-                f"| {name} | p99, 2 replicas: sender's replica / through Redis | - | "
-                f"{ms(direct)} / {ms(via)} | |"
-            )
-        bus_mib = med([(r.get("bus_rss_peak_kib") or 0) / 1024 for r in clean_runs(two, wl)])
-        if s1 and s2 and not s1["dirty"] and not s2["dirty"] and s1["peak_mib"] and s2["peak_mib"]:
-            lines.append(
-                f"| {name} | peak RSS (2 replicas: summed; Redis apart) | "
-                f"{mib(s1['peak_mib'])} | {mib(s2['peak_mib'])} + Redis {mib(bus_mib or 0)} | "
-                f"{x('peak_with_bus_mib')} with Redis |"
-            )
-        c1, c2 = cpu(one, wl), cpu(two, wl)
-        if c1 and c2:
-            lines.append(
-                f"| {name} | cores used during the traffic (CPU s / s) | {cores(c1)} | "
-                f"{cores(c2)} | {x('cpu_total')} the CPU s |"
-            )
-    p99s = {wl: (path_p99(wl, 0), path_p99(wl, 1)) for wl in workloads}
-    lines += ["", replicas_reading(summary, workloads, info, cpu, shapes, p99s), ""]
-    lines += [
+    c1, c2 = cpu_shares(runs, ONE_SERVER, wl), cpu_shares(runs, TWO_REPLICAS, wl)
+    if c1 and c2:
+        rows.append(
+            f"| {name} | cores used during the traffic (CPU s / s) | {cores_text(c1)} | "
+            f"{cores_text(c2)} | {replica_ratio(s1, s2, 'cpu_total')} the CPU s |"
+        )
+    return rows
+
+
+def replicas_every_run(runs: list[dict[str, Any]], nproc: int) -> str:
+    """Every run, in one paragraph."""
+    return (
         "Every run (rep, set-up, deliveries/s, p99; the whole machine's CPU before it: busy %, "
         "load average, wait; during it: busy %, of which not the bench's, steal %; verdict): "
         + "; ".join(
-            f"{r['workload']} #{r.get('rep', 1)} {'2r' if r['system'] == two else '1'} "
+            f"{r['workload']} #{r.get('rep', 1)} {'2r' if r['system'] == TWO_REPLICAS else '1'} "
             f"{fmt_rate(r.get('deliveries_per_s')) if r.get('deliveries_per_s') else '-'} "
             f"{((r.get('latency_ms') or {}).get('p99') or 0):.0f} ms "
             f"(before {quiet_text(r.get('quiet_before'))}; during {cpu_text(r, nproc)}) "
@@ -1541,9 +1651,88 @@ def replicas_section(
             + (f", bus: {r['bus_troubles']}" if r.get("bus_troubles") else "")
             for r in runs
         )
-        + ".",
-    ]
+        + "."
+    )
+
+
+def replicas_section(
+    runs: list[dict[str, Any]],
+    workloads: list[str],
+    titles: dict[str, str],
+    info: dict[str, str],
+    a: argparse.Namespace,
+    load: tuple[float, float],
+    shapes: dict[str, int],
+) -> str:
+    """The section ``## Replicas: 2 vs 1``; ``shapes``: workload -> receivers."""
+    one, two = ONE_SERVER, TWO_REPLICAS
+    summary = summarize(runs, [one, two], workloads, base=one)
+    nproc = int(info["nproc"]) if info["nproc"].isdigit() else 1
+    lines = replicas_intro(runs, info, a, load, nproc)
+    for wl in workloads:
+        s1, s2 = summary[wl].get(one), summary[wl].get(two)
+        lines += replica_rows(runs, wl, f"{wl}: {titles[wl]}", s1, s2)
+    p99s = {wl: (path_p99(runs, wl, 0), path_p99(runs, wl, 1)) for wl in workloads}
+    cpu = functools.partial(cpu_shares, runs)
+    lines += ["", replicas_reading(summary, workloads, info, cpu, shapes, p99s), ""]
+    lines.append(replicas_every_run(runs, nproc))
     return "\n".join(lines) + "\n"
+
+
+def cores_reading(c: dict[str, tuple[dict[str, Any], dict[str, Any]]], nproc: int) -> str:
+    """Whether the cores were saturated with 2 replicas, said from ``c``: workload ->
+    (1 server's, 2 replicas' :func:`cpu_shares`)."""
+    busy = [pair[1].get("machine") for pair in c.values()]
+    ours = [pair[1]["busy"] for pair in c.values()]
+    steal = [pair[1].get("steal") or 0 for pair in c.values()]
+    if all(b is not None and b + st >= 0.85 * nproc for b, st in zip(busy, steal, strict=True)):
+        others = ", ".join(f"{max(0.0, b - o):.2f}" for b, o in zip(busy, ours, strict=True))
+        return (
+            f" The cores were the first limit: two replicas, Redis and the load "
+            f"generator share them, and they were saturated during the traffic (the "
+            f"whole machine {', '.join(f'{b:.2f}' for b in busy)} of {nproc} cores "
+            f"busy in {', '.join(c)}; of that, {others} not charged to the bench's "
+            "processes"
+            + (
+                f"; the hypervisor took {', '.join(f'{x:.2f}' for x in steal)} more"
+                if max(steal) >= 0.05
+                else ""
+            )
+            + ")."
+        )
+    return (
+        " The cores were not saturated (busy: "
+        + ", ".join(f"{b:.2f}" for b in busy if b is not None)
+        + f" of {nproc})."
+    )
+
+
+def per_message_reading(
+    c: dict[str, tuple[dict[str, Any], dict[str, Any]]], shapes: dict[str, int]
+) -> str:
+    """What going through Redis costs per message, said from ``c`` (as in
+    :func:`cores_reading`) and ``shapes``: workload -> receivers."""
+    extra = {}
+    for wl, (c1, c2) in c.items():
+        if c1.get("per_message_us") is not None and c2.get("per_message_us") is not None:
+            extra[wl] = c2["per_message_us"] - c1["per_message_us"]
+    if not extra:
+        return ""
+    text = (
+        " Another limit is the work per message: each message also goes through Redis "
+        "(the sender's replica encodes and publishes it, the other replica reads and "
+        "decodes it), which cost the replicas "
+        + " and ".join(f"{us:.0f} µs ({wl})" for wl, us in extra.items())
+        + " of CPU per message more than one server, however many receivers it has."
+    )
+    if {"W1", "W2"} <= set(extra) and shapes.get("W1") and shapes.get("W2"):
+        r1, r2 = shapes["W1"], shapes["W2"]
+        text += (
+            f" A message of W1 goes to {r1:,} receivers, one of W2 to {r2:,}: W1 "
+            f"pays that {r2 / r1:.0f} times as often per delivery, hence the gap "
+            "between them."
+        )
+    return text
 
 
 def replicas_reading(
@@ -1555,7 +1744,7 @@ def replicas_reading(
     p99s: dict[str, tuple[float | None, float | None]],
 ) -> str:
     """What the figures show, in a few sentences written from the figures."""
-    one, two = "peerchat", "peerchat-2r"
+    one, two = ONE_SERVER, TWO_REPLICAS
     rates = []
     for wl in workloads:
         s1, s2 = summary[wl].get(one), summary[wl].get(two)
@@ -1572,49 +1761,7 @@ def replicas_reading(
     c = {wl: (cpu(one, wl), cpu(two, wl)) for wl in workloads}
     c = {wl: pair for wl, pair in c.items() if pair[0] and pair[1]}
     if c:
-        busy = [pair[1].get("machine") for pair in c.values()]
-        ours = [pair[1]["busy"] for pair in c.values()]
-        steal = [pair[1].get("steal") or 0 for pair in c.values()]
-        if all(b is not None and b + st >= 0.85 * nproc for b, st in zip(busy, steal, strict=True)):
-            others = ", ".join(f"{max(0.0, b - o):.2f}" for b, o in zip(busy, ours, strict=True))
-            text += (
-                f" The cores were the first limit: two replicas, Redis and the load "
-                f"generator share them, and they were saturated during the traffic (the "
-                f"whole machine {', '.join(f'{b:.2f}' for b in busy)} of {nproc} cores "
-                f"busy in {', '.join(c)}; of that, {others} not charged to the bench's "
-                "processes"
-                + (
-                    f"; the hypervisor took {', '.join(f'{x:.2f}' for x in steal)} more"
-                    if max(steal) >= 0.05
-                    else ""
-                )
-                + ")."
-            )
-        else:
-            text += (
-                " The cores were not saturated (busy: "
-                + ", ".join(f"{b:.2f}" for b in busy if b is not None)
-                + f" of {nproc})."
-            )
-        extra = {}
-        for wl, (c1, c2) in c.items():
-            if c1.get("per_message_us") is not None and c2.get("per_message_us") is not None:
-                extra[wl] = c2["per_message_us"] - c1["per_message_us"]
-        if extra:
-            text += (
-                " Another limit is the work per message: each message also goes through Redis "
-                "(the sender's replica encodes and publishes it, the other replica reads and "
-                "decodes it), which cost the replicas "
-                + " and ".join(f"{us:.0f} µs ({wl})" for wl, us in extra.items())
-                + " of CPU per message more than one server, however many receivers it has."
-            )
-            if {"W1", "W2"} <= set(extra) and shapes.get("W1") and shapes.get("W2"):
-                r1, r2 = shapes["W1"], shapes["W2"]
-                text += (
-                    f" A message of W1 goes to {r1:,} receivers, one of W2 to {r2:,}: W1 "
-                    f"pays that {r2 / r1:.0f} times as often per delivery, hence the gap "
-                    "between them."
-                )
+        text += cores_reading(c, nproc) + per_message_reading(c, shapes)
     late = [
         f"{via:.0f} / {direct:.0f} ms in {wl}"
         for wl, (direct, via) in p99s.items()
@@ -1693,7 +1840,7 @@ def write_doc(
 # --- main ----------------------------------------------------------------------------------
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description="peerchat vs Redis pub/sub vs NATS vs naive relay")
     p.add_argument("--quick", action="store_true", help="small sizes, 1 repetition (< 2 min)")
     p.add_argument("--reps", type=int, help="repetitions per cell (default 5; quick: 1)")
@@ -1753,12 +1900,18 @@ def main() -> None:
     p.add_argument(
         "--from-json", metavar="PATH", help="only write the table and chart again from a saved run"
     )
-    a = p.parse_args()
+    return p.parse_args()
 
-    def on_term(signum: int, _frame: Any) -> None:
-        raise SystemExit(128 + signum)  # unwinds, so every server and load generator stops
 
-    signal.signal(signal.SIGTERM, on_term)
+def on_term(signum: int, _frame: Any) -> None:
+    raise SystemExit(128 + signum)  # unwinds, so every server and load generator stops
+
+
+def resolve_args(
+    a: argparse.Namespace,
+) -> tuple[list[str], list[str], dict[str, tuple[str, dict[str, Any]]]]:
+    """Fill in the defaults that depend on other options (in ``a``); the systems, the
+    workloads and their table. Exits on an unknown system or workload."""
     a.reps = a.reps or (1 if a.quick else 5)
     a.quiet_window = a.quiet_window if a.quiet_window is not None else (0.5 if a.quick else 2.0)
     a.quiet_max = a.quiet_max if a.quiet_max is not None else (0.5 if a.quick else 60.0)
@@ -1788,57 +1941,69 @@ def main() -> None:
     for w in workloads:
         if w not in table:
             sys.exit(f"ERROR: unknown workload {w!r}; choose from {', '.join(table)}")
-    if a.from_json:
-        saved = json.loads(Path(a.from_json).read_text())
-        for key in (
-            "reps", "window", "sample", "quick", "scale", "quiet_below", "quiet_window",
-            "quiet_max",
-        ):  # fmt: skip
-            if key in saved.get("args", {}):
-                setattr(a, key, saved["args"][key])
-        table = QUICK if a.quick else FULL
-        if compare:
-            write_replicas_section(saved, a, workloads, table)
-        else:
-            write_doc(saved, a, systems, workloads, table)
-        return
-    exes = check_deps(systems, not a.no_chart)
-    raise_fd_limit()
-    info = machine_info(exes)
-    tmp = Path(tempfile.mkdtemp(prefix="peerchat-bench-"))
-    load_start = os.getloadavg()[0]
+    return systems, workloads, table
 
-    def scaled(opts: dict[str, Any]) -> dict[str, Any]:
-        o = dict(opts)
-        if a.duration is not None and o.get("duration"):
-            o["duration"] = a.duration
-        if a.scale != 1.0:
-            if o.get("messages"):
-                o["messages"] = max(1, int(o["messages"] * a.scale))
-            if o.get("duration"):
-                o["duration"] = round(o["duration"] * a.scale, 3)
-            if not o.get("messages"):
-                o["receivers"] = max(1, int(o["receivers"] * a.scale))
-        return o
 
-    opts = {wl: scaled(table[wl][1]) for wl in workloads}
+def rewrite_from_json(a: argparse.Namespace, systems: list[str], workloads: list[str]) -> None:
+    """``--from-json``: write the document (or the replicas section) again from a saved
+    run, with the options that run had."""
+    saved = json.loads(Path(a.from_json).read_text())
+    for key in (
+        "reps", "window", "sample", "quick", "scale", "quiet_below", "quiet_window",
+        "quiet_max",
+    ):  # fmt: skip
+        if key in saved.get("args", {}):
+            setattr(a, key, saved["args"][key])
+    table = QUICK if a.quick else FULL
+    if a.replicas_compare:
+        write_replicas_section(saved, a, workloads, table)
+    else:
+        write_doc(saved, a, systems, workloads, table)
+
+
+def scaled(opts: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
+    """A workload's load generator options, with ``--duration`` and ``--scale`` applied."""
+    o = dict(opts)
+    if a.duration is not None and o.get("duration"):
+        o["duration"] = a.duration
+    if a.scale != 1.0:
+        if o.get("messages"):
+            o["messages"] = max(1, int(o["messages"] * a.scale))
+        if o.get("duration"):
+            o["duration"] = round(o["duration"] * a.scale, 3)
+        if not o.get("messages"):
+            o["receivers"] = max(1, int(o["receivers"] * a.scale))
+    return o
+
+
+def make_plan(
+    a: argparse.Namespace,
+    systems: list[str],
+    workloads: list[str],
+    opts: dict[str, dict[str, Any]],
+) -> list[tuple[int, str, str]]:
+    """Every run in order (repetition, workload, system): the systems (and the copy relay,
+    where it runs) rotate by one each workload and repetition."""
     plan: list[tuple[int, str, str]] = []
     for rep in range(1, a.reps + 1):
         for wi, wl in enumerate(workloads):
             cast = systems + ([CEILING] if not a.no_ceiling and has_ceiling(opts[wl]) else [])
             k = (rep - 1 + wi) % len(cast)
             plan += [(rep, wl, system) for system in cast[k:] + cast[:k]]
-    traffic = sum(o.get("duration") or 0 for _, wl, _ in plan for o in [opts[wl]])
-    print(
-        f"peerchat benchmark: {info['nproc']} cores, {info['cpu']}; load {load_start:.2f}; "
-        f"{len(plan)} runs ({traffic:.0f} s of fixed-duration traffic, plus "
-        f"waits for a quiet machine of {a.quiet_window:g}-{a.quiet_max:g} s each); "
-        f"logs in {tmp}",
-        flush=True,
-    )
+    return plan
+
+
+def run_plan(
+    plan: list[tuple[int, str, str]],
+    opts: dict[str, dict[str, Any]],
+    a: argparse.Namespace,
+    exes: dict[str, str],
+    tmp: Path,
+    started: float,
+) -> list[dict[str, Any]]:
+    """Every run of ``plan``, one after the other, each said in a line as it ends."""
     nproc = os.cpu_count() or 1
     runs: list[dict[str, Any]] = []
-    started = time.monotonic()
     for n, (rep, wl, system) in enumerate(plan, 1):
         r = one_run(system, wl, opts[wl], a, exes, tmp)
         r["rep"] = rep
@@ -1865,6 +2030,34 @@ def main() -> None:
                 + (f"; bus: {r['bus_troubles']}" if r.get("bus_troubles") else ""),
                 flush=True,
             )
+    return runs
+
+
+def main() -> None:
+    a = parse_args()
+    signal.signal(signal.SIGTERM, on_term)
+    systems, workloads, table = resolve_args(a)
+    compare = a.replicas_compare
+    if a.from_json:
+        rewrite_from_json(a, systems, workloads)
+        return
+    exes = check_deps(systems, not a.no_chart)
+    raise_fd_limit()
+    info = machine_info(exes)
+    tmp = Path(tempfile.mkdtemp(prefix="peerchat-bench-"))
+    load_start = os.getloadavg()[0]
+    opts = {wl: scaled(table[wl][1], a) for wl in workloads}
+    plan = make_plan(a, systems, workloads, opts)
+    traffic = sum(o.get("duration") or 0 for _, wl, _ in plan for o in [opts[wl]])
+    print(
+        f"peerchat benchmark: {info['nproc']} cores, {info['cpu']}; load {load_start:.2f}; "
+        f"{len(plan)} runs ({traffic:.0f} s of fixed-duration traffic, plus "
+        f"waits for a quiet machine of {a.quiet_window:g}-{a.quiet_max:g} s each); "
+        f"logs in {tmp}",
+        flush=True,
+    )
+    started = time.monotonic()
+    runs = run_plan(plan, opts, a, exes, tmp, started)
     load_end = os.getloadavg()[0]
     saved = {
         "machine": info,

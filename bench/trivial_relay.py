@@ -58,50 +58,76 @@ class Peer:
         return True
 
 
-def serve(host: str, port: int, flush_s: float, flush_bytes: int) -> None:
-    listener = socket.create_server((host, port), backlog=1024)
-    listener.setblocking(False)
-    sel = selectors.DefaultSelector()
-    sel.register(listener, selectors.EVENT_READ)
-    peers: dict[socket.socket, Peer] = {}
-    fresh: set[Peer] = set()  # with bytes queued since the last flush
-    paused = False
-    next_flush = time.monotonic()
+class Relay:
+    """The listener and every connection, turned by :meth:`run` until SIGTERM.
 
-    def watch(peer: Peer) -> None:
-        want = (0 if paused else selectors.EVENT_READ) | (
-            selectors.EVENT_WRITE if peer.queue and peer not in fresh else 0
+    A class rather than one function so that accepting, reading and the timed flush
+    read apart; the per-read path binds what it uses to locals, as the loop did.
+    """
+
+    def __init__(self, host: str, port: int, flush_s: float, flush_bytes: int) -> None:
+        self.listener = socket.create_server((host, port), backlog=1024)
+        self.listener.setblocking(False)
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(self.listener, selectors.EVENT_READ)
+        self.peers: dict[socket.socket, Peer] = {}
+        self.fresh: set[Peer] = set()  # with bytes queued since the last flush
+        self.paused = False
+        self.next_flush = time.monotonic()
+        self.flush_s = flush_s
+        self.flush_bytes = flush_bytes
+
+    def watch(self, peer: Peer) -> None:
+        """Register ``peer`` for what it is waiting for now (reading unless paused;
+        writing if it holds bytes the timed flush will not send)."""
+        want = (0 if self.paused else selectors.EVENT_READ) | (
+            selectors.EVENT_WRITE if peer.queue and peer not in self.fresh else 0
         )
         if want == peer.events:
             return
         if not want:
-            sel.unregister(peer.sock)
+            self.sel.unregister(peer.sock)
         elif not peer.events:
-            sel.register(peer.sock, want, peer)
+            self.sel.register(peer.sock, want, peer)
         else:
-            sel.modify(peer.sock, want, peer)
+            self.sel.modify(peer.sock, want, peer)
         peer.events = want
 
-    def drop(peer: Peer) -> None:
-        if peers.pop(peer.sock, None) is not None:
-            fresh.discard(peer)
+    def drop(self, peer: Peer) -> None:
+        if self.peers.pop(peer.sock, None) is not None:
+            self.fresh.discard(peer)
             if peer.events:
-                sel.unregister(peer.sock)
+                self.sel.unregister(peer.sock)
             peer.sock.close()
 
-    while True:  # until SIGTERM (the default action: the process ends)
-        timeout = max(0.0, next_flush - time.monotonic()) if fresh else 1.0
-        for key, mask in sel.select(timeout):
+    def accept(self) -> None:
+        """Every pending connection, at most 1,024 a turn."""
+        for _ in range(1024):
+            try:
+                sock, _ = self.listener.accept()
+            except BlockingIOError:
+                break
+            sock.setblocking(False)
+            peer = Peer(sock)
+            self.peers[sock] = peer
+            self.watch(peer)
+
+    def run(self) -> None:
+        """Serve until SIGTERM (the default action: the process ends)."""
+        sel = self.sel
+        while True:
+            timeout = max(0.0, self.next_flush - time.monotonic()) if self.fresh else 1.0
+            self.handle(sel.select(timeout))
+            if self.fresh and time.monotonic() >= self.next_flush:
+                self.flush_fresh()
+            self.update_paused()
+
+    def handle(self, ready: list[tuple[selectors.SelectorKey, int]]) -> None:
+        """One turn's ready sockets: accept, write what waits, read and queue."""
+        listener, peers, watch, drop = self.listener, self.peers, self.watch, self.drop
+        for key, mask in ready:
             if key.fileobj is listener:
-                for _ in range(1024):  # every pending connection, at most 1,024 a turn
-                    try:
-                        sock, _ = listener.accept()
-                    except BlockingIOError:
-                        break
-                    sock.setblocking(False)
-                    peer = Peer(sock)
-                    peers[sock] = peer
-                    watch(peer)
+                self.accept()
                 continue
             peer = key.data
             if peer.sock not in peers:
@@ -120,32 +146,48 @@ def serve(host: str, port: int, flush_s: float, flush_bytes: int) -> None:
                     drop(peer)
                     continue
                 if data:
-                    view = memoryview(data)
-                    for other in list(peers.values()):
-                        if other is not peer:
-                            other.queue.append(view)
-                            other.queued += len(view)
-                            if other.queued < flush_bytes or other.events & selectors.EVENT_WRITE:
-                                fresh.add(other)
-                            elif other.flush():  # a full chunk: at once
-                                fresh.discard(other)
-                                watch(other)
-                            else:
-                                drop(other)
+                    self.fan_out(peer, data)
             watch(peer)
-        if fresh and time.monotonic() >= next_flush:
-            batch, fresh = fresh, set()
-            for peer in batch:
-                if peer.flush():
-                    watch(peer)  # what it could not take: when it can
+
+    def fan_out(self, peer: Peer, data: bytes) -> None:
+        """Queue ``data`` for every other connection; one holding ``flush_bytes`` gets
+        it at once, the others at the next timed flush."""
+        view = memoryview(data)
+        fresh, flush_bytes = self.fresh, self.flush_bytes
+        for other in list(self.peers.values()):
+            if other is not peer:
+                other.queue.append(view)
+                other.queued += len(view)
+                if other.queued < flush_bytes or other.events & selectors.EVENT_WRITE:
+                    fresh.add(other)
+                elif other.flush():  # a full chunk: at once
+                    fresh.discard(other)
+                    self.watch(other)
                 else:
-                    drop(peer)
-            next_flush = time.monotonic() + flush_s
-        was = paused
-        paused = any(p.queued > PAUSE_ABOVE for p in peers.values())
-        if paused != was:
-            for peer in list(peers.values()):
-                watch(peer)
+                    self.drop(other)
+
+    def flush_fresh(self) -> None:
+        """The timed flush: write what every connection got since the last one."""
+        batch, self.fresh = self.fresh, set()
+        for peer in batch:
+            if peer.flush():
+                self.watch(peer)  # what it could not take: when it can
+            else:
+                self.drop(peer)
+        self.next_flush = time.monotonic() + self.flush_s
+
+    def update_paused(self) -> None:
+        """Stop reading everyone while a connection has too much queued, and resume."""
+        was = self.paused
+        self.paused = any(p.queued > PAUSE_ABOVE for p in self.peers.values())
+        if self.paused != was:
+            for peer in list(self.peers.values()):
+                self.watch(peer)
+
+
+def serve(host: str, port: int, flush_s: float, flush_bytes: int) -> None:
+    """Relay on ``host:port`` until SIGTERM."""
+    Relay(host, port, flush_s, flush_bytes).run()
 
 
 def main() -> None:

@@ -17,8 +17,10 @@ import os
 import random
 import re
 import time
+from dataclasses import dataclass, field
 
 import pytest
+from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
 from ..integration.containers import Peer, start_client, start_server
@@ -71,80 +73,120 @@ def inject(rng: random.Random, net: Network, peer: Peer, log: list[str]) -> None
         log.append(f"paused {how_long:.1f} s")
 
 
+@dataclass
+class Tally:
+    """What the checker found, over every (receiver, sender) pair."""
+
+    lost: int = 0
+    duplicated: int = 0
+    disordered: int = 0
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+
+def start_clients(network: Network, peers: dict[str, Peer]) -> None:
+    """Start the clients into ``peers`` (filled as they start, so that the caller stops
+    every one started), then wait until each has seen all the others join."""
+    for k in range(CLIENTS):
+        nick = f"c{k}"
+        peers[nick] = start_client(
+            network, nick, "--reconnect", "--keepalive", "1", "--linger", "900"
+        )
+    for nick, peer in peers.items():  # everyone is in before anyone speaks
+        others = set(peers) - {nick}
+        peer.wait_until(lambda p, o=others: o <= present(p), f"{nick} to see everyone")
+
+
+def chat(
+    rng: random.Random, network: Network, peers: dict[str, Peer], faults: list[str]
+) -> tuple[dict[str, int], float]:
+    """SOAK_SECONDS of numbered lines from every client, a fault every FAULT_EVERY
+    seconds; how many lines each typed, and the seconds it took."""
+    typed = dict.fromkeys(peers, 0)
+    began = time.monotonic()
+    next_fault = began + FAULT_EVERY
+    tick = 1.0 / RATE
+    for step in range(int(SOAK_SECONDS * RATE)):  # bounded: one turn per tick
+        for nick, peer in peers.items():
+            typed[nick] += 1
+            peer.type(f"{nick}#{typed[nick]}")
+        if time.monotonic() >= next_fault:
+            inject(rng, network, peers[rng.choice(list(peers))], faults)
+            next_fault = time.monotonic() + FAULT_EVERY
+        delay = began + (step + 1) * tick - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+    return typed, time.monotonic() - began
+
+
+def await_last_lines(peers: dict[str, Peer], typed: dict[str, int]) -> None:
+    """Wait (SETTLE seconds at most) until every last line reached every other peer."""
+    settle_until = time.monotonic() + SETTLE
+    while time.monotonic() < settle_until:  # until every last line reached every peer
+        if all(
+            typed[other] in received(peer).get(other, [])
+            for nick, peer in peers.items()
+            for other in peers
+            if other != nick
+        ):
+            break
+        time.sleep(1.0)
+
+
+def check(peers: dict[str, Peer], typed: dict[str, int]) -> Tally:
+    """Every line to every other peer exactly once, in its sender's order; none back."""
+    tally = Tally()
+    for nick, peer in peers.items():
+        got = received(peer)
+        assert nick not in got, f"{nick} got its own lines back"
+        for other in peers:
+            if other == nick:
+                continue
+            numbers = got.get(other, [])
+            want = list(range(1, typed[other] + 1))
+            tally.checked += len(want)
+            missing = len(set(want) - set(numbers))
+            twice = len(numbers) - len(set(numbers))
+            unordered = sum(1 for a, b in itertools.pairwise(numbers) if b <= a)
+            tally.lost += missing
+            tally.duplicated += twice
+            tally.disordered += unordered
+            if missing or twice or unordered:
+                tally.problems.append(f"{nick} from {other}: {missing} lost, {twice} twice, "
+                                      f"{unordered} out of order")  # fmt: skip
+    return tally
+
+
+def stop_all(peers: dict[str, Peer], server: DockerContainer) -> None:
+    """Stop every client (unpausing a frozen one first) and the server."""
+    for peer in peers.values():
+        container = peer.container.get_wrapped_container()
+        container.reload()
+        if container.status == "paused":
+            container.unpause()
+        peer.stop()
+    server.stop()
+
+
 @pytest.mark.timeout(SOAK_SECONDS + 600)  # the chat, then starting and checking six clients
 def test_soak(network: Network) -> None:
     rng = random.Random(int(os.environ.get("SOAK_SEED", "1")))
     server = start_server(network)
     peers: dict[str, Peer] = {}
     try:
-        for k in range(CLIENTS):
-            nick = f"c{k}"
-            peers[nick] = start_client(
-                network, nick, "--reconnect", "--keepalive", "1", "--linger", "900"
-            )
-        for nick, peer in peers.items():  # everyone is in before anyone speaks
-            others = set(peers) - {nick}
-            peer.wait_until(lambda p, o=others: o <= present(p), f"{nick} to see everyone")
-        typed = dict.fromkeys(peers, 0)
+        start_clients(network, peers)
         faults: list[str] = []
-        began = time.monotonic()
-        next_fault = began + FAULT_EVERY
-        tick = 1.0 / RATE
-        for step in range(int(SOAK_SECONDS * RATE)):  # bounded: one turn per tick
-            for nick, peer in peers.items():
-                typed[nick] += 1
-                peer.type(f"{nick}#{typed[nick]}")
-            if time.monotonic() >= next_fault:
-                inject(rng, network, peers[rng.choice(list(peers))], faults)
-                next_fault = time.monotonic() + FAULT_EVERY
-            delay = began + (step + 1) * tick - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-        chatted = time.monotonic() - began
-        settle_until = time.monotonic() + SETTLE
-        while time.monotonic() < settle_until:  # until every last line reached every peer
-            if all(
-                typed[other] in received(peer).get(other, [])
-                for nick, peer in peers.items()
-                for other in peers
-                if other != nick
-            ):
-                break
-            time.sleep(1.0)
-        lost = duplicated = disordered = checked = 0
-        problems: list[str] = []
-        for nick, peer in peers.items():
-            got = received(peer)
-            assert nick not in got, f"{nick} got its own lines back"
-            for other in peers:
-                if other == nick:
-                    continue
-                numbers = got.get(other, [])
-                want = list(range(1, typed[other] + 1))
-                checked += len(want)
-                missing = len(set(want) - set(numbers))
-                twice = len(numbers) - len(set(numbers))
-                unordered = sum(1 for a, b in itertools.pairwise(numbers) if b <= a)
-                lost += missing
-                duplicated += twice
-                disordered += unordered
-                if missing or twice or unordered:
-                    problems.append(f"{nick} from {other}: {missing} lost, {twice} twice, "
-                                    f"{unordered} out of order")  # fmt: skip
+        typed, chatted = chat(rng, network, peers, faults)
+        await_last_lines(peers, typed)
+        t = check(peers, typed)
         reconnects = sum(peer.output().count("[RECONNECTED]") for peer in peers.values())
         print(
             f"\nsoak: {CLIENTS} clients, {chatted:.0f} s of chat, {sum(typed.values())} lines "
-            f"typed, {checked} deliveries checked; {len(faults)} faults injected "
+            f"typed, {t.checked} deliveries checked; {len(faults)} faults injected "
             f"({sum('network' in f for f in faults)} network cuts, "
             f"{sum('paused' in f for f in faults)} pauses), {reconnects} reconnects; "
-            f"lost {lost}, duplicated {duplicated}, out of order {disordered}"
+            f"lost {t.lost}, duplicated {t.duplicated}, out of order {t.disordered}"
         )
-        assert not problems, problems
+        assert not t.problems, t.problems
     finally:
-        for peer in peers.values():
-            container = peer.container.get_wrapped_container()
-            container.reload()
-            if container.status == "paused":
-                container.unpause()
-            peer.stop()
-        server.stop()
+        stop_all(peers, server)
