@@ -7,17 +7,7 @@ The format is specified in PROTOCOL.md.
 from __future__ import annotations
 
 from .backoff import backoff
-from .codec import (
-    PLAIN_COMMANDS,
-    clock,
-    decode_plain,
-    encode_json,
-    encode_plain,
-    from_wire,
-    plain_help,
-    render_plain,
-    to_wire,
-)
+from .codec import encode_json, from_wire, to_wire
 from .connection import CLOSED, NEED_DATA, Connection, PeerKind, Role
 from .errors import ErrorCode, LocalProtocolError, ProtocolError, RemoteProtocolError
 from .events import (
@@ -61,6 +51,14 @@ from .limits import (
     MAX_VERSION,
     MIN_VERSION,
     NICK_MAX_LENGTH,
+)
+from .plain import (
+    PLAIN_COMMANDS,
+    clock,
+    decode_plain,
+    encode_plain,
+    plain_help,
+    render_plain,
 )
 from .text import fold, name_problem, nick_problem, room_problem, sanitize, skeleton
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-from . import codec
+from . import codec, plain
 from .errors import ErrorCode, LocalProtocolError, RemoteProtocolError
 from .events import (
     CLIENT_EVENTS,
@@ -147,7 +147,7 @@ class Connection:
         if self.kind is PeerKind.UNKNOWN:
             return self._decode_first_line(line)
         if self.kind is PeerKind.PLAIN:
-            return codec.decode_plain(line)
+            return plain.decode_plain(line)
         version = self.version or MAX_VERSION
         event = codec.from_wire(codec.parse_json_object(line), CLIENT_EVENTS, version)
         if isinstance(event, Hello):
@@ -165,7 +165,7 @@ class Connection:
                 self.kind = PeerKind.RICH
                 return self._accept_hello(obj)
         self.kind = PeerKind.PLAIN
-        return codec.decode_plain(line)
+        return plain.decode_plain(line)
 
     def _accept_hello(self, obj: dict[str, object]) -> Hello:
         try:
@@ -234,7 +234,7 @@ class Connection:
             return b""
         if isinstance(event, Welcome):
             raise LocalProtocolError(ErrorCode.UNEXPECTED, "plain-text peers get no welcome")
-        return codec.encode_plain(event, timestamps=self.timestamps)
+        return plain.encode_plain(event, timestamps=self.timestamps)
 
     def _send_as_client(self, event: Event) -> bytes:
         if CLIENT_EVENTS.get(event.TYPE) is not type(event):
