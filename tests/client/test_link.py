@@ -11,8 +11,9 @@ import pytest
 
 from peerchat_client import link as link_module
 from peerchat_client.console import Console
+from peerchat_client.errors import ClientError, ServerGone
 from peerchat_client.link import Link, NotSent
-from peerchat_client.session import ClientError, ServerGone, Session
+from peerchat_client.session import Session
 from peerchat_protocol import Ack, Bye, Event, Message, Say, Welcome
 
 from .harness import run
@@ -308,5 +309,23 @@ def test_reconnecting_gives_up_after_its_time_and_names_what_was_never_sent(
         assert "(Connection refused by server:8080); giving up" in gone.value.message
         assert tries >= 1
         assert "1 of your lines were never sent: 'typed while away'" in out.getvalue()
+
+    run(scenario())
+
+
+def test_a_line_pushed_out_of_the_unacknowledged_ones_is_named_once() -> None:
+    async def scenario() -> None:
+        first = FakeSession(welcome(), [])
+        link, out = link_over(first, FakeSession(welcome(), []))
+        link.ledger.unacked_lines = 2
+        for text in ("one", "two"):
+            await link.send(Say(text))
+        assert "[WARNING]" not in out.getvalue()
+        await link.send(Say("three"))
+        assert out.getvalue() == (
+            "[WARNING] 2 lines wait for the server's confirmation; 'one' will not be sent "
+            "again if the connection drops.\n"
+        )
+        assert said(first) == [("one", 1), ("two", 2), ("three", 3)]
 
     run(scenario())

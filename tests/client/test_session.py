@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable
 import pytest
 
 from peerchat_client import session as session_module
-from peerchat_client.session import ServerGone, ServerUnavailable, connect
+from peerchat_client.dial import connect
+from peerchat_client.errors import ServerGone, ServerUnavailable
 from peerchat_protocol import (
     NEED_DATA,
     Bye,

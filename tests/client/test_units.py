@@ -39,10 +39,8 @@ from peerchat_client.console import (
     mentions,
     paint,
 )
-from peerchat_client.session import (
-    ListenPortTaken,
-    check_listen_port,
-)
+from peerchat_client.dial import check_listen_port
+from peerchat_client.errors import ListenPortTaken
 from peerchat_protocol import (
     PLAIN_COMMANDS,
     Bye,

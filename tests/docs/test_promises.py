@@ -17,7 +17,7 @@ import click
 import pytest
 
 from peerchat_client import cli as client_cli
-from peerchat_client import link
+from peerchat_client import ledger, link
 from peerchat_protocol import DEFAULT_MAX_LINE_BYTES, text
 from peerchat_server import addresses, config, console, tokens
 from peerchat_server import cli as server_cli
@@ -50,7 +50,7 @@ PROMISES: list[tuple[str, str, object, object]] = [
      config.DEFAULT_RESUME_WINDOW, 5 * 60),
     ("README.md", "every room keeps its last 1,000 (`--catch-up`)",
      config.DEFAULT_CATCH_UP_MESSAGES, 1000),
-    ("README.md", "lines typed while disconnected (up to 100)", link.QUEUE_LINES, 100),
+    ("README.md", "lines typed while disconnected (up to 100)", ledger.QUEUE_LINES, 100),
     ("README.md", "(`--keepalive`, 15 s) and calls the connection dead after twice that",
      default_of(client_cli.main, "--keepalive"), 15),
     ("README.md", "within `--wait` seconds (default 10)",
@@ -143,7 +143,7 @@ PROMISES: list[tuple[str, str, object, object]] = [
      default_of(client_cli.main, "--keepalive"), 15),
     ("docs/fault-tolerance.md", "jittered exponential backoff (0.25 s up to 8 s)",
      (link.RECONNECT_FIRST, link.RECONNECT_CAP), (0.25, 8)),
-    ("docs/fault-tolerance.md", "then those typed while away (up to 100)", link.QUEUE_LINES, 100),
+    ("docs/fault-tolerance.md", "then those typed while away (up to 100)", ledger.QUEUE_LINES, 100),
     # client/README.md
     ("client/README.md", "backoff 0.25 s doubling to 8 s, with jitter, for up to 15 minutes",
      (link.RECONNECT_FIRST, link.RECONNECT_CAP, link.RECONNECT_GIVE_UP), (0.25, 8, 15 * 60)),

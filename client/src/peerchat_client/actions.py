@@ -8,8 +8,8 @@ from peerchat_protocol import Bye, Say
 
 from .commands import Complain, Leave, Send, SetTimestamps, ShowHelp
 from .console import Console, EventPrinter
+from .errors import ServerGone
 from .link import Link, NotSent
-from .session import ServerGone
 
 
 def gone_reason(event: Bye) -> str:

@@ -6,10 +6,12 @@ import sys
 
 from .config import ClientConfig
 from .console import Console, EventPrinter, JsonPrinter
+from .dial import connect, tls_context
+from .errors import ClientError
 from .interactive import run_interactive
 from .link import Link
 from .script import run_script
-from .session import ClientError, Session, connect, tls_context
+from .session import Session
 
 
 async def establish(config: ClientConfig, status: Console, *, interactive: bool) -> Link:

@@ -30,7 +30,8 @@ from .config import (
     ClientConfig,
 )
 from .console import Console, Display
-from .session import ListenPortTaken, check_listen_port
+from .dial import check_listen_port
+from .errors import ListenPortTaken
 
 #: Wrong answers to one prompt before giving up (a prompt loop must end).
 MAX_PROMPT_ATTEMPTS = 5

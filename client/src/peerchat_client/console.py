@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Protocol, TextIO
+from typing import Any, Protocol, TextIO
 
 from colorama import Fore, Style
 
@@ -172,6 +172,64 @@ def _rooms(event: Rooms) -> str:
     return f"{count} room{'' if count == 1 else 's'}: {listed}"
 
 
+def _joined(event: Joined) -> list[tuple[Tag, str]]:
+    return [(Tag.INFO, f"{event.nick} joined{_in(event.room)} ({event.online} online)")]
+
+
+def _left(event: Left) -> list[tuple[Tag, str]]:
+    why = f": {event.reason}" if event.reason else ""
+    return [(Tag.INFO, f"{event.nick} left{_in(event.room)}{why} ({event.online} online)")]
+
+
+def _renamed(event: Renamed) -> list[tuple[Tag, str]]:
+    return [(Tag.INFO, f"{event.old} is now known as {event.new}")]
+
+
+def _roster(event: Roster) -> list[tuple[Tag, str]]:
+    where = f"#{event.room}: " if event.room else ""
+    listed = _names(event.online, event.peers, addresses=True)
+    return [(Tag.INFO, f"{where}{event.online} online: {listed}")]
+
+
+def _entered(event: Entered) -> list[tuple[Tag, str]]:
+    names = _names(event.online, event.peers)
+    return [(Tag.INFO, f"You are now in #{event.room}: {event.online} online: {names}")]
+
+
+def _room_list(event: Rooms) -> list[tuple[Tag, str]]:
+    return [(Tag.INFO, _rooms(event))]
+
+
+def _info(event: Info) -> list[tuple[Tag, str]]:
+    return [(Tag.INFO, line) for line in event.text.split("\n")]
+
+
+def _error(event: Error) -> list[tuple[Tag, str]]:
+    return [(Tag.ERROR, event.message)]
+
+
+def _welcome(event: Welcome) -> list[tuple[Tag, str]]:
+    names = _names(event.online, event.peers)
+    where = f" in #{event.room}" if event.room else ""
+    who = event.nick if event.nick == event.addr else f"{event.nick} ({event.addr})"
+    text = f"You are {who}{where}; {event.online} online: {names}"
+    return [(Tag.INFO, text)]
+
+
+#: How each kind of server event but a message is shown (the event types are final).
+_DESCRIBE: dict[type[Event], Callable[[Any], list[tuple[Tag, str]]]] = {
+    Joined: _joined,
+    Left: _left,
+    Renamed: _renamed,
+    Roster: _roster,
+    Entered: _entered,
+    Rooms: _room_list,
+    Info: _info,
+    Error: _error,
+    Welcome: _welcome,
+}
+
+
 def describe(event: Event, *, timestamps: bool = False) -> list[tuple[Tag, str]]:
     """The lines showing ``event``: one per event, except multi-line server notices.
 
@@ -185,33 +243,8 @@ def describe(event: Event, *, timestamps: bool = False) -> list[tuple[Tag, str]]
         if timestamps:
             text = f"{local_clock(event.ts)} {text}"
         return [(Tag.HISTORY if event.history else Tag.RECEIVED, text)]
-    if isinstance(event, Joined):
-        return [(Tag.INFO, f"{event.nick} joined{_in(event.room)} ({event.online} online)")]
-    if isinstance(event, Left):
-        why = f": {event.reason}" if event.reason else ""
-        return [(Tag.INFO, f"{event.nick} left{_in(event.room)}{why} ({event.online} online)")]
-    if isinstance(event, Renamed):
-        return [(Tag.INFO, f"{event.old} is now known as {event.new}")]
-    if isinstance(event, Roster):
-        where = f"#{event.room}: " if event.room else ""
-        listed = _names(event.online, event.peers, addresses=True)
-        return [(Tag.INFO, f"{where}{event.online} online: {listed}")]
-    if isinstance(event, Entered):
-        names = _names(event.online, event.peers)
-        return [(Tag.INFO, f"You are now in #{event.room}: {event.online} online: {names}")]
-    if isinstance(event, Rooms):
-        return [(Tag.INFO, _rooms(event))]
-    if isinstance(event, Info):
-        return [(Tag.INFO, line) for line in event.text.split("\n")]
-    if isinstance(event, Error):
-        return [(Tag.ERROR, event.message)]
-    if isinstance(event, Welcome):
-        names = _names(event.online, event.peers)
-        where = f" in #{event.room}" if event.room else ""
-        who = event.nick if event.nick == event.addr else f"{event.nick} ({event.addr})"
-        text = f"You are {who}{where}; {event.online} online: {names}"
-        return [(Tag.INFO, text)]
-    return []
+    show = _DESCRIBE.get(type(event))
+    return show(event) if show is not None else []
 
 
 def _nobody() -> str | None:

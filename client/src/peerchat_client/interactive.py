@@ -24,8 +24,8 @@ from .commands import Leave, help_lines, parse_line
 from .completion import ChatCompleter, Known
 from .config import ClientConfig
 from .console import Console
+from .errors import ClientError
 from .link import Link
-from .session import ClientError
 
 #: How long a prompt being torn down (server gone) may take to restore the terminal.
 _PROMPT_TEARDOWN = 1.0

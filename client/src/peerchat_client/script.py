@@ -18,8 +18,8 @@ from .actions import fail, leave, perform, pump_events, stop
 from .commands import Leave, help_lines, parse_line
 from .config import ClientConfig
 from .console import Console, EventPrinter
+from .errors import ClientError
 from .link import Link
-from .session import ClientError
 
 #: Lines read ahead of sending; the reader thread waits when the queue is full.
 STDIN_QUEUE_LINES = 256
