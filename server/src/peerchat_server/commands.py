@@ -49,7 +49,7 @@ def on_say(relay: Relay, peer: ChatPeer, say: Say) -> None:
         record.last_seq = say.seq
     if say.to is None:
         message_id = relay.say(peer, say)
-        if say.seq is not None:
+        if say.seq is not None and record is not None:
             peer.acknowledge(say.seq, message_id)
         return
     registry = relay.registry
@@ -117,6 +117,7 @@ def on_list_rooms(relay: Relay, peer: ChatPeer, _: ListRooms) -> None:
 
 def on_timestamps(relay: Relay, peer: ChatPeer, choice: Timestamps) -> None:
     peer.conn.timestamps = choice.on
+    peer.reform()
     peer.send(Info("Timestamps (UTC) are on." if choice.on else "Timestamps are off."))
 
 

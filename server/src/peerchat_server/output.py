@@ -32,12 +32,15 @@ class Output:
 
     __slots__ = (
         "_closing", "_dirty", "_eof", "_leave_reason", "_linger_handle", "_missed_before_hello",
-        "_pending", "_replay", "_replay_overflow", "conn", "relay", "transport",
+        "_pending", "_replay", "_replay_overflow", "conn", "form", "relay", "transport",
     )  # fmt: skip
 
     def __init__(self, relay: Relay, conn: Connection) -> None:
         self.relay = relay
         self.conn = conn
+        #: How this peer gets events (frames.py): kept, not worked out per delivery,
+        #: and set again whenever it may change (the first line, /timestamps).
+        self.form: Form = form_of(conn)
         self.transport: asyncio.Transport | None = None
         self._closing = False
         self._eof = False  # the peer sent all it will send
@@ -52,10 +55,9 @@ class Output:
         self._replay_overflow = 0
         self._missed_before_hello = False
 
-    @property
-    def form(self) -> Form:
-        """How this peer gets events (frames.py)."""
-        return form_of(self.conn)
+    def reform(self) -> None:
+        """The peer's kind, version or timestamps may have changed: so may its form."""
+        self.form = form_of(self.conn)
 
     @property
     def wants_each_event(self) -> bool:
@@ -77,7 +79,7 @@ class Output:
         """Queue ``frames`` in this peer's form; remember it if a hello may still come."""
         if self._closing:
             return
-        self._queue(frames.for_form(form_of(self.conn)))
+        self._queue(frames.for_form(self.form))
         if self.conn.kind is PeerKind.UNKNOWN:
             if self._replay is None:
                 self._missed_before_hello = True
@@ -198,7 +200,7 @@ class Output:
             event = frames.event
             if self.conn.version == 1 and isinstance(event, Message) and event.history:
                 continue  # version 1 has no history mark: it would pass for new messages
-            self._queue(frames.for_form(form_of(self.conn)))
+            self._queue(frames.for_form(self.form))
         if self._replay_overflow > 0:
             self.send(
                 Info(

@@ -34,11 +34,8 @@ class Peer(Protocol):
     authenticated: bool
     #: Its v3 session, if it has one.
     resumable: Resumable[Peer] | None
-
-    @property
-    def form(self) -> Form:
-        """How it gets events: the bytes of one event for it (frames.py)."""
-        ...
+    #: How it gets events: the bytes of one event for it (frames.py).
+    form: Form
 
     @property
     def label(self) -> str:
@@ -109,6 +106,10 @@ class ChatPeer(Peer, Protocol):
     history_sent: bool
     #: Bad lines it sent so far.
     errors: int
+
+    def reform(self) -> None:
+        """Its kind, version or timestamps changed: work out its form again."""
+        ...
 
     def acknowledge(self, seq: int, message_id: int | None = None) -> None:
         """Its line ``seq`` is handled (relayed as ``message_id``, if it was)."""

@@ -54,14 +54,13 @@ class Session(Output, asyncio.Protocol):
     __slots__ = (
         "_ack_due", "_ack_id", "_announce_timer", "_connection_key", "_last_heard", "_pacer",
         "_ping_sent", "_resume_handle", "addr", "address", "announced", "authenticated",
-        "errors", "history_sent", "host", "name", "resumable", "room",
+        "errors", "history_sent", "name", "resumable", "room",
     )  # fmt: skip
 
     def __init__(self, relay: Relay) -> None:
         cfg = relay.config
         super().__init__(relay, Connection(Role.SERVER, max_line=cfg.max_line_bytes))
         self.addr = "unknown"
-        self.host = "unknown"
         self.name = "unknown"
         self.announced = False
         self.authenticated = not cfg.password  # with a password, only once it is given
@@ -98,12 +97,12 @@ class Session(Output, asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peername = transport.get_extra_info("peername")
         self.addr = self.name = format_addr(peername)
-        self.host = str(peername[0]) if isinstance(peername, tuple) else self.addr
+        host = str(peername[0]) if isinstance(peername, tuple) else self.addr
         relay = self.relay
         if relay.closing:
             self.transport.abort()
             return
-        self.address = relay.registry.addresses.get(self.host)
+        self.address = relay.registry.addresses.get(host)
         refusal = relay.registry.refusal(self)
         if refusal is not None:
             self._refuse(refusal)  # as cheaply as it can: a storm may be under way
@@ -247,6 +246,8 @@ class Session(Output, asyncio.Protocol):
             event = conn.next_event()
         except RemoteProtocolError as exc:
             event = exc
+        if was_unknown and conn.kind is not PeerKind.UNKNOWN:
+            self.reform()  # its first line said what it is: plain text, or JSON of a version
         # Blank lines are no events, but each costs a line: else a stream of them would
         # be read for free, and each newline's KiB of credit against long lines' bytes
         # (data_received) would be free too.
