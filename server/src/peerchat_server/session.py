@@ -272,11 +272,11 @@ class Session(Output, asyncio.Protocol):
         return event
 
     def _dispatch(self, event: Event) -> None:
-        command = COMMANDS[type(event)]
-        if not self.authenticated and not command.before_password:
+        handle, before_password = COMMANDS[type(event)]  # (unpacked: once per line)
+        if not self.authenticated and not before_password:
             self._on_remote_error(_NOT_YET)
             return
-        command.handle(self.relay, self, event)
+        handle(self.relay, self, event)
 
     def _on_remote_error(self, exc: RemoteProtocolError) -> None:
         self.errors += 1
