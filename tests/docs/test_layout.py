@@ -92,8 +92,12 @@ SERVER_LAYERS: list[set[str]] = [
     {"__main__"},
 ]
 
-#: The relay and its parts: they know a peer only through peer.Peer.
-CORE = ("relay", "registry", "rooms", "outbox", "replication", "redis_replication")
+#: The relay and its parts, and the commands: they know a peer only through peer.Peer
+#: and peer.ChatPeer, so that every kind of peer shares them.
+CORE = (
+    "relay", "registry", "rooms", "outbox", "replication", "redis_replication",
+    "commands", "admission",
+)  # fmt: skip
 #: Names that would mean the core asks what kind of peer it serves.
 KIND_NAMES = {"PeerKind", "Connection", "Session", "form_of", "encode_json", "encode_plain"}
 
@@ -143,7 +147,7 @@ def kind_names_in(path: Path) -> set[str]:
 @pytest.mark.parametrize("module", CORE)
 def test_the_core_never_asks_what_kind_a_peer_is(module: str) -> None:
     path = PACKAGES["peerchat_server"] / f"{module}.py"
-    assert kind_names_in(path) == set(), f"{module} should see peers only as peer.Peer"
+    assert kind_names_in(path) == set(), f"{module} should see peers only through peer.py"
 
 
 def test_kind_names_are_found_when_used(tmp_path: Path) -> None:

@@ -19,7 +19,6 @@ from peerchat_protocol import (
     Info,
     Message,
     Pass,
-    PeerKind,
     Welcome,
     fold,
 )
@@ -129,9 +128,9 @@ def send_history(relay: Relay, peer: ChatPeer) -> None:
     """The room's recent messages, marked as history; framed in notices for plain peers."""
     peer.history_sent = True
     history = relay.history(peer.room)
-    if not history or (peer.conn.kind is PeerKind.RICH and peer.conn.version == 1):
+    if not history or peer.version == 1:  # version 1 has no history mark
         return
-    plain = peer.conn.kind is not PeerKind.RICH
+    plain = peer.version is None
     if plain:
         peer.send(Info(f"Last {len(history)} messages in #{peer.room.name}:"))
     for message in history:
@@ -163,8 +162,8 @@ def on_hello(relay: Relay, peer: ChatPeer, hello: Hello) -> None:
             reject_password(relay, peer, hello.password)
             return
         admit(relay, peer)
-    assert peer.conn.version is not None
-    arrival = Arrival(hello, peer.conn.version >= 3, peer.room)
+    assert peer.version is not None  # a hello made it a JSON peer of a known version
+    arrival = Arrival(hello, peer.version >= 3, peer.room)
     room_name = _which_session(relay, peer, arrival)
     _settle_name(relay, peer, arrival.wanted)
     if room_name is not None and fold(room_name) != fold(peer.room.name):
@@ -254,16 +253,16 @@ def _what_was_missed(
 
 def _welcome(relay: Relay, peer: ChatPeer, arrival: Arrival) -> None:
     record, catch_up = arrival.record, arrival.catch_up
-    assert peer.conn.version is not None
+    assert peer.version is not None
     peer.send(
         Welcome(
-            version=peer.conn.version,
+            version=peer.version,
             nick=peer.name,
             addr=peer.addr,
             online=peer.room.count(),
             peers=peer.room.peers(),
             server=relay.config.name,
-            max_line=peer.conn.max_line,
+            max_line=peer.max_line,
             room=peer.room.name,
             session=record.token if record is not None else None,
             epoch=relay.epoch if arrival.v3 else None,

@@ -116,8 +116,7 @@ def on_list_rooms(relay: Relay, peer: ChatPeer, _: ListRooms) -> None:
 
 
 def on_timestamps(relay: Relay, peer: ChatPeer, choice: Timestamps) -> None:
-    peer.conn.timestamps = choice.on
-    peer.reform()
+    peer.set_timestamps(choice.on)
     peer.send(Info("Timestamps (UTC) are on." if choice.on else "Timestamps are off."))
 
 
@@ -191,7 +190,7 @@ def bad_line(relay: Relay, peer: ChatPeer, exc: RemoteProtocolError) -> None:
     elif peer.errors > relay.config.max_errors:
         why = (
             f"disconnected after {peer.errors} bad lines: send UTF-8 text lines of at most "
-            f"{peer.conn.max_line} bytes"
+            f"{peer.max_line} bytes"
         )
         bye = Bye(why, code=ErrorCode.TOO_MANY_ERRORS)
         peer.close(bye, log_reason="too many bad lines", linger=True)

@@ -60,6 +60,22 @@ class Output:
         self.form = form_of(self.conn)
 
     @property
+    def version(self) -> int | None:
+        """The JSON protocol version the peer speaks (None: plain text, or not known yet)."""
+        conn = self.conn
+        return conn.version if conn.kind is PeerKind.RICH else None
+
+    @property
+    def max_line(self) -> int:
+        """The longest line the peer may send, in bytes."""
+        return self.conn.max_line
+
+    def set_timestamps(self, on: bool) -> None:
+        """Put a timestamp on every line the peer is sent as plain text, or stop."""
+        self.conn.timestamps = on
+        self.reform()
+
+    @property
     def wants_each_event(self) -> bool:
         """Whether fan-out must hand this peer events one by one instead of bytes."""
         return self._replay is not None and self.conn.kind is PeerKind.UNKNOWN

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from peerchat_protocol import Bye, Connection, Event
+from peerchat_protocol import Bye, Event
 
 from .addresses import Address
 from .frames import Form, Frames
@@ -100,15 +100,23 @@ class Peer(Protocol):
 class ChatPeer(Peer, Protocol):
     """A peer whose chat commands the server handles: what the commands need of it."""
 
-    #: Its end of the protocol (version, timestamps, line limit, plain or rich).
-    conn: Connection
     #: Whether it was sent its room's history (at connection, or when it came in).
     history_sent: bool
     #: Bad lines it sent so far.
     errors: int
 
-    def reform(self) -> None:
-        """Its kind, version or timestamps changed: work out its form again."""
+    @property
+    def version(self) -> int | None:
+        """The JSON protocol version it speaks (None: plain text, or not known yet)."""
+        ...
+
+    @property
+    def max_line(self) -> int:
+        """The longest line it may send, in bytes."""
+        ...
+
+    def set_timestamps(self, on: bool) -> None:
+        """Put a timestamp on every line it is sent as plain text, or stop."""
         ...
 
     def acknowledge(self, seq: int, message_id: int | None = None) -> None:
