@@ -6,6 +6,9 @@ Three figures that a change to the core should not make worse:
   a room of 200 peers (half JSON, half plain text), 5 lines per loop pass;
 - **W1-like**: the same per delivery, the sender's bytes included (50 JSON lines per
   read, each parsed, flood-checked, acknowledged), to 100 JSON peers;
+- **cold fan-out**: as fan-out, to 200 peers that have not sent a line yet (a
+  listening ``nc``, a client whose hello is in flight: they may still turn out to want
+  JSON, so the server keeps what they are sent until they say);
 - **idle**: bytes of Python heap per idle connection (tracemalloc), 2,000 real
   connections on loopback.
 
@@ -85,20 +88,27 @@ def flush_of(relay: Any) -> Callable[[], None]:
     return relay.outbox.flush if hasattr(relay, "outbox") else relay.flush  # type: ignore[no-any-return]
 
 
-async def room_of(members: int, *, plain_every: int) -> tuple[Any, list[Session]]:
-    """A relay with ``members`` peers in the lobby; every ``plain_every``-th is plain."""
+async def room_of(
+    members: int, *, plain_every: int, cold: bool = False
+) -> tuple[Any, list[Session]]:
+    """A relay with ``members`` peers in the lobby; every ``plain_every``-th is plain.
+    ``cold``: all but the first have sent nothing yet, and the rounds run before the
+    loop turns again, so they stay that way (none is announced, none said its kind)."""
     relay = ChatServer(ServerConfig(**UNLIMITED), silent()).relay
     peers = []
     for n in range(members):
         peer = Session(relay)
         peer.connection_made(CountingTransport(n))  # type: ignore[arg-type]
-        if plain_every and n % plain_every == 0:
+        if cold and n:
+            pass  # silent so far
+        elif plain_every and n % plain_every == 0:
             peer.data_received(b"/nick p%d\n" % n)
         else:
             hello = {"type": "hello", "version": 3, "nick": f"u{n}"}
             peer.data_received(json.dumps(hello).encode() + b"\n")
         peers.append(peer)
-    await asyncio.sleep(0.7)  # past the announce delay: everyone is in
+    if not cold:
+        await asyncio.sleep(0.7)  # past the announce delay: everyone is in
     flush_of(relay)()
     return relay, peers
 
@@ -113,9 +123,11 @@ def best_of(rounds: int, deliveries: int, one_round: Callable[[], None]) -> floa
     return best
 
 
-async def fan_out(members: int = 200, passes: int = 300, per_pass: int = 5) -> float:
-    relay, peers = await room_of(members, plain_every=2)
-    flush, sender, say = flush_of(relay), peers[1], Say("x" * 100)
+async def fan_out(
+    members: int = 200, passes: int = 300, per_pass: int = 5, *, cold: bool = False
+) -> float:
+    relay, peers = await room_of(members, plain_every=2, cold=cold)
+    flush, sender, say = flush_of(relay), peers[0 if cold else 1], Say("x" * 100)
 
     def one_round() -> None:
         for _ in range(passes):
@@ -181,6 +193,8 @@ async def main() -> None:
     print(f"peerchat_server from {peerchat_server.__file__}")
     print(f"fan-out:  {await fan_out():6.1f} ns per delivery (200 peers, 5 lines a pass)")
     print(f"W1-like:  {await w1_like():6.1f} ns per delivery (reading 50 lines, to 100)")
+    cold = await fan_out(cold=True)
+    print(f"cold:     {cold:6.1f} ns per delivery (to 200 peers that have sent nothing yet)")
     print(f"idle:     {await idle():6.0f} bytes of Python heap per connection")
 
 
