@@ -9,6 +9,7 @@ real command line: change either side alone and a test here fails. (What the fig
 from __future__ import annotations
 
 import re
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,10 @@ import pytest
 from peerchat_client import cli as client_cli
 from peerchat_client import ledger, link
 from peerchat_protocol import DEFAULT_MAX_LINE_BYTES, text
-from peerchat_server import addresses, config, console, tokens
+from peerchat_server import addresses, config, console, options, tokens
 from peerchat_server import cli as server_cli
+
+from . import test_layout
 
 ROOT = Path(__file__).resolve().parents[2]
 KiB = 1024
@@ -144,6 +147,13 @@ PROMISES: list[tuple[str, str, object, object]] = [
     ("docs/fault-tolerance.md", "jittered exponential backoff (0.25 s up to 8 s)",
      (link.RECONNECT_FIRST, link.RECONNECT_CAP), (0.25, 8)),
     ("docs/fault-tolerance.md", "then those typed while away (up to 100)", ledger.QUEUE_LINES, 100),
+    # docs/architecture.md
+    ("docs/architecture.md", "its 39 options as one table", len(options.OPTIONS), 39),
+    ("docs/architecture.md", "passes about 400 lines (410 at most;",
+     test_layout.MAX_MODULE_LINES, 410),
+    ("docs/architecture.md", "McCabe complexity 10 or less",
+     tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["ruff"]["lint"]["mccabe"][
+         "max-complexity"], 10),
     # client/README.md
     ("client/README.md", "backoff 0.25 s doubling to 8 s, with jitter, for up to 15 minutes",
      (link.RECONNECT_FIRST, link.RECONNECT_CAP, link.RECONNECT_GIVE_UP), (0.25, 8, 15 * 60)),
@@ -233,7 +243,14 @@ def test_the_client_readme_lists_every_client_option_with_its_variable() -> None
 
 
 @pytest.mark.parametrize(
-    "document", ["README.md", "SECURITY.md", "docs/fault-tolerance.md", "protocol/PROTOCOL.md"]
+    "document",
+    [
+        "README.md",
+        "SECURITY.md",
+        "docs/fault-tolerance.md",
+        "docs/architecture.md",
+        "protocol/PROTOCOL.md",
+    ],
 )
 def test_every_test_a_document_names_exists(document: str) -> None:
     words = (ROOT / document).read_text(encoding="utf-8")
