@@ -64,6 +64,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.loadgen import TURN_MAX
+from bench.openloop import MIN_DURATION
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -208,9 +209,46 @@ QUICK: dict[str, tuple[str, dict[str, Any]]] = {
         {"receivers": 1000, "senders": 0, "messages": 0, "settle-max": 10, "quiet": 1},
     ),
 }
+#: the open-loop shape (issue 16), run by ``bench/openloop.py``: sender processes apart
+#: from receiver processes, 64 messages per write() as fast as TCP takes them, no window;
+#: receivers read 64 KiB per recv(). O1c: O1 with traffic the moment the receivers are
+#: ready (cold: peerchat's receivers have not sent a line). Never under 3 s of traffic.
+OPEN_FULL: dict[str, tuple[str, dict[str, Any]]] = {
+    "O1": ("open loop: 1 sender → 100 receivers, 64 per write(), {duration}", {"receivers": 100}),
+    "O2": (
+        "open loop: 1 sender → 1,000 receivers, 64 per write(), {duration}",
+        {"receivers": 1000},
+    ),
+    "O4": (
+        "open loop: 50 senders → 50 receivers, 64 per write(), {duration}",
+        {"receivers": 50, "senders": 50},
+    ),
+    "O1c": (
+        "open loop, cold: 1 sender → 100 receivers, traffic at once, {duration}",
+        {"receivers": 100, "cold": 1},
+    ),
+}
+OPEN_QUICK: dict[str, tuple[str, dict[str, Any]]] = {
+    "O1": ("open loop: 1 → 100, 64 per write(), {duration} (quick)", {"receivers": 100}),
+    "O2": ("open loop: 1 → 300, 64 per write(), {duration} (quick)", {"receivers": 300}),
+    "O4": (
+        "open loop: 20 → 20, 64 per write(), {duration} (quick)",
+        {"receivers": 20, "senders": 20},
+    ),
+    "O1c": ("open loop, cold: 1 → 100, {duration} (quick)", {"receivers": 100, "cold": 1}),
+}
+# full: 5 s of traffic a run; quick: 3 s (the least any throughput run gets: MIN_DURATION)
+for _table, _open, _d in ((FULL, OPEN_FULL, 5.0), (QUICK, OPEN_QUICK, MIN_DURATION)):
+    for _wl, (_title, _o) in _open.items():
+        _table[_wl] = (_title, {"duration": _d, "batch": 64, "max-seconds": 120, **_o})
+OPEN = frozenset(OPEN_FULL)
+#: each open-loop workload beside its windowed counterpart (O1c has none)
+OPEN_PAIRS = (("W1", "O1"), ("W2", "O2"), ("W4", "O4"), (None, "O1c"))
+# The open-loop workloads (O1, O2, O4, O1c; bench/openloop.py) join the default once
+# their receivers keep up (issue 16): ask for them with --workloads meanwhile.
 DEFAULT_WORKLOADS = "W1,W1s,W2,W3,W4,W5,W6"
 #: a run's figures that are a speed: not given for a run that was not clean
-SPEED = ("rate", "p50", "p99")
+SPEED = ("rate", "p50", "p99", "cpu_us")
 #: a system at this share of the load generator's ceiling is limited by it
 AT_CEILING = 0.9
 
@@ -570,7 +608,7 @@ def one_run(
         args = [
             sys.executable,
             "-m",
-            "bench.loadgen",
+            "bench.openloop" if wl in OPEN else "bench.loadgen",
             "--system",
             system,
             "--workload",
@@ -581,9 +619,8 @@ def one_run(
             ",".join(map(str, servers.pids)),
             "--sample",
             str(a.sample),
-            "--window",
-            str(a.window),
         ]
+        args += [] if wl in OPEN else ["--window", str(a.window)]
         if servers.bus is not None:
             args += ["--bus-pid", str(servers.bus.pid)]
         for k, v in opts.items():
@@ -701,6 +738,14 @@ def _cpu_total(r: dict[str, Any]) -> float | None:
     )
 
 
+def _cpu_per_delivery(r: dict[str, Any]) -> float | None:
+    c = r.get("cpu_s") or {}
+    servers = [x for x in c.get("servers") or [] if x is not None]
+    if not servers or not r.get("delivered"):
+        return None
+    return (sum(servers) + (c.get("bus") or 0)) / r["delivered"] * 1e6
+
+
 #: one run's figures, by name
 METRICS: dict[str, Callable[[dict[str, Any]], float | None]] = {
     "rate": lambda r: r.get("deliveries_per_s"),
@@ -716,6 +761,8 @@ METRICS: dict[str, Callable[[dict[str, Any]], float | None]] = {
         else None
     ),
     "cpu_total": _cpu_total,
+    # the servers' (and bus's) CPU per delivery, in µs: not the load generator's speed
+    "cpu_us": _cpu_per_delivery,
     # the load generator's one thread: the share of the traffic time it was busy
     "lg_core": lambda r: (
         (r["cpu_s"].get("loadgen") or 0) / r["cpu_s"]["wall"]
@@ -1321,8 +1368,10 @@ def markdown(
     runs: list[dict[str, Any]],
     load: tuple[float, float],
     chart: str | None,
+    shapes: list[str] | None = None,
 ) -> str:
-    """``docs/benchmarks.md`` (without its replicas section) from a run's summary."""
+    """``docs/benchmarks.md`` (without its replicas section) from a run's summary;
+    ``shapes``: the section comparing both shapes, before the notes (if any)."""
     nproc = int(info["nproc"]) if info["nproc"].isdigit() else 1
     timed = [wl for wl in summary if opts[wl].get("duration")]
     with_ceiling = [wl for wl in summary if any(s == CEILING for s in summary[wl])]
@@ -1343,6 +1392,7 @@ def markdown(
         lines += ["", f"![deliveries per second per workload]({chart})"]
     said = reading(summary, systems, opts)
     lines += ["", said, ""] if said else [""]
+    lines += shapes or []
     lines += how_to_read(opts)
     lines += [every_run_row(r, nproc) for r in runs]
     return "\n".join(lines) + "\n"
@@ -1373,6 +1423,61 @@ def reading(
         f"**The write batch.** With one message per write() instead of {b1} (W1s against "
         "W1), the same fan-out delivered: " + "; ".join(parts) + "."
     )
+
+
+SHAPES_HEADING = "## Both shapes: windowed and open loop"
+
+
+def fmt_us(v: float) -> str:
+    return f"{v:.3f} µs"
+
+
+def shapes_intro(opts: dict[str, dict[str, Any]], pairs: list[tuple[str | None, str]]) -> str:
+    """How the open-loop shape is run and what its figures mean."""
+    durations = sorted({float(opts[o]["duration"]) for _, o in pairs})
+    return (
+        "Each open-loop workload (`bench/openloop.py`, issue 16) beside its windowed "
+        "counterpart above. Open loop: every sender is its own process and writes "
+        f"{opts[pairs[0][1]].get('batch', 64)} messages per write() as fast as TCP takes "
+        "them, with no window of messages in flight (it also reads what its socket "
+        "receives: in a chat room, the others' messages); the receivers, in another "
+        "process, read 64 KiB per recv(). Traffic lasts "
+        + " or ".join(f"{d:g} s" for d in durations)
+        + "; warm workloads start it 1 s after every peer is ready, O1c (cold) the moment "
+        "the last receiver is ready (senders connect first; peerchat's receivers have not "
+        "sent a line). Every receiver is subscribed (banner, SUBSCRIBE reply, PONG, or its "
+        "thread running) before the first message is written and stays connected to the "
+        "end, so each must get exactly what all senders wrote (in a chat room each sender "
+        "exactly what the others wrote); a sample is verified message by message as "
+        "above. *server CPU µs per delivery*: the server's (and, for replicas, the bus's) "
+        "utime + stime from /proc/PID/stat, read before the first write and after the last "
+        "delivery, over the deliveries: a cost that does not depend on the load "
+        "generator's speed (`×` < 1: less CPU per delivery than Redis). The copy relay's "
+        "column is the open-loop load generator's own ceiling in the single-sender ones."
+    )
+
+
+def shapes_section(
+    summary: dict[str, dict[str, dict[str, Any]]],
+    titles: dict[str, str],
+    opts: dict[str, dict[str, Any]],
+    systems: list[str],
+) -> list[str]:
+    """The section comparing both shapes, if an open-loop workload ran: deliveries/s
+    and server CPU µs per delivery, windowed above open loop."""
+    pairs = [(w, o) for w, o in OPEN_PAIRS if o in summary]
+    if not pairs:
+        return []
+    with_ceiling = [wl for wl in summary if CEILING in summary[wl]]
+    t = SummaryTable(summary, titles, systems, with_ceiling)
+    t.head()
+    for w, o in pairs:
+        shown = [wl for wl in (w, o) if wl in summary]
+        for wl in shown:
+            t.row(wl, "deliveries/s", "rate", fmt_rate)
+        for wl in shown:
+            t.row(wl, "server CPU µs per delivery", "cpu_us", fmt_us)
+    return [SHAPES_HEADING, "", shapes_intro(opts, pairs), "", *t.lines, ""]
 
 
 def draw_chart(
@@ -1822,9 +1927,11 @@ def write_doc(
         png = out.with_suffix(".png")
         draw_chart(summary, systems, png, saved["machine"])
         chart = png.name
+    titles = {w: title(table[w][0], opts[w]) for w in workloads}
+    windowed = {wl: s for wl, s in summary.items() if wl not in OPEN}
     text = markdown(
-        summary,
-        {w: title(table[w][0], opts[w]) for w in workloads},
+        windowed,
+        titles,
         opts,
         systems,
         saved["machine"],
@@ -1832,6 +1939,7 @@ def write_doc(
         runs,
         (saved["load"][0], saved["load"][1]),
         chart,
+        shapes_section(summary, titles, opts, systems),
     )
     out.write_text(keep_replicas_section(out, text))
     print(f"wrote {out}" + (f" and {out.with_suffix('.png')}" if chart else ""))
@@ -1976,6 +2084,14 @@ def scaled(opts: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
     return o
 
 
+def scaled_for(wl: str, opts: dict[str, Any], a: argparse.Namespace) -> dict[str, Any]:
+    """:func:`scaled`, an open-loop workload never under MIN_DURATION s of traffic."""
+    o = scaled(opts, a)
+    if wl in OPEN:
+        o["duration"] = max(MIN_DURATION, float(o.get("duration") or 0))
+    return o
+
+
 def make_plan(
     a: argparse.Namespace,
     systems: list[str],
@@ -2046,7 +2162,7 @@ def main() -> None:
     info = machine_info(exes)
     tmp = Path(tempfile.mkdtemp(prefix="peerchat-bench-"))
     load_start = os.getloadavg()[0]
-    opts = {wl: scaled(table[wl][1], a) for wl in workloads}
+    opts = {wl: scaled_for(wl, table[wl][1], a) for wl in workloads}
     plan = make_plan(a, systems, workloads, opts)
     traffic = sum(o.get("duration") or 0 for _, wl, _ in plan for o in [opts[wl]])
     print(
