@@ -38,9 +38,10 @@ class Outbox:
     """The rooms with broadcasts waiting, the peers with output waiting, and the one
     flush per loop pass that sends them all (one loop, no locks)."""
 
-    __slots__ = ("_busy_rooms", "_dirty", "_flush_handle")
+    __slots__ = ("_busy_rooms", "_dirty", "_flush_handle", "_replay_limit")
 
-    def __init__(self) -> None:
+    def __init__(self, replay_limit: int) -> None:
+        self._replay_limit = replay_limit  # broadcasts a late hello may get again
         self._dirty: list[Flushable] = []
         self._busy_rooms: list[Room[Peer]] = []  # rooms with an outbox to fan out
         self._flush_handle: asyncio.Handle | None = None
@@ -65,7 +66,7 @@ class Outbox:
         while self._busy_rooms:
             rooms, self._busy_rooms = self._busy_rooms, []
             for room in rooms:
-                _fan_out(room)
+                _fan_out(room, self._replay_limit)
 
     def mark_dirty(self, peer: Flushable) -> None:
         """``peer`` has queued output: flush it at the end of this loop pass."""
@@ -88,22 +89,21 @@ class Outbox:
                 peer.fail()  # that peer's problem only: the others still get theirs
 
 
-def _fan_out(room: Room[Peer]) -> None:
+def _fan_out(room: Room[Peer], replay_limit: int) -> None:
     """Every waiting broadcast of ``room``, as one write per member.
 
     The bytes a member gets depend only on its form and on whether it sent one of the
     broadcasts (senders skip their own), so each such blob is joined once and the same
-    bytes object is queued for every member that shares it.
+    bytes object is queued for every member that shares it. Members that have not said
+    what they are yet get the same bytes, and the room keeps the broadcasts once for
+    all of them, should a hello ask for them again (Room.keep).
     """
     items, room.outbox = room.outbox, []
+    if room.waiters:
+        room.keep([frames for frames, _ in items], replay_limit)
     senders = {skip for _, skip in items if skip is not None}
     blobs: dict[tuple[object, Peer | None], bytes] = {}
     for member in room.members:
-        if member.wants_each_event:
-            for frames, skip in items:
-                if skip is not member:
-                    member.deliver_now(frames)
-            continue
         form = member.form
         key = (form, member if member in senders else None)
         blob = blobs.get(key)

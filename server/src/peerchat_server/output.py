@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import traceback
+from typing import cast
 
 from peerchat_protocol import Bye, Connection, ErrorCode, Event, Info, Message, PeerKind
 
 from .frames import Form, Frames, form_of
+from .peer import Peer
 from .relay import Relay
+from .rooms import Room
 
 #: Seconds a closing connection waits for the peer's own close before it is cut.
 CLOSE_LINGER = 2.0
@@ -32,12 +35,13 @@ class Output:
 
     __slots__ = (
         "_closing", "_dirty", "_eof", "_leave_reason", "_linger_handle", "_missed_before_hello",
-        "_pending", "_replay", "_replay_overflow", "conn", "form", "relay", "transport",
+        "_pending", "_replay", "_replay_overflow", "conn", "form", "relay", "room", "transport",
     )  # fmt: skip
 
     def __init__(self, relay: Relay, conn: Connection) -> None:
         self.relay = relay
         self.conn = conn
+        self.room: Room[Peer] = relay.rooms.lobby  # set again by Relay.register and move
         #: How this peer gets events (frames.py): kept, not worked out per delivery,
         #: and set again whenever it may change (the first line, /timestamps).
         self.form: Form = form_of(conn)
@@ -49,9 +53,11 @@ class Output:
         self._linger_handle: asyncio.TimerHandle | None = None
         self._pending: list[bytes] = []
         self._dirty = False
-        # Until the first line tells the kind, remember what was sent as plain
-        # text so a rich peer whose hello was in flight gets it again as JSON.
-        self._replay: list[Frames] | None = []
+        # Until the first line tells the kind, what was sent as plain text is kept so
+        # that a rich peer whose hello was in flight gets it again as JSON: the room
+        # keeps its broadcasts (Room.wait); this keeps what was for this peer alone
+        # (history, private messages), each with its place among the broadcasts.
+        self._replay: list[tuple[int, Frames]] | None = []
         self._replay_overflow = 0
         self._missed_before_hello = False
 
@@ -75,11 +81,6 @@ class Output:
         self.conn.timestamps = on
         self.reform()
 
-    @property
-    def wants_each_event(self) -> bool:
-        """Whether fan-out must hand this peer events one by one instead of bytes."""
-        return self._replay is not None and self.conn.kind is PeerKind.UNKNOWN
-
     def send(self, event: Event) -> None:
         """Queue one event for this peer alone (after any broadcast it must follow)."""
         if not self._closing:
@@ -100,7 +101,7 @@ class Output:
             if self._replay is None:
                 self._missed_before_hello = True
             elif len(self._replay) < self.relay.config.replay_limit:
-                self._replay.append(frames)
+                self._replay.append((self.room.journaled, frames))
             else:
                 self._replay_overflow += 1
 
@@ -108,8 +109,8 @@ class Output:
         """Queue bytes the fan-out prepared for this peer's form."""
         if data and not self._closing:
             self._queue(data)
-            if self.conn.kind is PeerKind.UNKNOWN:
-                self._missed_before_hello = True  # sent as text, not kept for a replay
+            if self.conn.kind is PeerKind.UNKNOWN and self._replay is None:
+                self._missed_before_hello = True  # sent as text, kept by nobody
 
     def _queue(self, data: bytes) -> None:
         if not data:
@@ -206,13 +207,30 @@ class Output:
     # --- the replay for a late hello ----------------------------------------------------
 
     def drop_replay(self) -> None:
-        """No hello will need the copies kept so far (the peer is plain, or silent)."""
+        """No hello will need what was kept for it (the peer is plain, or silent)."""
+        if self._replay is not None and self.conn.kind is PeerKind.UNKNOWN:
+            self.room.stop_waiting(cast("Peer", self), 0)
         self._replay = None
+
+    def said_what_it_is(self) -> None:
+        """Its first line came: gather what it was sent before, in the order it was
+        sent (the room's broadcasts and what was for it alone), should a hello want it
+        again; past ``--replay-limit``, the rest is only counted."""
+        if self._replay is None:
+            return
+        limit = self.relay.config.replay_limit
+        broadcasts, sent = self.room.stop_waiting(cast("Peer", self), limit)  # a Session
+        alone = self._replay
+        # What was for it alone at place p came after broadcast p - 1 and before broadcast
+        # p: a stable sort by place, with it first, keeps the order it was sent in.
+        merged = sorted(alone + broadcasts, key=lambda item: item[0])
+        self._replay = merged[:limit]
+        self._replay_overflow += sent + len(alone) - len(self._replay)
 
     def flush_replay(self) -> None:
         """The hello came: what was sent as text before it, again in this peer's form."""
         replay, self._replay = self._replay, None
-        for frames in replay or ():
+        for _, frames in replay or ():
             event = frames.event
             if self.conn.version == 1 and isinstance(event, Message) and event.history:
                 continue  # version 1 has no history mark: it would pass for new messages

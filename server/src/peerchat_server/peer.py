@@ -47,21 +47,12 @@ class Peer(Protocol):
         """Who sent a line, for a room's log (its session's digest, or the connection)."""
         ...
 
-    @property
-    def wants_each_event(self) -> bool:
-        """Whether fan-out must hand it events one by one instead of bytes."""
-        ...
-
     def send(self, event: Event) -> None:
         """Queue one event for it alone."""
         ...
 
     def deliver(self, frames: Frames) -> None:
         """Queue an event already encoded for others."""
-        ...
-
-    def deliver_now(self, frames: Frames) -> None:
-        """The same, during a fan-out (no drain first)."""
         ...
 
     def queue_bytes(self, data: bytes) -> None:

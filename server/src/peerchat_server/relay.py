@@ -66,7 +66,7 @@ class Relay:
             config.catch_up_total_bytes,
         )
         self.rooms: RoomBook[Peer] = RoomBook(keep, clock)
-        self.outbox = Outbox()
+        self.outbox = Outbox(config.replay_limit)
         #: Names this run of the server: message ids compare only within one epoch.
         self.epoch = secrets.token_hex(6)
         self.closing = False
@@ -88,7 +88,7 @@ class Relay:
     def admit(self, peer: Peer) -> None:
         """A peer that gave the password comes into the default room."""
         self.outbox.drain()
-        self.rooms.vestibule.members.pop(peer, None)
+        self.rooms.vestibule.remove(peer)
         peer.room = self.rooms.lobby
         self.rooms.lobby.members[peer] = None
 
@@ -99,7 +99,7 @@ class Relay:
         self.outbox.drain()
         self.registry.remove(peer)
         room = peer.room
-        room.members.pop(peer, None)
+        room.remove(peer)
         self.rooms.drop_if_empty(room)
         if not peer.announced or self.closing:  # when closing, one "bye" says it all
             return
@@ -112,7 +112,7 @@ class Relay:
         self.outbox.drain()  # what the old room heard before the move reaches it there
         old = peer.room
         room = self.rooms.get_or_make(name)
-        old.members.pop(peer, None)
+        old.remove(peer)
         self.rooms.drop_if_empty(old)
         if peer.announced and self.notices_in(old):
             left = Left(peer.name, old.count(), f"went to #{room.name}", old.name)

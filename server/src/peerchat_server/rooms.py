@@ -57,10 +57,56 @@ class Room(Generic[M]):
     outbox: list[tuple[Frames, M | None]] = dataclasses.field(default_factory=list)
     #: Members on other replicas (``--bus``), by folded nickname.
     remote: dict[str, PeerInfo] = dataclasses.field(default_factory=dict)
+    #: Members that have not sent a line yet (a listening ``nc``, or a client whose
+    #: hello is in flight and may want what it was sent again, as JSON), each with the
+    #: index of the first broadcast it may want again; the broadcasts kept for them,
+    #: with their index; and how many were fanned out while any waited. One journal
+    #: for the room instead of a copy per member: fan-out treats them like everyone.
+    waiters: dict[M, int] = dataclasses.field(default_factory=dict)
+    journal: deque[tuple[int, Frames]] = dataclasses.field(default_factory=deque)
+    journaled: int = 0
 
     def count(self) -> int:
         """Everyone in the room, here and on other replicas."""
         return len(self.members) + len(self.remote)
+
+    def remove(self, member: M) -> None:
+        """``member`` leaves the room."""
+        self.members.pop(member, None)
+        self.stop_waiting(member, 0)
+
+    # --- members that have not said what they are yet -----------------------------------
+
+    def wait(self, member: M) -> None:
+        """``member`` may want again what the room broadcasts from now on."""
+        self.waiters[member] = self.journaled
+
+    def keep(self, events: list[Frames], limit: int) -> None:
+        """Fan-out: keep ``events`` for the waiters, as far as any may want them (each
+        wants at most ``limit`` again); forget what none of them wants any more."""
+        # Starts only grow with arrival, so the newest waiter's is the last, and the
+        # oldest's the first.
+        newest = next(reversed(self.waiters.values()))
+        for frames in events:
+            if self.journaled < newest + limit:
+                self.journal.append((self.journaled, frames))
+            self.journaled += 1
+        oldest = next(iter(self.waiters.values()))
+        while self.journal and self.journal[0][0] < oldest:
+            self.journal.popleft()
+
+    def stop_waiting(self, member: M, limit: int) -> tuple[list[tuple[int, Frames]], int]:
+        """``member`` said what it is, or is gone: the broadcasts kept for it (at most
+        ``limit``, oldest first, with their index), and how many it was sent in all.
+        (A member that has not sent a line is never the one a broadcast skips.)"""
+        start = self.waiters.pop(member, None)
+        if start is None:
+            return [], 0
+        kept = [(i, f) for i, f in self.journal if start <= i < start + limit] if limit else []
+        if not self.waiters:
+            self.journal.clear()
+            self.waiters = {}  # a dict keeps its size: 10,000 arrivals would stay in it
+        return kept, self.journaled - start
 
     def remember(
         self, message: Message, max_messages: int, max_bytes: int, origin: str = ""

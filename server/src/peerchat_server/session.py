@@ -35,7 +35,6 @@ from .output import Output
 from .peer import Peer
 from .relay import Relay
 from .resume import Resumable
-from .rooms import Room
 from .sockets import enable_keepalive, format_addr
 
 #: What a peer may not do before it gives the password.
@@ -54,7 +53,7 @@ class Session(Output, asyncio.Protocol):
     __slots__ = (
         "_ack_due", "_ack_id", "_announce_timer", "_connection_key", "_last_heard", "_pacer",
         "_ping_sent", "_resume_handle", "addr", "address", "announced", "authenticated",
-        "errors", "history_sent", "name", "resumable", "room",
+        "errors", "history_sent", "name", "resumable",
     )  # fmt: skip
 
     def __init__(self, relay: Relay) -> None:
@@ -64,7 +63,6 @@ class Session(Output, asyncio.Protocol):
         self.name = "unknown"
         self.announced = False
         self.authenticated = not cfg.password  # with a password, only once it is given
-        self.room: Room[Peer] = relay.rooms.lobby  # set again by Relay.register and move
         self.errors = 0
         self.history_sent = False
         self._announce_timer: asyncio.TimerHandle | None = None
@@ -109,6 +107,8 @@ class Session(Output, asyncio.Protocol):
             return
         enable_keepalive(transport.get_extra_info("socket"))
         relay.register(self)
+        if self.authenticated:
+            self.room.wait(self)  # until its first line says whether it wants JSON
         loop = asyncio.get_running_loop()
         self._last_heard = loop.time()
         relay.console.line("NEW CONNECTION", f"Peer {self.addr} connected.")
@@ -248,6 +248,7 @@ class Session(Output, asyncio.Protocol):
             event = exc
         if was_unknown and conn.kind is not PeerKind.UNKNOWN:
             self.reform()  # its first line said what it is: plain text, or JSON of a version
+            self.said_what_it_is()
         # Blank lines are no events, but each costs a line: else a stream of them would
         # be read for free, and each newline's KiB of credit against long lines' bytes
         # (data_received) would be free too.
@@ -351,10 +352,10 @@ class Session(Output, asyncio.Protocol):
         if self.announced or self._closing:
             return
         self.announced = True
-        if self.conn.kind is PeerKind.UNKNOWN and self._replay is not None:
+        if self.conn.kind is PeerKind.UNKNOWN:
             # Silent so far: most likely a listener (nc), not a client with a hello in
-            # flight. Stop keeping copies for a replay, so it costs no more than any peer.
-            self._replay = None
+            # flight. Nothing more is kept for a replay.
+            self.drop_replay()
         self.relay.announce_join(self)
 
     def _announce_later(self) -> None:
