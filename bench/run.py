@@ -217,11 +217,11 @@ OPEN_FULL: dict[str, tuple[str, dict[str, Any]]] = {
     "O1": ("open loop: 1 sender → 100 receivers, 64 per write(), {duration}", {"receivers": 100}),
     "O2": (
         "open loop: 1 sender → 1,000 receivers, 64 per write(), {duration}",
-        {"receivers": 1000},
+        {"receivers": 1000, "rx-procs": 2},
     ),
     "O4": (
         "open loop: 50 senders → 50 receivers, 64 per write(), {duration}",
-        {"receivers": 50, "senders": 50},
+        {"receivers": 50, "senders": 50, "rx-procs": 2},
     ),
     "O1c": (
         "open loop, cold: 1 sender → 100 receivers, traffic at once, {duration}",
@@ -230,10 +230,13 @@ OPEN_FULL: dict[str, tuple[str, dict[str, Any]]] = {
 }
 OPEN_QUICK: dict[str, tuple[str, dict[str, Any]]] = {
     "O1": ("open loop: 1 → 100, 64 per write(), {duration} (quick)", {"receivers": 100}),
-    "O2": ("open loop: 1 → 300, 64 per write(), {duration} (quick)", {"receivers": 300}),
+    "O2": (
+        "open loop: 1 → 300, 64 per write(), {duration} (quick)",
+        {"receivers": 300, "rx-procs": 2},  # one process alone falls behind: dropped
+    ),
     "O4": (
         "open loop: 20 → 20, 64 per write(), {duration} (quick)",
-        {"receivers": 20, "senders": 20},
+        {"receivers": 20, "senders": 20, "rx-procs": 2},
     ),
     "O1c": ("open loop, cold: 1 → 100, {duration} (quick)", {"receivers": 100, "cold": 1}),
 }
