@@ -914,6 +914,13 @@ def verify_sample(
                 "p50": percentile(pv.latencies_ns, 0.50),
                 "p99": percentile(pv.latencies_ns, 0.99),
             }
+    record_verdict(result, v)
+    return v
+
+
+def record_verdict(result: dict[str, Any], v: Verdict) -> None:
+    """Put the merged verdict ``v`` (latencies sorted) in ``result``: ``verified`` and
+    ``latency_ms``, as every load generator of bench/ reports them."""
     result["verified"] = {
         "receivers": v.receivers,
         "expected": v.expected,
@@ -933,7 +940,6 @@ def verify_sample(
         "p99": percentile(lat, 0.99),
         "max": percentile(lat, 1.0),
     }
-    return v
 
 
 async def traffic(

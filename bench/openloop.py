@@ -54,9 +54,10 @@ from bench.loadgen import (
     Verdict,
     cpu_now,
     cpu_used,
+    merge,
     payload,
-    percentile,
     proc_status,
+    record_verdict,
     rss_kib,
     verify,
 )
@@ -204,18 +205,14 @@ class Readers:
         return "deadline"
 
 
-def verify_kept(r: Readers, sent: list[int], adapter: Adapter, size: int) -> dict[str, Any]:
-    """Verify the sampled receivers (loadgen's checks); the verdict as a dict, with at
-    most LAT_KEEP latencies (evenly strided) for the percentiles."""
+def verify_kept(r: Readers, sent: list[int], adapter: Adapter, size: int) -> Verdict:
+    """Verify the sampled receivers (loadgen's checks), keeping at most LAT_KEEP
+    latencies (evenly strided) for the percentiles: the verdict goes back by pipe."""
     v = Verdict()
     for i in sorted(r.sampled):
         verify(v, r.keep.pop(i, []), adapter, sent, size)
-    lat = v.latencies_ns
-    step = max(1, len(lat) // LAT_KEEP)
-    out = {k: getattr(v, k) for k in ("receivers", "expected", "ok", "lost", "duplicated")}
-    out |= {"corrupted": v.corrupted, "reordered": v.reordered, "notices": v.notices}
-    out |= {"error_lines": v.errors, "latencies_ns": lat[::step]}
-    return out
+    v.latencies_ns = v.latencies_ns[:: max(1, len(v.latencies_ns) // LAT_KEEP)]
+    return v
 
 
 def rx_body(pipe: Connection, spec: Spec, n: int, sampled: set[int]) -> None:
@@ -523,27 +520,11 @@ def per_receiver(counts: list[int], each: int) -> dict[str, Any]:
     }
 
 
-def merge_verdicts(parts: list[dict[str, Any]], result: dict[str, Any]) -> dict[str, Any]:
-    """The receiver processes' verdicts as one (``verified``, ``latency_ms``)."""
-    keys = (
-        "receivers",
-        "expected",
-        "ok",
-        "lost",
-        "duplicated",
-        "corrupted",
-        "reordered",
-        "notices",
-    )
-    v: dict[str, Any] = {k: sum(p[k] for p in parts) for k in keys}
-    v["error_lines"] = [e for p in parts for e in p["error_lines"]][:5]
-    lat = sorted(x for p in parts for x in p["latencies_ns"])
-    result["verified"] = v
-    result["latency_ms"] = {
-        "n": len(lat),
-        **{k: percentile(lat, q) for k, q in (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))},
-        "max": percentile(lat, 1.0),
-    }
+def merge_verdicts(parts: list[Verdict], result: dict[str, Any]) -> Verdict:
+    """The receiver processes' verdicts as one, in ``result`` as loadgen reports it."""
+    v = merge(parts)
+    v.latencies_ns.sort()
+    record_verdict(result, v)
     return v
 
 
@@ -559,7 +540,7 @@ def check_receivers(rx: Group, sent: list[int], result: dict[str, Any]) -> bool:
     result["expected"] = each * len(counts)
     result["delivered"] = sum(counts)
     v = merge_verdicts([m[3] for m in msgs], result)
-    bad = v["lost"] + v["duplicated"] + v["corrupted"] + v["reordered"]
+    bad = v.lost + v.duplicated + v.corrupted + v.reordered
     return pr["wrong"] == 0 and result["receivers_lost"] == 0 and bad == 0
 
 

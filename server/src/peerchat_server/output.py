@@ -88,12 +88,9 @@ class Output:
             self._queue(self.conn.send(event))
 
     def deliver(self, frames: Frames) -> None:
-        """Queue an event already encoded for others (after any broadcast it must follow)."""
+        """Queue an event already encoded for others (after any broadcast it must follow);
+        remember it if a hello may still come."""
         self.relay.outbox.drain()
-        self.deliver_now(frames)
-
-    def deliver_now(self, frames: Frames) -> None:
-        """Queue ``frames`` in this peer's form; remember it if a hello may still come."""
         if self._closing:
             return
         self._queue(frames.for_form(self.form))
@@ -208,8 +205,8 @@ class Output:
 
     def drop_replay(self) -> None:
         """No hello will need what was kept for it (the peer is plain, or silent)."""
-        if self._replay is not None and self.conn.kind is PeerKind.UNKNOWN:
-            self.room.stop_waiting(cast("Peer", self), 0)
+        if self._replay is not None:
+            self.room.stop_waiting(cast("Peer", self), 0)  # (a no-op once it said its kind)
         self._replay = None
 
     def said_what_it_is(self) -> None:

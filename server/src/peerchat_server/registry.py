@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 
-from peerchat_protocol import fold
+from peerchat_protocol import NICK_MAX_LENGTH, fold
 
 from .addresses import AddressBook
 from .config import ServerConfig
@@ -19,9 +19,6 @@ from .names import Names
 from .peer import Peer
 from .replicas import Replicas
 from .resume import Resumable, ResumeBook
-
-#: Longest nickname (as the protocol allows); suffixes for free variants fit in it.
-MAX_NICK = 32
 
 
 class Registry:
@@ -142,7 +139,7 @@ class Registry:
             return nick
         for n in range(2, len(self._peers) + len(self.remote) + 3):
             suffix = f"_{n}"
-            candidate = nick[: MAX_NICK - len(suffix)] + suffix
+            candidate = nick[: NICK_MAX_LENGTH - len(suffix)] + suffix
             if not self.name_taken(candidate):
                 return candidate
         raise AssertionError("unreachable: more candidates than peers")
