@@ -55,8 +55,10 @@ from .limits import (
 from .plain import (
     PLAIN_COMMANDS,
     clock,
+    decode_chat_block,
     decode_plain,
     encode_plain,
+    encode_plain_said,
     plain_help,
     render_plain,
 )
@@ -115,9 +117,11 @@ __all__ = [
     "Who",
     "backoff",
     "clock",
+    "decode_chat_block",
     "decode_plain",
     "encode_json",
     "encode_plain",
+    "encode_plain_said",
     "fold",
     "from_wire",
     "name_problem",

@@ -141,6 +141,22 @@ class Connection:
             if skipped >= MAX_BLANK_LINES_PER_CALL and self.role is Role.SERVER:
                 return NEED_DATA
 
+    def next_chat_lines(self, limit: int) -> list[str] | None:
+        """Server, plain-text peer: the texts of up to ``limit`` complete lines at once,
+        when there are two or more and every one is an ordinary chat line: what
+        :meth:`next_event` would give, one call each, as ``Say(text)``. Otherwise
+        ``None``, and nothing is taken: read on with :meth:`next_event`.
+        """
+        if self.kind is not PeerKind.PLAIN or self.role is not Role.SERVER:
+            return None
+        block, count = self._framer.peek_lines(limit)
+        if count < 2:
+            return None
+        texts = plain.decode_chat_block(block, self._framer.max_line)
+        if texts is not None:
+            self._framer.skip(len(block))
+        return texts
+
     def _decode(self, line: bytes) -> Event | None:
         if self.role is Role.CLIENT:
             return self._decode_from_server(line)

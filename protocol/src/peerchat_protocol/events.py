@@ -426,13 +426,14 @@ class Message(Event):
         and ``id``/``ts`` are its own counters. On the hot path of a relay, checking
         them again per message was a quarter of the time spent on it.
         """
-        message = object.__new__(cls)
-        for name, value in (
-            ("id", id), ("nick", nick), ("text", say.text), ("ts", ts), ("room", room),
-            ("to", to), ("action", say.action), ("history", False),
-        ):  # fmt: skip
-            object.__setattr__(message, name, value)
-        return message
+        return _unchecked_message(id, nick, say.text, ts, room, to, say.action)
+
+    @classmethod
+    def said(cls, id: int, text: str, nick: str, ts: int, room: str | None) -> Message:
+        """The message a server relays for the chat line ``text`` said in ``room``, built
+        without checking again (see :meth:`relay`): ``text`` passed the same checks as
+        a ``Say``'s (a block of plain-text lines, ``decode_chat_block``)."""
+        return _unchecked_message(id, nick, text, ts, room, None, False)
 
     def renumbered(self, id: int) -> Message:
         """This message with another ``id``, built without checking again (see relay).
@@ -445,6 +446,24 @@ class Message(Event):
             object.__setattr__(message, name, getattr(self, name))
         object.__setattr__(message, "id", id)
         return message
+
+
+_set = object.__setattr__
+
+
+def _unchecked_message(
+    id: int, nick: str, text: str, ts: int, room: str | None, to: str | None, action: bool
+) -> Message:
+    message = object.__new__(Message)
+    _set(message, "id", id)
+    _set(message, "nick", nick)
+    _set(message, "text", text)
+    _set(message, "ts", ts)
+    _set(message, "room", room)
+    _set(message, "to", to)
+    _set(message, "action", action)
+    _set(message, "history", False)
+    return message
 
 
 @dataclass(frozen=True, slots=True)

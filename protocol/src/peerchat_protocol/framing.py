@@ -68,6 +68,32 @@ class LineFramer:
                 continue
             return line
 
+    def peek_lines(self, limit: int) -> tuple[bytes, int]:
+        """The next complete lines, at most ``limit``, as one block of bytes (each line
+        with its ``\n``) and their count, without taking them (:meth:`skip` does).
+
+        ``(b"", 0)`` while an over-long line is being reported or skipped: read on with
+        :meth:`next_line`. The lines are as they came: their ``\r`` is still there,
+        and so is any line over the limit (the caller checks, or reads line by line).
+        """
+        if self._skipping or self._overflow_pending or limit < 1:
+            return b"", 0
+        buf, start = self._buf, self._start
+        end = buf.rfind(b"\n", self._scan)
+        if end < 0:
+            return b"", 0
+        count = buf.count(b"\n", start, end + 1)
+        if count > limit:
+            end, count = start - 1, limit
+            for _ in range(limit):  # bounded by limit
+                end = buf.find(b"\n", end + 1)
+        return bytes(buf[start : end + 1]), count
+
+    def skip(self, size: int) -> None:
+        """Take the first ``size`` bytes of what :meth:`peek_lines` gave (whole lines)."""
+        self._start += size
+        self._scan = max(self._scan, self._start)
+
     def _hold_partial(self) -> None:
         """Keep an incomplete line, unless it is already too long."""
         if self._skipping or self._partial_too_long():

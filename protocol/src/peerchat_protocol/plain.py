@@ -7,7 +7,7 @@ functions, like :mod:`.codec` for JSON lines.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -38,7 +38,7 @@ from .events import (
     Who,
 )
 from .limits import DEFAULT_ROOM
-from .text import sanitize
+from .text import lines_clean, sanitize
 
 
 def _where(room: str | None) -> str:
@@ -239,6 +239,40 @@ def decode_plain(line: bytes) -> Event | None:
             "(start a line with // to send it as text)",
         )
     return command[0](args.strip())
+
+
+def decode_chat_block(block: bytes, max_line: int) -> list[str] | None:
+    """The texts of a block of complete lines (each ending in ``\n``) when every line
+    is one that :func:`decode_plain` turns into ``Say(line)`` as it is, else ``None``
+    (a command, a blank line or one starting with a space, invalid UTF-8, text that
+    :func:`~.text.sanitize` would change, a line over ``max_line`` bytes): then decode
+    them one by one. A few operations over the whole block, none per line in Python:
+    the busy plain-text sender's path.
+    """
+    if b"\r" in block:
+        block = block.replace(b"\r\n", b"\n")  # a lone \r left fails the check below
+    body = block[:-1]
+    if len(body) > max_line and max(map(len, body.split(b"\n"))) > max_line:
+        return None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    # Each line's first character (the text's, and every one after a newline) must be
+    # none of: '/' (a command), ' ' (maybe all spaces), '\n' (a blank line).
+    if text[:1] in ("/", " ", "\n", "") or "\n/" in text or "\n " in text:
+        return None
+    if "\n\n" in text or text.endswith("\n") or not lines_clean(text):
+        return None
+    return text.split("\n")
+
+
+def encode_plain_said(nick: str, texts: Sequence[str]) -> bytes:
+    """What a plain-text peer gets (without timestamps) for the chat lines ``texts`` that
+    ``nick`` said in its room: :func:`encode_plain` of each such message, joined, made
+    with one join over all of them."""
+    prefix = f"<{nick}> "
+    return (prefix + ("\r\n" + prefix).join(texts) + "\r\n").encode("utf-8")
 
 
 def plain_help() -> str:

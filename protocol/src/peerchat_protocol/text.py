@@ -159,6 +159,15 @@ def is_clean(text: str, *, keep_newlines: bool = False) -> bool:
     return "\t" not in text and pattern.search(text) is None
 
 
+def lines_clean(text: str) -> bool:
+    """True when every ``\n``-separated line of ``text`` is printable text that
+    :func:`sanitize` leaves unchanged: the one check a block of chat lines takes
+    (False may still be clean: a tab, a no-break space; check such lines one by one)."""
+    if not text.replace("\n", " ").isprintable():
+        return False
+    return text.isascii() or _PRINTABLE_UNSAFE.search(text) is None
+
+
 @lru_cache(maxsize=4096)
 def nick_problem(nick: str) -> str | None:
     """Why ``nick`` cannot be chosen as a nickname, or ``None`` when it can."""

@@ -47,6 +47,9 @@ DEFAULT_ADDRESS_FLOOD_RATE = 10.0
 #: What a line costs beyond its one token: one more per KiB past its first, so long lines
 #: are paced by size (5 a second of 16 KiB lines would be 80 KiB/s; this allows 5 KiB/s).
 FLOOD_BYTES_PER_TOKEN = 1024
+#: At most this many of a plain-text peer's chat lines are read as one block (one
+#: broadcast; Session._say_together): a bound on one call's work.
+BLOCK_LINES = 256
 
 #: New connections from one address: a burst, then a rate (ergo's connection throttle
 #: allows 32 per 10 minutes; we allow 10 at once, e.g. a browser and a few clients, then

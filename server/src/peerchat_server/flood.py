@@ -89,10 +89,19 @@ class TokenBucket:
         self._refill()
         return self._tokens >= self.burst
 
-    def refund(self) -> None:
-        """Give back a token taken for a line that was not there after all."""
+    def take_up_to(self, n: int) -> int:
+        """Take as many tokens as there are, at most ``n``; how many were taken."""
+        if self.rate <= 0:
+            return n
+        self._refill()
+        took = max(0, min(n, int(self._tokens)))
+        self._tokens -= took
+        return took
+
+    def refund(self, n: int = 1) -> None:
+        """Give back tokens taken for lines that were not there after all."""
         if self.rate > 0:
-            self._tokens = min(self.burst, self._tokens + 1)
+            self._tokens = min(self.burst, self._tokens + n)
 
     def wait(self) -> float:
         """Seconds until the next token."""
@@ -127,6 +136,24 @@ class Pacer:
         self._since: float | None = None  # when the episode under way began
         self._until = 0.0  # when its latest wait ends
         self._address_noticed = 0.0  # when the peer was last told of its address
+
+    def take(self, shared: TokenBucket, n: int = 1) -> int:
+        """Tokens for up to ``n`` lines, each from the peer's own bucket and from
+        ``shared`` (its address's) alike; how many lines that is."""
+        own = self.own
+        granted = own.take_up_to(n)
+        allowed = shared.take_up_to(granted)
+        own.refund(granted - allowed)  # the address's budget was short: they wait
+        return allowed
+
+    def refund(self, shared: TokenBucket, n: int = 1) -> None:
+        """Give back what :meth:`take` took for ``n`` lines that were not there."""
+        self.own.refund(n)
+        shared.refund(n)
+
+    def in_debt(self, shared: TokenBucket) -> bool:
+        """Whether either bucket was charged more than it held (reading must wait)."""
+        return self.own.in_debt or shared.in_debt
 
     def throttled(
         self, now: float, shared: TokenBucket, address: str, cfg: ServerConfig

@@ -16,9 +16,11 @@ from peerchat_protocol import (
     MIN_VERSION,
     Connection,
     Event,
+    Message,
     PeerKind,
     encode_json,
     encode_plain,
+    encode_plain_said,
 )
 
 
@@ -30,6 +32,10 @@ class Form(Protocol):
     """
 
     def encode(self, event: Event) -> bytes: ...
+
+    def encode_said(self, said: Said) -> bytes:
+        """The bytes of all of ``said``'s messages, one after the other."""
+        ...
 
 
 class JsonForm:
@@ -43,6 +49,10 @@ class JsonForm:
     def encode(self, event: Event) -> bytes:
         return encode_json(event, self.version)
 
+    def encode_said(self, said: Said) -> bytes:
+        version = self.version
+        return b"".join([encode_json(message, version) for message in said.messages])
+
 
 class PlainForm:
     """The seed's text lines, with or without a timestamp."""
@@ -54,6 +64,11 @@ class PlainForm:
 
     def encode(self, event: Event) -> bytes:
         return encode_plain(event, timestamps=self.timestamps)
+
+    def encode_said(self, said: Said) -> bytes:
+        if self.timestamps:  # each line its own time
+            return b"".join([encode_plain(m, timestamps=True) for m in said.messages])
+        return encode_plain_said(said.nick, said.texts)  # the prefix in one join
 
 
 #: The forms of the line protocol (plain text and JSON lines), made once each.
@@ -77,6 +92,42 @@ class Frames:
         if data is None:
             data = self._forms[form] = form.encode(self.event)
         return data
+
+    @property
+    def parts(self) -> tuple[Frames]:
+        """The events, one Frames each (this one)."""
+        return (self,)
+
+
+class Said:
+    """Chat lines one peer said in its room together (the lines of one read), broadcast
+    as one: each form's bytes for all of them are made at once (for plain text, the
+    sender's prefix goes before every line in one join), then shared like Frames'.
+    """
+
+    __slots__ = ("_forms", "messages", "nick", "texts")
+
+    def __init__(self, nick: str, texts: list[str], messages: list[Message]) -> None:
+        self.nick = nick
+        self.texts = texts  # each message's text, in order
+        self.messages = messages
+        self._forms: dict[Form, bytes] = {}
+
+    def for_form(self, form: Form) -> bytes:
+        """The bytes of all the messages for ``form``."""
+        data = self._forms.get(form)
+        if data is None:
+            data = self._forms[form] = form.encode_said(self)
+        return data
+
+    @property
+    def parts(self) -> list[Frames]:
+        """The messages, one Frames each (for what is kept per message: a replay)."""
+        return [Frames(message) for message in self.messages]
+
+
+#: What a fan-out sends: one event, or chat lines said together.
+Broadcast = Frames | Said
 
 
 def form_of(conn: Connection) -> Form:

@@ -17,11 +17,12 @@ else needs to know.
 from __future__ import annotations
 
 import asyncio
+from itertools import accumulate
 from typing import Protocol
 
 from peerchat_protocol import Event
 
-from .frames import Frames
+from .frames import Broadcast, Form, Frames, Said
 from .peer import Peer
 from .rooms import Room
 
@@ -53,6 +54,15 @@ class Outbox:
         if not room.outbox:
             self._busy_rooms.append(room)
         room.outbox.append((Frames(event), exclude))
+        self._schedule_flush()
+
+    def broadcast_said(self, said: Said, room: Room[Peer], sender: Peer) -> None:
+        """Send chat lines ``sender`` said together to everyone else in ``room``."""
+        if not room.members:
+            return
+        if not room.outbox:
+            self._busy_rooms.append(room)
+        room.outbox.append((said, sender))
         self._schedule_flush()
 
     def drain(self) -> None:
@@ -92,24 +102,60 @@ class Outbox:
 def _fan_out(room: Room[Peer], replay_limit: int) -> None:
     """Every waiting broadcast of ``room``, as one write per member.
 
-    The bytes a member gets depend only on its form and on whether it sent one of the
-    broadcasts (senders skip their own), so each such blob is joined once and the same
-    bytes object is queued for every member that shares it. Members that have not said
-    what they are yet get the same bytes, and the room keeps the broadcasts once for
-    all of them, should a hello ask for them again (Room.keep).
+    The bytes a member gets depend only on its form and on which of the broadcasts it
+    sent (senders skip their own). So each form's broadcasts are encoded and joined
+    once, the same bytes object is queued for every member of that form, and a sender
+    gets that blob with its own lines cut out by offset (a copy of bytes, not a second
+    pass over the broadcasts: with many senders in one pass, each is one). Members that
+    have not said what they are yet get the same bytes, and the room keeps the
+    broadcasts once for all of them, should a hello ask for them again (Room.keep).
     """
     items, room.outbox = room.outbox, []
     if room.waiters:
         room.keep([frames for frames, _ in items], replay_limit)
-    senders = {skip for _, skip in items if skip is not None}
-    blobs: dict[tuple[object, Peer | None], bytes] = {}
+    own = _own_runs(items)
+    joined: dict[object, tuple[bytes, list[int]]] = {}
     for member in room.members:
         form = member.form
-        key = (form, member if member in senders else None)
-        blob = blobs.get(key)
-        if blob is None:
-            blob = blobs[key] = b"".join(
-                frames.for_form(form) for frames, skip in items if skip is not member
-            )
+        whole = joined.get(form)
+        if whole is None:
+            whole = joined[form] = _join(items, form)
+        runs = own.get(member) if own else None
+        blob = whole[0] if runs is None else _cut(whole, runs)
         if blob:
             member.queue_bytes(blob)
+
+
+def _own_runs(items: list[tuple[Broadcast, Peer | None]]) -> dict[Peer, list[list[int]]]:
+    """For each sender, where its broadcasts are: runs ``[start, end)`` of item indexes
+    (a sender's lines of one read are consecutive, so there are few runs)."""
+    runs: dict[Peer, list[list[int]]] = {}
+    for index, (_, sender) in enumerate(items):
+        if sender is None:
+            continue
+        mine = runs.get(sender)
+        if mine is None:
+            runs[sender] = [[index, index + 1]]
+        elif mine[-1][1] == index:
+            mine[-1][1] = index + 1
+        else:
+            mine.append([index, index + 1])
+    return runs
+
+
+def _join(items: list[tuple[Broadcast, Peer | None]], form: Form) -> tuple[bytes, list[int]]:
+    """All the broadcasts in ``form``, joined, with the byte offset where each starts
+    (and, last, the total length)."""
+    parts = [frames.for_form(form) for frames, _ in items]
+    return b"".join(parts), list(accumulate(map(len, parts), initial=0))
+
+
+def _cut(whole: tuple[bytes, list[int]], runs: list[list[int]]) -> bytes:
+    """The joined broadcasts without the items in ``runs`` (a sender's own)."""
+    data, offsets = whole
+    kept, at = [], 0
+    for start, end in runs:
+        kept.append(data[at : offsets[start]])
+        at = offsets[end]
+    kept.append(data[at:])
+    return b"".join(kept)

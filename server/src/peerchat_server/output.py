@@ -172,6 +172,19 @@ class Output:
         loop = asyncio.get_running_loop()
         self._linger_handle = loop.call_later(CLOSE_LINGER, transport.abort)
 
+    def _why_lost(self, exc: Exception | None) -> str:
+        """Why the connection ended, for its room (and the console, for a reset)."""
+        if self._leave_reason is not None:
+            return self._leave_reason
+        console = self.relay.console
+        if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
+            console.line("CONNECTION RESET", f"Peer {self.label} forcibly closed the connection.")
+            return "connection reset"
+        if isinstance(exc, TimeoutError):
+            console.line("CONNECTION RESET", f"Peer {self.label} stopped answering (timed out).")
+            return "connection timed out"
+        return "connection lost" if exc is not None else ""
+
     def pause_reading(self) -> None:
         """Stop reading from this peer (the server is stopping)."""
         if self.transport is not None and not self.transport.is_closing():

@@ -32,7 +32,7 @@ from peerchat_protocol import (
 
 from .config import ServerConfig
 from .console import Console
-from .frames import Frames
+from .frames import Frames, Said
 from .outbox import Outbox
 from .peer import Peer
 from .registry import Registry
@@ -201,12 +201,31 @@ class Relay:
         rooms.remember(room, message, sender.origin)
         self.replication.said(room.name, message, sender.origin)
         if not self.console.quiet:
-            text = say.text
-            shown = text if len(text) <= LOG_TEXT_LIMIT else f"{text[:LOG_TEXT_LIMIT]}..."
-            if say.action:
-                shown = f"* {sender.name} {shown}"
-            self.console.line("RECEIVED", f"From {sender.label}{self.where(room)}: {shown}")
+            self._log_said(sender, room, say.text, say.action)
         return message.id
+
+    def say_lines(self, sender: Peer, texts: list[str]) -> None:
+        """Relay chat lines ``sender`` said together (what one read of a plain-text peer
+        held): each as :meth:`say` would, in one broadcast (frames.Said)."""
+        room, rooms, replication = sender.room, self.rooms, self.replication
+        nick, where, origin = sender.name, room.name, sender.origin
+        ts = rooms.now()  # they came together
+        messages = []
+        for text in texts:
+            message = Message.said(rooms.new_id(), text, nick, ts, where)
+            rooms.remember(room, message, origin)
+            replication.said(where, message, origin)
+            messages.append(message)
+        self.outbox.broadcast_said(Said(nick, texts, messages), room, sender)
+        if not self.console.quiet:
+            for text in texts:
+                self._log_said(sender, room, text, False)
+
+    def _log_said(self, sender: Peer, room: Room[Peer], text: str, action: bool) -> None:
+        shown = text if len(text) <= LOG_TEXT_LIMIT else f"{text[:LOG_TEXT_LIMIT]}..."
+        if action:
+            shown = f"* {sender.name} {shown}"
+        self.console.line("RECEIVED", f"From {sender.label}{self.where(room)}: {shown}")
 
     def where(self, room: Room[Peer]) -> str:
         """`` in #room`` for the console, or nothing for the lobby."""

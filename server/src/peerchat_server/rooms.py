@@ -20,7 +20,7 @@ from typing import Generic, Protocol, TypeVar
 from peerchat_protocol import DEFAULT_ROOM, MAX_ROSTER_ENTRIES, Message, PeerInfo, RoomInfo, fold
 from peerchat_protocol.limits import MAX_ROOM_ENTRIES
 
-from .frames import Frames
+from .frames import Broadcast, Frames
 
 
 class Member(Protocol):
@@ -54,7 +54,7 @@ class Room(Generic[M]):
     evicted_ts: int = 0
     born_ts: int = 0
     #: Broadcasts waiting for this pass's fan-out, each with the member it skips.
-    outbox: list[tuple[Frames, M | None]] = dataclasses.field(default_factory=list)
+    outbox: list[tuple[Broadcast, M | None]] = dataclasses.field(default_factory=list)
     #: Members on other replicas (``--bus``), by folded nickname.
     remote: dict[str, PeerInfo] = dataclasses.field(default_factory=dict)
     #: Members that have not sent a line yet (a listening ``nc``, or a client whose
@@ -81,16 +81,18 @@ class Room(Generic[M]):
         """``member`` may want again what the room broadcasts from now on."""
         self.waiters[member] = self.journaled
 
-    def keep(self, events: list[Frames], limit: int) -> None:
-        """Fan-out: keep ``events`` for the waiters, as far as any may want them (each
-        wants at most ``limit`` again); forget what none of them wants any more."""
+    def keep(self, broadcasts: list[Broadcast], limit: int) -> None:
+        """Fan-out: keep ``broadcasts`` for the waiters, one entry per event, as far as
+        any may want them (each wants at most ``limit`` again); forget what none of them
+        wants any more."""
         # Starts only grow with arrival, so the newest waiter's is the last, and the
         # oldest's the first.
         newest = next(reversed(self.waiters.values()))
-        for frames in events:
-            if self.journaled < newest + limit:
-                self.journal.append((self.journaled, frames))
-            self.journaled += 1
+        for broadcast in broadcasts:
+            for frames in broadcast.parts:
+                if self.journaled < newest + limit:
+                    self.journal.append((self.journaled, frames))
+                self.journaled += 1
         oldest = next(iter(self.waiters.values()))
         while self.journal and self.journal[0][0] < oldest:
             self.journal.popleft()

@@ -188,18 +188,6 @@ class Session(Output, asyncio.Protocol):
                 relay.console.line("DISCONNECTED", f"{self.label} removed from peers list.")
                 relay.console.line("ACTIVE CONNECTIONS", str(len(relay.registry)))
 
-    def _why_lost(self, exc: Exception | None) -> str:
-        if self._leave_reason is not None:
-            return self._leave_reason
-        console = self.relay.console
-        if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
-            console.line("CONNECTION RESET", f"Peer {self.label} forcibly closed the connection.")
-            return "connection reset"
-        if isinstance(exc, TimeoutError):
-            console.line("CONNECTION RESET", f"Peer {self.label} stopped answering (timed out).")
-            return "connection timed out"
-        return "connection lost" if exc is not None else ""
-
     # --- reading --------------------------------------------------------------------------
 
     def _process(self) -> None:
@@ -208,7 +196,11 @@ class Session(Output, asyncio.Protocol):
         The lines handled in one go are acknowledged together, with one ``ack``.
         """
         try:
-            while not self._closing and self._take_budget():
+            while not self._closing:
+                if self._say_together():
+                    continue
+                if not self._take_budget():
+                    break
                 event = self._next_event()
                 if event is None:
                     continue  # a bad line (answered), or blank ones that stopped the read
@@ -220,18 +212,32 @@ class Session(Output, asyncio.Protocol):
                 self.send(Ack(self._ack_due, self._ack_id))
                 self._ack_due = self._ack_id = None
 
+    def _say_together(self) -> bool:
+        """A plain-text peer's waiting chat lines, all at once (as far as its budget and
+        its address's allow): one broadcast, operations over the whole block instead of
+        a pass per line. False when there is no such block (a command, one line, lines
+        that need a closer look): then read line by line."""
+        conn = self.conn
+        if conn.kind is not PeerKind.PLAIN or not self.authenticated:
+            return False
+        pacer, shared = self._pacer, self.address.lines
+        allowed = pacer.take(shared, defaults.BLOCK_LINES)
+        texts = conn.next_chat_lines(allowed) if allowed > 1 else None
+        pacer.refund(shared, allowed - len(texts or ()))
+        if texts is None:
+            return False
+        self.relay.say_lines(self, texts)
+        return True
+
     def _take_budget(self) -> bool:
         """A line takes a token of the peer's budget and of its address's, or none.
 
         Out of budget, a peer with something waiting (a line, or bytes it has not paid
         for yet: the tail of a long line) is paused until a token is due."""
-        own, shared = self._pacer.own, self.address.lines
-        took_own = own.take()
-        if took_own and shared.take():
+        pacer, shared = self._pacer, self.address.lines
+        if pacer.take(shared):
             return True
-        if took_own:
-            own.refund()  # the address's budget was short: the line waits whole
-        if self.conn.line_waiting or own.in_debt or shared.in_debt:
+        if self.conn.line_waiting or pacer.in_debt(shared):
             self._throttle()
         return False
 
@@ -263,8 +269,7 @@ class Session(Output, asyncio.Protocol):
             self._on_remote_error(event)
             return None
         if not isinstance(event, Event):  # NEED_DATA, or CLOSED after end of stream
-            own.refund()
-            shared.refund()
+            self._pacer.refund(shared)
             if event is NEED_DATA and conn.line_waiting:
                 return None  # blank lines stopped the read early: more wait, paced
             return event
