@@ -105,7 +105,7 @@ clean-dev: ## Remove .venv and caches
 
 # --- benchmark -------------------------------------------------------------------------
 
-bench: $(STAMP) ## Benchmark vs Redis pub/sub, NATS and a naive relay -> docs/benchmarks.md (~55 min)
+bench: $(STAMP) ## Benchmark vs Redis pub/sub, NATS and a naive relay -> docs/benchmarks.md (~45 min)
 	bench/install-deps.sh
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 

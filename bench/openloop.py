@@ -336,6 +336,21 @@ def drain_senders(ws: list[Writer], want: list[int], spec: Spec) -> None:
     sel.close()
 
 
+def read_until_told(ws: list[Writer], pipe: Connection, spec: Spec) -> None:
+    """Keep reading what the senders' sockets receive until the coordinator speaks (or
+    the deadline): the others may still be writing, and in a chat room a sender is a
+    reader too, which a server may drop, or wait for, if it stops reading."""
+    sel = selectors.DefaultSelector()
+    for w in ws:
+        sel.register(w.sock, selectors.EVENT_READ, w)
+    for _ in range(10_000_000):  # bounded by the deadline long before
+        if pipe.poll(0) or mono() > spec.deadline:
+            break
+        for key, _ in sel.select(0.02):
+            key.data.read()
+    sel.close()
+
+
 def tx_body(pipe: Connection, spec: Spec, ids: list[int]) -> None:
     """A sender process: connect its senders, write flat out from "go" to the stop time,
     then read what the others wrote (a chat room)."""
@@ -346,6 +361,7 @@ def tx_body(pipe: Connection, spec: Spec, ids: list[int]) -> None:
     _, stop_at = recv_msg(pipe, "go", max(1.0, spec.deadline - mono()))
     last = pump(ws, spec, adapter, stop_at)
     send_msg(pipe, "sent", [w.seq for w in ws], last, [w.lost for w in ws])
+    read_until_told(ws, pipe, spec)  # a chat room's sender that stops reading is dropped
     _, want = recv_msg(pipe, "expect", max(1.0, spec.deadline - mono()))
     drain_senders(ws, want, spec)
     send_msg(pipe, "received", [w.got for w in ws], [w.lost for w in ws])

@@ -1,7 +1,7 @@
 """peerchat benchmark (issues 6 and 13): peerchat vs Redis pub/sub vs NATS vs a naive relay.
 
-    .venv/bin/python -m bench.run            # full run: about 55 minutes on 2 idle cores
-                                             # (155 runs; each may wait up to 60 s more
+    .venv/bin/python -m bench.run            # full run: about 45 minutes on 2 idle cores
+                                             # (3 repetitions; each run may wait up to 60 s more
                                              # for a quiet machine)
     .venv/bin/python -m bench.run --quick    # smoke run, under 2 minutes
     .venv/bin/python -m bench.run --help
@@ -17,7 +17,7 @@ run and the machine's CPU during it (busy, not the bench's own processes, stolen
 hypervisor) are kept with the run and published.
 
 The throughput workloads (W1, W1s, W2, W4) run for a fixed duration: each sender writes
-for ``duration`` s (10 s; a message cap and a hard deadline bound it too), then every
+for ``duration`` s (5 s; a message cap and a hard deadline bound it too), then every
 receiver must have received exactly what was written. W1s is W1 with one message per
 write() instead of 50. Each turn of its event loop the sender writes what the in-flight
 window has room for (``--turn 0``), so that the sender is not tied to the receivers'
@@ -100,7 +100,7 @@ FULL: dict[str, tuple[str, dict[str, Any]]] = {
         "1 sender → 100 receivers, 50 msgs per write(), {duration}",
         {
             "receivers": 100,
-            "duration": 10,
+            "duration": 5,
             "batch": 50,
             "turn": 0,
             "messages": 3_000_000,
@@ -111,7 +111,7 @@ FULL: dict[str, tuple[str, dict[str, Any]]] = {
         "1 sender → 100 receivers, 1 msg per write(), {duration}",
         {
             "receivers": 100,
-            "duration": 10,
+            "duration": 5,
             "batch": 1,
             "turn": 0,
             "messages": 3_000_000,
@@ -122,7 +122,7 @@ FULL: dict[str, tuple[str, dict[str, Any]]] = {
         "1 sender → 1,000 receivers, 50 msgs per write(), {duration}",
         {
             "receivers": 1000,
-            "duration": 10,
+            "duration": 5,
             "batch": 50,
             "turn": 0,
             "messages": 300_000,
@@ -138,7 +138,7 @@ FULL: dict[str, tuple[str, dict[str, Any]]] = {
         {
             "receivers": 50,
             "senders": 50,
-            "duration": 10,
+            "duration": 5,
             "batch": 50,
             "turn": 0,
             "messages": 200_000,
@@ -247,9 +247,8 @@ for _table, _open, _d in ((FULL, OPEN_FULL, 5.0), (QUICK, OPEN_QUICK, MIN_DURATI
 OPEN = frozenset(OPEN_FULL)
 #: each open-loop workload beside its windowed counterpart (O1c has none)
 OPEN_PAIRS = (("W1", "O1"), ("W2", "O2"), ("W4", "O4"), (None, "O1c"))
-# The open-loop workloads (O1, O2, O4, O1c; bench/openloop.py) join the default once
-# their receivers keep up (issue 16): ask for them with --workloads meanwhile.
-DEFAULT_WORKLOADS = "W1,W1s,W2,W3,W4,W5,W6"
+#: both shapes, and the cold run (issue 16)
+DEFAULT_WORKLOADS = "W1,W1s,W2,W3,W4,W5,W6,O1,O2,O4,O1c"
 #: a run's figures that are a speed: not given for a run that was not clean
 SPEED = ("rate", "p50", "p99", "cpu_us")
 #: a system at this share of the load generator's ceiling is limited by it
@@ -1954,7 +1953,7 @@ def write_doc(
 def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description="peerchat vs Redis pub/sub vs NATS vs naive relay")
     p.add_argument("--quick", action="store_true", help="small sizes, 1 repetition (< 2 min)")
-    p.add_argument("--reps", type=int, help="repetitions per cell (default 5; quick: 1)")
+    p.add_argument("--reps", type=int, help="repetitions per cell (default 3; quick: 1)")
     p.add_argument(
         "--systems",
         help=f"default {','.join(SYSTEMS)}; also known: {', '.join(REPLICATED)} "
@@ -1971,7 +1970,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--duration",
         type=float,
-        help="seconds each sender writes in the fixed-duration workloads (default 10; quick: 1)",
+        help="seconds each sender writes in the fixed-duration workloads (default 5; quick: 1)",
     )
     p.add_argument(
         "--scale",
@@ -2023,7 +2022,7 @@ def resolve_args(
 ) -> tuple[list[str], list[str], dict[str, tuple[str, dict[str, Any]]]]:
     """Fill in the defaults that depend on other options (in ``a``); the systems, the
     workloads and their table. Exits on an unknown system or workload."""
-    a.reps = a.reps or (1 if a.quick else 5)
+    a.reps = a.reps or (1 if a.quick else 3)
     a.quiet_window = a.quiet_window if a.quiet_window is not None else (0.5 if a.quick else 2.0)
     a.quiet_max = a.quiet_max if a.quiet_max is not None else (0.5 if a.quick else 60.0)
     compare = a.replicas_compare

@@ -86,6 +86,7 @@ SERVER_LAYERS: list[set[str]] = [
     {"relay"},
     {"admission", "output", "redis_replication"},
     {"commands"},
+    {"reading"},
     {"session"},
     {"server"},
     {"cli"},

@@ -111,6 +111,7 @@ def _fan_out(room: Room[Peer], replay_limit: int) -> None:
     broadcasts once for all of them, should a hello ask for them again (Room.keep).
     """
     items, room.outbox = room.outbox, []
+    room.intake = 0
     if room.waiters:
         room.keep([frames for frames, _ in items], replay_limit)
     own = _own_runs(items)

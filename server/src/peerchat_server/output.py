@@ -25,17 +25,28 @@ from .frames import Form, Frames, form_of
 from .peer import Peer
 from .relay import Relay
 from .rooms import Room
+from .sockets import unsent
 
 #: Seconds a closing connection waits for the peer's own close before it is cut.
 CLOSE_LINGER = 2.0
+#: A peer whose output backs up holds its room (Relay.pace) while it reads: for
+#: FIRST_LOOK seconds to see whether it does (its backlog shrinks), then as long as
+#: its backlog has shrunk within STALLED_AFTER seconds, and HOLD_AT_MOST seconds in
+#: all. One that does not read is a reader that stopped: it holds nobody and is
+#: dropped at --max-send-buffer; one that reads too slowly to catch up in
+#: HOLD_AT_MOST seconds is dropped then (else it could hold its room for ever).
+FIRST_LOOK = 0.25
+STALLED_AFTER = 1.0
+HOLD_AT_MOST = 3.0
 
 
 class Output:
     """The sending half of a peer: queue, replay, write, close."""
 
     __slots__ = (
-        "_closing", "_dirty", "_eof", "_leave_reason", "_linger_handle", "_missed_before_hello",
-        "_pending", "_replay", "_replay_overflow", "conn", "form", "relay", "room", "transport",
+        "_backlog", "_behind_since", "_closing", "_dirty", "_eof", "_leave_reason",
+        "_linger_handle", "_missed_before_hello", "_pending", "_progress_at", "_replay",
+        "_replay_overflow", "conn", "form", "relay", "room", "transport",
     )  # fmt: skip
 
     def __init__(self, relay: Relay, conn: Connection) -> None:
@@ -60,6 +71,9 @@ class Output:
         self._replay: list[tuple[int, Frames]] | None = []
         self._replay_overflow = 0
         self._missed_before_hello = False
+        self._behind_since: float | None = None  # when its own output last backed up
+        self._backlog = 0  # bytes not yet sent after the last write, while behind
+        self._progress_at = 0.0  # when its backlog last shrank (while behind)
 
     def reform(self) -> None:
         """The peer's kind, version or timestamps may have changed: so may its form."""
@@ -124,19 +138,78 @@ class Output:
         if not self._pending or transport is None or transport.is_closing():
             self._pending.clear()
             return
+        if self._behind_since is not None and unsent(transport) < self._backlog:
+            self._progress_at = asyncio.get_running_loop().time()
+            self.relay.wait_for(cast("Peer", self))  # behind, yet it reads
         data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending.clear()
         transport.write(data)
         backlog = transport.get_write_buffer_size()
+        if self._behind_since is not None:
+            self._backlog = unsent(transport)  # what its progress is measured from
+        if backlog > self.relay.config.max_send_buffer and not self._reading():
+            self._drop_stopped(backlog)
+
+    def _reading(self) -> bool:
+        """Whether it reads, as far as can be told (see FIRST_LOOK): over the limit, such
+        a reader is waited for, not dropped (its room is held, so its backlog grows no
+        more); one that stopped is dropped."""
+        since = self._behind_since
+        if since is None:
+            return False
+        patience = STALLED_AFTER if self._progress_at > since else FIRST_LOOK
+        return asyncio.get_running_loop().time() - self._progress_at <= patience
+
+    def _drop_stopped(self, backlog: int) -> None:
         limit = self.relay.config.max_send_buffer
-        if backlog > limit:
-            self._leave_reason = "dropped: not reading its messages"
+        self._leave_reason = "dropped: not reading its messages"
+        self.relay.console.line(
+            "DROPPED",
+            f"Peer {self.label} stopped reading: {backlog} bytes waiting "
+            f"(limit {limit}); disconnected.",
+        )
+        self.abort()
+
+    # --- its room's pace (asyncio calls these two as its buffer fills and drains) --------
+
+    def pause_writing(self) -> None:
+        self._behind_since = self._progress_at = asyncio.get_running_loop().time()
+        if self.transport is not None:
+            self._backlog = unsent(self.transport)
+        self.relay.wait_for(cast("Peer", self))  # for FIRST_LOOK s at least
+
+    def resume_writing(self) -> None:
+        self._behind_since = None
+        self.relay.caught_up(cast("Peer", self))
+
+    def keeps_up(self, now: float) -> bool:
+        """Whether its room should still wait for it (it is behind, and reading); a
+        peer that has held its room for HOLD_AT_MOST seconds is dropped."""
+        since, transport = self._behind_since, self.transport
+        if since is None or transport is None or self._closing:
+            return False
+        waiting = unsent(transport)
+        if waiting < self._backlog:
+            self._backlog, self._progress_at = waiting, now
+        backlog = transport.get_write_buffer_size()
+        if now - since > HOLD_AT_MOST:
+            self._leave_reason = "dropped: reading too slowly"
             self.relay.console.line(
                 "DROPPED",
-                f"Peer {self.label} stopped reading: {backlog} bytes waiting "
-                f"(limit {limit}); disconnected.",
+                f"Peer {self.label} reads too slowly: {backlog} bytes still waiting after "
+                f"{HOLD_AT_MOST:g} s; disconnected.",
             )
             self.abort()
+            return False
+        if self._reading():
+            return True
+        if backlog > self.relay.config.max_send_buffer:
+            self._drop_stopped(backlog)  # it was waited for over the limit: no more
+        return False
+
+    def read_on(self) -> None:
+        """Its room takes chat again: go on reading (what waits first; the session says)."""
+        raise NotImplementedError
 
     # --- closing --------------------------------------------------------------------------
 

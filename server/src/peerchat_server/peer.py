@@ -71,6 +71,15 @@ class Peer(Protocol):
         """Read nothing more from it (the server is stopping)."""
         ...
 
+    def keeps_up(self, now: float) -> bool:
+        """Whether its room should still wait for it: behind, yet reading."""
+        ...
+
+    def read_on(self) -> None:
+        """Its room takes chat again (Relay.pace): go on reading from it, if it was
+        paused for its room (flood control may still keep it paused)."""
+        ...
+
     def close(self, bye: Bye | None = None, *, log_reason: str = "", linger: bool = False) -> None:
         """Say ``bye`` and close."""
         ...

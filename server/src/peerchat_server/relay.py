@@ -45,6 +45,10 @@ from .rooms import Keep, Room, RoomBook
 LOG_TEXT_LIMIT = 300
 
 
+#: How often a room that waits for slow readers looks whether they still read.
+WATCH_SLOW_EVERY = 0.05
+
+
 class Relay:
     """Who hears what: membership, rooms, chat lines and notices (one loop, no locks)."""
 
@@ -100,6 +104,7 @@ class Relay:
         self.registry.remove(peer)
         room = peer.room
         room.remove(peer)
+        self.pace(room)
         self.rooms.drop_if_empty(room)
         if not peer.announced or self.closing:  # when closing, one "bye" says it all
             return
@@ -113,12 +118,15 @@ class Relay:
         old = peer.room
         room = self.rooms.get_or_make(name)
         old.remove(peer)
+        self.pace(old)
         self.rooms.drop_if_empty(old)
         if peer.announced and self.notices_in(old):
             left = Left(peer.name, old.count(), f"went to #{room.name}", old.name)
             self.outbox.broadcast(left, old)
         peer.room = room
         room.members[peer] = None
+        self.pace(room)
+        peer.read_on()  # if it waited for the old room
         if peer.announced and self.notices_in(room):
             self.outbox.broadcast(Joined(peer.name, room.count(), room.name), room, peer)
         if peer.announced:
@@ -127,6 +135,43 @@ class Relay:
         if peer.resumable is not None:
             self.came_in(peer.resumable)
         return room
+
+    # --- a room read at its readers' pace -------------------------------------------------
+
+    def wait_for(self, peer: Peer) -> None:
+        """``peer``'s output backs up: its room waits for it while it reads (pace)."""
+        room = peer.room
+        if peer in room.members:  # (not one that is leaving)
+            room.slow[peer] = None
+            self.pace(room)
+
+    def caught_up(self, peer: Peer) -> None:
+        """``peer``'s output is down to the low-water mark again."""
+        peer.room.slow.pop(peer, None)
+        self.pace(peer.room)
+
+    def pace(self, room: Room[Peer]) -> None:
+        """Read from nobody in ``room`` while any member reads slower than they send,
+        until it catches up: the room goes at its readers' pace, its senders waiting in
+        TCP, instead of dropping readers that were only slow. A reader that stopped
+        (Peer.keeps_up) holds nobody: it is dropped at ``--max-send-buffer``, as ever."""
+        room.held = bool(room.slow)
+        if not room.held and room.waiting:
+            waiting, room.waiting = room.waiting, []
+            for member in waiting:  # (the members that sent while it was held)
+                member.read_on()
+        if room.held and not room.watched:
+            room.watched = True
+            asyncio.get_running_loop().call_later(WATCH_SLOW_EVERY, self._watch_slow, room)
+
+    def _watch_slow(self, room: Room[Peer]) -> None:
+        """While ``room`` waits: let go of members that stopped reading."""
+        room.watched = False
+        now = self.loop_time()
+        for member in list(room.slow):
+            if not member.keeps_up(now):
+                room.slow.pop(member, None)
+        self.pace(room)
 
     def came_in(self, record: Resumable[Peer]) -> None:
         """``record``'s session came into its room now: what it may catch up on there
@@ -198,6 +243,7 @@ class Relay:
         rooms = self.rooms
         message = Message.relay(rooms.new_id(), say, sender.name, rooms.now(), room.name)
         self.outbox.broadcast(message, room, sender)
+        room.intake += len(say.text)
         rooms.remember(room, message, sender.origin)
         self.replication.said(room.name, message, sender.origin)
         if not self.console.quiet:
@@ -217,6 +263,7 @@ class Relay:
             replication.said(where, message, origin)
             messages.append(message)
         self.outbox.broadcast_said(Said(nick, texts, messages), room, sender)
+        room.intake += sum(map(len, texts))
         if not self.console.quiet:
             for text in texts:
                 self._log_said(sender, room, text, False)

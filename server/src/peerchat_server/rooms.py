@@ -32,6 +32,9 @@ class Member(Protocol):
 
 M = TypeVar("M", bound=Member)
 
+#: Characters of chat a room takes in one loop pass, at most (about one 256 KiB read).
+PASS_INTAKE = 256 * 1024
+
 
 @dataclasses.dataclass(eq=False)
 class Room(Generic[M]):
@@ -65,14 +68,33 @@ class Room(Generic[M]):
     waiters: dict[M, int] = dataclasses.field(default_factory=dict)
     journal: deque[tuple[int, Frames]] = dataclasses.field(default_factory=deque)
     journaled: int = 0
+    #: Members that read slower than the room is said to (their output backs up, yet
+    #: they read), and whether the room is held for them: read from nobody until they
+    #: catch up (Relay.pace).
+    slow: dict[M, None] = dataclasses.field(default_factory=dict)
+    held: bool = False
+    watched: bool = False  # a look at them is due (Relay._watch_slow)
+    #: Characters of chat said in the room this pass (see :attr:`busy`).
+    intake: int = 0
+    #: Members that have chat to say and wait for the room to be released (Relay.pace).
+    waiting: list[M] = dataclasses.field(default_factory=list)
 
     def count(self) -> int:
         """Everyone in the room, here and on other replicas."""
         return len(self.members) + len(self.remote)
 
+    @property
+    def busy(self) -> bool:
+        """Whether the room takes no more chat now: it waits for slow readers, or this
+        pass has said PASS_INTAKE already (the rest waits for the next pass: a pass
+        of many senders must not queue more for each member at once than a reader can
+        hold, ``--max-send-buffer``)."""
+        return self.held or self.intake >= PASS_INTAKE
+
     def remove(self, member: M) -> None:
         """``member`` leaves the room."""
         self.members.pop(member, None)
+        self.slow.pop(member, None)
         self.stop_waiting(member, 0)
 
     # --- members that have not said what they are yet -----------------------------------

@@ -1,8 +1,12 @@
-"""Small socket matters: how an address is printed, and TCP keepalive."""
+"""Small socket matters: how an address is printed, TCP keepalive, bytes not yet sent."""
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import socket
+import struct
+import termios
 from typing import Any
 
 from . import config as defaults
@@ -31,3 +35,19 @@ def enable_keepalive(sock: socket.socket | None) -> None:
                 sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, name), value)
     except OSError:
         pass  # not a TCP socket (tests may use others); keepalive is best effort
+
+
+def unsent(transport: asyncio.WriteTransport) -> int:
+    """Bytes written to ``transport`` that the peer has not taken yet: the transport's
+    buffer and the kernel's send queue (``TIOCOUTQ``; without it, the buffer only).
+    The kernel's part tells a peer that reads from one that does not long before the
+    transport's buffer moves: a kernel queue of megabytes must half empty first."""
+    size = transport.get_write_buffer_size()
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return size
+    try:
+        queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
+    except (OSError, ValueError):
+        return size
+    return size + int(struct.unpack("i", queued)[0])
