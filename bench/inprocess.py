@@ -46,7 +46,7 @@ ROUNDS = 7
 #: What any build needs to serve these shapes without its abuse limits in the way.
 UNLIMITED: dict[str, Any] = {
     "flood_rate": 0, "address_flood_rate": 0, "connect_rate": 0, "max_per_address": 0,
-    "max_connections": 0, "join_notices_up_to": 0,
+    "max_connections": 0, "join_notices_up_to": 0, "address_wait_rate": 0,
 }  # fmt: skip
 
 

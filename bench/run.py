@@ -65,6 +65,7 @@ from typing import Any
 
 from bench.loadgen import TURN_MAX
 from bench.openloop import MIN_DURATION
+from bench.targets import targets_section
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH = ROOT / "bench"
@@ -89,6 +90,7 @@ PEERCHAT_ENV = {
     "PEERCHAT_MAX_PER_ADDRESS": "0",
     "PEERCHAT_ADDRESS_FLOOD_RATE": "0",
     "PEERCHAT_CONNECT_RATE": "0",
+    "PEERCHAT_ADDRESS_WAIT_RATE": "0",
 }
 
 #: name: (title, load generator options). Messages are 100 bytes. ``duration``: each
@@ -1493,8 +1495,9 @@ def draw_chart(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    wls = [w for w in ("W1", "W1s", "W2", "W4", "W5") if w in summary]  # W3 is fixed-rate
-    fig, ax = plt.subplots(figsize=(12.5, 5.5))
+    shown = ("W1", "W1s", "W2", "W4", "W5", "O1", "O2", "O4", "O1c")  # W3 is fixed-rate
+    wls = [w for w in shown if w in summary]
+    fig, ax = plt.subplots(figsize=(14.5, 5.5))
     width = 0.8 / max(1, len(systems))
     for j, system in enumerate(systems):
         xs, ys, lo, hi = [], [], [], []
@@ -1532,7 +1535,8 @@ def draw_chart(
     ax.set_title(
         f"peerchat benchmark, {info['date']}: {info['nproc']} cores, {info['cpu']}\n"
         "median of repetitions, bars: min–max; W1s: one message per write(); "
-        "W3 is fixed-rate (see the table); ✗ = lost, duplicated, corrupted or a wrong count",
+        "W3 is fixed-rate (see the table); O: open loop (O1c cold); "
+        "✗ = lost, duplicated, corrupted or a wrong count",
         fontsize=9,
     )
     ax.legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.0, 1.0))
@@ -1941,7 +1945,7 @@ def write_doc(
         runs,
         (saved["load"][0], saved["load"][1]),
         chart,
-        shapes_section(summary, titles, opts, systems),
+        shapes_section(summary, titles, opts, systems) + targets_section(summary),
     )
     out.write_text(keep_replicas_section(out, text))
     print(f"wrote {out}" + (f" and {out.with_suffix('.png')}" if chart else ""))

@@ -107,6 +107,7 @@ async def running_server(**overrides: Any) -> AsyncIterator[ChatServer]:
         # The same for the budgets per address: tests connect from one address, and
         # tests/server/test_abuse.py turns each on.
         "address_flood_rate": 0,
+        "address_wait_rate": 0,
         "connect_rate": 0,
         "rename_rate": 0,
         "auth_failures": 0,

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from .config import ServerConfig
+from .config import ADDRESS_WAIT_BURST, ServerConfig
 from .flood import TokenBucket
 
 #: Seconds between two log lines about connections refused quietly from one address.
@@ -53,6 +53,7 @@ class Address:
     connects: TokenBucket
     lines: TokenBucket
     renames: TokenBucket
+    waits: TokenBucket  # times its peers may hold their room back (Relay.pace)
     connections: int = 0
     failures: int = 0  # wrong passwords, forgotten a lockout period after the last one
     last_failure: float = 0.0
@@ -88,6 +89,7 @@ class AddressBook:
                 connects=TokenBucket(cfg.connect_burst, cfg.connect_rate, clock),
                 lines=TokenBucket(cfg.address_flood_burst, cfg.address_flood_rate, clock),
                 renames=TokenBucket(cfg.rename_burst, cfg.rename_rate, clock),
+                waits=TokenBucket(ADDRESS_WAIT_BURST, cfg.address_wait_rate, clock),
             )
         return address
 
@@ -176,6 +178,7 @@ class AddressBook:
                 and address.connects.full()
                 and address.lines.full()
                 and address.renames.full()
+                and address.waits.full()
             ):
                 del self._addresses[key]
 

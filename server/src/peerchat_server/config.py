@@ -61,6 +61,11 @@ DEFAULT_CONNECT_RATE = 1.0
 #: each one, so an unbounded rate would let one peer make every member's screen scroll.
 DEFAULT_RENAME_BURST = 5
 DEFAULT_RENAME_RATE = 0.2
+#: A room waits for a member that falls behind while it reads (Relay.pace): 5 times at
+#: once for one address's members, then once every 20 s. An honest reader seldom needs
+#: more; one trickling to hold a room, and reconnecting to do it again, gets no more.
+ADDRESS_WAIT_BURST = 5
+DEFAULT_ADDRESS_WAIT_RATE = 0.05
 
 #: Wrong passwords from one address: each after the first doubles the wait before its
 #: next connection (1 s, 2 s, 4 s ...); this many refuse it for AUTH_LOCKOUT seconds
@@ -153,6 +158,7 @@ class ServerConfig:
     connect_rate: float = DEFAULT_CONNECT_RATE
     rename_burst: int = DEFAULT_RENAME_BURST
     rename_rate: float = DEFAULT_RENAME_RATE
+    address_wait_rate: float = DEFAULT_ADDRESS_WAIT_RATE
     auth_failures: int = DEFAULT_AUTH_FAILURES
     auth_lockout: float = DEFAULT_AUTH_LOCKOUT
     ipv4_prefix: int = DEFAULT_IPV4_PREFIX

@@ -13,8 +13,10 @@ import click
 from peerchat_protocol import DEFAULT_MAX_LINE_BYTES
 
 from .config import (
+    ADDRESS_WAIT_BURST,
     DEFAULT_ADDRESS_FLOOD_BURST,
     DEFAULT_ADDRESS_FLOOD_RATE,
+    DEFAULT_ADDRESS_WAIT_RATE,
     DEFAULT_AUTH_FAILURES,
     DEFAULT_AUTH_LOCKOUT,
     DEFAULT_AUTH_TIMEOUT,
@@ -237,6 +239,14 @@ OPTIONS: list[Callable[[F], F]] = [
         default=DEFAULT_RENAME_RATE,
         show_default=True,
         help="Renames a second one address may keep making; more are refused (0: no limit).",
+    ),
+    setting(
+        "--address-wait-rate",
+        type=click.FloatRange(0),
+        default=DEFAULT_ADDRESS_WAIT_RATE,
+        show_default=True,
+        help="Times a second a room may keep waiting for slow readers from one address, "
+        f"after {ADDRESS_WAIT_BURST} at once (0: no limit).",
     ),
     setting(
         "--ping-after",

@@ -147,10 +147,12 @@ class Output:
         backlog = transport.get_write_buffer_size()
         if self._behind_since is not None:
             self._backlog = unsent(transport)  # what its progress is measured from
-        if backlog > self.relay.config.max_send_buffer and not self._reading():
+        if backlog > self.relay.config.max_send_buffer and not self._reading(
+            asyncio.get_running_loop().time()
+        ):
             self._drop_stopped(backlog)
 
-    def _reading(self) -> bool:
+    def _reading(self, now: float) -> bool:
         """Whether it reads, as far as can be told (see FIRST_LOOK): over the limit, such
         a reader is waited for, not dropped (its room is held, so its backlog grows no
         more); one that stopped is dropped."""
@@ -158,7 +160,7 @@ class Output:
         if since is None:
             return False
         patience = STALLED_AFTER if self._progress_at > since else FIRST_LOOK
-        return asyncio.get_running_loop().time() - self._progress_at <= patience
+        return now - self._progress_at <= patience
 
     def _drop_stopped(self, backlog: int) -> None:
         limit = self.relay.config.max_send_buffer
@@ -201,7 +203,7 @@ class Output:
             )
             self.abort()
             return False
-        if self._reading():
+        if self._reading(now):
             return True
         if backlog > self.relay.config.max_send_buffer:
             self._drop_stopped(backlog)  # it was waited for over the limit: no more
@@ -240,7 +242,11 @@ class Output:
         # A lingering close: send our FIN after what is queued, then keep reading (and
         # discarding) until the peer closes too. Closing outright while its input is
         # unread would make the kernel send a RST, which can destroy the goodbye in flight.
-        transport.write_eof()
+        try:
+            transport.write_eof()
+        except OSError:  # the peer is gone already (a reset): nothing to linger for
+            transport.abort()
+            return
         transport.resume_reading()
         loop = asyncio.get_running_loop()
         self._linger_handle = loop.call_later(CLOSE_LINGER, transport.abort)

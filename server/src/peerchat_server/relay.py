@@ -141,9 +141,12 @@ class Relay:
     def wait_for(self, peer: Peer) -> None:
         """``peer``'s output backs up: its room waits for it while it reads (pace)."""
         room = peer.room
-        if peer in room.members:  # (not one that is leaving)
-            room.slow[peer] = None
-            self.pace(room)
+        if peer not in room.members or peer in room.slow:
+            return  # (one that is leaving, or not in yet; or waited for already)
+        if not peer.address.waits.take():
+            return  # its address had its share of waits: it is waited for no more
+        room.slow[peer] = None
+        self.pace(room)
 
     def caught_up(self, peer: Peer) -> None:
         """``peer``'s output is down to the low-water mark again."""
@@ -370,7 +373,10 @@ class Relay:
             # plain close with unread input makes the kernel reset the connection, and
             # the goodbye with it); a client that got it knows its unconfirmed lines
             # were not relayed and sends them again after reconnecting.
-            peer.close(bye, log_reason="server shutting down", linger=True)
+            try:
+                peer.close(bye, log_reason="server shutting down", linger=True)
+            except Exception:
+                peer.abort()  # that one only: everyone else still gets the goodbye
         if not len(self.registry):
             return 0
         with contextlib.suppress(TimeoutError):
