@@ -1168,8 +1168,10 @@ def intro_lines(
         f"wrote): one receiver short or over fails the run, whatever the total. {a.sample} "
         "receivers per run are also checked message by message (sender, sequence, CRC, "
         "order, latency).",
-        "- **peerchat settings:** `PEERCHAT_FLOOD_RATE=0` (its per-peer flood control off: "
-        "Redis and NATS have none) and no connection limits (W6).",
+        "- **peerchat settings:** its abuse limits off, as Redis and NATS have none: "
+        + ", ".join(f"`{k}={v}`" for k, v in PEERCHAT_ENV.items())
+        + " (flood control, connection limits for W6, and the per-address budgets, "
+        "which would lump every peer of 127.0.0.1 together).",
         "- **Machine state:** " + machine_state(runs, nproc, a),
     ]
     return lines
