@@ -13,9 +13,10 @@ import pytest
 from peerchat_protocol import Joined, Message, Renamed, Say
 from peerchat_server.frames import PLAIN, Form, Frames
 from peerchat_server.outbox import _fan_out
+from peerchat_server.redis_replication import RedisReplication
 from peerchat_server.rooms import Room
 
-from .peers import PlainPeer, RichPeer, console_of, running_server
+from .peers import PlainPeer, RichPeer, StubBus, console_of, running_server
 from .test_journal import messages, replay_after_hello
 
 
@@ -193,3 +194,26 @@ def test_a_sender_with_nothing_else_to_get_gets_no_write() -> None:
     room.outbox = [(Frames(Message.relay(1, Say("x"), "a", 0, None)), a)]
     _fan_out(room, 0)
     assert (a.got, b.got) == ([], [b"<a> x\r\n"])
+
+
+async def test_each_line_of_a_block_goes_to_the_other_replicas_with_its_own_id(
+    blocks: list[list[str]],
+) -> None:
+    async with running_server() as server:
+        relay = server.relay
+        bus = StubBus("m0000000")
+        relay.replication = RedisReplication(relay, bus)
+        talker = await PlainPeer.connect(server.port)
+        await talker.say("/nick talker")
+        await talker.expect("now known as talker", skip=lambda _: True)
+        await talker.send("r1\nr2\nr3\n")
+        await console_of(server).wait_for("[RECEIVED]", 3)
+        said = [n.message for n in bus.published if n.kind == "message"]
+        assert [(m.nick, m.text, m.room) for m in said if m is not None] == [
+            ("talker", "r1", "lobby"),
+            ("talker", "r2", "lobby"),
+            ("talker", "r3", "lobby"),
+        ]
+        ids = [m.id for m in said if m is not None]
+        assert ids == sorted(set(ids))
+        assert ["r1", "r2", "r3"] in blocks
