@@ -131,6 +131,17 @@ def test_the_connection_reads_a_block_of_chat_lines_at_once() -> None:
     assert conn.next_event() is NEED_DATA
 
 
+def test_lines_that_needed_a_closer_look_are_read_one_by_one_then_blocks_resume() -> None:
+    conn = plain_server()
+    conn.receive_data(b"/who\na\nb\n")
+    assert conn.next_chat_lines(10) is None  # the command is in the block
+    assert conn.next_event().TYPE == "who"
+    assert conn.next_chat_lines(10) is None  # not looked at again: one by one
+    assert [conn.next_event(), conn.next_event()] == [Say("a"), Say("b")]
+    conn.receive_data(b"c\nd\n")
+    assert conn.next_chat_lines(10) == ["c", "d"]
+
+
 def test_only_a_plain_peer_on_the_server_side_reads_blocks() -> None:
     unknown = Connection(Role.SERVER)
     unknown.receive_data(b"a\nb\n")

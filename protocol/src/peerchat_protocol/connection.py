@@ -94,6 +94,8 @@ class Connection:
         self.timestamps = False
         #: Lines read that were no event (blank ones): flood control charges them too.
         self.lines_skipped = 0
+        #: Lines to read one by one before a block is tried again (next_chat_lines).
+        self._by_line = 0
 
     # --- receiving ---------------------------------------------------------------------
 
@@ -127,6 +129,8 @@ class Connection:
         skipped = 0
         while True:
             line = self._framer.next_line()
+            if self._by_line and line is not None:
+                self._by_line -= 1
             if line is None:
                 if not self._eof:
                     return NEED_DATA
@@ -147,14 +151,18 @@ class Connection:
         :meth:`next_event` would give, one call each, as ``Say(text)``. Otherwise
         ``None``, and nothing is taken: read on with :meth:`next_event`.
         """
-        if self.kind is not PeerKind.PLAIN or self.role is not Role.SERVER:
+        if self.kind is not PeerKind.PLAIN or self.role is not Role.SERVER or self._by_line:
             return None
         block, count = self._framer.peek_lines(limit)
         if count < 2:
             return None
         texts = plain.decode_chat_block(block, self._framer.max_line)
-        if texts is not None:
-            self._framer.skip(len(block))
+        if texts is None:
+            # Some line of these needs a closer look: read them all one by one, rather
+            # than look at the rest of the block again after each line.
+            self._by_line = count
+            return None
+        self._framer.skip(len(block))
         return texts
 
     def _decode(self, line: bytes) -> Event | None:

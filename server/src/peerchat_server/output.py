@@ -147,10 +147,14 @@ class Output:
         backlog = transport.get_write_buffer_size()
         if self._behind_since is not None:
             self._backlog = unsent(transport)  # what its progress is measured from
-        if backlog > self.relay.config.max_send_buffer and not self._reading(
-            asyncio.get_running_loop().time()
-        ):
+        if backlog > self.relay.config.max_send_buffer and not self._waited_for():
             self._drop_stopped(backlog)
+
+    def _waited_for(self) -> bool:
+        """Whether its room waits for it, and it reads: then over the limit it is kept
+        (nothing more is said in its room meanwhile); else it is dropped, as ever."""
+        me = cast("Peer", self)
+        return me in self.room.slow and self._reading(asyncio.get_running_loop().time())
 
     def _reading(self, now: float) -> bool:
         """Whether it reads, as far as can be told (see FIRST_LOOK): over the limit, such
@@ -176,8 +180,9 @@ class Output:
 
     def pause_writing(self) -> None:
         self._behind_since = self._progress_at = asyncio.get_running_loop().time()
-        if self.transport is not None:
-            self._backlog = unsent(self.transport)
+        if self._closing or self.transport is None:
+            return  # (its goodbye is on the way: nobody waits for it)
+        self._backlog = unsent(self.transport)
         self.relay.wait_for(cast("Peer", self))  # for FIRST_LOOK s at least
 
     def resume_writing(self) -> None:
@@ -185,26 +190,18 @@ class Output:
         self.relay.caught_up(cast("Peer", self))
 
     def keeps_up(self, now: float) -> bool:
-        """Whether its room should still wait for it (it is behind, and reading); a
-        peer that has held its room for HOLD_AT_MOST seconds is dropped."""
+        """Whether its room should still wait for it: behind, reading, and for less than
+        HOLD_AT_MOST seconds. Once not, the room goes on without it, and a backlog over
+        the limit drops it (as for any peer that is not waited for)."""
         since, transport = self._behind_since, self.transport
         if since is None or transport is None or self._closing:
             return False
         waiting = unsent(transport)
         if waiting < self._backlog:
             self._backlog, self._progress_at = waiting, now
-        backlog = transport.get_write_buffer_size()
-        if now - since > HOLD_AT_MOST:
-            self._leave_reason = "dropped: reading too slowly"
-            self.relay.console.line(
-                "DROPPED",
-                f"Peer {self.label} reads too slowly: {backlog} bytes still waiting after "
-                f"{HOLD_AT_MOST:g} s; disconnected.",
-            )
-            self.abort()
-            return False
-        if self._reading(now):
+        if now - since <= HOLD_AT_MOST and self._reading(now):
             return True
+        backlog = transport.get_write_buffer_size()
         if backlog > self.relay.config.max_send_buffer:
             self._drop_stopped(backlog)  # it was waited for over the limit: no more
         return False

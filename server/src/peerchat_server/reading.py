@@ -192,6 +192,8 @@ class Reading(Output):
             self.relay.console.line("FLOOD", f"Peer {self.label} is being slowed down.")
         if not self.transport.is_closing():
             self.transport.pause_reading()
+        if self._resume_handle is not None:
+            self._resume_handle.cancel()  # (one put off to the next pass: this one instead)
         self._resume_handle = loop.call_later(verdict.wait, self._resume)
 
     def _wait_for_room(self) -> None:

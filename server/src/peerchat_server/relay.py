@@ -172,7 +172,12 @@ class Relay:
         room.watched = False
         now = self.loop_time()
         for member in list(room.slow):
-            if not member.keeps_up(now):
+            try:
+                kept = member.keeps_up(now)
+            except Exception:
+                kept = False
+                member.fail()  # that peer's problem: the room goes on without it
+            if not kept:
                 room.slow.pop(member, None)
         self.pace(room)
 

@@ -95,6 +95,8 @@ class Room(Generic[M]):
         """``member`` leaves the room."""
         self.members.pop(member, None)
         self.slow.pop(member, None)
+        if self.waiting:
+            self.waiting = [m for m in self.waiting if m is not member]
         self.stop_waiting(member, 0)
 
     # --- members that have not said what they are yet -----------------------------------

@@ -206,6 +206,9 @@ class Session(Reading, asyncio.Protocol):
         """Called by the relay's sweep: ping, drop or reap this peer if it is due."""
         if self._closing:
             return
+        if self.room.held:  # it is not read meanwhile: its silence is the room's
+            self._last_heard, self._ping_sent = now, None
+            return
         cfg = self.relay.config
         quiet = now - self._last_heard
         if self.conn.kind is not PeerKind.RICH:

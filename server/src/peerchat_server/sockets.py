@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import socket
 import struct
-import termios
 from typing import Any
+
+try:  # Unix: the kernel's send queue of a socket
+    import fcntl
+    import termios
+except ImportError:  # elsewhere: the transport's buffer alone
+    fcntl = termios = None  # type: ignore[assignment]
 
 from . import config as defaults
 
@@ -44,7 +48,7 @@ def unsent(transport: asyncio.WriteTransport) -> int:
     transport's buffer moves: a kernel queue of megabytes must half empty first."""
     size = transport.get_write_buffer_size()
     sock = transport.get_extra_info("socket")
-    if sock is None:
+    if sock is None or fcntl is None or termios is None:
         return size
     try:
         queued = fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, b"\0\0\0\0")
