@@ -66,6 +66,16 @@ def test_a_complete_over_long_line_is_peeked_as_it_came_for_the_caller_to_refuse
     assert decode_chat_block(block, 4) is None
 
 
+def test_has_lines_says_whether_a_peek_would_give_that_many() -> None:
+    framer = LineFramer(100)
+    framer.feed(b"a\nb")
+    assert framer.has_lines(1)
+    assert not framer.has_lines(2)
+    framer.feed(b"\n")
+    assert framer.has_lines(2)
+    assert framer.peek_lines(10)[1] == 2
+
+
 def test_peek_with_no_room_gives_nothing() -> None:
     framer = LineFramer(10)
     framer.feed(b"a\nb\n")

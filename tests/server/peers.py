@@ -127,6 +127,16 @@ def console_of(server: ChatServer) -> RecordingConsole:
     return server.console
 
 
+async def raw_reader(port: int, rcvbuf: int) -> socket.socket:
+    """A bare non-blocking socket connected to the server, with a small receive buffer:
+    a peer that reads only when (and as little as) a test says."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    return sock
+
+
 class PlainPeer:
     """A peer speaking plain text over a raw socket, exactly as ``nc`` would."""
 

@@ -26,7 +26,7 @@ from peerchat_protocol import (
     Who,
 )
 
-from .peers import JOINS, PlainPeer, RichPeer, console_of, running_server
+from .peers import JOINS, PlainPeer, RichPeer, console_of, raw_reader, running_server
 
 
 async def test_three_plain_peers_broadcast_without_echo() -> None:
@@ -343,10 +343,7 @@ async def test_end_of_stream_relays_the_last_unterminated_line() -> None:
 
 async def test_peer_that_never_reads_is_dropped_and_others_get_everything() -> None:
     async with running_server(max_send_buffer=256 * 1024, quiet=True, announce_delay=0) as server:
-        stalled = socket.socket()
-        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-        stalled.setblocking(False)
-        await asyncio.get_running_loop().sock_connect(stalled, ("127.0.0.1", server.port))
+        stalled = await raw_reader(server.port, 4096)
         healthy = await RichPeer.connect(server.port, "healthy")
         sender = await PlainPeer.connect(server.port)
         # 12 MB in rounds of 100 lines: past every kernel buffer on the way to the

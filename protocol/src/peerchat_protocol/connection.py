@@ -145,13 +145,24 @@ class Connection:
             if skipped >= MAX_BLANK_LINES_PER_CALL and self.role is Role.SERVER:
                 return NEED_DATA
 
+    def chat_block_waiting(self) -> bool:
+        """Whether :meth:`next_chat_lines` may give a block now: a plain-text peer on
+        the server side, with two complete lines or more waiting, none of them known
+        to need a closer look. Cheap: ask it before taking flood budget for a block."""
+        return (
+            self.kind is PeerKind.PLAIN
+            and self.role is Role.SERVER
+            and not self._by_line
+            and self._framer.has_lines(2)
+        )
+
     def next_chat_lines(self, limit: int) -> list[str] | None:
         """Server, plain-text peer: the texts of up to ``limit`` complete lines at once,
         when there are two or more and every one is an ordinary chat line: what
         :meth:`next_event` would give, one call each, as ``Say(text)``. Otherwise
         ``None``, and nothing is taken: read on with :meth:`next_event`.
         """
-        if self.kind is not PeerKind.PLAIN or self.role is not Role.SERVER or self._by_line:
+        if not self.chat_block_waiting():
             return None
         block, count = self._framer.peek_lines(limit)
         if count < 2:

@@ -89,6 +89,17 @@ class LineFramer:
                 end = buf.find(b"\n", end + 1)
         return bytes(buf[start : end + 1]), count
 
+    def has_lines(self, n: int) -> bool:
+        """Whether :meth:`peek_lines` would give at least ``n`` lines now (cheaply)."""
+        if self._skipping or self._overflow_pending:
+            return False
+        at = self._start - 1
+        for _ in range(n):  # bounded by n
+            at = self._buf.find(b"\n", at + 1)
+            if at < 0:
+                return False
+        return True
+
     def skip(self, size: int) -> None:
         """Take the first ``size`` bytes of what :meth:`peek_lines` gave (whole lines)."""
         self._start += size

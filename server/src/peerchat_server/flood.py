@@ -151,6 +151,11 @@ class Pacer:
         self.own.refund(n)
         shared.refund(n)
 
+    def charge(self, shared: TokenBucket, tokens: float) -> None:
+        """Charge ``tokens`` to the peer's own bucket and to ``shared`` alike."""
+        self.own.charge(tokens)
+        shared.charge(tokens)
+
     def in_debt(self, shared: TokenBucket) -> bool:
         """Whether either bucket was charged more than it held (reading must wait)."""
         return self.own.in_debt or shared.in_debt

@@ -49,20 +49,18 @@ class Outbox:
 
     def broadcast(self, event: Event, room: Room[Peer], exclude: Peer | None = None) -> None:
         """Send ``event`` to everyone in ``room`` but ``exclude``, at this pass's fan-out."""
-        if not room.members:
-            return
-        if not room.outbox:
-            self._busy_rooms.append(room)
-        room.outbox.append((Frames(event), exclude))
-        self._schedule_flush()
+        self._enqueue(Frames(event), room, exclude)
 
     def broadcast_said(self, said: Said, room: Room[Peer], sender: Peer) -> None:
         """Send chat lines ``sender`` said together to everyone else in ``room``."""
+        self._enqueue(said, room, sender)
+
+    def _enqueue(self, item: Broadcast, room: Room[Peer], exclude: Peer | None) -> None:
         if not room.members:
             return
         if not room.outbox:
             self._busy_rooms.append(room)
-        room.outbox.append((said, sender))
+        room.outbox.append((item, exclude))
         self._schedule_flush()
 
     def drain(self) -> None:

@@ -32,9 +32,9 @@ CLOSE_LINGER = 2.0
 #: A peer whose output backs up holds its room (Relay.pace) while it reads: for
 #: FIRST_LOOK seconds to see whether it does (its backlog shrinks), then as long as
 #: its backlog has shrunk within STALLED_AFTER seconds, and HOLD_AT_MOST seconds in
-#: all. One that does not read is a reader that stopped: it holds nobody and is
-#: dropped at --max-send-buffer; one that reads too slowly to catch up in
-#: HOLD_AT_MOST seconds is dropped then (else it could hold its room for ever).
+#: all (then the room goes on without it, or it could hold its room for ever). One
+#: that does not read is a reader that stopped: it holds nobody. Either is dropped
+#: once its backlog passes --max-send-buffer while its room does not wait for it.
 FIRST_LOOK = 0.25
 STALLED_AFTER = 1.0
 HOLD_AT_MOST = 3.0
@@ -138,8 +138,7 @@ class Output:
         if not self._pending or transport is None or transport.is_closing():
             self._pending.clear()
             return
-        if self._behind_since is not None and unsent(transport) < self._backlog:
-            self._progress_at = asyncio.get_running_loop().time()
+        if self._behind_since is not None and self._shrank(asyncio.get_running_loop().time()):
             self.relay.wait_for(cast("Peer", self))  # behind, yet it reads
         data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending.clear()
@@ -165,6 +164,16 @@ class Output:
             return False
         patience = STALLED_AFTER if self._progress_at > since else FIRST_LOOK
         return now - self._progress_at <= patience
+
+    def _shrank(self, now: float) -> bool:
+        """Whether its unsent bytes are fewer than after the last write or look (it
+        read): if so, that is its progress, and its new backlog."""
+        assert self.transport is not None
+        waiting = unsent(self.transport)
+        if waiting >= self._backlog:
+            return False
+        self._backlog, self._progress_at = waiting, now
+        return True
 
     def _drop_stopped(self, backlog: int) -> None:
         limit = self.relay.config.max_send_buffer
@@ -196,9 +205,7 @@ class Output:
         since, transport = self._behind_since, self.transport
         if since is None or transport is None or self._closing:
             return False
-        waiting = unsent(transport)
-        if waiting < self._backlog:
-            self._backlog, self._progress_at = waiting, now
+        self._shrank(now)
         if now - since <= HOLD_AT_MOST and self._reading(now):
             return True
         backlog = transport.get_write_buffer_size()

@@ -97,7 +97,7 @@ class Reading(Output):
         a pass per line. False when there is no such block (a command, one line, lines
         that need a closer look): then read line by line."""
         conn = self.conn
-        if conn.kind is not PeerKind.PLAIN or not self.authenticated:
+        if not self.authenticated or not conn.chat_block_waiting():
             return False
         pacer, shared = self._pacer, self.address.lines
         allowed = pacer.take(shared, defaults.BLOCK_LINES)
@@ -138,10 +138,9 @@ class Reading(Output):
         # be read for free, and each newline's KiB of credit against long lines' bytes
         # (data_received) would be free too.
         blank = conn.lines_skipped - skipped_before
-        own, shared = self._pacer.own, self.address.lines
+        shared = self.address.lines
         if blank:
-            own.charge(blank)
-            shared.charge(blank)
+            self._pacer.charge(shared, blank)
         if isinstance(event, RemoteProtocolError):
             if was_unknown and conn.kind is PeerKind.PLAIN:
                 self._became_plain()

@@ -158,7 +158,6 @@ class Relay:
         until it catches up: the room goes at its readers' pace, its senders waiting in
         TCP, instead of dropping readers that were only slow. A reader that stopped
         (Peer.keeps_up) holds nobody: it is dropped at ``--max-send-buffer``, as ever."""
-        room.held = bool(room.slow)
         if not room.held and room.waiting:
             waiting, room.waiting = room.waiting, []
             for member in waiting:  # (the members that sent while it was held)

@@ -72,7 +72,6 @@ class Room(Generic[M]):
     #: they read), and whether the room is held for them: read from nobody until they
     #: catch up (Relay.pace).
     slow: dict[M, None] = dataclasses.field(default_factory=dict)
-    held: bool = False
     watched: bool = False  # a look at them is due (Relay._watch_slow)
     #: Characters of chat said in the room this pass (see :attr:`busy`).
     intake: int = 0
@@ -82,6 +81,11 @@ class Room(Generic[M]):
     def count(self) -> int:
         """Everyone in the room, here and on other replicas."""
         return len(self.members) + len(self.remote)
+
+    @property
+    def held(self) -> bool:
+        """Whether nobody in the room is read until its slow members catch up."""
+        return bool(self.slow)
 
     @property
     def busy(self) -> bool:

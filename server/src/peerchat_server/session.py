@@ -122,8 +122,7 @@ class Session(Reading, asyncio.Protocol):
             per_token = defaults.FLOOD_BYTES_PER_TOKEN
             extra = len(data) - per_token * data.count(b"\n")
             if extra > 0:
-                self._pacer.own.charge(extra / per_token)
-                self.address.lines.charge(extra / per_token)
+                self._pacer.charge(self.address.lines, extra / per_token)
             self.conn.receive_data(data)
             self._process()
         except Exception:
