@@ -79,7 +79,7 @@ def test_a_cycle_is_found_when_there_is_one() -> None:
 #: only from layers below its own. A new module must be placed here.
 SERVER_LAYERS: list[set[str]] = [
     {"__init__", "config", "console", "tokens", "names", "replicas", "health", "bus", "frames"},
-    {"flood", "sockets", "resume", "options"},
+    {"flood", "sockets", "resume", "options", "page"},
     {"addresses", "rooms"},
     {"peer"},
     {"registry", "outbox", "replication"},
@@ -88,6 +88,7 @@ SERVER_LAYERS: list[set[str]] = [
     {"commands"},
     {"reading"},
     {"session"},
+    {"websocket"},
     {"server"},
     {"cli"},
     {"__main__"},

@@ -125,6 +125,25 @@ def test_invalid_utf8_first_line_is_a_plain_peer_with_an_error() -> None:
     assert server.kind is PeerKind.PLAIN
 
 
+@pytest.mark.parametrize(
+    "first", [b'{"type":"say","text":"x"}', b"{not json", b"hi all", b"", b"/who", b"\xff"]
+)
+def test_a_json_only_peer_must_start_with_a_hello(first: bytes) -> None:
+    server = Connection(Role.SERVER, json_only=True)
+    assert events(server, first + b"\n") == ["error:unexpected:fatal"]
+    assert server.kind is PeerKind.UNKNOWN  # never plain: it is told in JSON, and goes
+    sent = server.send(Bye("bad first frame", code=ErrorCode.UNEXPECTED))
+    assert json.loads(sent) == {"type": "bye", "reason": "bad first frame", "code": "unexpected"}
+
+
+def test_a_json_only_peer_with_a_hello_is_rich_as_usual() -> None:
+    server = Connection(Role.SERVER, json_only=True)
+    hello = Hello(MAX_VERSION, "alice")
+    assert events(server, encode_json(hello)) == [hello]
+    assert server.kind is PeerKind.RICH
+    assert events(server, b'{"type":"say","text":"hi"}\n') == [Say("hi")]
+
+
 def test_detection_waits_for_a_complete_line() -> None:
     server = Connection(Role.SERVER)
     assert events(server, b'{"type":"hel') == []

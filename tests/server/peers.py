@@ -11,6 +11,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager, suppress
 from typing import Any, TypeVar
 
+from websockets.asyncio.client import ClientConnection
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
+
 from peerchat_protocol import (
     MAX_VERSION,
     NEED_DATA,
@@ -329,3 +333,93 @@ class StubBus:
 
     async def stop(self, farewell: Note | None = None) -> None:
         self.connected = False
+
+
+class WsPeer:
+    """A WebSocket peer (a bot, or what a browser's page does): one JSON event per text
+    frame, through the websockets library's own client and our protocol package."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+        self.conn = Connection(Role.CLIENT)
+        self.welcome: Welcome | None = None
+
+    @staticmethod
+    async def open(port: int, **kwargs: Any) -> ClientConnection:
+        """A WebSocket to the server's /ws, and nothing sent yet."""
+        return await asyncio.wait_for(
+            ws_connect(f"ws://127.0.0.1:{port}/ws", open_timeout=WAIT, **kwargs), WAIT
+        )
+
+    @classmethod
+    async def connect(
+        cls,
+        port: int,
+        nick: str | None = None,
+        *,
+        password: str | None = None,
+        origin: str | None = None,
+        **kwargs: Any,
+    ) -> WsPeer:
+        """A peer that said hello and got its welcome (``port``: the WebSocket port)."""
+        peer = cls(await cls.open(port, origin=origin, **kwargs))
+        await peer.send(Hello(version=MAX_VERSION, nick=nick, client="tests", password=password))
+        peer.welcome = await peer.expect(Welcome)
+        return peer
+
+    @property
+    def nick(self) -> str:
+        assert self.welcome is not None
+        return self.welcome.nick
+
+    async def send(self, event: Event) -> None:
+        line = self.conn.send(event)
+        await self.ws.send(line[:-1].decode())  # one text frame, no newline
+
+    async def event(self) -> Event | None:
+        """The next event; ``None`` once the server closed. Every frame must be exactly
+        one JSON object the protocol accepts."""
+        for _ in range(1000):
+            event = self.conn.next_event()
+            if isinstance(event, Event):
+                return event
+            try:
+                frame = await asyncio.wait_for(self.ws.recv(), WAIT)
+            except ConnectionClosed:
+                return None
+            assert isinstance(frame, str), f"a binary frame from the server: {frame!r}"
+            assert "\n" not in frame, f"more than one line in a frame: {frame!r}"
+            self.conn.receive_data(frame.encode() + b"\n")
+        raise AssertionError("no event")
+
+    async def expect(
+        self, kind: type[E], where: Callable[[E], bool] = lambda e: True, *, skip: Skip = ()
+    ) -> E:
+        """As :meth:`RichPeer.expect`."""
+        passes = _skipper(skip)
+        skipped: list[Event] = []
+        for _ in range(1000):
+            event = await self.event()
+            if event is None:
+                raise AssertionError(f"closed before a {kind.__name__}; skipped {skipped!r}")
+            if isinstance(event, kind) and where(event):
+                return event
+            if not passes(event):
+                raise AssertionError(f"expected a {kind.__name__}, got {event!r}")
+            skipped.append(event)
+        raise AssertionError(f"no {kind.__name__} in 1000 events")
+
+    async def expect_none(self, *, skip: Skip = ()) -> None:
+        """Nothing (but what ``skip`` matches) arrived: the next event answers a ping."""
+        token = f"quiet-{id(self)}"
+        await self.send(Ping(token))
+        await self.expect(Pong, lambda pong: pong.token == token, skip=skip)
+
+    async def closed(self) -> tuple[int | None, str | None]:
+        """Wait for the server to close; the close code and reason it gave."""
+        await asyncio.wait_for(self.ws.wait_closed(), WAIT)
+        received = self.ws.protocol.close_rcvd
+        return (received.code, received.reason) if received else (None, None)
+
+    async def close(self) -> None:
+        await asyncio.wait_for(self.ws.close(), WAIT)

@@ -73,13 +73,18 @@ class Connection:
     :meth:`send` turns an event into the bytes to write.
 
     As a server, the first complete line decides the peer's kind: a hello makes
-    it RICH (JSON), anything else PLAIN. As a client, every line received before
+    it RICH (JSON), anything else PLAIN; with ``json_only``, anything else is a fatal
+    error. As a client, every line received before
     the welcome that is not an error or bye is skipped: a server talks plain text
     to a peer until it knows better (PROTOCOL.md, "Connection start").
     """
 
-    def __init__(self, role: Role, *, max_line: int | None = None) -> None:
+    def __init__(self, role: Role, *, max_line: int | None = None, json_only: bool = False) -> None:
         self.role = role
+        #: Server side: the peer speaks JSON from its first frame (a WebSocket peer, whose
+        #: transport says what it is): its first line must be a hello, and what it is sent
+        #: before the hello (an error, a bye) is JSON too.
+        self.json_only = json_only
         if max_line is None:
             max_line = DEFAULT_MAX_LINE_BYTES if role is Role.SERVER else CLIENT_MIN_LINE_BYTES
         self._framer = LineFramer(max_line)
@@ -199,6 +204,13 @@ class Connection:
             if obj is not None and obj.get("type") == Hello.TYPE:
                 self.kind = PeerKind.RICH
                 return self._accept_hello(obj)
+        if self.json_only:
+            raise RemoteProtocolError(
+                ErrorCode.UNEXPECTED,
+                'the first frame must be a hello, such as {"type":"hello","version":'
+                f'{MAX_VERSION},"nick":"NAME"}}; see PROTOCOL.md',
+                fatal=True,
+            )
         self.kind = PeerKind.PLAIN
         return plain.decode_plain(line)
 
@@ -263,7 +275,7 @@ class Connection:
             raise LocalProtocolError(ErrorCode.UNEXPECTED, f"a server does not send {event.TYPE!r}")
         if isinstance(event, Bye):
             self._bye_sent = True
-        if self.kind is PeerKind.RICH:
+        if self.kind is PeerKind.RICH or self.json_only:
             return codec.encode_json(event, self.version or MAX_VERSION)
         if isinstance(event, _RICH_ONLY):
             return b""

@@ -119,6 +119,9 @@ def main(
     auth_lockout: float,
     max_sessions_per_address: int,
     advertise: str,
+    ws_port: int | None,
+    ws_origins: str,
+    ws_advertise: str,
     bus: str,
     quiet: bool,
 ) -> None:
@@ -168,6 +171,9 @@ def main(
         auth_timeout=auth_timeout,
         name=f"peerchat-server/{__version__}",
         advertise=advertise,
+        ws_port=ws_port,
+        ws_origins=tuple(o.strip().rstrip("/") for o in ws_origins.split(",") if o.strip()),
+        ws_advertise=ws_advertise,
         bus=bus,
     )
     # Console lines are written by a thread: a terminal or pipe that stops reading

@@ -181,4 +181,9 @@ class ServerConfig:
     password: str = ""  # empty: no password; compared in constant time
     auth_timeout: float = DEFAULT_AUTH_TIMEOUT
     advertise: str = ""  # where users reach us, if not where we listen (Docker's port)
+    #: WebSocket listener (browsers, bots): its port (None: none), the other web pages
+    #: allowed to open it, and where users reach it (if not where it listens).
+    ws_port: int | None = None
+    ws_origins: tuple[str, ...] = ()
+    ws_advertise: str = ""
     bus: str = ""  # redis://HOST:PORT[/DB]: share the chat with other replicas; "": alone

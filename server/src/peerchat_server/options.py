@@ -331,6 +331,27 @@ OPTIONS: list[Callable[[F], F]] = [
         "published by Docker); printed at start.",
     ),
     setting(
+        "--ws-port",
+        type=PORT,
+        default=None,
+        help="Also serve browsers and WebSocket peers on this port: the web chat page at / "
+        "and the WebSocket at /ws (0: any free port). Unset: no WebSocket listener.",
+    ),
+    setting(
+        "--ws-origins",
+        default="",
+        metavar="ORIGIN[,ORIGIN...]",
+        help="Web pages (besides the server's own) whose scripts may open the WebSocket, "
+        "e.g. https://chat.example.com. A browser's other origins are refused.",
+    ),
+    setting(
+        "--ws-advertise",
+        default="",
+        metavar="HOST:PORT",
+        help="Where users reach the web chat, when that differs from where it listens; "
+        "printed at start, and its host is the page's own origin.",
+    ),
+    setting(
         "--bus",
         default="",
         metavar="redis://HOST:PORT[/DB]",

@@ -11,11 +11,13 @@ import ssl
 from .bus import RedisBus, safe_url
 from .config import ServerConfig
 from .console import Console
+from .page import Site
 from .redis_replication import RedisReplication
 from .relay import Relay
 from .replication import Alone, Replication
 from .session import Session
 from .sockets import format_addr
+from .websocket import WebSocketSession
 
 SHUTDOWN_NOTICE = "The server is shutting down. Reconnect when it is back."
 
@@ -32,6 +34,7 @@ class ChatServer:
         self.console = console if console is not None else Console()
         self.relay = Relay(config, self.console, replication=self._replication)
         self._server: asyncio.Server | None = None
+        self._web: asyncio.Server | None = None  # --ws-port: the page and the WebSocket
         self._watcher: asyncio.Task[None] | None = None
 
     def _replication(self, relay: Relay) -> Replication:
@@ -82,6 +85,8 @@ class ChatServer:
             raise StartupError(self._explain(exc)) from None
         secure = " (TLS)" if tls is not None else ""
         self.console.line("SUCCESS", f"Server started on {self.address}{secure}")
+        if cfg.ws_port is not None:
+            await self._start_web(tls)
         if cfg.password:
             self.console.line("INFO", "Peers must give the password to chat (/pass, --password).")
         self._watcher = asyncio.create_task(self.relay.watch())
@@ -103,12 +108,51 @@ class ChatServer:
             )
             self.console.line("INFO", f"Reachable at {cfg.advertise} (for example: {example})")
 
-    def _explain(self, exc: OSError) -> str:
-        host, port = self.config.host, self.config.port
+    async def _start_web(self, tls: ssl.SSLContext | None) -> None:
+        """The WebSocket listener: browsers (the page at /) and WebSocket bots (/ws)."""
+        cfg = self.config
+        assert cfg.ws_port is not None
+        site = Site(cfg, tls=tls is not None)
+        loop = asyncio.get_running_loop()
+        try:
+            self._web = await loop.create_server(
+                lambda: WebSocketSession(self.relay, site),
+                cfg.host,
+                cfg.ws_port,
+                reuse_address=True,
+                backlog=1024,
+                ssl=tls,
+            )
+        except OSError as exc:
+            assert self._server is not None
+            self._server.close()
+            raise StartupError(self._explain(exc, cfg.ws_port, "--ws-port")) from None
+        self.console.line("INFO", f"Web chat at {self.web_url}")
+
+    @property
+    def ws_port(self) -> int:
+        assert self._web is not None, "start() with a --ws-port first"
+        return int(self._web.sockets[0].getsockname()[1])
+
+    @property
+    def web_url(self) -> str:
+        """Where a browser opens the chat (``--ws-advertise``, or where it listens)."""
+        assert self._web is not None, "start() with a --ws-port first"
+        scheme = "https" if self.config.tls_cert else "http"
+        where = self.config.ws_advertise
+        if not where:
+            host, port = self._web.sockets[0].getsockname()[:2]
+            host = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # (this machine)
+            where = format_addr((host, port))
+        return f"{scheme}://{where}/"
+
+    def _explain(self, exc: OSError, port: int | None = None, option: str = "--port") -> str:
+        host = self.config.host
+        port = self.config.port if port is None else port
         if exc.errno == errno.EADDRINUSE:
             return (
                 f"Port {port} on {host} is already in use. Stop the program using it, "
-                "or choose another port with --port."
+                f"or choose another port with {option}."
             )
         if exc.errno == errno.EACCES:
             return (
@@ -134,8 +178,9 @@ class ChatServer:
 
     async def stop(self, reason: str = SHUTDOWN_NOTICE) -> None:
         """Stop accepting, say goodbye to every peer, and close within the timeout."""
-        if self._server is not None:
-            self._server.close()
+        for listener in (self._server, self._web):
+            if listener is not None:
+                listener.close()
         if self._watcher is not None:
             self._watcher.cancel()
         await self.relay.replication.stop()  # with a bus: our goodbye to the others first

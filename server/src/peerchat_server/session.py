@@ -43,9 +43,10 @@ class Session(Reading, asyncio.Protocol):
         "history_sent", "name", "resumable",
     )  # fmt: skip
 
-    def __init__(self, relay: Relay) -> None:
-        cfg = relay.config
-        super().__init__(relay, Connection(Role.SERVER, max_line=cfg.max_line_bytes))
+    def __init__(self, relay: Relay, conn: Connection | None = None) -> None:
+        if conn is None:
+            conn = Connection(Role.SERVER, max_line=relay.config.max_line_bytes)
+        super().__init__(relay, conn)
         self.addr = "unknown"
         self.name = "unknown"
         self.announced = False
@@ -117,16 +118,20 @@ class Session(Reading, asyncio.Protocol):
         self._last_heard = asyncio.get_running_loop().time()
         self._ping_sent = None
         try:
-            # Bytes cost as they arrive, beyond the first KiB of each line (which its
-            # token pays for): long lines are paced by size, and a debt pauses reading.
-            per_token = defaults.FLOOD_BYTES_PER_TOKEN
-            extra = len(data) - per_token * data.count(b"\n")
-            if extra > 0:
-                self._pacer.charge(self.address.lines, extra / per_token)
-            self.conn.receive_data(data)
-            self._process()
+            self._received(data)
         except Exception:
             self.fail()
+
+    def _received(self, data: bytes) -> None:
+        """Lines (whole or not) from the peer: into the protocol, and handled."""
+        # Bytes cost as they arrive, beyond the first KiB of each line (which its
+        # token pays for): long lines are paced by size, and a debt pauses reading.
+        per_token = defaults.FLOOD_BYTES_PER_TOKEN
+        extra = len(data) - per_token * data.count(b"\n")
+        if extra > 0:
+            self._pacer.charge(self.address.lines, extra / per_token)
+        self.conn.receive_data(data)
+        self._process()
 
     def eof_received(self) -> bool:
         """The peer will send nothing more: it has left, once what it sent is handled."""

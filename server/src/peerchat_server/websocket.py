@@ -1,0 +1,372 @@
+"""A WebSocket peer: a browser or a bot, one JSON event per text frame (PROTOCOL.md §9).
+
+Another kind of peer, not a bridge: the same rooms, names, history, resume, limits,
+flood control and password as a JSON-lines peer, because it *is* a session with
+another transport. RFC 6455 (the opening handshake, frame parsing, unmasking, ping
+and pong, the closing handshake) is the websockets library's sans-I/O
+``ServerProtocol``; this asyncio protocol drives it, as :class:`~.session.Session`
+drives :class:`peerchat_protocol.Connection`. So:
+
+- each text frame goes into the peer's ``Connection`` as one JSON line (its line limit,
+  UTF-8 check and error handling unchanged), and the read loop, flood budgets and room
+  pace of :class:`~.reading.Reading` serve it as they serve any peer;
+- what it is sent is encoded once per form as complete WebSocket frames
+  (:class:`WsForm`) and shared by every recipient, like any other form's bytes: a
+  fan-out to a thousand browsers frames each message once;
+- a browser that stops reading backs up its transport like any slow consumer
+  (``pause_writing``) and is waited for or dropped by the same rules.
+
+Before its handshake a connection is plain HTTP (page.py answers it) and no peer: it
+counts against its address's connections, and has HANDSHAKE_TIMEOUT seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+from typing import cast
+
+from websockets.exceptions import PayloadTooBig
+from websockets.frames import Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+from websockets.server import ServerProtocol
+
+from peerchat_protocol import (
+    Bye,
+    Connection,
+    Error,
+    ErrorCode,
+    Event,
+    PeerKind,
+    RemoteProtocolError,
+    Role,
+    encode_json,
+)
+
+from .frames import Said
+from .page import Site, plain_response
+from .relay import Relay
+from .session import Session
+from .sockets import format_addr
+
+#: Seconds a connection has to finish its HTTP request or WebSocket handshake.
+HANDSHAKE_TIMEOUT = 10.0
+#: A WebSocket message larger than this many times the line limit is not even buffered:
+#: the connection is closed (1009). Between the two, the message is refused with
+#: ``line_too_long`` and the connection goes on, as for a long line.
+OVERSIZE_FACTOR = 4
+
+#: Close codes (RFC 6455 §7.4.1) for the reasons a server closes a peer.
+NORMAL, GOING_AWAY, PROTOCOL_ERROR, POLICY, TOO_BIG, INTERNAL = 1000, 1001, 1002, 1008, 1009, 1011
+_CLOSE_CODES: dict[str, int] = {
+    ErrorCode.SHUTDOWN: GOING_AWAY,
+    ErrorCode.INTERNAL: INTERNAL,
+    ErrorCode.BAD_FRAME: PROTOCOL_ERROR,
+    ErrorCode.LINE_TOO_LONG: TOO_BIG,
+}
+
+#: websockets logs each connection at INFO: our console says what matters instead.
+_QUIET = logging.getLogger("peerchat_server.websocket")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
+
+_BINARY = RemoteProtocolError(
+    ErrorCode.BAD_FRAME,
+    "binary frames are not read here: send each event as one JSON text frame "
+    "(PROTOCOL.md §9); it was discarded",
+)
+
+
+def text_frame(line: bytes) -> bytes:
+    """A JSON line (its newline dropped) as one final, unmasked text frame."""
+    payload = line[:-1] if line.endswith(b"\n") else line
+    size = len(payload)
+    if size < 126:
+        head = struct.pack("!BB", 0x81, size)
+    elif size < 65536:
+        head = struct.pack("!BBH", 0x81, 126, size)
+    else:
+        head = struct.pack("!BBQ", 0x81, 127, size)
+    return head + payload
+
+
+def close_frame(code: int, reason: str = "") -> bytes:
+    """A close frame with ``code`` and a reason cut to fit (123 bytes at most)."""
+    data = reason.encode()[:123].decode(errors="ignore").encode()
+    return struct.pack("!BBH", 0x88, 2 + len(data), code) + data
+
+
+class WsForm:
+    """JSON of one protocol version, one event per text frame."""
+
+    __slots__ = ("version",)
+
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+    def encode(self, event: Event) -> bytes:
+        return text_frame(encode_json(event, self.version))
+
+    def encode_said(self, said: Said) -> bytes:
+        version = self.version
+        return b"".join([text_frame(encode_json(m, version)) for m in said.messages])
+
+
+class Silent:
+    """Before its hello a WebSocket peer is sent nothing: what its room says meanwhile
+    is kept for it (Output's replay) and sent, as frames, after the welcome."""
+
+    __slots__ = ()
+
+    def encode(self, event: Event) -> bytes:
+        return b""
+
+    def encode_said(self, said: Said) -> bytes:
+        return b""
+
+
+SILENT = Silent()
+_FORMS: dict[int, WsForm] = {}
+
+
+def ws_form(version: int) -> WsForm:
+    form = _FORMS.get(version)
+    if form is None:
+        form = _FORMS[version] = WsForm(version)
+    return form
+
+
+class WebSocketSession(Session):
+    """An HTTP request (the page) or, once upgraded, a peer that speaks JSON in frames."""
+
+    __slots__ = ("_binary", "_close_received", "_close_sent", "_handshake", "_open", "_site", "_ws")
+
+    def __init__(self, relay: Relay, site: Site) -> None:
+        cfg = relay.config
+        conn = Connection(Role.SERVER, max_line=cfg.max_line_bytes, json_only=True)
+        super().__init__(relay, conn)
+        self._site = site
+        self._ws = ServerProtocol(max_size=OVERSIZE_FACTOR * cfg.max_line_bytes, logger=_QUIET)
+        self._open = False  # the handshake is done: a peer
+        self._binary = False  # inside a fragmented binary message (skipped)
+        self._close_received = False
+        self._close_sent = False
+        self._handshake: asyncio.TimerHandle | None = None
+        self.form = SILENT
+
+    def reform(self) -> None:
+        conn = self.conn
+        self.form = ws_form(conn.version or 0) if conn.kind is PeerKind.RICH else SILENT
+
+    # --- HTTP, until the handshake ----------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        peername = transport.get_extra_info("peername")
+        self.addr = self.name = format_addr(peername)
+        relay = self.relay
+        if relay.closing:
+            self.transport.abort()
+            return
+        host = str(peername[0]) if isinstance(peername, tuple) else self.addr
+        self.address = relay.registry.addresses.get(host)
+        cfg = relay.config
+        if cfg.max_per_address and self.address.connections >= cfg.max_per_address:
+            self._closing = True  # (so that it is not counted when it goes)
+            why = f"too many connections from {self.address.key}; close one and try again"
+            self._answer(plain_response(503, "Service Unavailable", f"Refused: {why}.\n"))
+            return
+        # Until it is a peer, it takes one of its address's connections (an attacker
+        # opening many and sending nothing gets no more than from the chat port).
+        self.address.connections += 1
+        loop = asyncio.get_running_loop()
+        self._handshake = loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timed_out)
+
+    def _announce_later(self) -> None:
+        """A WebSocket peer comes in with its hello (admission.py), never as a silent
+        listener: one that sends none within --auth-timeout is closed."""
+        try:
+            if self.conn.kind is not PeerKind.UNKNOWN or self._closing:
+                return
+            cfg = self.relay.config
+            wait = max(0.0, cfg.auth_timeout - cfg.announce_delay)
+            loop = asyncio.get_running_loop()
+            self._announce_timer = loop.call_later(wait, self._no_hello)
+        except Exception:
+            self.fail()
+
+    def _no_hello(self) -> None:
+        if self.conn.kind is PeerKind.UNKNOWN and not self._closing:
+            timeout = self.relay.config.auth_timeout
+            why = f"no hello in {timeout:g} s"
+            text = f"disconnected: {why}; a WebSocket peer's first frame is its JSON hello"
+            self.close(Bye(text, code=ErrorCode.AUTH_TIMEOUT), log_reason=why)
+
+    def _handshake_timed_out(self) -> None:
+        self._handshake = None
+        if not self._open and self.transport is not None:
+            self.transport.abort()
+
+    def _on_request(self, request: Request) -> None:
+        ws = self._ws
+        response = self._site.respond(request)
+        if response is None:
+            response = ws.accept(request)  # or a 4xx: not a valid handshake
+        ws.send_response(response)
+        self._write_handshake()
+        if response.status_code == 101:
+            self._upgraded()
+
+    def _answer(self, response: Response) -> None:
+        self._ws.send_response(response)
+        self._write_handshake()
+
+    def _write_handshake(self) -> None:
+        transport = self.transport
+        assert transport is not None
+        for data in self._ws.data_to_send():
+            if data:
+                transport.write(data)
+            elif not transport.is_closing():
+                transport.close()  # after what was written: the end of an HTTP answer
+
+    def _upgraded(self) -> None:
+        """The handshake is done: from now on a peer, in the lobby, like any other."""
+        if self._handshake is not None:
+            self._handshake.cancel()
+            self._handshake = None
+        self._open = True
+        self.address.connections -= 1  # the registry counts it from now on
+        assert self.transport is not None
+        super().connection_made(self.transport)
+
+    def _refuse(self, why: str) -> None:
+        assert self.transport is not None
+        self._closing = True
+        if self.relay.registry.addresses.log_refusal(self.address):
+            self.relay.console.line("REFUSED", f"Peer {self.addr} (WebSocket): {why}.")
+        bye = Bye(f"Connection refused: {why}.", code=ErrorCode.TOO_MANY_CONNECTIONS)
+        self.transport.write(text_frame(encode_json(bye)) + close_frame(POLICY, "refused"))
+        self._close_sent = True
+        self.transport.close()
+
+    # --- frames ---------------------------------------------------------------------------
+
+    def data_received(self, data: bytes) -> None:
+        if self._closing:
+            return
+        try:
+            self._ws.receive_data(data)
+            lines = self._take_events()
+            if not self._open:
+                self._write_handshake()  # (the answer to a request it could not use)
+                return
+            self._last_heard = asyncio.get_running_loop().time()
+            self._ping_sent = None
+            self._handle(lines)
+        except Exception:
+            self.fail()
+
+    def _take_events(self) -> list[bytes]:
+        """The HTTP request, or the text of the frames that came (as JSON lines)."""
+        lines: list[bytes] = []
+        for event in self._ws.events_received():
+            if isinstance(event, Request):
+                self._on_request(event)
+            elif isinstance(event, Frame) and self._open and not self._closing:
+                self._on_frame(event, lines)
+        return lines
+
+    def _handle(self, lines: list[bytes]) -> None:
+        ws = self._ws
+        if ws.state is State.OPEN:
+            for control in ws.data_to_send():  # pongs, after what is queued
+                self._queue(control)
+        if self._closing:
+            return
+        if lines:
+            self._received(b"".join(lines))
+        if ws.parser_exc is not None:
+            self._protocol_failed(ws.parser_exc)
+        elif self._close_received:
+            self._left()
+
+    def _on_frame(self, frame: Frame, lines: list[bytes]) -> None:
+        opcode = frame.opcode
+        if opcode is Opcode.TEXT or (opcode is Opcode.CONT and not self._binary):
+            payload = bytes(frame.data)
+            if b"\n" in payload or b"\r" in payload:
+                # One frame is one line. In JSON a raw line break can only be whitespace
+                # between tokens (inside a string it is invalid anyway), so a blank does.
+                payload = payload.replace(b"\r", b" ").replace(b"\n", b" ")
+            lines.append(payload)
+            if frame.fin:
+                lines.append(b"\n")
+        elif opcode is Opcode.BINARY:
+            self._binary = not frame.fin
+            self._on_remote_error(_BINARY)
+        elif opcode is Opcode.CONT:  # the rest of a binary message
+            self._binary = not frame.fin
+        elif opcode is Opcode.CLOSE:
+            self._close_received = True
+
+    def _protocol_failed(self, exc: Exception) -> None:
+        """The websockets library failed the connection (a frame too big, broken framing)."""
+        if isinstance(exc, PayloadTooBig):
+            limit = self.conn.max_line
+            why = f"a WebSocket message far over the limit ({limit} bytes per event)"
+            bye = Bye(f"disconnected: {why}", code=ErrorCode.LINE_TOO_LONG)
+        else:
+            why = f"broken WebSocket framing ({exc})"
+            bye = Bye(f"disconnected: {why}", code=ErrorCode.BAD_FRAME)
+        self.close(bye, log_reason=why)
+
+    def _left(self) -> None:
+        """Its close frame: it leaves, once what it sent before is handled (as at EOF)."""
+        self._eof = True
+        self.conn.receive_data(b"")
+        self._process()
+        if self._resume_handle is not None or (self.room.held and self.conn.line_waiting):
+            return  # lines still wait: Reading._resume closes after them
+        self._finish_after_eof()
+        self.close()
+
+    def eof_received(self) -> bool:
+        if not self._open:
+            return False
+        return super().eof_received()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._handshake is not None:
+            self._handshake.cancel()
+            self._handshake = None
+        if self._open:
+            super().connection_lost(exc)
+        elif not self._closing:
+            self._closing = True
+            self.address.connections -= 1
+
+    # --- what it is sent ------------------------------------------------------------------
+
+    def send(self, event: Event) -> None:
+        if self._closing or (self.conn.kind is PeerKind.UNKNOWN and not _early(event)):
+            return  # before the hello only an error or a goodbye is said (in JSON)
+        self.relay.outbox.drain()
+        self._queue(text_frame(self.conn.send(event)))
+
+    def close(self, bye: Bye | None = None, *, log_reason: str = "", linger: bool = False) -> None:
+        if self._closing or self.transport is None:
+            return
+        if bye is not None:
+            self.send(bye)
+        if self._open and not self._close_sent:
+            self._close_sent = True
+            code = NORMAL if bye is None or bye.code is None else _CLOSE_CODES.get(bye.code, POLICY)
+            self._queue(close_frame(code, "" if bye is None else bye.reason))
+        super().close(log_reason=log_reason, linger=linger and not self._close_received)
+
+
+def _early(event: Event) -> bool:
+    return isinstance(event, Error | Bye)
