@@ -27,8 +27,8 @@ lint: $(STAMP) ## ruff (lint and format check) and mypy (strict for protocol/)
 	$(BIN)/mypy --strict protocol/src
 	$(BIN)/mypy server/src client/src
 
-unit: $(STAMP) ## Protocol unit tests, server and client in-process tests, documents vs code
-	$(BIN)/pytest tests/protocol tests/server tests/client tests/docs
+unit: $(STAMP) ## Protocol unit tests, server and client in-process tests, the web page in chromium, documents vs code
+	$(BIN)/pytest tests/protocol tests/server tests/client tests/web tests/docs
 
 test: lint unit integration ## Everything CI runs: lint, unit, in-process and container tests
 

@@ -10,58 +10,20 @@ import asyncio
 import contextlib
 import os
 import pty
-import socket
 import ssl
 import subprocess
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-WAIT = 60.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Stack:
-    def __init__(self) -> None:
-        self.project = f"peerchat-test-{uuid.uuid4().hex[:8]}"
-        self.port = free_port()
-        self.env = {**os.environ, "PEERCHAT_PORT": str(self.port), "PEERCHAT_NICK": ""}
-
-    def compose(self, *args: str) -> list[str]:
-        return ["docker", "compose", "-p", self.project, *args]
-
-    def run(self, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            self.compose(*args), cwd=ROOT, env=self.env, capture_output=True, text=True,
-            timeout=timeout, stdin=subprocess.DEVNULL,
-        )  # fmt: skip
+from .stack import ROOT, WAIT, Stack, running_stack
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    stack = Stack()
-    # Build from the compose file under its own project name, as `make build` does, so
-    # the (cached) build reuses the same image instead of relabelling it per test run.
-    build = subprocess.run(
-        ["docker", "compose", "--profile", "client", "build"], cwd=ROOT, env=stack.env,
-        capture_output=True, text=True, timeout=600, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-    assert build.returncode == 0, build.stdout + build.stderr
-    try:
-        up = stack.run("up", "--detach", "--wait", "server")
-        assert up.returncode == 0, up.stdout + up.stderr
-        yield stack
-    finally:
-        down = stack.run("--profile", "client", "down", "--remove-orphans", "--volumes")
-        assert down.returncode == 0, down.stdout + down.stderr
+    with running_stack() as running:
+        yield running
 
 
 async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:

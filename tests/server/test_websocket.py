@@ -27,10 +27,13 @@ from peerchat_protocol import (
     Joined,
     Left,
     Message,
+    Ping,
+    Pong,
     Say,
     Welcome,
+    Who,
 )
-from peerchat_server import websocket
+from peerchat_server import reading, websocket
 from peerchat_server.server import ChatServer
 from peerchat_server.websocket import close_frame, text_frame
 
@@ -429,3 +432,68 @@ def test_a_close_frame_reason_is_cut_to_fit_without_breaking_utf8() -> None:
     assert data[0] == 0x88
     assert data[1] <= 125
     assert data[4:].decode()  # still UTF-8
+
+
+# --- PROTOCOL.md §9, promise by promise -----------------------------------------------------
+
+
+async def test_what_the_room_said_before_the_hello_follows_the_welcome() -> None:
+    async with web_server() as server:
+        web = WsPeer(await WsPeer.open(server.ws_port))
+        await console_of(server).wait_for("NEW CONNECTION")
+        plain = await PlainPeer.connect(server.port)
+        await plain.say("while you were connecting")
+        await console_of(server).wait_for("while you were connecting")
+        await web.send(Hello(version=3, nick="late"))
+        await web.expect(Welcome)  # the very first frame: nothing was sent before it
+        message = await web.expect(Message, skip=MEMBERSHIP)
+        assert message.text == "while you were connecting"
+
+
+async def test_websocket_pings_are_answered_and_quiet_peers_get_a_json_ping() -> None:
+    async with web_server(ping_after=0.2, ping_timeout=30) as server:
+        web = await WsPeer.connect(server.ws_port, "quiet")
+        pong_waiter = await web.ws.ping(b"are you there")
+        await asyncio.wait_for(pong_waiter, WAIT)
+        ping = await web.expect(Ping)
+        await web.send(Pong(ping.token))
+        await web.expect_none()
+
+
+async def test_a_shutdown_says_bye_then_closes_with_going_away() -> None:
+    async with web_server() as server:
+        web = await WsPeer.connect(server.ws_port, "stayer")
+        await server.stop()
+        bye = await web.expect(Bye, skip=(Info,))
+        assert bye.code == ErrorCode.SHUTDOWN
+        assert (await web.closed())[0] == websocket.GOING_AWAY
+
+
+async def test_a_server_error_closes_with_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(*args: object) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(reading.COMMANDS, Who, reading.COMMANDS[Who]._replace(handle=broken))
+    async with web_server() as server:
+        web = await WsPeer.connect(server.ws_port, "unlucky")
+        await web.send(Who())
+        assert (await web.expect(Bye)).code == ErrorCode.INTERNAL
+        assert (await web.closed())[0] == websocket.INTERNAL
+
+
+async def test_bad_frames_count_towards_too_many_errors() -> None:
+    async with web_server(max_errors=2) as server:
+        web = await WsPeer.connect(server.ws_port, "junk")
+        for _ in range(3):
+            await web.ws.send(b"\xff")
+        bye = await web.expect(Bye, skip=(Error,))
+        assert bye.code == ErrorCode.TOO_MANY_ERRORS
+
+
+async def test_the_advertised_host_is_the_pages_own_origin() -> None:
+    async with web_server(ws_advertise="chat.example:8081") as server:
+        port = server.ws_port
+        status = await raw_handshake(port, "chat.example:8081", "http://chat.example:8081")
+        assert b" 101 " in status
+        assert b" 403 " in await raw_handshake(port, "other.example", "http://other.example")
+        assert "[INFO] Web chat at http://chat.example:8081/" in console_of(server).lines
