@@ -20,15 +20,19 @@ from websockets.streams import StreamReader
 from peerchat_protocol import (
     Ack,
     Bye,
+    Entered,
     Error,
     ErrorCode,
     Hello,
     Info,
     Joined,
+    JoinRoom,
     Left,
+    ListRooms,
     Message,
     Ping,
     Pong,
+    Rooms,
     Say,
     Welcome,
     Who,
@@ -113,6 +117,23 @@ async def test_a_private_message_and_an_action_reach_a_browser() -> None:
         action = await web.expect(Message)
         assert action.action
         assert action.text == "waves"
+
+
+async def test_a_browser_moves_between_rooms_with_the_other_kinds() -> None:
+    async with web_server() as server:
+        web = await WsPeer.connect(server.ws_port, "webby")
+        plain = await PlainPeer.connect(server.port)
+        await plain.say("/join games")
+        await plain.expect("games", skip=JOINS)
+        await web.send(JoinRoom("games"))
+        entered = await web.expect(Entered, skip=MEMBERSHIP)
+        assert entered.room == "games"
+        assert entered.online == 2
+        await web.send(ListRooms())
+        rooms = await web.expect(Rooms, skip=MEMBERSHIP)
+        assert {room.name: room.online for room in rooms.rooms}["games"] == 2
+        await web.send(Say("in games"))
+        assert (await plain.expect("<webby>", skip=JOINS)).endswith("in games")
 
 
 async def test_a_browser_that_comes_late_gets_the_rooms_history() -> None:
