@@ -447,6 +447,9 @@ def test_text_frames_parse_as_one_final_unmasked_text_frame(size: int) -> None:
     except StopIteration as done:
         frame = done.value
     assert (frame.opcode, frame.fin, bytes(frame.data)) == (Opcode.TEXT, True, payload)
+    # RFC 6455 §5.2: the length in the fewest bytes that hold it.
+    header = 2 if size < 126 else 4 if size < 65536 else 10
+    assert len(text_frame(payload)) == header + size
 
 
 def test_a_close_frame_reason_is_cut_to_fit_without_breaking_utf8() -> None:
@@ -467,7 +470,10 @@ async def test_what_the_room_said_before_the_hello_follows_the_welcome() -> None
         await plain.say("while you were connecting")
         await console_of(server).wait_for("while you were connecting")
         await web.send(Hello(version=3, nick="late"))
-        await web.expect(Welcome)  # the very first frame: nothing was sent before it
+        raw = await asyncio.wait_for(web.ws.recv(), WAIT)
+        assert json.loads(raw)["type"] == "welcome"  # the very first frame: nothing before
+        web.conn.receive_data(str(raw).encode() + b"\n")
+        await web.expect(Welcome)
         message = await web.expect(Message, skip=MEMBERSHIP)
         assert message.text == "while you were connecting"
 
