@@ -103,7 +103,8 @@ async def test_a_peer_that_never_gives_the_password_is_disconnected() -> None:
         slow = await PlainPeer.connect(server.port, banner=False)
         lines = await slow.eof()
         assert lines[-1] == (
-            "! disconnected: no password within 0.3 s (send /pass PASSWORD as your first line)"
+            "! disconnected: no password within 0.3 s (send /pass PASSWORD as your first "
+            "line, or give it in your hello); reconnect and try again"
         )
         await console_of(server).wait_for(f"[AUTH FAILED] Peer {slow.addr}: no password in 0.3 s.")
 

@@ -565,3 +565,16 @@ async def test_resuming_into_another_room_gets_that_room_s_history_not_the_lobby
         got = await back.expect(Message)
         assert (got.text, got.history) == ("said in games", True)
         await back.expect_none()  # and not the lobby's line, sent as text before the hello
+
+
+async def test_names_held_for_lost_sessions_leave_a_free_variant_for_a_newcomer() -> None:
+    # Each reload of a page whose session was lost (never resumed) asks for the same
+    # name while the earlier sessions still hold theirs: each gets the next variant.
+    async with running_server() as server:
+        names = []
+        for gone in range(1, 7):
+            peer = await RichPeer.connect(server.port, "t")
+            names.append(peer.nick)
+            peer.writer.transport.abort()
+            await console_of(server).wait_for("[DISCONNECTED]", count=gone)
+        assert names == ["t", "t_2", "t_3", "t_4", "t_5", "t_6"]

@@ -525,3 +525,95 @@ async def test_the_advertised_host_is_the_pages_own_origin() -> None:
         assert b" 101 " in status
         assert b" 403 " in await raw_handshake(port, "other.example", "http://other.example")
         assert "[INFO] Web chat at http://chat.example:8081/" in console_of(server).lines
+
+
+# --- found in review ---------------------------------------------------------------------------
+
+
+async def raw_websocket(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket opened by hand, for frames no well-behaved client library sends."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), WAIT)
+    assert head.startswith(b"HTTP/1.1 101 "), head
+    return reader, writer
+
+
+def frame(opcode: Opcode, data: bytes = b"", fin: bool = True) -> bytes:
+    return Frame(opcode, data, fin).serialize(mask=True, extensions=[])
+
+
+async def frames_until_closed(reader: asyncio.StreamReader) -> list[Frame]:
+    """Every frame the server sends until it closes the connection."""
+    stream = StreamReader()
+    stream.feed_data(await asyncio.wait_for(reader.read(), WAIT))  # (to its end)
+    found: list[Frame] = []
+    for _ in range(1000):
+        if not stream.buffer:
+            return found
+        parser = Frame.parse(stream.read_exact, mask=False)
+        try:
+            next(parser)
+        except StopIteration as done:
+            found.append(done.value)
+    raise AssertionError("too many frames")
+
+
+async def test_two_origin_headers_are_refused_and_leave_no_connection_counted() -> None:
+    async with web_server(max_per_address=2) as server:
+        for _ in range(5):
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.ws_port)
+            writer.write(
+                b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\nOrigin: http://a\r\nOrigin: http://b\r\n\r\n"
+            )
+            assert (await asyncio.wait_for(reader.read(), WAIT)).startswith(b"HTTP/1.1 400 ")
+            writer.close()
+        web = await WsPeer.connect(server.ws_port, "still-welcome")
+        assert web.nick == "still-welcome"
+        assert not any("Internal error" in line for line in console_of(server).lines)
+
+
+async def test_an_empty_first_fragment_is_part_of_the_message() -> None:
+    async with web_server() as server:
+        web = await WsPeer.connect(server.ws_port, "webby")
+        plain = await PlainPeer.connect(server.port)
+        await web.expect(Joined)
+        await web.ws.send(iter(["", '{"type":"say","text":"after an empty fragment"}']))
+        assert (await plain.expect("<webby>", skip=JOINS)).endswith("after an empty fragment")
+
+
+async def test_nothing_follows_the_close_frame_after_a_goodbye() -> None:
+    async with web_server(max_errors=2) as server:
+        reader, writer = await raw_websocket(server.ws_port)
+        writer.write(frame(Opcode.TEXT, b'{"type":"hello","version":3,"nick":"junk"}'))
+        writer.write(b"".join(frame(Opcode.BINARY, b"\xff") for _ in range(3)))
+        writer.write(frame(Opcode.PING, b"and a ping"))
+        sent = await frames_until_closed(reader)
+        assert sent[-1].opcode is Opcode.CLOSE
+        bye = json.loads(bytes(sent[-2].data))
+        assert (bye["type"], bye["code"]) == ("bye", "too_many_errors")
+        assert not any("Internal error" in line for line in console_of(server).lines)
+
+
+async def test_a_flood_of_pings_is_paced_like_lines() -> None:
+    async with web_server(flood_burst=5, flood_rate=1) as server:
+        _, writer = await raw_websocket(server.ws_port)
+        writer.write(frame(Opcode.TEXT, b'{"type":"hello","version":3,"nick":"pinger"}'))
+        writer.write(b"".join(frame(Opcode.PING, b"x") for _ in range(50)))
+        await console_of(server).wait_for("[FLOOD] Peer pinger")
+        writer.close()
+
+
+async def test_a_binary_first_frame_is_no_hello() -> None:
+    async with web_server() as server:
+        web = WsPeer(await WsPeer.open(server.ws_port))
+        await web.ws.send(b"\x00")
+        error = await web.expect(Error)
+        assert error.code == ErrorCode.UNEXPECTED
+        await web.expect(Bye)
+        assert (await web.closed())[0] == websocket.POLICY

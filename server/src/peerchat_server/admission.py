@@ -80,8 +80,8 @@ def password_timed_out(relay: Relay, peer: ChatPeer) -> None:
     relay.console.line("AUTH FAILED", f"Peer {peer.addr}: no password in {timeout:g} s.")
     peer.close(
         Bye(
-            f"disconnected: no password within {timeout:g} s "
-            "(send /pass PASSWORD as your first line)",
+            f"disconnected: no password within {timeout:g} s (send /pass PASSWORD as "
+            "your first line, or give it in your hello); reconnect and try again",
             code=ErrorCode.AUTH_TIMEOUT,
         ),
         log_reason="no password in time",

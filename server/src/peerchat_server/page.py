@@ -84,7 +84,10 @@ class Site:
         )
 
     def _refusal(self, headers: Headers, host: str) -> Response | None:
-        origin = headers.get("Origin")
+        origins = headers.get_all("Origin")
+        if len(origins) > 1:
+            return plain_response(400, "Bad Request", "More than one Origin header.\n")
+        origin = origins[0] if origins else None
         if origin is None or self.allows(origin, host):
             return None
         return plain_response(

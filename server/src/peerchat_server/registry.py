@@ -137,7 +137,9 @@ class Registry:
         """``nick`` if free, else the first free ``nick_2``, ``nick_3``..."""
         if not self.name_taken(nick):
             return nick
-        for n in range(2, len(self._peers) + len(self.remote) + 3):
+        # Every name held (peers here and elsewhere, sessions waiting) rules out one
+        # candidate at most: one of these is free.
+        for n in range(2, len(self._peers) + len(self.remote) + len(self.book) + 3):
             suffix = f"_{n}"
             candidate = nick[: NICK_MAX_LENGTH - len(suffix)] + suffix
             if not self.name_taken(candidate):

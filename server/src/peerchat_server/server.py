@@ -17,7 +17,7 @@ from .relay import Relay
 from .replication import Alone, Replication
 from .session import Session
 from .sockets import format_addr
-from .websocket import WebSocketSession
+from .websocket import HANDSHAKE_TIMEOUT, WebSocketSession
 
 SHUTDOWN_NOTICE = "The server is shutting down. Reconnect when it is back."
 
@@ -122,6 +122,8 @@ class ChatServer:
                 reuse_address=True,
                 backlog=1024,
                 ssl=tls,
+                # (The page's handshake limit starts after TLS's: this bounds TLS's.)
+                ssl_handshake_timeout=HANDSHAKE_TIMEOUT if tls is not None else None,
             )
         except OSError as exc:
             assert self._server is not None

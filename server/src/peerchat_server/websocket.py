@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
+import traceback
 from typing import cast
 
 from websockets.exceptions import PayloadTooBig
@@ -76,6 +77,14 @@ _BINARY = RemoteProtocolError(
     ErrorCode.BAD_FRAME,
     "binary frames are not read here: send each event as one JSON text frame "
     "(PROTOCOL.md §9); it was discarded",
+)
+
+
+_NOT_HELLO = RemoteProtocolError(
+    ErrorCode.UNEXPECTED,
+    'the first frame must be a hello, such as {"type":"hello","version":3,"nick":"NAME"} '
+    "in a text frame; see PROTOCOL.md §9",
+    fatal=True,
 )
 
 
@@ -141,7 +150,10 @@ def ws_form(version: int) -> WsForm:
 class WebSocketSession(Session):
     """An HTTP request (the page) or, once upgraded, a peer that speaks JSON in frames."""
 
-    __slots__ = ("_binary", "_close_received", "_close_sent", "_handshake", "_open", "_site", "_ws")
+    __slots__ = (
+        "_binary", "_close_received", "_close_sent", "_controls", "_counted", "_handshake",
+        "_open", "_site", "_ws",
+    )  # fmt: skip
 
     def __init__(self, relay: Relay, site: Site) -> None:
         cfg = relay.config
@@ -153,6 +165,8 @@ class WebSocketSession(Session):
         self._binary = False  # inside a fragmented binary message (skipped)
         self._close_received = False
         self._close_sent = False
+        self._controls = 0  # pings, pongs and empty fragments in this read: they cost too
+        self._counted = False  # it holds one of its address's connections, unregistered
         self._handshake: asyncio.TimerHandle | None = None
         self.form = SILENT
 
@@ -168,6 +182,7 @@ class WebSocketSession(Session):
         self.addr = self.name = format_addr(peername)
         relay = self.relay
         if relay.closing:
+            self._closing = True
             self.transport.abort()
             return
         host = str(peername[0]) if isinstance(peername, tuple) else self.addr
@@ -181,6 +196,7 @@ class WebSocketSession(Session):
         # Until it is a peer, it takes one of its address's connections (an attacker
         # opening many and sending nothing gets no more than from the chat port).
         self.address.connections += 1
+        self._counted = True
         loop = asyncio.get_running_loop()
         self._handshake = loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timed_out)
 
@@ -238,7 +254,7 @@ class WebSocketSession(Session):
             self._handshake.cancel()
             self._handshake = None
         self._open = True
-        self.address.connections -= 1  # the registry counts it from now on
+        self._uncount()  # the registry counts it from now on
         assert self.transport is not None
         super().connection_made(self.transport)
 
@@ -281,13 +297,21 @@ class WebSocketSession(Session):
 
     def _handle(self, lines: list[bytes]) -> None:
         ws = self._ws
+        if self._closing:
+            return
         if ws.state is State.OPEN:
             for control in ws.data_to_send():  # pongs, after what is queued
                 self._queue(control)
+        data = b"".join(lines)
+        if data:  # (b"" would say the stream ended)
+            self._received(data)
+        if self._controls:
+            # A control frame costs a line's token, or a flood of pings would be free.
+            self._pacer.charge(self.address.lines, self._controls)
+            self._controls = 0
+            self._process()
         if self._closing:
             return
-        if lines:
-            self._received(b"".join(lines))
         if ws.parser_exc is not None:
             self._protocol_failed(ws.parser_exc)
         elif self._close_received:
@@ -295,6 +319,8 @@ class WebSocketSession(Session):
 
     def _on_frame(self, frame: Frame, lines: list[bytes]) -> None:
         opcode = frame.opcode
+        if opcode is Opcode.PING or opcode is Opcode.PONG or not (frame.data or frame.fin):
+            self._controls += 1
         if opcode is Opcode.TEXT or (opcode is Opcode.CONT and not self._binary):
             payload = bytes(frame.data)
             if b"\n" in payload or b"\r" in payload:
@@ -306,11 +332,20 @@ class WebSocketSession(Session):
                 lines.append(b"\n")
         elif opcode is Opcode.BINARY:
             self._binary = not frame.fin
-            self._on_remote_error(_BINARY)
+            self._on_binary(lines)
         elif opcode is Opcode.CONT:  # the rest of a binary message
             self._binary = not frame.fin
         elif opcode is Opcode.CLOSE:
             self._close_received = True
+
+    def _on_binary(self, lines: list[bytes]) -> None:
+        """A binary frame: an error, after what came before it is handled."""
+        if lines:
+            self._received(b"".join(lines))
+            lines.clear()
+        if not self._closing:
+            unknown = self.conn.kind is PeerKind.UNKNOWN  # (its first frame: not a hello)
+            self._on_remote_error(_NOT_HELLO if unknown else _BINARY)
 
     def _protocol_failed(self, exc: Exception) -> None:
         """The websockets library failed the connection (a frame too big, broken framing)."""
@@ -342,11 +377,29 @@ class WebSocketSession(Session):
         if self._handshake is not None:
             self._handshake.cancel()
             self._handshake = None
+        self._uncount()
         if self._open:
             super().connection_lost(exc)
-        elif not self._closing:
-            self._closing = True
+        self._closing = True
+
+    def _uncount(self) -> None:
+        if self._counted:
+            self._counted = False
             self.address.connections -= 1
+
+    def fail(self) -> None:
+        if self._open:
+            super().fail()
+            return
+        # Before the handshake there is no peer to tell: log it, and cut the connection.
+        self.relay.console.line(
+            "ERROR",
+            f"Internal error serving {self.addr} (HTTP):\n{traceback.format_exc().rstrip()}",
+        )
+        self._uncount()
+        self._closing = True
+        if self.transport is not None:
+            self.transport.abort()
 
     # --- what it is sent ------------------------------------------------------------------
 
