@@ -79,6 +79,7 @@ def test_a_cycle_is_found_when_there_is_one() -> None:
 #: only from layers below its own. A new module must be placed here.
 SERVER_LAYERS: list[set[str]] = [
     {"__init__", "config", "console", "tokens", "names", "replicas", "health", "bus", "frames"},
+    {"wsframes"},
     {"flood", "sockets", "resume", "options", "page"},
     {"addresses", "rooms"},
     {"peer"},

@@ -37,9 +37,9 @@ from peerchat_protocol import (
     Welcome,
     Who,
 )
-from peerchat_server import reading, websocket
+from peerchat_server import reading, websocket, wsframes
 from peerchat_server.server import ChatServer
-from peerchat_server.websocket import close_frame, text_frame
+from peerchat_server.wsframes import close_frame, text_frame
 
 from .peers import (
     JOINS,
@@ -298,7 +298,7 @@ async def test_a_message_far_over_the_limit_ends_that_connection_only() -> None:
         bye = await web.expect(Bye)
         assert bye.code == ErrorCode.LINE_TOO_LONG
         assert "1024 bytes" in bye.reason
-        assert (await web.closed())[0] == websocket.TOO_BIG
+        assert (await web.closed())[0] == wsframes.TOO_BIG
         await other.expect(Left, lambda left: left.nick == "webby")
         await other.expect_none()
 
@@ -311,7 +311,7 @@ async def test_the_first_frame_must_be_a_hello() -> None:
         assert error.code == ErrorCode.UNEXPECTED
         assert '"type":"hello"' in error.message
         await web.expect(Bye)
-        assert (await web.closed())[0] == websocket.POLICY
+        assert (await web.closed())[0] == wsframes.POLICY
 
 
 async def test_a_websocket_that_never_says_hello_is_closed(
@@ -348,7 +348,7 @@ async def test_a_close_frame_is_a_clean_leave() -> None:
         assert not left.reason
         received = web.ws.protocol.close_rcvd
         assert received is not None
-        assert received.code == websocket.NORMAL
+        assert received.code == wsframes.NORMAL
 
 
 # --- the same limits ----------------------------------------------------------------------------
@@ -387,7 +387,7 @@ async def test_the_connect_rate_holds_across_page_loads_and_websockets() -> None
         bye = await third.expect(Bye)
         assert bye.code == ErrorCode.TOO_MANY_CONNECTIONS
         assert "too many new" in bye.reason
-        assert (await third.closed())[0] == websocket.POLICY
+        assert (await third.closed())[0] == wsframes.POLICY
 
 
 async def test_flood_control_paces_a_browser_like_any_peer() -> None:
@@ -494,7 +494,7 @@ async def test_a_shutdown_says_bye_then_closes_with_going_away() -> None:
         await server.stop()
         bye = await web.expect(Bye, skip=(Info,))
         assert bye.code == ErrorCode.SHUTDOWN
-        assert (await web.closed())[0] == websocket.GOING_AWAY
+        assert (await web.closed())[0] == wsframes.GOING_AWAY
 
 
 async def test_a_server_error_closes_with_internal_error(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -506,7 +506,7 @@ async def test_a_server_error_closes_with_internal_error(monkeypatch: pytest.Mon
         web = await WsPeer.connect(server.ws_port, "unlucky")
         await web.send(Who())
         assert (await web.expect(Bye)).code == ErrorCode.INTERNAL
-        assert (await web.closed())[0] == websocket.INTERNAL
+        assert (await web.closed())[0] == wsframes.INTERNAL
 
 
 async def test_bad_frames_count_towards_too_many_errors() -> None:
@@ -616,4 +616,4 @@ async def test_a_binary_first_frame_is_no_hello() -> None:
         error = await web.expect(Error)
         assert error.code == ErrorCode.UNEXPECTED
         await web.expect(Bye)
-        assert (await web.closed())[0] == websocket.POLICY
+        assert (await web.closed())[0] == wsframes.POLICY

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 import traceback
 from typing import cast
 
@@ -46,11 +45,11 @@ from peerchat_protocol import (
     encode_json,
 )
 
-from .frames import Said
 from .page import Site, plain_response
 from .relay import Relay
 from .session import Session
 from .sockets import format_addr
+from .wsframes import POLICY, SILENT, close_code, close_frame, text_frame, ws_form
 
 #: Seconds a connection has to finish its HTTP request or WebSocket handshake.
 HANDSHAKE_TIMEOUT = 10.0
@@ -58,15 +57,6 @@ HANDSHAKE_TIMEOUT = 10.0
 #: the connection is closed (1009). Between the two, the message is refused with
 #: ``line_too_long`` and the connection goes on, as for a long line.
 OVERSIZE_FACTOR = 4
-
-#: Close codes (RFC 6455 §7.4.1) for the reasons a server closes a peer.
-NORMAL, GOING_AWAY, PROTOCOL_ERROR, POLICY, TOO_BIG, INTERNAL = 1000, 1001, 1002, 1008, 1009, 1011
-_CLOSE_CODES: dict[str, int] = {
-    ErrorCode.SHUTDOWN: GOING_AWAY,
-    ErrorCode.INTERNAL: INTERNAL,
-    ErrorCode.BAD_FRAME: PROTOCOL_ERROR,
-    ErrorCode.LINE_TOO_LONG: TOO_BIG,
-}
 
 #: websockets logs each connection at INFO: our console says what matters instead.
 _QUIET = logging.getLogger("peerchat_server.websocket")
@@ -86,65 +76,6 @@ _NOT_HELLO = RemoteProtocolError(
     "in a text frame; see PROTOCOL.md §9",
     fatal=True,
 )
-
-
-def text_frame(line: bytes) -> bytes:
-    """A JSON line (its newline dropped) as one final, unmasked text frame."""
-    payload = line[:-1] if line.endswith(b"\n") else line
-    size = len(payload)
-    if size < 126:
-        head = struct.pack("!BB", 0x81, size)
-    elif size < 65536:
-        head = struct.pack("!BBH", 0x81, 126, size)
-    else:
-        head = struct.pack("!BBQ", 0x81, 127, size)
-    return head + payload
-
-
-def close_frame(code: int, reason: str = "") -> bytes:
-    """A close frame with ``code`` and a reason cut to fit (123 bytes at most)."""
-    data = reason.encode()[:123].decode(errors="ignore").encode()
-    return struct.pack("!BBH", 0x88, 2 + len(data), code) + data
-
-
-class WsForm:
-    """JSON of one protocol version, one event per text frame."""
-
-    __slots__ = ("version",)
-
-    def __init__(self, version: int) -> None:
-        self.version = version
-
-    def encode(self, event: Event) -> bytes:
-        return text_frame(encode_json(event, self.version))
-
-    def encode_said(self, said: Said) -> bytes:
-        version = self.version
-        return b"".join([text_frame(encode_json(m, version)) for m in said.messages])
-
-
-class Silent:
-    """Before its hello a WebSocket peer is sent nothing: what its room says meanwhile
-    is kept for it (Output's replay) and sent, as frames, after the welcome."""
-
-    __slots__ = ()
-
-    def encode(self, event: Event) -> bytes:
-        return b""
-
-    def encode_said(self, said: Said) -> bytes:
-        return b""
-
-
-SILENT = Silent()
-_FORMS: dict[int, WsForm] = {}
-
-
-def ws_form(version: int) -> WsForm:
-    form = _FORMS.get(version)
-    if form is None:
-        form = _FORMS[version] = WsForm(version)
-    return form
 
 
 class WebSocketSession(Session):
@@ -416,8 +347,7 @@ class WebSocketSession(Session):
             self.send(bye)
         if self._open and not self._close_sent:
             self._close_sent = True
-            code = NORMAL if bye is None or bye.code is None else _CLOSE_CODES.get(bye.code, POLICY)
-            self._queue(close_frame(code, "" if bye is None else bye.reason))
+            self._queue(close_frame(close_code(bye), "" if bye is None else bye.reason))
         super().close(log_reason=log_reason, linger=linger and not self._close_received)
 
 
