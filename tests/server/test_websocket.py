@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import urllib.request
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -38,6 +39,8 @@ from peerchat_protocol import (
     Who,
 )
 from peerchat_server import reading, websocket, wsframes
+from peerchat_server.config import ServerConfig
+from peerchat_server.page import Site
 from peerchat_server.server import ChatServer
 from peerchat_server.wsframes import close_frame, text_frame
 
@@ -199,6 +202,20 @@ async def test_the_page_is_served_with_a_strict_content_security_policy() -> Non
         assert status == 404
         assert b"the chat is at /" in body
         assert f"[INFO] Web chat at {base}/" in console_of(server).lines
+
+
+def test_the_page_is_three_files_that_load_nothing_from_elsewhere() -> None:
+    files = Site(ServerConfig()).files
+    assert sorted(files) == ["app.css", "app.js", "index.html"]
+    html = files["index.html"].decode()
+    assert re.findall(r"<(?:script|link)[^>]*>", html) == [
+        '<link rel="stylesheet" href="app.css">',
+        '<script src="app.js" defer>',
+    ]
+    assert "style=" not in html
+    assert not re.search(r"<[^>]+\son[a-z]+=", html)  # no inline handlers
+    for name, data in files.items():
+        assert b"://" not in data, name  # no absolute URL: nothing from another host
 
 
 async def test_page_requests_are_no_peers() -> None:
