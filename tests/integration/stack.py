@@ -26,10 +26,12 @@ class Stack:
         self.project = f"peerchat-test-{uuid.uuid4().hex[:8]}"
         self.port = free_port()
         self.ws_port = free_port()
+        self.irc_port = free_port()
         self.env = {
             **os.environ,
             "PEERCHAT_PORT": str(self.port),
             "PEERCHAT_WS_PORT": str(self.ws_port),
+            "PEERCHAT_IRC_PORT": str(self.irc_port),
             "PEERCHAT_NICK": "",
         }
 

@@ -205,10 +205,13 @@ def test_the_containers_are_locked_down(stack: Stack) -> None:
     assert ps.returncode == 0, ps.stderr
     server = ps.stdout.strip()
     assert_locked_down(server)
-    # Its ports (the chat's, 8080, and the web chat's, 8081) are published on the
-    # host's loopback only.
+    # Its ports (IRC's, 6667, the chat's, 8080, and the web chat's, 8081) are
+    # published on the host's loopback only.
     bindings = inspect(server, "{{range $p, $b := .HostConfig.PortBindings}}{{$b}}{{end}}")
-    assert bindings == f"[{{127.0.0.1 {stack.port}}}][{{127.0.0.1 {stack.ws_port}}}]"
+    assert bindings == (
+        f"[{{127.0.0.1 {stack.irc_port}}}][{{127.0.0.1 {stack.port}}}]"
+        f"[{{127.0.0.1 {stack.ws_port}}}]"
+    )
     # And the client, as `docker compose run client` starts it.
     name = f"{stack.project}-locked-client"
     run = stack.run("run", "--detach", "--name", name, "client", "--nick", "locked")

@@ -345,10 +345,10 @@ class WsPeer:
         self.welcome: Welcome | None = None
 
     @staticmethod
-    async def open(port: int, **kwargs: Any) -> ClientConnection:
+    async def open(port: int, scheme: str = "ws", **kwargs: Any) -> ClientConnection:
         """A WebSocket to the server's /ws, and nothing sent yet."""
         return await asyncio.wait_for(
-            ws_connect(f"ws://127.0.0.1:{port}/ws", open_timeout=WAIT, **kwargs), WAIT
+            ws_connect(f"{scheme}://127.0.0.1:{port}/ws", open_timeout=WAIT, **kwargs), WAIT
         )
 
     @classmethod
@@ -359,10 +359,11 @@ class WsPeer:
         *,
         password: str | None = None,
         origin: str | None = None,
+        scheme: str = "ws",
         **kwargs: Any,
     ) -> WsPeer:
         """A peer that said hello and got its welcome (``port``: the WebSocket port)."""
-        peer = cls(await cls.open(port, origin=origin, **kwargs))
+        peer = cls(await cls.open(port, scheme, origin=origin, **kwargs))
         await peer.send(Hello(version=MAX_VERSION, nick=nick, client="tests", password=password))
         peer.welcome = await peer.expect(Welcome)
         return peer

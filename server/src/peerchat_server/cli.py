@@ -122,6 +122,8 @@ def main(
     ws_port: int | None,
     ws_origins: str,
     ws_advertise: str,
+    irc_port: int | None,
+    irc_advertise: str,
     bus: str,
     quiet: bool,
 ) -> None:
@@ -174,6 +176,8 @@ def main(
         ws_port=ws_port,
         ws_origins=tuple(o.strip().rstrip("/") for o in ws_origins.split(",") if o.strip()),
         ws_advertise=ws_advertise,
+        irc_port=irc_port,
+        irc_advertise=irc_advertise,
         bus=bus,
     )
     # Console lines are written by a thread: a terminal or pipe that stops reading

@@ -186,4 +186,6 @@ class ServerConfig:
     ws_port: int | None = None
     ws_origins: tuple[str, ...] = ()
     ws_advertise: str = ""
+    irc_port: int | None = None  # IRC clients (irc.py); None: no IRC listener
+    irc_advertise: str = ""  # where IRC clients reach us, if not where we listen
     bus: str = ""  # redis://HOST:PORT[/DB]: share the chat with other replicas; "": alone

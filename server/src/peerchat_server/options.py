@@ -352,6 +352,20 @@ OPTIONS: list[Callable[[F], F]] = [
         "printed at start, and its host is the page's own origin.",
     ),
     setting(
+        "--irc-port",
+        type=PORT,
+        default=None,
+        help="Also serve IRC clients (irssi, WeeChat, bots) on this port, in the same "
+        "rooms: #lobby is the room lobby (0: any free port). Unset: no IRC listener.",
+    ),
+    setting(
+        "--irc-advertise",
+        default="",
+        metavar="HOST:PORT",
+        help="Where IRC clients reach this server, when that differs from where it "
+        "listens; printed at start.",
+    ),
+    setting(
         "--bus",
         default="",
         metavar="redis://HOST:PORT[/DB]",

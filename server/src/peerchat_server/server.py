@@ -11,6 +11,7 @@ import ssl
 from .bus import RedisBus, safe_url
 from .config import ServerConfig
 from .console import Console
+from .irc import IrcSession
 from .page import Site
 from .redis_replication import RedisReplication
 from .relay import Relay
@@ -35,6 +36,7 @@ class ChatServer:
         self.relay = Relay(config, self.console, replication=self._replication)
         self._server: asyncio.Server | None = None
         self._web: asyncio.Server | None = None  # --ws-port: the page and the WebSocket
+        self._irc: asyncio.Server | None = None  # --irc-port
         self._watcher: asyncio.Task[None] | None = None
 
     def _replication(self, relay: Relay) -> Replication:
@@ -87,6 +89,8 @@ class ChatServer:
         self.console.line("SUCCESS", f"Server started on {self.address}{secure}")
         if cfg.ws_port is not None:
             await self._start_web(tls)
+        if cfg.irc_port is not None:
+            await self._start_irc(tls)
         if cfg.password:
             self.console.line("INFO", "Peers must give the password to chat (/pass, --password).")
         self._watcher = asyncio.create_task(self.relay.watch())
@@ -130,6 +134,36 @@ class ChatServer:
             self._server.close()
             raise StartupError(self._explain(exc, cfg.ws_port, "--ws-port")) from None
         self.console.line("INFO", f"Web chat at {self.web_url}")
+
+    async def _start_irc(self, tls: ssl.SSLContext | None) -> None:
+        """The IRC listener: IRC clients as peers of their own kind, in the same rooms."""
+        cfg = self.config
+        assert cfg.irc_port is not None
+        loop = asyncio.get_running_loop()
+        try:
+            self._irc = await loop.create_server(
+                lambda: IrcSession(self.relay), cfg.host, cfg.irc_port,
+                reuse_address=True, backlog=1024, ssl=tls,
+            )  # fmt: skip
+        except OSError as exc:
+            for listener in (self._server, self._web):
+                if listener is not None:
+                    listener.close()
+            raise StartupError(self._explain(exc, cfg.irc_port, "--irc-port")) from None
+        where = cfg.irc_advertise
+        if not where:
+            host = self.address.rsplit(":", 1)[0]
+            host = "127.0.0.1" if host in ("0.0.0.0", "[::]") else host
+            where = f"{host}:{self.irc_port}"
+        host, _, port = where.rpartition(":")
+        tls_note = " with TLS" if tls else ""
+        example = f"irssi -c {host} -p {port}" + (" -s" if tls else "")
+        self.console.line("INFO", f"IRC at {where}{tls_note} (for example: {example})")
+
+    @property
+    def irc_port(self) -> int:
+        assert self._irc is not None, "start() with an --irc-port first"
+        return int(self._irc.sockets[0].getsockname()[1])
 
     @property
     def ws_port(self) -> int:
@@ -180,7 +214,7 @@ class ChatServer:
 
     async def stop(self, reason: str = SHUTDOWN_NOTICE) -> None:
         """Stop accepting, say goodbye to every peer, and close within the timeout."""
-        for listener in (self._server, self._web):
+        for listener in (self._server, self._web, self._irc):
             if listener is not None:
                 listener.close()
         if self._watcher is not None:

@@ -1,0 +1,348 @@
+"""IRC commands, one small handler each (after Ergo's table), and :data:`HANDLERS`.
+
+Most become peerchat's own commands through :meth:`IrcPeer.chat` (``PRIVMSG`` is
+``say``, ``JOIN`` is ``join_room``, ``NICK`` and ``USER`` complete registration, which
+is the ``hello``); the rest are answered here, as a conforming server answers them:
+numerics for what peerchat has not got (modes, operators, topics).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import NamedTuple, Protocol, cast
+
+from peerchat_protocol import (
+    ChangeNick,
+    Event,
+    JoinRoom,
+    LeaveRoom,
+    ListRooms,
+    Ping,
+    Pong,
+    Quit,
+    Say,
+    Who,
+    nick_problem,
+    room_problem,
+    sanitize,
+)
+
+from .irccodec import CAPABILITIES, IrcConnection
+from .ircform import SERVER, channel, room_of
+from .ircwire import IrcMessage, line
+from .peer import Peer
+from .relay import Relay
+
+
+class IrcPeer(Protocol):
+    """What the handlers need of an IRC peer (irc.IrcSession)."""
+
+    relay: Relay
+    irc: IrcConnection
+    user: str | None
+    password: str | None
+    negotiating: bool
+    away: bool
+
+    @property
+    def registered(self) -> bool: ...
+
+    def reply(self, code: str, *params: str) -> None: ...
+
+    def reply_line(self, data: bytes) -> None: ...
+
+    def chat(self, event: Event) -> None: ...
+
+    def try_register(self) -> None: ...
+
+    def reform(self) -> None: ...
+
+
+# --- the handlers, one per command ----------------------------------------------------------
+
+
+class Handler(NamedTuple):
+    handle: Callable[[IrcPeer, IrcMessage], None]
+    min_params: int = 0
+    registered: bool = True  # only once registered (else 451)
+
+
+def on_cap(peer: IrcPeer, msg: IrcMessage) -> None:
+    sub = (msg.param(0) or "").upper()
+    irc = peer.irc
+    if sub == "LS":
+        peer.negotiating = not peer.registered
+        peer.reply_line(line("CAP", irc.nick, "LS", " ".join(CAPABILITIES), source=SERVER))
+    elif sub == "LIST":
+        peer.reply_line(line("CAP", irc.nick, "LIST", " ".join(sorted(irc.caps)), source=SERVER))
+    elif sub == "REQ":
+        wanted = (msg.param(1) or "").split()
+        if wanted and all(cap.lstrip("-") in CAPABILITIES for cap in wanted):
+            for cap in wanted:
+                if cap.startswith("-"):
+                    irc.caps.discard(cap[1:])
+                else:
+                    irc.caps.add(cap)
+            peer.reform()
+            peer.reply_line(line("CAP", irc.nick, "ACK", " ".join(wanted), source=SERVER))
+        else:
+            peer.reply_line(line("CAP", irc.nick, "NAK", " ".join(wanted), source=SERVER))
+    elif sub == "END":
+        peer.negotiating = False
+        peer.try_register()
+    else:
+        peer.reply("410", sub or "*", "Invalid CAP command")
+
+
+def on_pass(peer: IrcPeer, msg: IrcMessage) -> None:
+    if peer.registered:
+        peer.reply("462", "You may not reregister")
+        return
+    peer.password = msg.params[0]
+
+
+def on_nick(peer: IrcPeer, msg: IrcMessage) -> None:
+    wanted = msg.param(0)
+    if not wanted:
+        peer.reply("431", "No nickname given")
+        return
+    problem = nick_problem(wanted)
+    if problem is not None:
+        peer.reply("432", wanted, f"Erroneous nickname: {problem}")
+        return
+    if peer.relay.registry.name_taken(wanted, cast("Peer", peer)):
+        peer.reply("433", wanted, "Nickname is already in use")
+        return
+    if not peer.registered:
+        peer.irc.nick = wanted
+        peer.try_register()
+        return
+    peer.chat(ChangeNick(wanted))
+
+
+def on_user(peer: IrcPeer, msg: IrcMessage) -> None:
+    if peer.registered:
+        peer.reply("462", "You may not reregister")
+        return
+    peer.user = msg.params[0]
+    peer.try_register()
+
+
+def on_ping(peer: IrcPeer, msg: IrcMessage) -> None:
+    token = (msg.param(0) or "")[:64]
+    if peer.registered:
+        peer.chat(Ping(token))
+    else:
+        peer.reply_line(line("PONG", SERVER, token or SERVER, source=SERVER))
+
+
+def on_pong(peer: IrcPeer, msg: IrcMessage) -> None:
+    if peer.registered:
+        peer.chat(Pong((msg.param(-1 + len(msg.params)) or "")[:64]))
+
+
+def on_quit(peer: IrcPeer, msg: IrcMessage) -> None:
+    peer.chat(Quit((msg.param(0) or "")[:200] or None))
+
+
+def on_join(peer: IrcPeer, msg: IrcMessage) -> None:
+    names = msg.params[0].split(",")
+    if names == ["0"]:
+        peer.chat(LeaveRoom())
+        return
+    first, others = names[0], names[1:]
+    for other in others:
+        peer.reply("405", other, "You may be in one channel at a time here")
+    if not first.startswith("#") or room_problem(room_of(first)) is not None:
+        peer.reply("479", first, "Illegal channel name")
+        return
+    if first.lower() != (peer.irc.channel or "").lower():
+        peer.chat(JoinRoom(room_of(first)))
+
+
+def on_part(peer: IrcPeer, msg: IrcMessage) -> None:
+    for name in msg.params[0].split(","):
+        if name.lower() != (peer.irc.channel or "").lower():
+            peer.reply("442", name, "You're not on that channel")
+        elif name.lower() == "#lobby":
+            peer.reply_line(
+                line(
+                    "NOTICE", peer.irc.nick, "#lobby is where everyone is: you stay", source=SERVER
+                )
+            )
+        else:
+            peer.chat(LeaveRoom())
+
+
+def on_privmsg(peer: IrcPeer, msg: IrcMessage, *, quiet: bool = False) -> None:
+    """A message to the channel or to a nick; a NOTICE (``quiet``) gets no error back."""
+    said = _said(peer, msg, quiet)
+    if said is None:
+        return
+    target, text, action = said
+    if "," in target:  # MAXTARGETS=1
+        if not quiet:
+            peer.reply("407", target, "Too many targets: one at a time")
+        return
+    if not target.startswith("#"):
+        peer.chat(Say(text, to=target, action=action))
+    elif target.lower() == (peer.irc.channel or "").lower():
+        peer.chat(Say(text, action=action))
+    elif not quiet:
+        peer.reply("404", target, "Cannot send to channel (you are not in it)")
+
+
+def _said(peer: IrcPeer, msg: IrcMessage, quiet: bool) -> tuple[str, str, bool] | None:
+    """The target, text and whether it is an action (CTCP ACTION); None if nothing to say."""
+    if len(msg.params) < 2 or not msg.params[1]:
+        if not quiet:
+            peer.reply(*(("412", "No text to send") if msg.params else ("411", "No recipient")))
+        return None
+    target, text = msg.params[0], msg.params[1]
+    action = False
+    if text.startswith("\x01"):
+        body = text.strip("\x01")
+        if not body.upper().startswith("ACTION "):
+            return None  # other CTCP (VERSION, PING...): nobody here answers them
+        text, action = body[7:], True
+    text = sanitize(text)  # IRC's colour and bold codes are control characters
+    if not text.strip():
+        if not quiet:
+            peer.reply("412", "No text to send")
+        return None
+    return target, text, action
+
+
+def on_notice(peer: IrcPeer, msg: IrcMessage) -> None:
+    on_privmsg(peer, msg, quiet=True)  # a NOTICE is never answered automatically
+
+
+def on_names(peer: IrcPeer, msg: IrcMessage) -> None:
+    wanted = msg.param(0)
+    if wanted and wanted.lower() != (peer.irc.channel or "").lower():
+        peer.reply("366", wanted, "End of /NAMES list")
+        return
+    peer.irc.asked.append("NAMES")
+    peer.chat(Who())
+
+
+def on_who(peer: IrcPeer, msg: IrcMessage) -> None:
+    peer.irc.asked.append("WHO")
+    peer.chat(Who())
+
+
+def on_whois(peer: IrcPeer, msg: IrcMessage) -> None:
+    nick = msg.params[-1]
+    found = peer.relay.registry.find(nick)
+    if found is None:
+        peer.reply("401", nick, "No such nick")
+    else:
+        host = found.addr.rsplit(":", 1)[0].strip("[]")
+        peer.reply("311", found.name, found.name, host, "*", found.name)
+        peer.reply("312", found.name, SERVER, "peerchat")
+        peer.reply("319", found.name, channel(found.room.name))
+        peer.reply("338", found.name, found.addr, "is connecting from")
+    peer.reply("318", nick, "End of /WHOIS list")
+
+
+def on_list(peer: IrcPeer, msg: IrcMessage) -> None:
+    peer.chat(ListRooms())
+
+
+def on_topic(peer: IrcPeer, msg: IrcMessage) -> None:
+    name = msg.params[0]
+    if len(msg.params) > 1:
+        peer.reply("482", name, "Topics are not kept here (read-only)")
+    else:
+        peer.reply("331", name, "No topic is set")
+
+
+def on_mode(peer: IrcPeer, msg: IrcMessage) -> None:
+    target = msg.params[0]
+    if target.startswith("#"):
+        if len(msg.params) == 1:
+            peer.reply("324", target, "+")
+        elif msg.params[1] in ("b", "+b"):
+            peer.reply("368", target, "End of channel ban list")
+        else:
+            peer.reply("472", msg.params[1][:1], "Channel modes are not supported here")
+    elif len(msg.params) == 1:
+        peer.reply("221", "+")
+    elif msg.params[1] in ("+i", "-i", "+iw", "+w", "-w"):
+        # What clients set at connect (irssi's usermode): nothing to do here, said once.
+        peer.reply_line(line("MODE", peer.irc.nick, msg.params[1], source=peer.irc.nick))
+    else:
+        peer.reply("501", "User modes are not supported here")
+
+
+def on_away(peer: IrcPeer, msg: IrcMessage) -> None:
+    peer.away = bool(msg.param(0))
+    if peer.away:
+        peer.reply("306", "You have been marked as being away")
+    else:
+        peer.reply("305", "You are no longer marked as being away")
+
+
+def on_motd(peer: IrcPeer, msg: IrcMessage) -> None:
+    for row in peer.irc.motd():
+        peer.reply_line(row)
+
+
+def on_userhost(peer: IrcPeer, msg: IrcMessage) -> None:
+    found = [peer.relay.registry.find(nick) for nick in msg.params[:5]]
+    peer.reply("302", " ".join(f"{p.name}=+{p.name}@peerchat" for p in found if p is not None))
+
+
+def on_ison(peer: IrcPeer, msg: IrcMessage) -> None:
+    nicks = " ".join(msg.params).split()
+    peer.reply("303", " ".join(n for n in nicks if peer.relay.registry.find(n) is not None))
+
+
+def on_tagmsg(peer: IrcPeer, msg: IrcMessage) -> None:
+    """Client-only tags (typing notices...): nothing here carries them on."""
+
+
+def on_whowas(peer: IrcPeer, msg: IrcMessage) -> None:
+    peer.reply("406", msg.params[0], "There was no such nickname (no history of names)")
+    peer.reply("369", msg.params[0], "End of WHOWAS")
+
+
+def on_not_privileged(peer: IrcPeer, msg: IrcMessage) -> None:
+    if msg.command == "OPER":
+        peer.reply("491", "No operators here")
+    elif msg.command in ("KICK", "INVITE"):
+        peer.reply("482", msg.params[0] if msg.params else "*", "No channel operators here")
+    else:
+        peer.reply("481", "Permission Denied- no operators here")
+
+
+#: Every IRC command this server knows, and its handler.
+HANDLERS: dict[str, Handler] = {
+    "CAP": Handler(on_cap, 1, registered=False),
+    "PASS": Handler(on_pass, 1, registered=False),
+    "NICK": Handler(on_nick, 0, registered=False),
+    "USER": Handler(on_user, 4, registered=False),
+    "PING": Handler(on_ping, 1, registered=False),
+    "PONG": Handler(on_pong, 0, registered=False),
+    "QUIT": Handler(on_quit, 0, registered=False),
+    "JOIN": Handler(on_join, 1),
+    "PART": Handler(on_part, 1),
+    "PRIVMSG": Handler(on_privmsg),
+    "NOTICE": Handler(on_notice),
+    "NAMES": Handler(on_names),
+    "WHO": Handler(on_who),
+    "WHOIS": Handler(on_whois, 1),
+    "LIST": Handler(on_list),
+    "TOPIC": Handler(on_topic, 1),
+    "MODE": Handler(on_mode, 1),
+    "AWAY": Handler(on_away),
+    "MOTD": Handler(on_motd),
+    "USERHOST": Handler(on_userhost, 1),
+    "ISON": Handler(on_ison, 1),
+    "TAGMSG": Handler(on_tagmsg, 1),
+    "WHOWAS": Handler(on_whowas, 1),
+    "OPER": Handler(on_not_privileged),
+    "KICK": Handler(on_not_privileged),
+    "INVITE": Handler(on_not_privileged),
+    "KILL": Handler(on_not_privileged),
+}
