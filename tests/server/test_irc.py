@@ -140,6 +140,24 @@ async def test_server_time_tags_history_and_the_room_on_join() -> None:
         assert (await untagged.expect("live now")).endswith("PRIVMSG #lobby :live now")
 
 
+async def test_what_was_said_while_registering_follows_the_join_once() -> None:
+    async with irc_server() as server:
+        plain = await PlainPeer.connect(server.port)
+        await plain.say("before")
+        await console_of(server).wait_for("before")
+        irc = await IrcPeer.connect(server.irc_port)
+        await console_of(server).wait_for("NEW CONNECTION", count=2)
+        await plain.say("meanwhile")
+        await console_of(server).wait_for("meanwhile")
+        await irc.register("late")
+        await irc.expect("meanwhile")
+        said = [text.split(" :", 1)[1] for text in irc.lines if " PRIVMSG #lobby :" in text]
+        assert [text.split("] ")[-1] for text in said] == ["before", "meanwhile"]
+        await irc.send("PING :check")
+        await irc.expect("PONG")
+        assert sum("meanwhile" in text for text in irc.lines) == 1
+
+
 async def test_the_errors_numerics_of_a_conforming_server() -> None:
     async with irc_server() as server:
         first = await IrcPeer.connect(server.irc_port, "first")
