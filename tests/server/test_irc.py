@@ -113,7 +113,7 @@ async def test_registration_gets_001_to_005_the_motd_and_the_lobby() -> None:
         got = [numeric(text) for text in irc.lines]
         assert got[1:] == [
             "001", "002", "003", "004", "005", "375", "372", "372", "372", "376",
-            "JOIN", "331", "353", "366",
+            "JOIN", "353", "366",
         ]  # fmt: skip
         isupport = irc.lines[5].split(" ")
         for token in ("CASEMAPPING=ascii", "CHANTYPES=#", "NICKLEN=32", "CHANNELLEN=33",
@@ -437,3 +437,85 @@ async def test_the_irc_and_web_ports_serve_tls_with_the_servers_certificate(
         assert any(" 001 secure " in text for text in irc.lines)
         web = await WsPeer.connect(server.ws_port, "websecure", ssl=trust, scheme="wss")
         assert web.nick == "websecure"
+
+
+# --- found in review -----------------------------------------------------------------------------
+
+
+async def test_formatting_codes_and_missing_parameters_break_nothing() -> None:
+    async with irc_server() as server:
+        irc = await IrcPeer.connect(server.irc_port, "colours")
+        await irc.send("PONG", "PING :\x02bold", "PRIVMSG a\x02b :hi", "JOIN #a,")
+        assert (await irc.line()).endswith("PONG peerchat :bold")
+        assert (await irc.line()) == ":peerchat 401 colours a\x02b :No such nick/channel"
+        assert (
+            await irc.line()
+        ) == ":peerchat 405 colours * :You may be in one channel at a time here"
+        await irc.send("QUIT :\x0304red\x03 quit")
+        assert (await irc.expect("ERROR")).startswith("ERROR :Closing link")
+        left = [line for line in console_of(server).lines if "Internal error" in line]
+        assert left == []
+
+
+async def test_an_irc_nick_is_free_again_once_its_client_is_gone() -> None:
+    async with irc_server() as server:
+        first = await IrcPeer.connect(server.irc_port, "alice")
+        first.writer.transport.abort()  # no QUIT: a dropped network
+        await console_of(server).wait_for("[DISCONNECTED] alice")
+        again = await IrcPeer.connect(server.irc_port, "alice")
+        assert any(" 001 alice " in text for text in again.lines)
+
+
+async def test_connections_that_have_not_said_who_they_are_are_not_listed() -> None:
+    async with irc_server() as server:
+        pending = await IrcPeer.connect(server.irc_port)  # registers later
+        await console_of(server).wait_for("NEW CONNECTION")
+        irc = await IrcPeer.connect(server.irc_port, "lister")
+        assert [text for text in irc.lines if " 353 " in text] == [
+            ":peerchat 353 lister = #lobby :lister"
+        ]
+        await pending.register("later")
+        assert (await irc.expect("JOIN")) == ":later!later@peerchat JOIN #lobby"
+
+
+async def test_errors_name_their_subject_and_who_takes_a_nick() -> None:
+    async with irc_server() as server:
+        other = await IrcPeer.connect(server.irc_port, "other")
+        irc = await IrcPeer.connect(server.irc_port, "asker")
+        await irc.send("PRIVMSG nobody :hi")
+        assert (await irc.line()).startswith(":peerchat 401 asker nobody :")
+        await irc.send("WHO other")
+        assert (await irc.line()).startswith(":peerchat 352 asker #lobby other 127.0.0.1 ")
+        assert (await irc.line()) == ":peerchat 315 asker other :End of /WHO list"
+        await irc.send("PRIVMSG asker :note to self")
+        assert (await irc.line()) == ":asker!asker@peerchat PRIVMSG asker :note to self"
+        await irc.send("MODE other", "MODE #lobby +o other", "INVITE other #lobby")
+        assert numeric(await irc.line()) == "502"
+        assert (await irc.line()).startswith(":peerchat 472 asker o :")
+        assert (await irc.line()).startswith(":peerchat 482 asker #lobby :")
+        await other.close()
+
+
+async def test_tags_only_as_enabled_and_a_split_message_has_one_msgid() -> None:
+    async with irc_server(max_line_bytes=4096) as server:
+        both = await IrcPeer.connect(server.irc_port, "both", caps="server-time message-tags")
+        time_only = await IrcPeer.connect(server.irc_port, "timeonly", caps="server-time")
+        plain = await PlainPeer.connect(server.port)
+        await plain.say("x" * 1200)
+        rows = [await both.expect("PRIVMSG") for _ in range(3)]
+        assert ["msgid=" in row for row in rows] == [True, False, False]
+        assert all(row.startswith("@time=") for row in rows)
+        row = await time_only.expect("PRIVMSG")
+        assert row.startswith("@time=")
+        assert "msgid" not in row
+
+
+async def test_cap_req_alone_holds_registration_until_cap_end() -> None:
+    async with irc_server() as server:
+        irc = await IrcPeer.connect(server.irc_port)
+        await irc.send("CAP REQ :server-time", "NICK held", "USER held 0 * :h")
+        assert (await irc.line()).endswith("CAP * ACK :server-time")
+        await irc.send("PING :still-registering")
+        assert (await irc.line()).endswith("PONG peerchat :still-registering")
+        await irc.send("CAP END")
+        assert numeric(await irc.line()) == "001"

@@ -204,8 +204,8 @@ async def test_rich_peer_whose_hello_was_in_flight_gets_what_it_missed() -> None
 
 
 async def test_welcome_lists_who_is_online() -> None:
-    async with running_server() as server:
-        plain = await PlainPeer.connect(server.port)
+    async with running_server(announce_delay=0) as server:
+        plain = await PlainPeer.connect(server.port)  # (announced at once)
         alice = await RichPeer.connect(server.port, "alice")
         assert alice.welcome is not None
         assert alice.welcome.online == 2

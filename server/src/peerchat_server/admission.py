@@ -260,7 +260,7 @@ def _welcome(relay: Relay, peer: ChatPeer, arrival: Arrival) -> None:
             nick=peer.name,
             addr=peer.addr,
             online=peer.room.count(),
-            peers=peer.room.peers(),
+            peers=peer.room.peers(me=peer),
             server=relay.config.name,
             max_line=peer.max_line,
             room=peer.room.name,

@@ -14,7 +14,6 @@ import asyncio
 from typing import cast
 
 from peerchat_protocol import (
-    MAX_VERSION,
     Bye,
     Connection,
     Error,
@@ -27,10 +26,13 @@ from peerchat_protocol import (
 from .commands import COMMANDS
 from .irccodec import IrcConnection, IrcLine
 from .irccommands import HANDLERS
-from .ircform import IRC_PLAIN, IRC_TAGS, SILENT
+from .ircform import SILENT, form_for
 from .peer import ChatPeer
 from .relay import Relay
 from .session import Session
+
+#: The peerchat protocol version an IRC client is served as (see try_register).
+IRC_VERSION = 2
 
 
 class IrcSession(Session):
@@ -53,7 +55,7 @@ class IrcSession(Session):
         if self.irc.kind is not PeerKind.RICH:
             self.form = SILENT
         else:
-            self.form = IRC_TAGS if "server-time" in self.irc.caps else IRC_PLAIN
+            self.form = form_for(self.irc.caps)
 
     @property
     def registered(self) -> bool:
@@ -63,7 +65,7 @@ class IrcSession(Session):
 
     def _sync(self) -> None:
         """Numerics and prefixes name the peer by the name the relay gave it."""
-        if self.registered:
+        if self.irc.welcomed:
             self.irc.nick = self.name
 
     def send(self, event: Event) -> None:
@@ -107,11 +109,15 @@ class IrcSession(Session):
         except Exception:
             self.fail()
 
+    def _auth_timed_out(self) -> None:
+        self._not_registered()  # (with a password: the same words, PASS among them)
+
     def _not_registered(self) -> None:
         if not self.registered and not self._closing:
             timeout = self.relay.config.auth_timeout
             why = f"not registered in {timeout:g} s"
-            bye = Bye(f"{why}: send NICK and USER", code=ErrorCode.AUTH_TIMEOUT)
+            what = "PASS, NICK and USER" if self.relay.config.password else "NICK and USER"
+            bye = Bye(f"{why}: send {what} (and CAP END)", code=ErrorCode.AUTH_TIMEOUT)
             self.close(bye, log_reason=why)
 
     def try_register(self) -> None:
@@ -121,10 +127,12 @@ class IrcSession(Session):
         if self.relay.registry.name_taken(irc.nick, self):
             self.reply("433", irc.nick, "Nickname is already in use")
             return
-        irc.kind, irc.version = PeerKind.RICH, MAX_VERSION
+        # Version 2: rooms and history, but no resumable session (an IRC client could
+        # never resume it; its name would only be held for nobody).
+        irc.kind, irc.version = PeerKind.RICH, IRC_VERSION
         self.reform()
         self.said_what_it_is()  # what its room said since it connected, after its JOIN
-        hello = Hello(MAX_VERSION, irc.nick, client="irc", password=self.password)
+        hello = Hello(IRC_VERSION, irc.nick, client="irc", password=self.password)
         COMMANDS[Hello].handle(self.relay, cast(ChatPeer, self), hello)
 
     # --- dispatch -------------------------------------------------------------------------

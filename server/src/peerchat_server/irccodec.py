@@ -45,16 +45,7 @@ from peerchat_protocol import (
 from peerchat_protocol.framing import LineFramer
 from peerchat_protocol.limits import ROOM_MAX_LENGTH
 
-from .ircform import (
-    HOST,
-    IRC_PLAIN,
-    IRC_TAGS,
-    SERVER,
-    channel,
-    notice,
-    privmsg,
-    source,
-)
+from .ircform import HOST, SERVER, channel, form_for, notice, privmsg, source
 from .ircwire import LINE_BYTES, TAG_BYTES, IrcMessage, IrcSyntaxError, line, parse
 
 #: Capabilities offered (CAP LS 302).
@@ -68,8 +59,7 @@ _NUMERIC: dict[str, str] = {
     ErrorCode.INVALID_ROOM: "479",
     ErrorCode.LINE_TOO_LONG: "417",
     ErrorCode.AUTH_REQUIRED: "451",
-    ErrorCode.BAD_COMMAND: "461",
-    ErrorCode.UNKNOWN_COMMAND: "421",
+    ErrorCode.UNKNOWN_COMMAND: "421",  # (a line that is no IRC message)
 }
 
 
@@ -94,9 +84,15 @@ def isupport() -> tuple[str, ...]:
         "NETWORK=peerchat",
         f"NICKLEN={NICK_MAX_LENGTH}",
         "PREFIX=",
-        "STATUSMSG=",
         "TOPICLEN=0",
     )
+
+
+def irc_host(addr: str) -> str:
+    """The host part of ``host:port`` as an IRC parameter (``::1`` is ``0::1``: a
+    middle parameter may not start with a colon)."""
+    host = addr.rsplit(":", 1)[0].strip("[]") or HOST
+    return "0" + host if host.startswith(":") else host
 
 
 class IrcConnection:
@@ -118,11 +114,15 @@ class IrcConnection:
         self.version: int | None = None
         self.timestamps = False  # (plain text's /timestamps: nothing to do here)
         self.lines_skipped = 0
-        self.nick = "*"  # what numerics call it before it has a nick
+        self.nick = "*"  # its nick (numerics say "*" until it is welcomed)
+        self.welcomed = False
         self.channel: str | None = None
         self.caps: set[str] = set()
         #: What each roster to come answers: "WHO" or "NAMES" (a WHO or NAMES asked).
         self.asked: deque[str] = deque(maxlen=64)
+        #: What the numeric for a peerchat error names: the target of the last
+        #: message (401), the nick last asked for (432, 433).
+        self.asked_about: dict[str, str] = {}
 
     # --- in ------------------------------------------------------------------------------
 
@@ -181,17 +181,21 @@ class IrcConnection:
     # --- out -----------------------------------------------------------------------------
 
     def numeric(self, code: str, *params: str) -> bytes:
-        return line(code, self.nick, *params, source=SERVER)
+        """A numeric to this peer. Parameters that came from the client and cannot be
+        a middle parameter (empty, with a space, or starting with ``:``) are ``*``."""
+        *middle, last = params or ("",)
+        safe = [p if p and " " not in p and p[0] != ":" else "*" for p in middle]
+        return line(code, self.nick if self.welcomed else "*", *safe, last, source=SERVER)
 
     def send(self, event: Event) -> bytes:
         """The IRC lines that say ``event`` to this peer."""
-        tags = "server-time" in self.caps
         if isinstance(event, Message):
-            return privmsg(event, self.nick, tags)
+            caps = self.caps
+            return privmsg(event, "server-time" in caps, "message-tags" in caps)
         say = self._SAY.get(type(event))
         if say is not None:
             return say(self, event)
-        return (IRC_TAGS if tags else IRC_PLAIN).encode(event)
+        return form_for(self.caps).encode(event)
 
     def _rooms(self, event: Rooms) -> bytes:
         rows = [self.numeric("321", "Channel", "Users  Name")]
@@ -223,6 +227,7 @@ class IrcConnection:
 
     def _welcome(self, welcome: Welcome) -> bytes:
         self.kind, self.version = PeerKind.RICH, welcome.version
+        self.welcomed = True
         renamed = b""
         if welcome.nick != self.nick and self.nick != "*":
             renamed = line("NICK", welcome.nick, source=source(self.nick), trailing=False)
@@ -259,7 +264,6 @@ class IrcConnection:
             )
         self.channel = channel(room)
         rows.append(line("JOIN", self.channel, source=source(self.nick), trailing=False))
-        rows.append(self.numeric("331", self.channel, "No topic is set"))
         rows.append(self._names(peers, online))
         return b"".join(rows)
 
@@ -286,7 +290,7 @@ class IrcConnection:
         chan = channel(roster.room)
         rows = []
         for peer in roster.peers:
-            host = peer.addr.rsplit(":", 1)[0].strip("[]") or HOST
+            host = irc_host(peer.addr)
             rows.append(
                 self.numeric("352", chan, peer.nick, host, SERVER, peer.nick, "H", f"0 {peer.nick}")
             )
@@ -294,13 +298,12 @@ class IrcConnection:
         return b"".join(rows)
 
     def _error(self, error: Error) -> bytes:
-        code = (
-            _NUMERIC.get(ErrorCode(error.code))
-            if error.code in ErrorCode.__members__.values()
-            else None
-        )
+        code = _NUMERIC.get(error.code)
         if code is None:
             return notice(self.nick, f"error: {error.message}")
+        subject = self.asked_about.get(code, "*" if code == "421" else None)
+        if subject is not None:  # the nick or target the numeric is about
+            return self.numeric(code, subject, error.message)
         return self.numeric(code, error.message)
 
 

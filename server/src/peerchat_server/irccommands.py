@@ -22,13 +22,14 @@ from peerchat_protocol import (
     Quit,
     Say,
     Who,
+    fold,
     nick_problem,
     room_problem,
     sanitize,
 )
 
-from .irccodec import CAPABILITIES, IrcConnection
-from .ircform import SERVER, channel, room_of
+from .irccodec import CAPABILITIES, IrcConnection, irc_host
+from .ircform import SERVER, channel, room_of, source
 from .ircwire import IrcMessage, line
 from .peer import Peer
 from .relay import Relay
@@ -76,6 +77,7 @@ def on_cap(peer: IrcPeer, msg: IrcMessage) -> None:
     elif sub == "LIST":
         peer.reply_line(line("CAP", irc.nick, "LIST", " ".join(sorted(irc.caps)), source=SERVER))
     elif sub == "REQ":
+        peer.negotiating = peer.negotiating or not peer.registered  # (until CAP END)
         wanted = (msg.param(1) or "").split()
         if wanted and all(cap.lstrip("-") in CAPABILITIES for cap in wanted):
             for cap in wanted:
@@ -110,9 +112,12 @@ def on_nick(peer: IrcPeer, msg: IrcMessage) -> None:
     if problem is not None:
         peer.reply("432", wanted, f"Erroneous nickname: {problem}")
         return
+    if fold(wanted) == fold(peer.irc.nick) and wanted == peer.irc.nick:
+        return  # its own name: nothing to do
     if peer.relay.registry.name_taken(wanted, cast("Peer", peer)):
         peer.reply("433", wanted, "Nickname is already in use")
         return
+    peer.irc.asked_about["432"] = peer.irc.asked_about["433"] = wanted
     if not peer.registered:
         peer.irc.nick = wanted
         peer.try_register()
@@ -129,7 +134,7 @@ def on_user(peer: IrcPeer, msg: IrcMessage) -> None:
 
 
 def on_ping(peer: IrcPeer, msg: IrcMessage) -> None:
-    token = (msg.param(0) or "")[:64]
+    token = sanitize(msg.param(0) or "")[:64]
     if peer.registered:
         peer.chat(Ping(token))
     else:
@@ -138,11 +143,11 @@ def on_ping(peer: IrcPeer, msg: IrcMessage) -> None:
 
 def on_pong(peer: IrcPeer, msg: IrcMessage) -> None:
     if peer.registered:
-        peer.chat(Pong((msg.param(-1 + len(msg.params)) or "")[:64]))
+        peer.chat(Pong(sanitize(msg.params[-1] if msg.params else "")[:64]))
 
 
 def on_quit(peer: IrcPeer, msg: IrcMessage) -> None:
-    peer.chat(Quit((msg.param(0) or "")[:200] or None))
+    peer.chat(Quit(sanitize(msg.param(0) or "")[:200] or None))
 
 
 def on_join(peer: IrcPeer, msg: IrcMessage) -> None:
@@ -185,6 +190,16 @@ def on_privmsg(peer: IrcPeer, msg: IrcMessage, *, quiet: bool = False) -> None:
             peer.reply("407", target, "Too many targets: one at a time")
         return
     if not target.startswith("#"):
+        if nick_problem(target) is not None:
+            if not quiet:
+                peer.reply("401", target, "No such nick/channel")
+            return
+        if fold(target) == fold(peer.irc.nick):  # to itself: back to itself, as servers do
+            word = "NOTICE" if quiet else "PRIVMSG"
+            body = f"\x01ACTION {text}\x01" if action else text
+            peer.reply_line(line(word, target, body, source=source(peer.irc.nick)))
+            return
+        peer.irc.asked_about["401"] = target
         peer.chat(Say(text, to=target, action=action))
     elif target.lower() == (peer.irc.channel or "").lower():
         peer.chat(Say(text, action=action))
@@ -227,8 +242,18 @@ def on_names(peer: IrcPeer, msg: IrcMessage) -> None:
 
 
 def on_who(peer: IrcPeer, msg: IrcMessage) -> None:
-    peer.irc.asked.append("WHO")
-    peer.chat(Who())
+    """WHO for your channel lists its members; for a nick, that peer; else nothing."""
+    mask = msg.param(0) or peer.irc.channel or "*"
+    if mask.lower() == (peer.irc.channel or "").lower():
+        peer.irc.asked.append("WHO")
+        peer.chat(Who())
+        return
+    found = peer.relay.registry.find(mask) if not mask.startswith("#") else None
+    if found is not None:
+        room = channel(found.room.name)
+        host = irc_host(found.addr)
+        peer.reply("352", room, found.name, host, SERVER, found.name, "H", f"0 {found.name}")
+    peer.reply("315", mask, "End of /WHO list")
 
 
 def on_whois(peer: IrcPeer, msg: IrcMessage) -> None:
@@ -237,7 +262,7 @@ def on_whois(peer: IrcPeer, msg: IrcMessage) -> None:
     if found is None:
         peer.reply("401", nick, "No such nick")
     else:
-        host = found.addr.rsplit(":", 1)[0].strip("[]")
+        host = irc_host(found.addr)
         peer.reply("311", found.name, found.name, host, "*", found.name)
         peer.reply("312", found.name, SERVER, "peerchat")
         peer.reply("319", found.name, channel(found.room.name))
@@ -251,7 +276,9 @@ def on_list(peer: IrcPeer, msg: IrcMessage) -> None:
 
 def on_topic(peer: IrcPeer, msg: IrcMessage) -> None:
     name = msg.params[0]
-    if len(msg.params) > 1:
+    if name.lower() != (peer.irc.channel or "").lower():
+        peer.reply("442", name, "You're not on that channel")
+    elif len(msg.params) > 1:
         peer.reply("482", name, "Topics are not kept here (read-only)")
     else:
         peer.reply("331", name, "No topic is set")
@@ -259,13 +286,18 @@ def on_topic(peer: IrcPeer, msg: IrcMessage) -> None:
 
 def on_mode(peer: IrcPeer, msg: IrcMessage) -> None:
     target = msg.params[0]
-    if target.startswith("#"):
+    if target.startswith("#") and target.lower() != (peer.irc.channel or "").lower():
+        peer.reply("442", target, "You're not on that channel")
+    elif not target.startswith("#") and fold(target) != fold(peer.irc.nick):
+        peer.reply("502", "Can't change mode for other users")
+    elif target.startswith("#"):
         if len(msg.params) == 1:
             peer.reply("324", target, "+")
         elif msg.params[1] in ("b", "+b"):
             peer.reply("368", target, "End of channel ban list")
         else:
-            peer.reply("472", msg.params[1][:1], "Channel modes are not supported here")
+            mode = msg.params[1].lstrip("+-")[:1] or "*"
+            peer.reply("472", mode, "Channel modes are not supported here")
     elif len(msg.params) == 1:
         peer.reply("221", "+")
     elif msg.params[1] in ("+i", "-i", "+iw", "+w", "-w"):
@@ -311,7 +343,9 @@ def on_not_privileged(peer: IrcPeer, msg: IrcMessage) -> None:
     if msg.command == "OPER":
         peer.reply("491", "No operators here")
     elif msg.command in ("KICK", "INVITE"):
-        peer.reply("482", msg.params[0] if msg.params else "*", "No channel operators here")
+        where = msg.params[1] if msg.command == "INVITE" and len(msg.params) > 1 else None
+        where = where or (msg.params[0] if msg.params else "*")
+        peer.reply("482", where, "No channel operators here")
     else:
         peer.reply("481", "Permission Denied- no operators here")
 

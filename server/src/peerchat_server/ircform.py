@@ -1,8 +1,11 @@
-"""The room's broadcasts as IRC lines: one form per ``server-time`` choice, shared.
+"""The room's broadcasts as IRC lines: one form per choice of tags, shared.
 
 A room is a channel (``lobby`` is ``#lobby``). Everyone appears as
-``nick!nick@peerchat``: WHOIS tells the address, as ``/who`` does. A message too long
-for 512 bytes is split (never inside a character), each piece a PRIVMSG.
+``nick!nick@peerchat`` in prefixes: WHOIS and WHO tell the address, as ``/who`` does.
+A message too long for 512 bytes is split (never inside a character), each piece a
+PRIVMSG. Tags go only to clients that enabled them: ``time`` with ``server-time``,
+``msgid`` with ``message-tags`` (on the first piece of a split message only: ids are
+unique).
 """
 
 from __future__ import annotations
@@ -34,16 +37,16 @@ def room_of(name: str) -> str:
 
 
 class IrcForm:
-    """The room's broadcasts as IRC lines, with ``server-time`` tags or without."""
+    """The room's broadcasts as IRC lines, with the tags a client enabled."""
 
-    __slots__ = ("tags",)
+    __slots__ = ("msgid", "time")
 
-    def __init__(self, tags: bool) -> None:
-        self.tags = tags
+    def __init__(self, time: bool, msgid: bool) -> None:
+        self.time, self.msgid = time, msgid
 
     def encode(self, event: Event) -> bytes:
         if isinstance(event, Message):
-            return privmsg(event, None, self.tags)
+            return privmsg(event, self.time, self.msgid)
         if isinstance(event, Joined):
             return line("JOIN", channel(event.room), source=source(event.nick), trailing=False)
         if isinstance(event, Left):
@@ -55,11 +58,15 @@ class IrcForm:
         return b""  # (nothing else is broadcast)
 
     def encode_said(self, said: Said) -> bytes:
-        return b"".join([privmsg(m, None, self.tags) for m in said.messages])
+        return b"".join([privmsg(m, self.time, self.msgid) for m in said.messages])
 
 
-IRC_TAGS = IrcForm(tags=True)
-IRC_PLAIN = IrcForm(tags=False)
+#: One form per (server-time, message-tags) choice, made once each.
+FORMS = {(t, m): IrcForm(t, m) for t in (False, True) for m in (False, True)}
+
+
+def form_for(caps: set[str]) -> IrcForm:
+    return FORMS["server-time" in caps, "message-tags" in caps]
 
 
 class _Silent:
@@ -78,25 +85,27 @@ class _Silent:
 SILENT = _Silent()
 
 
-def privmsg(message: Message, me: str | None, tags: bool) -> bytes:
+def privmsg(message: Message, time: bool, msgid: bool) -> bytes:
     """A message as PRIVMSG lines (split to fit 512 bytes), with its time as a
-    ``server-time`` tag, or, for history without tags, in the text."""
+    ``server-time`` tag, or, for history without it, in the text."""
     target = message.to or channel(message.room)
     text = message.text
-    time = datetime.fromtimestamp(message.ts / 1000, UTC)
-    extra: dict[str, str] | None = None
-    if tags:
-        extra = {"time": time.strftime("%Y-%m-%dT%H:%M:%S.") + f"{time.microsecond // 1000:03d}Z"}
-        extra["msgid"] = str(message.id)
+    when = datetime.fromtimestamp(message.ts / 1000, UTC)
+    tags: dict[str, str] = {}
+    if time:
+        tags["time"] = when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
     elif message.history:
-        text = f"[{time.strftime('%H:%M')} UTC] {text}"
+        text = f"[{when.strftime('%H:%M')} UTC] {text}"
+    if msgid:
+        tags["msgid"] = str(message.id)
     head = len(f":{source(message.nick)} PRIVMSG {target} :\r\n".encode())
     room = LINE_BYTES - head - (len("\x01ACTION \x01") if message.action else 0)
     out = []
     for piece in split_utf8(text, max(room, 16)):
         if message.action:
             piece = f"\x01ACTION {piece}\x01"
-        out.append(line("PRIVMSG", target, piece, source=source(message.nick), tags=extra))
+        out.append(line("PRIVMSG", target, piece, source=source(message.nick), tags=tags))
+        tags = {k: v for k, v in tags.items() if k != "msgid"}  # (one piece has the id)
     return b"".join(out)
 
 

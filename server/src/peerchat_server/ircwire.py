@@ -2,7 +2,7 @@
 
 Sans-I/O and a leaf: a line in, an :class:`IrcMessage` out; a message in, a line out.
 A message is ``[@tags ][:source ]COMMAND [params...] [:trailing]`` and at most 512
-bytes with its CRLF, tags not counted (they have 8,191 bytes of their own).
+bytes with its CRLF, tags not counted (a client's tags may take 4,096 bytes more).
 """
 
 from __future__ import annotations

@@ -24,10 +24,12 @@ from .frames import Broadcast, Frames
 
 
 class Member(Protocol):
-    """What a room needs of a member: its name and address, for rosters."""
+    """What a room needs of a member: its name and address, for rosters, and whether
+    the room was told it came."""
 
     name: str
     addr: str
+    announced: bool
 
 
 M = TypeVar("M", bound=Member)
@@ -183,12 +185,16 @@ class Room(Generic[M]):
         missed = [m for m, _, sender in self.log if m.ts > last_ts and sender != origin]
         return missed, max(self.evicted_ts, self.born_ts) > last_ts
 
-    def peers(self) -> tuple[PeerInfo, ...]:
+    def peers(self, me: object = None) -> tuple[PeerInfo, ...]:
+        """Who is here, as a roster lists them: the members its room was told of (a
+        connection that has not said what it is yet is not listed until its join is
+        announced, so that a roster and the joins and leaves agree), and ``me``."""
         infos: list[PeerInfo] = []
         for session in self.members:
             if len(infos) == MAX_ROSTER_ENTRIES:
                 break
-            infos.append(PeerInfo(session.name, session.addr))
+            if session.announced or session is me:
+                infos.append(PeerInfo(session.name, session.addr))
         for info in self.remote.values():
             if len(infos) == MAX_ROSTER_ENTRIES:
                 break
