@@ -27,11 +27,13 @@ class Stack:
         self.port = free_port()
         self.ws_port = free_port()
         self.irc_port = free_port()
+        self.metrics_port = free_port()
         self.env = {
             **os.environ,
             "PEERCHAT_PORT": str(self.port),
             "PEERCHAT_WS_PORT": str(self.ws_port),
             "PEERCHAT_IRC_PORT": str(self.irc_port),
+            "PEERCHAT_METRICS_PORT": str(self.metrics_port),
             "PEERCHAT_NICK": "",
         }
 

@@ -14,8 +14,10 @@ import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.request import urlopen
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from .stack import ROOT, WAIT, Stack, running_stack
 
@@ -205,12 +207,12 @@ def test_the_containers_are_locked_down(stack: Stack) -> None:
     assert ps.returncode == 0, ps.stderr
     server = ps.stdout.strip()
     assert_locked_down(server)
-    # Its ports (IRC's, 6667, the chat's, 8080, and the web chat's, 8081) are
-    # published on the host's loopback only.
+    # Its ports (IRC's, 6667, the chat's, 8080, the web chat's, 8081, and the
+    # metrics', 9464) are published on the host's loopback only.
     bindings = inspect(server, "{{range $p, $b := .HostConfig.PortBindings}}{{$b}}{{end}}")
     assert bindings == (
         f"[{{127.0.0.1 {stack.irc_port}}}][{{127.0.0.1 {stack.port}}}]"
-        f"[{{127.0.0.1 {stack.ws_port}}}]"
+        f"[{{127.0.0.1 {stack.ws_port}}}][{{127.0.0.1 {stack.metrics_port}}}]"
     )
     # And the client, as `docker compose run client` starts it.
     name = f"{stack.project}-locked-client"
@@ -291,3 +293,30 @@ def test_the_cluster_variant_of_the_demo() -> None:
     finally:
         down = stack.run(*files, "--profile", "client", "down", "--remove-orphans", "--volumes")
         assert down.returncode == 0, down.stdout + down.stderr
+
+
+def test_the_stack_serves_metrics_and_its_healthcheck_uses_healthz(stack: Stack) -> None:
+    """/metrics from the host (parsed as Prometheus parses it) counts a host peer's
+    line; the compose healthcheck, which asks /healthz, says healthy."""
+
+    async def scenario() -> None:
+        _, writer, _ = await connect(stack.port)
+        reader, other, _ = await connect(stack.port)
+        writer.write(b"counted by prometheus\n")
+        await writer.drain()
+        await read_until(reader, "counted by prometheus")  # relayed: now counted
+        url = f"http://127.0.0.1:{stack.metrics_port}/metrics"
+        text = await asyncio.to_thread(lambda: urlopen(url, timeout=10).read().decode())
+        samples = {
+            sample.name + str(sorted(sample.labels.items())): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+        assert samples["peerchat_messages_relayed_total[]"] >= 1
+        assert samples["peerchat_peers[('kind', 'plain')]"] >= 1  # (the other: unknown)
+        writer.close()
+        other.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), WAIT))
+    ps = stack.run("ps", "--quiet", "server")
+    assert inspect(ps.stdout.strip(), "{{.State.Health.Status}}") == "healthy"

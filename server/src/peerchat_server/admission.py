@@ -42,6 +42,7 @@ def password_ok(relay: Relay, given: str | None) -> bool:
 def reject_password(relay: Relay, peer: ChatPeer, given: str | None) -> None:
     """A wrong (or no) password: the peer goes, and its address waits longer each time."""
     why = "no password given" if given is None else "wrong password"
+    relay.stats.password_failures += 1
     relay.console.line("AUTH FAILED", f"Peer {peer.addr}: {why}.")  # never the secret
     # Guessing costs time: each wrong password makes the address wait longer
     # before its next connection, and too many lock it out for a while.
@@ -193,6 +194,7 @@ def _which_session(relay: Relay, peer: ChatPeer, arrival: Arrival) -> str | None
         arrival.record = relay.registry.book.find(hello.resume, relay.loop_time())
     if arrival.record is not None:
         arrival.took_over = True
+        relay.stats.resumes += 1
         take_over(relay, peer, arrival.record)
         arrival.wanted = arrival.record.nick
         return arrival.record.room

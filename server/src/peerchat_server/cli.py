@@ -124,6 +124,7 @@ def main(
     ws_advertise: str,
     irc_port: int | None,
     irc_advertise: str,
+    metrics_port: int | None,
     bus: str,
     quiet: bool,
 ) -> None:
@@ -178,6 +179,7 @@ def main(
         ws_advertise=ws_advertise,
         irc_port=irc_port,
         irc_advertise=irc_advertise,
+        metrics_port=metrics_port,
         bus=bus,
     )
     # Console lines are written by a thread: a terminal or pipe that stops reading

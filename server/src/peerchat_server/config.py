@@ -188,4 +188,5 @@ class ServerConfig:
     ws_advertise: str = ""
     irc_port: int | None = None  # IRC clients (irc.py); None: no IRC listener
     irc_advertise: str = ""  # where IRC clients reach us, if not where we listen
+    metrics_port: int | None = None  # /metrics and /healthz (metrics.py); None: none
     bus: str = ""  # redis://HOST:PORT[/DB]: share the chat with other replicas; "": alone

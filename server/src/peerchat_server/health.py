@@ -1,8 +1,10 @@
-"""``python3 -m peerchat_server.health``: exit 0 when the server is listening.
+"""``python3 -m peerchat_server.health``: exit 0 when the server is healthy.
 
-A container health check that needs no extra tools and does not connect: a
+With ``PEERCHAT_METRICS_PORT`` set (compose sets it), healthy means ``/healthz``
+answered within 2 s: the relay's own event loop answers it, so a stuck loop is
+unhealthy. Without it, healthy means listening, checked without connecting (a
 connection would show up in the console as a peer arriving and leaving every few
-seconds. Linux lists listening sockets in /proc/net/tcp{,6}; elsewhere, fall back
+seconds): Linux lists listening sockets in /proc/net/tcp{,6}; elsewhere, fall back
 to a connection attempt.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import urllib.request
 
 LISTEN = "0A"  # TCP state code in /proc/net/tcp
 
@@ -36,7 +39,19 @@ def listening_ports(paths: tuple[str, ...] = TABLES) -> set[int] | None:
     return ports if readable else None
 
 
+def healthz(port: int, timeout: float = 2.0) -> bool:
+    """Whether the server's /healthz answers 200 within ``timeout`` seconds."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=timeout) as r:
+            return bool(r.status == 200)
+    except OSError:
+        return False
+
+
 def main() -> int:
+    metrics = os.environ.get("PEERCHAT_METRICS_PORT")
+    if metrics:
+        return 0 if healthz(int(metrics)) else 1
     port = int(os.environ.get("PEERCHAT_PORT") or 8080)
     ports = listening_ports()
     if ports is not None:

@@ -51,6 +51,8 @@ class IrcSession(Session):
         self.away = False
         self.form = SILENT
 
+    peer_kind = "irc"
+
     def reform(self) -> None:
         if self.irc.kind is not PeerKind.RICH:
             self.form = SILENT

@@ -366,6 +366,13 @@ OPTIONS: list[Callable[[F], F]] = [
         "listens; printed at start.",
     ),
     setting(
+        "--metrics-port",
+        type=PORT,
+        default=None,
+        help="Serve Prometheus metrics at /metrics and a liveness check at /healthz on "
+        "this port (0: any free port). Unset: none.",
+    ),
+    setting(
         "--bus",
         default="",
         metavar="redis://HOST:PORT[/DB]",

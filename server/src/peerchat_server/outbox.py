@@ -25,6 +25,7 @@ from peerchat_protocol import Event
 from .frames import Broadcast, Form, Frames, Said
 from .peer import Peer
 from .rooms import Room
+from .stats import Stats
 
 
 class Flushable(Protocol):
@@ -39,10 +40,11 @@ class Outbox:
     """The rooms with broadcasts waiting, the peers with output waiting, and the one
     flush per loop pass that sends them all (one loop, no locks)."""
 
-    __slots__ = ("_busy_rooms", "_dirty", "_flush_handle", "_replay_limit")
+    __slots__ = ("_busy_rooms", "_dirty", "_flush_handle", "_replay_limit", "_stats")
 
-    def __init__(self, replay_limit: int) -> None:
+    def __init__(self, replay_limit: int, stats: Stats | None = None) -> None:
         self._replay_limit = replay_limit  # broadcasts a late hello may get again
+        self._stats = stats if stats is not None else Stats()
         self._dirty: list[Flushable] = []
         self._busy_rooms: list[Room[Peer]] = []  # rooms with an outbox to fan out
         self._flush_handle: asyncio.Handle | None = None
@@ -74,7 +76,7 @@ class Outbox:
         while self._busy_rooms:
             rooms, self._busy_rooms = self._busy_rooms, []
             for room in rooms:
-                _fan_out(room, self._replay_limit)
+                self._stats.deliveries += _fan_out(room, self._replay_limit)
 
     def mark_dirty(self, peer: Flushable) -> None:
         """``peer`` has queued output: flush it at the end of this loop pass."""
@@ -97,7 +99,7 @@ class Outbox:
                 peer.fail()  # that peer's problem only: the others still get theirs
 
 
-def _fan_out(room: Room[Peer], replay_limit: int) -> None:
+def _fan_out(room: Room[Peer], replay_limit: int) -> int:
     """Every waiting broadcast of ``room``, as one write per member.
 
     The bytes a member gets depend only on its form and on which of the broadcasts it
@@ -113,6 +115,7 @@ def _fan_out(room: Room[Peer], replay_limit: int) -> None:
     if room.waiters:
         room.keep([frames for frames, _ in items], replay_limit)
     own = _own_runs(items)
+    delivered = _count(items, room.members, own)
     joined: dict[object, tuple[bytes, list[int]]] = {}
     for member in room.members:
         form = member.form
@@ -123,6 +126,20 @@ def _fan_out(room: Room[Peer], replay_limit: int) -> None:
         blob = whole[0] if runs is None else _cut(whole, runs)
         if blob:
             member.queue_bytes(blob)
+    return delivered
+
+
+def _count(
+    items: list[tuple[Broadcast, Peer | None]],
+    members: object,
+    own: dict[Peer, list[list[int]]],
+) -> int:
+    """Deliveries of this fan-out: each event to each member, but a sender's own."""
+    sizes = [len(item.messages) if isinstance(item, Said) else 1 for item, _ in items]
+    total = sum(sizes) * len(members)  # type: ignore[arg-type]
+    for runs in own.values():
+        total -= sum(sum(sizes[start:end]) for start, end in runs)
+    return total
 
 
 def _own_runs(items: list[tuple[Broadcast, Peer | None]]) -> dict[Peer, list[list[int]]]:

@@ -143,6 +143,7 @@ class Output:
         data = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
         self._pending.clear()
         transport.write(data)
+        self.relay.stats.bytes_out += len(data)
         backlog = transport.get_write_buffer_size()
         if self._behind_since is not None:
             self._backlog = unsent(transport)  # what its progress is measured from
@@ -177,6 +178,7 @@ class Output:
 
     def _drop_stopped(self, backlog: int) -> None:
         limit = self.relay.config.max_send_buffer
+        self.relay.stats.slow_consumers += 1
         self._leave_reason = "dropped: not reading its messages"
         self.relay.console.line(
             "DROPPED",

@@ -184,9 +184,11 @@ class Reading(Output):
         address = self.address
         verdict = self._pacer.throttled(loop.time(), address.lines, address.key, self.relay.config)
         if verdict.bye is not None:
+            self.relay.stats.flood_kicks += 1
             self.close(verdict.bye, log_reason="flooding", linger=True)
             return
         if verdict.notice is not None:
+            self.relay.stats.flood_slowdowns += 1
             self.send(Info(verdict.notice))
             self.relay.console.line("FLOOD", f"Peer {self.label} is being slowed down.")
         if not self.transport.is_closing():

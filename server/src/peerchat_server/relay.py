@@ -40,6 +40,7 @@ from .replicas import RemotePeer
 from .replication import Alone, Replication
 from .resume import Resumable
 from .rooms import Keep, Room, RoomBook
+from .stats import Stats
 
 #: Longest message text echoed on the server console; the rest is summarised.
 LOG_TEXT_LIMIT = 300
@@ -70,7 +71,8 @@ class Relay:
             config.catch_up_total_bytes,
         )
         self.rooms: RoomBook[Peer] = RoomBook(keep, clock)
-        self.outbox = Outbox(config.replay_limit)
+        self.stats = Stats()  # what /metrics reports (stats.py)
+        self.outbox = Outbox(config.replay_limit, self.stats)
         #: Names this run of the server: message ids compare only within one epoch.
         self.epoch = secrets.token_hex(6)
         self.closing = False
@@ -250,6 +252,7 @@ class Relay:
         rooms = self.rooms
         message = Message.relay(rooms.new_id(), say, sender.name, rooms.now(), room.name)
         self.outbox.broadcast(message, room, sender)
+        self.stats.messages += 1
         room.intake += len(say.text)
         rooms.remember(room, message, sender.origin)
         self.replication.said(room.name, message, sender.origin)
@@ -270,6 +273,7 @@ class Relay:
             replication.said(where, message, origin)
             messages.append(message)
         self.outbox.broadcast_said(Said(nick, texts, messages), room, sender)
+        self.stats.messages += len(messages)
         room.intake += sum(map(len, texts))
         if not self.console.quiet:
             for text in texts:

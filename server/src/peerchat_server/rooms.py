@@ -248,6 +248,9 @@ class RoomBook(Generic[M]):
 
     # --- ids and time -------------------------------------------------------------------
 
+    def __len__(self) -> int:
+        return len(self._rooms)
+
     def new_id(self) -> int:
         """The id of the next message (ids increase through one run of the server)."""
         self._next_id += 1

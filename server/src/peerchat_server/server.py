@@ -12,6 +12,7 @@ from .bus import RedisBus, safe_url
 from .config import ServerConfig
 from .console import Console
 from .irc import IrcSession
+from .metrics import MetricsServer
 from .page import Site
 from .redis_replication import RedisReplication
 from .relay import Relay
@@ -37,6 +38,7 @@ class ChatServer:
         self._server: asyncio.Server | None = None
         self._web: asyncio.Server | None = None  # --ws-port: the page and the WebSocket
         self._irc: asyncio.Server | None = None  # --irc-port
+        self.metrics: MetricsServer | None = None  # --metrics-port
         self._watcher: asyncio.Task[None] | None = None
 
     def _replication(self, relay: Relay) -> Replication:
@@ -91,6 +93,8 @@ class ChatServer:
             await self._start_web(tls)
         if cfg.irc_port is not None:
             await self._start_irc(tls)
+        if cfg.metrics_port is not None:
+            await self._start_metrics()
         if cfg.password:
             self.console.line("INFO", "Peers must give the password to chat (/pass, --password).")
         self._watcher = asyncio.create_task(self.relay.watch())
@@ -134,6 +138,22 @@ class ChatServer:
             self._server.close()
             raise StartupError(self._explain(exc, cfg.ws_port, "--ws-port")) from None
         self.console.line("INFO", f"Web chat at {self.web_url}")
+
+    async def _start_metrics(self) -> None:
+        """/metrics and /healthz, answered by this event loop (metrics.py)."""
+        cfg = self.config
+        assert cfg.metrics_port is not None
+        self.metrics = MetricsServer(self.relay)
+        try:
+            await self.metrics.start(cfg.host, cfg.metrics_port)
+        except OSError as exc:
+            for listener in (self._server, self._web, self._irc):
+                if listener is not None:
+                    listener.close()
+            raise StartupError(self._explain(exc, cfg.metrics_port, "--metrics-port")) from None
+        host = self.address.rsplit(":", 1)[0]
+        host = "127.0.0.1" if host in ("0.0.0.0", "[::]") else host
+        self.console.line("INFO", f"Metrics at http://{host}:{self.metrics.port}/metrics")
 
     async def _start_irc(self, tls: ssl.SSLContext | None) -> None:
         """The IRC listener: IRC clients as peers of their own kind, in the same rooms."""
@@ -217,6 +237,8 @@ class ChatServer:
         for listener in (self._server, self._web, self._irc):
             if listener is not None:
                 listener.close()
+        if self.metrics is not None:
+            self.metrics.close()
         if self._watcher is not None:
             self._watcher.cancel()
         await self.relay.replication.stop()  # with a bus: our goodbye to the others first

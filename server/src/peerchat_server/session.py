@@ -66,6 +66,12 @@ class Session(Reading, asyncio.Protocol):
         return record.digest if record is not None else self._connection_key
 
     @property
+    def peer_kind(self) -> str:
+        """What kind of peer it is, for /metrics: json, plain or unknown (yet)."""
+        kind = self.conn.kind
+        return "json" if kind is PeerKind.RICH else "plain" if kind is PeerKind.PLAIN else "unknown"
+
+    @property
     def label(self) -> str:
         """How the console names this peer: the seed's address, plus the nick once set."""
         return self.addr if self.name == self.addr else f"{self.name} ({self.addr})"
@@ -106,6 +112,7 @@ class Session(Reading, asyncio.Protocol):
         assert self.transport is not None
         self._closing = True
         relay = self.relay
+        relay.stats.refused += 1
         if relay.registry.addresses.log_refusal(self.address):
             relay.console.line("REFUSED", f"Peer {self.addr}: {why}.")
         bye = Bye(f"Connection refused: {why}.", code=ErrorCode.TOO_MANY_CONNECTIONS)

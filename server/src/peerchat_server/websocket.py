@@ -101,6 +101,8 @@ class WebSocketSession(Session):
         self._handshake: asyncio.TimerHandle | None = None
         self.form = SILENT
 
+    peer_kind = "websocket"
+
     def reform(self) -> None:
         conn = self.conn
         self.form = ws_form(conn.version or 0) if conn.kind is PeerKind.RICH else SILENT
@@ -121,6 +123,7 @@ class WebSocketSession(Session):
         cfg = relay.config
         if cfg.max_per_address and self.address.connections >= cfg.max_per_address:
             self._closing = True  # (so that it is not counted when it goes)
+            self.relay.stats.refused += 1
             why = f"too many connections from {self.address.key}; close one and try again"
             self._answer(plain_response(503, "Service Unavailable", f"Refused: {why}.\n"))
             return
@@ -192,6 +195,7 @@ class WebSocketSession(Session):
     def _refuse(self, why: str) -> None:
         assert self.transport is not None
         self._closing = True
+        self.relay.stats.refused += 1
         if self.relay.registry.addresses.log_refusal(self.address):
             self.relay.console.line("REFUSED", f"Peer {self.addr} (WebSocket): {why}.")
         bye = Bye(f"Connection refused: {why}.", code=ErrorCode.TOO_MANY_CONNECTIONS)

@@ -1,0 +1,25 @@
+"""What the server counts as it runs, for /metrics (metrics.py): plain integers.
+
+A leaf. The relay and the peers add to these on their hot paths, so each is an int
+attribute (one addition), never a prometheus object; metrics.py reads them when
+Prometheus scrapes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters since the server started."""
+
+    messages: int = 0  # chat lines relayed (room messages)
+    deliveries: int = 0  # events handed to a recipient by a room's fan-out
+    bytes_out: int = 0  # bytes written to peers
+    slow_consumers: int = 0  # peers dropped for not reading
+    flood_slowdowns: int = 0  # times a peer was told it is being slowed down
+    flood_kicks: int = 0  # peers disconnected for flooding
+    password_failures: int = 0
+    refused: int = 0  # connections turned away (limits, a full server)
+    resumes: int = 0  # sessions resumed by a new connection
