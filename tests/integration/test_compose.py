@@ -207,6 +207,9 @@ def test_the_containers_are_locked_down(stack: Stack) -> None:
     assert ps.returncode == 0, ps.stderr
     server = ps.stdout.strip()
     assert_locked_down(server)
+    # Back by itself after a crash (not after a stop), with its log file rotated.
+    assert inspect(server, "{{.HostConfig.RestartPolicy.Name}}") == "unless-stopped"
+    assert inspect(server, "{{.HostConfig.LogConfig.Config}}") == "map[max-file:3 max-size:10m]"
     # Its ports (IRC's, 6667, the chat's, 8080, the web chat's, 8081, and the
     # metrics', 9464) are published on the host's loopback only.
     bindings = inspect(server, "{{range $p, $b := .HostConfig.PortBindings}}{{$b}}{{end}}")
@@ -262,6 +265,44 @@ def test_the_tls_variant_of_the_demo(tmp_path: Path) -> None:
         asyncio.run(asyncio.wait_for(scenario(), WAIT * 2))
         logs = stack.run(*files, "logs", "server")
         assert "Server started on 0.0.0.0:8080 (TLS)" in logs.stdout
+    finally:
+        stack.run(*files, "--profile", "client", "down", "--remove-orphans", "--volumes")
+
+
+def test_the_password_as_a_compose_secret(tmp_path: Path) -> None:
+    """docker-compose.secret.yml: the server and the client read the password from
+    /run/secrets; an nc user gives it with /pass."""
+    secret = tmp_path / "password.txt"
+    secret.write_text("s3cret from a file\n")
+    secret.chmod(0o644)
+    stack = Stack()
+    stack.env["PEERCHAT_PASSWORD_SECRET"] = str(secret)
+    files = ["-f", "docker-compose.yml", "-f", "docker-compose.secret.yml"]
+    try:
+        up = stack.run(*files, "up", "--detach", "--wait", "server")
+        assert up.returncode == 0, up.stdout + up.stderr
+
+        async def scenario() -> None:
+            reader, writer = await asyncio.open_connection("127.0.0.1", stack.port)
+            await read_until(reader, "This server needs a password")
+            writer.write(b"/pass s3cret from a file\n")
+            await writer.drain()
+            await read_until(reader, "Password accepted")
+            client = await asyncio.create_subprocess_exec(
+                *stack.compose(*files, "run", "--rm", "-T", "client", "--nick", "secretive",
+                               "--linger", "1"),
+                cwd=ROOT, env=stack.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+            )  # fmt: skip
+            output, _ = await asyncio.wait_for(client.communicate(b"in with the secret\n"), WAIT)
+            assert client.returncode == 0, output.decode()
+            assert await read_until(reader, "<secretive>") == "<secretive> in with the secret"
+            writer.close()
+
+        asyncio.run(asyncio.wait_for(scenario(), WAIT * 2))
+        server = stack.run(*files, "ps", "--quiet", "server").stdout.strip()
+        environment = inspect(server, "{{.Config.Env}}")
+        assert "s3cret" not in environment  # only the file's path
     finally:
         stack.run(*files, "--profile", "client", "down", "--remove-orphans", "--volumes")
 

@@ -155,6 +155,13 @@ class OneLineErrors(click.Command):
     help="The server's password, if it has one. [env: PEERCHAT_PASSWORD]",
 )
 @click.option(
+    "--password-file",
+    envvar="PEERCHAT_PASSWORD_FILE",
+    type=click.Path(dir_okay=False),
+    help="Read the password from this file's first line (a compose secret), so it is "
+    "in no command line or environment. [env: PEERCHAT_PASSWORD_FILE]",
+)
+@click.option(
     "--wait",
     envvar="PEERCHAT_WAIT",
     type=SECONDS,
@@ -218,7 +225,7 @@ class OneLineErrors(click.Command):
     help="Ping the server after this many quiet seconds; call the connection dead after "
     "twice as many with no answer (0: never). [env: PEERCHAT_KEEPALIVE]",
 )
-@click.version_option(__version__, prog_name="peerchat-client")
+@click.version_option(__version__, "-V", "--version", prog_name="peerchat-client")
 def main(
     host: str,
     port: int | None,
@@ -228,6 +235,7 @@ def main(
     ca_file: str | None,
     insecure: bool,
     password: str | None,
+    password_file: str | None,
     wait: float,
     delay: float,
     linger: float,
@@ -252,6 +260,7 @@ def main(
     # Scripting mode keeps stdout for what is received; our own notices go to stderr.
     status = Console(display=display) if interactive else Console(sys.stderr, display=display)
 
+    password = _read_password_file(password_file) if password_file else password
     if listen_port is None:
         listen_port = 0
         if terminal:
@@ -309,3 +318,17 @@ def main(
         os.dup2(devnull, sys.stdout.fileno())
         code = 1
     sys.exit(code)
+
+
+def _read_password_file(path: str) -> str:
+    """The first line of ``path``; a usage error that says why if it cannot be read."""
+    try:
+        with open(path, encoding="utf-8") as secret:
+            first = secret.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise click.UsageError(f"cannot read the password file {path!r}: {exc}") from None
+    if not first:
+        raise click.UsageError(
+            f"the password file {path!r} is empty: put the password on its first line"
+        )
+    return first
