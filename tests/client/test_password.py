@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .harness import ClientProcess, RawPeer, run, running_server
+from .pty_client import PtyClient
 
 SECRET = "open sesame"
 
@@ -81,3 +82,23 @@ def test_dash_v_prints_the_version() -> None:
     )
     assert shown.returncode == 0
     assert shown.stdout.startswith("peerchat-client, version ")
+
+
+def test_at_a_terminal_the_password_is_asked_for_and_not_shown() -> None:
+    async def scenario() -> None:
+        async with running_server(password=SECRET, auth_failures=0) as server:
+            carol = await RawPeer.connect(server.port)
+            await carol.say(f"/pass {SECRET}")
+            await carol.lines.wait_text("Password accepted")
+            async with await PtyClient.start(
+                "--port", str(server.port), "--nick", "asked", "--listen-port", "0",
+            ) as asked:  # fmt: skip
+                at = await asked.wait_for("Password (the server needs one; it is not shown): ")
+                asked.type(SECRET + "\r")
+                await asked.wait_for("[SUCCESS] Connected to server", after=at)
+                assert SECRET not in asked.text
+                asked.type("q\r")
+                assert await asked.wait() == 0
+            await carol.close()
+
+    run(scenario())

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import getpass
 import sys
 
 from .config import ClientConfig
 from .console import Console, EventPrinter, JsonPrinter
 from .dial import connect, tls_context
-from .errors import ClientError
+from .errors import ClientError, ServerGone
 from .interactive import run_interactive
 from .link import Link
 from .script import run_script
@@ -61,12 +64,35 @@ async def establish(config: ClientConfig, status: Console, *, interactive: bool)
     )
 
 
+#: Goodbyes that mean the server wants (another) password.
+PASSWORD_CODES = ("auth_required", "bad_password", "auth_timeout")
+#: Times a person at a terminal is asked for the password before the client gives up.
+PASSWORD_TRIES = 3
+
+
+async def _establish_asking(config: ClientConfig, status: Console, *, interactive: bool) -> Link:
+    """Connect; at a terminal, a server that wants a password gets it asked for, hidden
+    (``getpass``: nothing is echoed), a few times at most."""
+    for _ in range(PASSWORD_TRIES):
+        try:
+            return await establish(config, status, interactive=interactive)
+        except ServerGone as exc:
+            if not interactive or exc.code not in PASSWORD_CODES:
+                raise
+            status.error(exc.message)
+            asked = await asyncio.to_thread(
+                getpass.getpass, "Password (the server needs one; it is not shown): "
+            )
+            config = dataclasses.replace(config, password=asked)
+    return await establish(config, status, interactive=interactive)
+
+
 async def run(
     config: ClientConfig, status: Console, *, interactive: bool, stdin_fd: int = 0
 ) -> int:
     """The whole run; returns the exit status. Failures end as one ``[ERROR]`` line."""
     try:
-        session = await establish(config, status, interactive=interactive)
+        session = await _establish_asking(config, status, interactive=interactive)
     except ClientError as exc:
         status.error(exc.message)
         return exc.exit_code
