@@ -8,10 +8,13 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
+from urllib.request import urlopen
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from peerchat_protocol import (
     Ack,
@@ -519,5 +522,30 @@ def test_what_comes_off_the_bus_is_checked_like_a_peer_s_input() -> None:
                 replication.on_note(Note("message", "r9", room="lobby", message=message))
             assert (await alice.expect(Message)).text == "y" * 100  # the long one never came
             await console_of(server).wait_for("Ignored a message of 101 bytes from replica r9")
+
+    run(scenario())
+
+
+def test_metrics_say_the_bus_is_up_and_how_far_behind_it_runs(redis: Redis) -> None:
+    async def scenario() -> None:
+        async with replicas(redis, metrics_port=0) as (a, b):
+            alice = await RichPeer.connect(a.port, "alice")
+            bob = await RichPeer.connect(b.port, "bob")
+            await joined_up(alice, "bob")
+            await knows(bob, "alice")
+            # b's clock runs 2 s ahead of a's: the note arrives "2 s after" it was said.
+            b.relay.rooms._clock = lambda: time.time() + 2.0
+            await alice.send(Say("over the bus"))
+            assert (await bob.expect(Message)).text == "over the bus"
+            assert b.metrics is not None
+            url = f"http://127.0.0.1:{b.metrics.port}/metrics"
+            text = await asyncio.to_thread(lambda: urlopen(url, timeout=10).read().decode())
+            samples = {
+                sample.name: sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+            }
+            assert samples["peerchat_bus_up"] == 1
+            assert 2 <= samples["peerchat_bus_lag_seconds"] < 5
 
     run(scenario())

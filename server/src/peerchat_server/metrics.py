@@ -60,6 +60,12 @@ class RelayCollector:
             yield GaugeMetricFamily(
                 "peerchat_bus_up", "1 while linked to the other replicas through Redis.", value=up
             )
+            yield GaugeMetricFamily(
+                "peerchat_bus_lag_seconds",
+                "From another replica's peer saying the last message that came over the bus "
+                "to its arrival here.",
+                value=stats.bus_lag,
+            )
 
 
 class MetricsServer:

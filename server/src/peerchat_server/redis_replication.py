@@ -182,6 +182,8 @@ class RedisReplication:
                 f"over the line limit ({limit})."
             )  # fmt: skip
             return
+        # How far behind the bus runs: the sender's time (its replica's clock) to now.
+        relay.stats.bus_lag = max(0.0, (relay.rooms.now() - note.message.ts) / 1000)
         message = note.message.renumbered(relay.rooms.new_id())  # ids increase per replica
         if note.to is not None:
             target = relay.registry.find(note.to)
