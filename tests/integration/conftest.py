@@ -11,6 +11,7 @@ from testcontainers.core.container import DockerContainer
 from testcontainers.core.network import Network
 
 from .containers import CLIENT_IMAGE, LABELS, SERVER_IMAGE, Peer, new_network
+from .stack import Stack, running_stack
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -63,3 +64,10 @@ def network() -> Iterator[Network]:
     """A private Docker network for one test, removed afterwards."""
     with new_network() as net:
         yield net
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    """`docker compose up server` from docker-compose.yml, for one test module."""
+    with running_stack() as running:
+        yield running

@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 ROOT = Path(__file__).resolve().parents[2]
 WAIT = 60.0
@@ -70,3 +71,13 @@ def running_stack() -> Iterator[Stack]:
     finally:
         down = stack.run("--profile", "client", "down", "--remove-orphans", "--volumes")
         assert down.returncode == 0, down.stdout + down.stderr
+
+
+def wait_in(stream: IO[str], text: str) -> str:
+    """Read a client's output until a line with ``text`` (at most 500 lines)."""
+    for _ in range(500):
+        line = stream.readline()
+        assert line, f"the client ended before {text!r}"
+        if text in line:
+            return line
+    raise AssertionError(f"no {text!r} in 500 lines")

@@ -16,16 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.request import urlopen
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from .stack import ROOT, WAIT, Stack, running_stack
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with running_stack() as running:
-        yield running
+from .stack import ROOT, WAIT, Stack
 
 
 async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:

@@ -13,13 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from .stack import ROOT, WAIT, Stack, running_stack
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with running_stack() as running:
-        yield running
+from .stack import ROOT, WAIT, Stack, wait_in
 
 
 class Irssi:
@@ -95,9 +89,9 @@ def test_irssi_chats_with_a_terminal_client_in_the_compose_demo(
             client.stdin.flush()
             irc.wait_for("hello from the terminal")
             irc.type("/msg #lobby hello from irssi")
-            _wait_in(client.stdout, "hello from irssi")
+            wait_in(client.stdout, "hello from irssi")
             irc.type("/me waves from irssi")
-            _wait_in(client.stdout, "waves from irssi")
+            wait_in(client.stdout, "waves from irssi")
             client.stdin.write("/quit\n")
             client.stdin.flush()
             client.stdin.close()
@@ -107,13 +101,3 @@ def test_irssi_chats_with_a_terminal_client_in_the_compose_demo(
                 client.kill()
                 client.wait()
         irc.type("/quit bye from irssi")
-
-
-def _wait_in(stream, text: str) -> str:  # type: ignore[no-untyped-def]
-    """Read the client's output until a line with ``text`` (bounded)."""
-    for _ in range(500):
-        line = stream.readline()
-        assert line, f"the client ended before {text!r}"
-        if text in line:
-            return str(line)
-    raise AssertionError(f"no {text!r} in 500 lines")

@@ -17,19 +17,13 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, expect, sync_playwright
 
-from .stack import ROOT, WAIT, Stack, running_stack
+from .stack import ROOT, WAIT, Stack, wait_in
 
 CHROMIUM = os.environ.get("PEERCHAT_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOT = ROOT / "docs" / "web.png"
 XSS = "<img src=x onerror=alert(1)>"
 
 expect.set_options(timeout=30_000)  # a server restart and the page's backoff
-
-
-@pytest.fixture(scope="module")
-def stack() -> Iterator[Stack]:
-    with running_stack() as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +108,7 @@ def test_a_browser_and_a_terminal_client_chat_in_the_compose_demo(
         expect(log_line(page, r"\[RECEIVED\].*<termy> hello from the terminal")).to_have_count(1)
         page.fill("#say", "hello from the browser")
         page.press("#say", "Enter")
-        _wait_in(client.stdout, "hello from the browser")
+        wait_in(client.stdout, "hello from the browser")
 
         # A line of HTML from a peer shows as text, and runs nothing.
         client.stdin.write(XSS + "\n")
@@ -125,7 +119,7 @@ def test_a_browser_and_a_terminal_client_chat_in_the_compose_demo(
 
         page.fill("#say", "/me waves at termy")
         page.press("#say", "Enter")
-        _wait_in(client.stdout, "waves at termy")
+        wait_in(client.stdout, "waves at termy")
         page.screenshot(path=str(SCREENSHOT))
         client.stdin.write("/quit\n")
         client.stdin.flush()
@@ -171,13 +165,3 @@ def test_the_page_comes_back_by_itself_after_a_server_restart(
     finally:
         nc.close()
     print(f"browser restart: {time.monotonic() - started:.1f} s")
-
-
-def _wait_in(stream, text: str) -> str:  # type: ignore[no-untyped-def]
-    """Read the client's output until a line with ``text`` (bounded)."""
-    for _ in range(500):
-        line = stream.readline()
-        assert line, f"the client ended before {text!r}"
-        if text in line:
-            return str(line)
-    raise AssertionError(f"no {text!r} in 500 lines")

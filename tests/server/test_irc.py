@@ -223,6 +223,10 @@ async def test_who_whois_names_list_ping_and_quit() -> None:
         assert numeric(names) == "353"
         assert set(names.rsplit(":", 1)[1].split()) == {"jay", "ircy"}
         assert numeric(await irc.line()) == "366"
+        await irc.send("USERHOST jay nobody", "ISON jay nobody ircy", "MOTD")
+        assert (await irc.line()) == ":peerchat 302 ircy :jay=+jay@peerchat"
+        assert (await irc.line()) == ":peerchat 303 ircy :jay ircy"
+        assert [numeric(await irc.line()) for _ in range(5)] == ["375", "372", "372", "372", "376"]
         await irc.send("LIST")
         assert [numeric(await irc.line()) for _ in range(3)] == ["321", "322", "323"]
         await irc.send("PING :token-1")

@@ -125,6 +125,10 @@ async def test_healthz_answers_from_the_event_loop_and_not_when_it_is_stuck() ->
             200, "ok: the relay's event loop answered\n",
         )  # fmt: skip
         assert (await asyncio.to_thread(get, server, "/nothing"))[0] == 404
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.metrics.port)
+        writer.write(b"POST /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert (await reader.read()).startswith(b"HTTP/1.1 405 ")
+        writer.close()
         loop = asyncio.get_running_loop()
         stuck = asyncio.to_thread(get, server, "/healthz", 0.5)
         asking = asyncio.ensure_future(stuck)

@@ -595,6 +595,14 @@ async def test_two_origin_headers_are_refused_and_leave_no_connection_counted() 
         assert not any("Internal error" in line for line in console_of(server).lines)
 
 
+async def test_two_host_headers_are_refused() -> None:
+    async with web_server() as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.ws_port)
+        writer.write(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nHost: evil.example\r\n\r\n")
+        assert (await asyncio.wait_for(reader.read(), WAIT)).startswith(b"HTTP/1.1 400 ")
+        writer.close()
+
+
 async def test_an_empty_first_fragment_is_part_of_the_message() -> None:
     async with web_server() as server:
         web = await WsPeer.connect(server.ws_port, "webby")

@@ -10,7 +10,6 @@ the rest are answered here, as a conforming server answers them.
 
 from __future__ import annotations
 
-import asyncio
 from typing import cast
 
 from peerchat_protocol import (
@@ -98,23 +97,12 @@ class IrcSession(Session):
 
     # --- registration -----------------------------------------------------------------------
 
-    def _announce_later(self) -> None:
-        """An IRC peer comes in by registering (NICK and USER), never as a silent
-        listener: one that has not within --auth-timeout is closed."""
-        try:
-            if self.registered or self._closing:
-                return
-            cfg = self.relay.config
-            wait = max(0.0, cfg.auth_timeout - cfg.announce_delay)
-            loop = asyncio.get_running_loop()
-            self._announce_timer = loop.call_later(wait, self._not_registered)
-        except Exception:
-            self.fail()
+    SILENT_LISTENERS = False  # it registers (Session._announce_later)
 
     def _auth_timed_out(self) -> None:
-        self._not_registered()  # (with a password: the same words, PASS among them)
+        self._never_introduced()  # (with a password: the same words, PASS among them)
 
-    def _not_registered(self) -> None:
+    def _never_introduced(self) -> None:
         if not self.registered and not self._closing:
             timeout = self.relay.config.auth_timeout
             why = f"not registered in {timeout:g} s"

@@ -115,7 +115,7 @@ def _fan_out(room: Room[Peer], replay_limit: int) -> int:
     if room.waiters:
         room.keep([frames for frames, _ in items], replay_limit)
     own = _own_runs(items)
-    delivered = _count(items, room.members, own)
+    delivered = _count(items, len(room.members), own)
     joined: dict[object, tuple[bytes, list[int]]] = {}
     for member in room.members:
         form = member.form
@@ -131,12 +131,12 @@ def _fan_out(room: Room[Peer], replay_limit: int) -> int:
 
 def _count(
     items: list[tuple[Broadcast, Peer | None]],
-    members: object,
+    members: int,
     own: dict[Peer, list[list[int]]],
 ) -> int:
-    """Deliveries of this fan-out: each event to each member, but a sender's own."""
+    """Deliveries of this fan-out: each event to each of ``members``, but a sender's own."""
     sizes = [len(item.messages) if isinstance(item, Said) else 1 for item, _ in items]
-    total = sum(sizes) * len(members)  # type: ignore[arg-type]
+    total = sum(sizes) * members
     for runs in own.values():
         total -= sum(sum(sizes[start:end]) for start, end in runs)
     return total

@@ -55,11 +55,6 @@ class Site:
     tls: bool = False
     files: dict[str, bytes] = field(default_factory=_load)
 
-    @property
-    def weight(self) -> int:
-        """The page's bytes: the three files together."""
-        return sum(len(data) for data in self.files.values())
-
     def respond(self, request: Request) -> Response | None:
         """The answer to an HTTP request, or None for a WebSocket handshake to accept
         (the websockets library checks the handshake itself)."""

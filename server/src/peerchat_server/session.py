@@ -203,11 +203,27 @@ class Session(Reading, asyncio.Protocol):
             self.drop_replay()
         self.relay.announce_join(self)
 
+    #: Whether a peer of this kind that says nothing is a listener (``nc``), announced
+    #: after a short delay. A kind whose peers must introduce themselves (a WebSocket's
+    #: hello, IRC's registration) closes one that has not by --auth-timeout instead.
+    SILENT_LISTENERS = True
+
     def _announce_later(self) -> None:
         try:
-            self.announce()
+            if self.SILENT_LISTENERS or self.conn.kind is not PeerKind.UNKNOWN:
+                self.announce()
+            elif not self._closing:
+                cfg = self.relay.config
+                wait = max(0.0, cfg.auth_timeout - cfg.announce_delay)
+                loop = asyncio.get_running_loop()
+                self._announce_timer = loop.call_later(wait, self._never_introduced)
         except Exception:
             self.fail()
+
+    def _never_introduced(self) -> None:
+        """A peer of a kind that must introduce itself did not in time: close it (each
+        such kind says how, and with which words)."""
+        raise NotImplementedError
 
     def leave(self, reason: str, bye: Bye) -> None:
         self._leave_reason = reason

@@ -134,20 +134,9 @@ class WebSocketSession(Session):
         loop = asyncio.get_running_loop()
         self._handshake = loop.call_later(HANDSHAKE_TIMEOUT, self._handshake_timed_out)
 
-    def _announce_later(self) -> None:
-        """A WebSocket peer comes in with its hello (admission.py), never as a silent
-        listener: one that sends none within --auth-timeout is closed."""
-        try:
-            if self.conn.kind is not PeerKind.UNKNOWN or self._closing:
-                return
-            cfg = self.relay.config
-            wait = max(0.0, cfg.auth_timeout - cfg.announce_delay)
-            loop = asyncio.get_running_loop()
-            self._announce_timer = loop.call_later(wait, self._no_hello)
-        except Exception:
-            self.fail()
+    SILENT_LISTENERS = False  # its first frame is a hello (Session._announce_later)
 
-    def _no_hello(self) -> None:
+    def _never_introduced(self) -> None:
         if self.conn.kind is PeerKind.UNKNOWN and not self._closing:
             timeout = self.relay.config.auth_timeout
             why = f"no hello in {timeout:g} s"
