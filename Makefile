@@ -8,18 +8,37 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help dev lint unit test clean-dev base wheels build up client integration check-docker clean bench bench-quick tls-cert soak cluster-images cluster cluster-client bench-replicas
+.PHONY: help host-up host-test dev lock lint unit test clean-dev base wheels build up client integration check-docker clean bench bench-quick tls-cert soak cluster-images cluster cluster-client bench-replicas
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
-$(STAMP): requirements-dev.txt protocol/pyproject.toml server/pyproject.toml client/pyproject.toml
+# The dev venv installs exactly the locked, hash-checked versions (requirements/dev.txt,
+# exported from uv.lock), then the three distributions editable, without dependencies.
+$(STAMP): requirements/dev.txt protocol/pyproject.toml server/pyproject.toml client/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -r requirements-dev.txt
+	$(BIN)/pip install --quiet --require-hashes --no-deps -r requirements/dev.txt
+	$(BIN)/pip install --quiet --no-deps -e ./protocol -e ./server -e ./client
+	$(BIN)/pip check
 	touch $@
 
+# What a fresh machine lacks (Compose v2, redis-server, chromium, irssi …) is installed
+# here, a line each saying why; without root, the exact command to run is printed.
+host-up:
+	@docker/host-deps.sh up
+
+host-test:
+	@docker/host-deps.sh test
+
 dev: $(STAMP) ## Create .venv with the three packages (editable) and the test tools
+
+EXPORT := $(BIN)/uv export --quiet --frozen --no-emit-workspace
+
+lock: $(STAMP) ## After changing a dependency: re-resolve uv.lock and export requirements/*.txt
+	$(BIN)/uv lock $(LOCK_ARGS)
+	$(EXPORT) --no-dev --package peerchat-server --extra redis -o requirements/server.txt
+	$(EXPORT) --no-dev --package peerchat-client -o requirements/client.txt
+	$(EXPORT) --all-packages --all-extras --group dev -o requirements/dev.txt
 
 lint: $(STAMP) ## ruff (lint and format check) and mypy (strict for protocol/)
 	$(BIN)/ruff check .
@@ -27,10 +46,10 @@ lint: $(STAMP) ## ruff (lint and format check) and mypy (strict for protocol/)
 	$(BIN)/mypy --strict protocol/src
 	$(BIN)/mypy server/src client/src
 
-unit: $(STAMP) ## Protocol unit tests, server and client in-process tests, the web page in chromium, documents vs code
-	$(BIN)/pytest tests/protocol tests/server tests/client tests/web tests/docs
+unit: host-test $(STAMP) ## Protocol unit tests, server and client in-process tests, the web page in chromium, documents vs code
+	$(BIN)/pytest tests/protocol tests/server tests/client tests/web tests/docs tests/host
 
-test: lint unit integration ## Everything CI runs: lint, unit, in-process and container tests
+test: host-test lint unit integration ## Everything CI runs (installing what the host lacks first)
 
 # --- containers ----------------------------------------------------------------------
 
@@ -50,11 +69,19 @@ base: check-docker ## Pick the base image (python:3.12-slim, or a local Debian o
 SOURCES := $(shell find protocol server client -name '*.py' -o -name pyproject.toml -o -name '*.md' 2>/dev/null)
 
 # Rebuilt only when a source changes: fresh wheels would defeat the image build cache.
-wheels/.built: $(STAMP) $(SOURCES) Makefile
+# The images install these hash-checked against requirements/{server,client}.txt: every
+# locked package, whatever its marker (async-timeout is for Debian's Python 3.11.2 only),
+# for both Pythons a base may have (3.11 built here, python:3.12-slim pulled).
+wheels/.built: $(STAMP) $(SOURCES) requirements/server.txt requirements/client.txt Makefile
 	rm -f wheels/*.whl
-	$(BIN)/pip wheel --quiet --wheel-dir wheels ./protocol './server[redis]' ./client
-	@# redis needs async-timeout below Python 3.11.3 (Debian bookworm's 3.11.2), not on the host.
-	$(BIN)/pip wheel --quiet --wheel-dir wheels 'async-timeout>=4.0.3'
+	for image in server client; do \
+	  sed -E 's/ ; [^\\]*\\$$/ \\/' requirements/$$image.txt >wheels/.$$image.txt || exit; \
+	  for python in 3.11 3.12; do \
+	    $(BIN)/pip download --quiet --require-hashes --no-deps --only-binary :all: \
+	      --python-version $$python --dest wheels -r wheels/.$$image.txt || exit; \
+	  done; \
+	done
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir wheels ./protocol ./server ./client
 	touch $@
 
 wheels: wheels/.built ## Wheels of peerchat and its dependencies, for images that cannot reach PyPI
@@ -64,13 +91,13 @@ build: base wheels ## Build the server and client images
 	@# Drop the images this build replaced (untagged), and only those.
 	@docker image prune --force --filter label=com.docker.compose.project=peerchat >/dev/null
 
-up: build ## Build, then run the server in the foreground (docker compose up server)
+up: host-up build ## Build, then run the server in the foreground (docker compose up server)
 	$(COMPOSE) up server
 
 client: ## Open a chat prompt in a container (docker compose run --rm client)
 	$(COMPOSE) run --rm client
 
-integration: build cluster-images ## Container tests: real images, testcontainers, docker compose
+integration: host-test build cluster-images ## Container tests: real images, testcontainers, docker compose
 	$(BIN)/pytest tests/integration
 
 soak: build ## Fault soak: clients chat for SOAK_SECONDS (180) under cut networks and pauses; prints the counts

@@ -3,8 +3,8 @@
 # mmdebstrap piped into `docker import`.  Needed because this machine has no
 # container registry: `docker pull` fails and the engine starts with no images.
 #
-# Usage: docker/build-base.sh [--force] [--install-deps]
-#   --install-deps  apt-get install mmdebstrap if it is missing (needs root)
+# Usage: docker/build-base.sh [--force]
+#   mmdebstrap, when missing, is installed by host-deps.sh (or it prints the command).
 #   stdout: the image reference (only that line), so callers can capture it.
 #   stderr: progress, timing and size.
 #
@@ -20,11 +20,10 @@
 set -euo pipefail
 
 FORCE=0
-INSTALL_DEPS=0
 for arg in "$@"; do
   case "$arg" in
     --force) FORCE=1 ;;
-    --install-deps) INSTALL_DEPS=1 ;;
+    --install-deps) ;;  # the default now; kept so older callers still work
     -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     *) echo "build-base.sh: unknown argument: $arg" >&2; exit 2 ;;
   esac
@@ -51,15 +50,9 @@ if [ "$FORCE" = 0 ] && docker image inspect "$TAG" >/dev/null 2>&1; then
   exit 0
 fi
 
-if ! command -v mmdebstrap >/dev/null 2>&1 && [ "$INSTALL_DEPS" = 1 ]; then
-  log "installing mmdebstrap with apt-get"
-  apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >&2
-fi
 if ! command -v mmdebstrap >/dev/null 2>&1; then
-  log "ERROR: mmdebstrap is not installed."
-  log "       Install it with:  apt-get update && apt-get install -y mmdebstrap"
-  log "       (or rerun with --install-deps)"
-  exit 1
+  # Installs it (saying why), or prints the command to run and stops.
+  "$(dirname "$0")/host-deps.sh" mmdebstrap >&2 || exit 1
 fi
 
 # --- Mirrors: reuse what the host's apt uses (the only reachable mirror here). ---

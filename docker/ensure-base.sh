@@ -67,10 +67,7 @@ choose() {
     fi
   fi
   log "falling back to the local mmdebstrap base"
-  # As root (CI), let build-base.sh apt-get install mmdebstrap if it is missing.
-  local deps=()
-  if [ "$(id -u)" = 0 ]; then deps=(--install-deps); fi
-  "$HERE/build-base.sh" "${deps[@]}" | tail -n 1
+  "$HERE/build-base.sh" | tail -n 1
 }
 
 IMAGE="$(choose)"
