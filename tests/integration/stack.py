@@ -54,9 +54,10 @@ class Stack:
 
 
 @contextmanager
-def running_stack() -> Iterator[Stack]:
-    """`docker compose up server`, then down."""
+def running_stack(**settings: str) -> Iterator[Stack]:
+    """`docker compose up server` (with ``settings``, as if in .env), then down."""
     stack = Stack()
+    stack.env.update(settings)
     # Build from the compose file under its own project name, as `make build` does, so
     # the (cached) build reuses the same image instead of relabelling it per test run.
     build = subprocess.run(

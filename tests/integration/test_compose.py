@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import pty
 import ssl
@@ -18,7 +19,7 @@ from urllib.request import urlopen
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from .stack import ROOT, WAIT, Stack
+from .stack import ROOT, WAIT, Stack, running_stack
 
 
 async def connect(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
@@ -354,3 +355,46 @@ def test_the_stack_serves_metrics_and_its_healthcheck_uses_healthz(stack: Stack)
     asyncio.run(asyncio.wait_for(scenario(), WAIT))
     ps = stack.run("ps", "--quiet", "server")
     assert inspect(ps.stdout.strip(), "{{.State.Health.Status}}") == "healthy"
+
+
+def test_json_logs_from_the_stack_answer_the_readmes_jq_question() -> None:
+    """PEERCHAT_LOG_FORMAT=json (as in .env): every line `docker compose logs` gives is
+    a JSON object, and the host peer's line is there with its peer, nick and room."""
+
+    async def scenario(port: int) -> None:
+        reader, writer, _ = await connect(port)
+        writer.write(b"/nick logan\n")
+        await writer.drain()
+        await read_until(reader, "logan")
+        _, other, _ = await connect(port)
+        writer.write(b"structured hello\n")
+        await writer.drain()
+        writer.close()
+        other.close()
+
+    with running_stack(PEERCHAT_LOG_FORMAT="json") as stack:
+        asyncio.run(asyncio.wait_for(scenario(stack.port), WAIT))
+        follow = subprocess.Popen(
+            stack.compose("logs", "--follow", "--no-log-prefix", "server"), cwd=ROOT,
+            env=stack.env, stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert follow.stdout is not None
+        received: list[dict[str, object]] = []
+        try:
+            for _ in range(200):  # every line, until the host peer's
+                out = follow.stdout.readline()
+                assert out, "the log ended before the received event"
+                line = json.loads(out)
+                assert isinstance(line, dict), line
+                assert line["time"], line
+                assert line["level"], line
+                if line["event"] == "received":
+                    received.append(line)
+                    break
+        finally:
+            follow.kill()
+            follow.wait()
+        assert received, "no received event in the server's JSON log"
+        line = received[0]
+        assert (line["nick"], line["room"], line["text"]) == ("logan", "lobby", "structured hello")
+        assert str(line["peer"]).startswith(("172.", "192.168.", "10."))  # via Docker's gateway

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import re
 import socket
 import struct
@@ -32,7 +33,7 @@ from peerchat_protocol import (
 )
 from peerchat_server.bus import Listener, Note
 from peerchat_server.config import ServerConfig
-from peerchat_server.console import Console
+from peerchat_server.console import LOGGER, TRAFFIC_TAGS, Console
 from peerchat_server.server import ChatServer
 
 #: Longest any single awaited thing may take before the test fails.
@@ -72,13 +73,15 @@ class RecordingConsole(Console):
     """A console that keeps its lines and lets a test await one."""
 
     def __init__(self, quiet: bool = False) -> None:
-        super().__init__(io.StringIO(), color=False, quiet=quiet)
+        # A logger of its own: servers run side by side in one test process.
+        own = logging.Logger(LOGGER)
+        super().__init__(io.StringIO(), color=False, quiet=quiet, logger=own)
         self.lines: list[str] = []
         self._changed = asyncio.Event()
 
-    def line(self, tag: str, text: str) -> None:
-        super().line(tag, text)
-        if self.quiet and tag == "RECEIVED":
+    def line(self, tag: str, text: str, /, **fields: Any) -> None:
+        super().line(tag, text, **fields)
+        if self.quiet and tag in TRAFFIC_TAGS:
             return
         self.lines.append(f"[{tag}] {text}")
         self._changed.set()

@@ -43,7 +43,7 @@ def reject_password(relay: Relay, peer: ChatPeer, given: str | None) -> None:
     """A wrong (or no) password: the peer goes, and its address waits longer each time."""
     why = "no password given" if given is None else "wrong password"
     relay.stats.password_failures += 1
-    relay.console.line("AUTH FAILED", f"Peer {peer.addr}: {why}.")  # never the secret
+    relay.console.line("AUTH FAILED", f"Peer {peer.addr}: {why}.", who=peer)  # never the secret
     # Guessing costs time: each wrong password makes the address wait longer
     # before its next connection, and too many lock it out for a while.
     address = peer.address
@@ -51,7 +51,8 @@ def reject_password(relay: Relay, peer: ChatPeer, given: str | None) -> None:
     if lockout:
         relay.console.line(
             "AUTH FAILED", f"{address.failures} wrong passwords from "
-            f"{address.key}: its new connections are refused for {wait:g} s."
+            f"{address.key}: its new connections are refused for {wait:g} s.",
+            who=peer, event="auth_lockout",
         )  # fmt: skip
     if wait >= relay.config.auth_lockout:
         why += f"; too many from your address: try again in {wait:g} s"
@@ -72,13 +73,13 @@ def admit(relay: Relay, peer: ChatPeer) -> None:
     """The password is right: the peer comes into the default room."""
     peer.authenticate()
     relay.admit(peer)
-    relay.console.line("AUTH", f"Peer {peer.addr} gave the password.")
+    relay.console.line("AUTH", f"Peer {peer.addr} gave the password.", who=peer)
 
 
 def password_timed_out(relay: Relay, peer: ChatPeer) -> None:
     """No password within ``--auth-timeout``: the peer goes."""
     timeout = relay.config.auth_timeout
-    relay.console.line("AUTH FAILED", f"Peer {peer.addr}: no password in {timeout:g} s.")
+    relay.console.line("AUTH FAILED", f"Peer {peer.addr}: no password in {timeout:g} s.", who=peer)
     peer.close(
         Bye(
             f"disconnected: no password within {timeout:g} s (send /pass PASSWORD as "
@@ -217,7 +218,10 @@ def take_over(relay: Relay, peer: ChatPeer, record: Resumable[Peer]) -> None:
             relay.move(peer, old.room.name)  # first, so the room and its log stay
         old.replaced()
     relay.registry.book.take_over(record, peer)
-    relay.console.line("RESUMED", f"Peer {peer.addr} resumed the session of {record.nick}.")
+    relay.console.line(
+        "RESUMED", f"Peer {peer.addr} resumed the session of {record.nick}.",
+        who=peer, nick=record.nick, room=record.room,
+    )  # fmt: skip
 
 
 def _settle_name(relay: Relay, peer: ChatPeer, wanted: str | None) -> None:
@@ -228,7 +232,7 @@ def _settle_name(relay: Relay, peer: ChatPeer, wanted: str | None) -> None:
     nick = registry.free_variant(wanted)
     was = peer.label
     old = registry.rename(peer, nick)
-    relay.console.line("NICK", f"Peer {was} is now {nick}.")
+    relay.console.line("NICK", f"Peer {was} is now {nick}.", who=peer, old_nick=old)
     if peer.announced:  # the others knew it by its address; the welcome tells it
         relay.announce_rename(peer, old, exclude=peer)
 

@@ -11,7 +11,7 @@ from click.core import ParameterSource
 
 from . import __version__
 from .config import DEFAULT_PORT, ServerConfig
-from .console import Console
+from .console import LEVELS, Console
 from .options import server_options
 from .server import ChatServer, StartupError
 
@@ -127,6 +127,9 @@ def main(
     metrics_port: int | None,
     bus: str,
     quiet: bool,
+    log_format: str,
+    log_level: str,
+    no_log_messages: bool,
 ) -> None:
     """Relay every chat message to all other connected peers.
 
@@ -184,7 +187,13 @@ def main(
     )
     # Console lines are written by a thread: a terminal or pipe that stops reading
     # must never stall the relay.
-    console = Console(quiet=quiet, background=True)
+    console = Console(
+        quiet=quiet,
+        background=True,
+        log_format=log_format.lower(),
+        level=LEVELS[log_level.lower()],
+        log_messages=not no_log_messages,
+    )
     server = ChatServer(config, console)
     try:
         asyncio.run(server.serve())

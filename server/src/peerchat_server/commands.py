@@ -148,7 +148,7 @@ def on_nick(relay: Relay, peer: ChatPeer, change: ChangeNick) -> None:
         return
     was = peer.label
     old = registry.rename(peer, change.nick)
-    relay.console.line("NICK", f"Peer {was} is now {peer.name}.")
+    relay.console.line("NICK", f"Peer {was} is now {peer.name}.", who=peer, old_nick=old)
     if peer.announced:
         relay.announce_rename(peer, old)
     else:
@@ -182,7 +182,9 @@ def on_pong(relay: Relay, peer: ChatPeer, _: Pong) -> None:
 def bad_line(relay: Relay, peer: ChatPeer, exc: RemoteProtocolError) -> None:
     """A line that is no command (bad JSON, invalid UTF-8, too long...): the peer is told
     why; past ``--max-errors`` of them, or after a fatal one, it is disconnected."""
-    relay.console.line("PROTOCOL ERROR", f"Peer {peer.label}: {exc.message} ({exc.code}).")
+    relay.console.line(
+        "PROTOCOL ERROR", f"Peer {peer.label}: {exc.message} ({exc.code}).", who=peer, code=exc.code
+    )
     peer.send(Error(exc.code, exc.message))
     if exc.fatal:
         bye = Bye(f"disconnected: {exc.message}", code=exc.code)

@@ -12,41 +12,8 @@ import click
 
 from peerchat_protocol import DEFAULT_MAX_LINE_BYTES
 
-from .config import (
-    ADDRESS_WAIT_BURST,
-    DEFAULT_ADDRESS_FLOOD_BURST,
-    DEFAULT_ADDRESS_FLOOD_RATE,
-    DEFAULT_ADDRESS_WAIT_RATE,
-    DEFAULT_AUTH_FAILURES,
-    DEFAULT_AUTH_LOCKOUT,
-    DEFAULT_AUTH_TIMEOUT,
-    DEFAULT_CATCH_UP_MESSAGES,
-    DEFAULT_CATCH_UP_TOTAL_BYTES,
-    DEFAULT_CONNECT_BURST,
-    DEFAULT_CONNECT_RATE,
-    DEFAULT_FLOOD_BURST,
-    DEFAULT_FLOOD_KICK_AFTER,
-    DEFAULT_FLOOD_RATE,
-    DEFAULT_HISTORY_BYTES,
-    DEFAULT_HISTORY_MESSAGES,
-    DEFAULT_HOST,
-    DEFAULT_IDLE_TIMEOUT,
-    DEFAULT_IPV4_PREFIX,
-    DEFAULT_IPV6_PREFIX,
-    DEFAULT_JOIN_NOTICES_UP_TO,
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_ERRORS,
-    DEFAULT_MAX_PER_ADDRESS,
-    DEFAULT_MAX_SEND_BUFFER,
-    DEFAULT_MAX_SESSIONS_PER_ADDRESS,
-    DEFAULT_PING_AFTER,
-    DEFAULT_PING_TIMEOUT,
-    DEFAULT_PORT,
-    DEFAULT_RENAME_BURST,
-    DEFAULT_RENAME_RATE,
-    DEFAULT_RESUME_WINDOW,
-    DEFAULT_SHUTDOWN_TIMEOUT,
-)
+from . import config as defaults
+from .console import LEVELS
 
 PORT = click.IntRange(0, 65535)
 F = TypeVar("F", bound=Callable[..., Any])
@@ -63,14 +30,14 @@ def setting(*decls: str, **attrs: Any) -> Callable[[F], F]:
 OPTIONS: list[Callable[[F], F]] = [
     setting(
         "--host",
-        default=DEFAULT_HOST,
+        default=defaults.DEFAULT_HOST,
         show_default=True,
         help="Address to listen on; 0.0.0.0 for every interface.",
     ),
     setting(
         "--port",
         type=PORT,
-        default=DEFAULT_PORT,
+        default=defaults.DEFAULT_PORT,
         show_default=True,
         help="Port to listen on (0: any free port). Asked for on a terminal when not given.",
     ),
@@ -84,35 +51,35 @@ OPTIONS: list[Callable[[F], F]] = [
     setting(
         "--max-send-buffer",
         type=click.IntRange(1024),
-        default=DEFAULT_MAX_SEND_BUFFER,
+        default=defaults.DEFAULT_MAX_SEND_BUFFER,
         show_default=True,
         help="Bytes that may wait for a peer that is not reading before it is dropped.",
     ),
     setting(
         "--max-errors",
         type=click.IntRange(1),
-        default=DEFAULT_MAX_ERRORS,
+        default=defaults.DEFAULT_MAX_ERRORS,
         show_default=True,
         help="Bad lines a peer may send before it is disconnected.",
     ),
     setting(
         "--shutdown-timeout",
         type=click.FloatRange(0),
-        default=DEFAULT_SHUTDOWN_TIMEOUT,
+        default=defaults.DEFAULT_SHUTDOWN_TIMEOUT,
         show_default=True,
         help="Seconds to let peers take their goodbye on SIGTERM.",
     ),
     setting(
         "--flood-burst",
         type=click.IntRange(1),
-        default=DEFAULT_FLOOD_BURST,
+        default=defaults.DEFAULT_FLOOD_BURST,
         show_default=True,
         help="Lines a peer may send at once before it is slowed down.",
     ),
     setting(
         "--flood-rate",
         type=click.FloatRange(0),
-        default=DEFAULT_FLOOD_RATE,
+        default=defaults.DEFAULT_FLOOD_RATE,
         show_default=True,
         help="Lines a second a peer may keep sending; more are delayed, never dropped "
         "(0: no limit).",
@@ -120,49 +87,49 @@ OPTIONS: list[Callable[[F], F]] = [
     setting(
         "--flood-kick-after",
         type=click.FloatRange(0),
-        default=DEFAULT_FLOOD_KICK_AFTER,
+        default=defaults.DEFAULT_FLOOD_KICK_AFTER,
         show_default=True,
         help="Seconds a peer may stay over the rate before it is disconnected.",
     ),
     setting(
         "--address-flood-burst",
         type=click.IntRange(1),
-        default=DEFAULT_ADDRESS_FLOOD_BURST,
+        default=defaults.DEFAULT_ADDRESS_FLOOD_BURST,
         show_default=True,
         help="Lines all connections from one address may send at once before they are slowed.",
     ),
     setting(
         "--address-flood-rate",
         type=click.FloatRange(0),
-        default=DEFAULT_ADDRESS_FLOOD_RATE,
+        default=defaults.DEFAULT_ADDRESS_FLOOD_RATE,
         show_default=True,
         help="Lines a second all connections from one address may keep sending (0: no limit).",
     ),
     setting(
         "--history",
         type=click.IntRange(0),
-        default=DEFAULT_HISTORY_MESSAGES,
+        default=defaults.DEFAULT_HISTORY_MESSAGES,
         show_default=True,
         help="Messages each room keeps for people who join later (0: none).",
     ),
     setting(
         "--history-bytes",
         type=click.IntRange(0),
-        default=DEFAULT_HISTORY_BYTES,
+        default=defaults.DEFAULT_HISTORY_BYTES,
         show_default=True,
         help="Most text a room's history may hold, in bytes of memory (1 to 4 a character).",
     ),
     setting(
         "--catch-up",
         type=click.IntRange(0),
-        default=DEFAULT_CATCH_UP_MESSAGES,
+        default=defaults.DEFAULT_CATCH_UP_MESSAGES,
         show_default=True,
         help="Messages each room keeps for clients that reconnect, to replay what they missed.",
     ),
     setting(
         "--catch-up-total-bytes",
         type=click.IntRange(0),
-        default=DEFAULT_CATCH_UP_TOTAL_BYTES,
+        default=defaults.DEFAULT_CATCH_UP_TOTAL_BYTES,
         show_default=True,
         help="Most text (bytes in memory) all rooms' logs may hold together; past it, the "
         "quietest room's oldest messages go (0: no total).",
@@ -170,7 +137,7 @@ OPTIONS: list[Callable[[F], F]] = [
     setting(
         "--resume-window",
         type=click.FloatRange(0),
-        default=DEFAULT_RESUME_WINDOW,
+        default=defaults.DEFAULT_RESUME_WINDOW,
         show_default=True,
         help="Seconds a lost client may take to reconnect and get its name, room and "
         "missed messages back (0: no resuming).",
@@ -178,35 +145,35 @@ OPTIONS: list[Callable[[F], F]] = [
     setting(
         "--join-notices-up-to",
         type=click.IntRange(0),
-        default=DEFAULT_JOIN_NOTICES_UP_TO,
+        default=defaults.DEFAULT_JOIN_NOTICES_UP_TO,
         show_default=True,
         help="Rooms with more members than this announce no joins and leaves.",
     ),
     setting(
         "--max-connections",
         type=click.IntRange(0),
-        default=DEFAULT_MAX_CONNECTIONS,
+        default=defaults.DEFAULT_MAX_CONNECTIONS,
         show_default=True,
         help="Connections at once; more are turned away with a notice (0: no limit).",
     ),
     setting(
         "--max-per-address",
         type=click.IntRange(0),
-        default=DEFAULT_MAX_PER_ADDRESS,
+        default=defaults.DEFAULT_MAX_PER_ADDRESS,
         show_default=True,
         help="Connections at once from one address (0: no limit).",
     ),
     setting(
         "--connect-burst",
         type=click.IntRange(1),
-        default=DEFAULT_CONNECT_BURST,
+        default=defaults.DEFAULT_CONNECT_BURST,
         show_default=True,
         help="New connections one address may open at once before it must slow down.",
     ),
     setting(
         "--connect-rate",
         type=click.FloatRange(0),
-        default=DEFAULT_CONNECT_RATE,
+        default=defaults.DEFAULT_CONNECT_RATE,
         show_default=True,
         help="New connections a second one address may keep opening; more are turned away "
         "(0: no limit).",
@@ -214,7 +181,7 @@ OPTIONS: list[Callable[[F], F]] = [
     setting(
         "--ipv4-prefix",
         type=click.IntRange(1, 32),
-        default=DEFAULT_IPV4_PREFIX,
+        default=defaults.DEFAULT_IPV4_PREFIX,
         show_default=True,
         help="IPv4 addresses in one network of this prefix length count as one address for "
         "the per-address limits.",
@@ -222,50 +189,50 @@ OPTIONS: list[Callable[[F], F]] = [
     setting(
         "--ipv6-prefix",
         type=click.IntRange(1, 128),
-        default=DEFAULT_IPV6_PREFIX,
+        default=defaults.DEFAULT_IPV6_PREFIX,
         show_default=True,
         help="The same for IPv6 (64: one subscriber's network).",
     ),
     setting(
         "--rename-burst",
         type=click.IntRange(1),
-        default=DEFAULT_RENAME_BURST,
+        default=defaults.DEFAULT_RENAME_BURST,
         show_default=True,
         help="Renames one address may make at once.",
     ),
     setting(
         "--rename-rate",
         type=click.FloatRange(0),
-        default=DEFAULT_RENAME_RATE,
+        default=defaults.DEFAULT_RENAME_RATE,
         show_default=True,
         help="Renames a second one address may keep making; more are refused (0: no limit).",
     ),
     setting(
         "--address-wait-rate",
         type=click.FloatRange(0),
-        default=DEFAULT_ADDRESS_WAIT_RATE,
+        default=defaults.DEFAULT_ADDRESS_WAIT_RATE,
         show_default=True,
         help="Times a second a room may keep waiting for slow readers from one address, "
-        f"after {ADDRESS_WAIT_BURST} at once (0: no limit).",
+        f"after {defaults.ADDRESS_WAIT_BURST} at once (0: no limit).",
     ),
     setting(
         "--ping-after",
         type=click.FloatRange(0),
-        default=DEFAULT_PING_AFTER,
+        default=defaults.DEFAULT_PING_AFTER,
         show_default=True,
         help="Seconds a rich peer may be quiet before it is pinged (0: never).",
     ),
     setting(
         "--ping-timeout",
         type=click.FloatRange(0),
-        default=DEFAULT_PING_TIMEOUT,
+        default=defaults.DEFAULT_PING_TIMEOUT,
         show_default=True,
         help="Seconds to wait for its answer before dropping it.",
     ),
     setting(
         "--idle-timeout",
         type=click.FloatRange(0),
-        default=DEFAULT_IDLE_TIMEOUT,
+        default=defaults.DEFAULT_IDLE_TIMEOUT,
         show_default=True,
         help="Seconds a plain-text peer may send nothing before it is disconnected "
         "(0: never; TCP keepalive still finds dead ones).",
@@ -296,14 +263,14 @@ OPTIONS: list[Callable[[F], F]] = [
     setting(
         "--auth-timeout",
         type=click.FloatRange(0, min_open=True),
-        default=DEFAULT_AUTH_TIMEOUT,
+        default=defaults.DEFAULT_AUTH_TIMEOUT,
         show_default=True,
         help="Seconds a peer has to give the password.",
     ),
     setting(
         "--auth-failures",
         type=click.IntRange(0),
-        default=DEFAULT_AUTH_FAILURES,
+        default=defaults.DEFAULT_AUTH_FAILURES,
         show_default=True,
         help="Wrong passwords from one address before its connections are refused for "
         "--auth-lockout seconds; each one before that doubles its wait (0: no limit).",
@@ -311,14 +278,14 @@ OPTIONS: list[Callable[[F], F]] = [
     setting(
         "--auth-lockout",
         type=click.FloatRange(0, min_open=True),
-        default=DEFAULT_AUTH_LOCKOUT,
+        default=defaults.DEFAULT_AUTH_LOCKOUT,
         show_default=True,
         help="Seconds an address that gave too many wrong passwords is refused.",
     ),
     setting(
         "--max-sessions-per-address",
         type=click.IntRange(0),
-        default=DEFAULT_MAX_SESSIONS_PER_ADDRESS,
+        default=defaults.DEFAULT_MAX_SESSIONS_PER_ADDRESS,
         show_default=True,
         help="Lost sessions from one address kept for resuming; past it, its oldest goes "
         "(0: no limit but --max-connections).",
@@ -384,6 +351,28 @@ OPTIONS: list[Callable[[F], F]] = [
         "--quiet",
         is_flag=True,
         help="Hide the per-message [RECEIVED] lines (for heavy traffic).",
+    ),
+    setting(
+        "--log-format",
+        type=click.Choice(["text", "json"], case_sensitive=False),
+        default="text",
+        show_default=True,
+        help="The seed's [TAG] lines, or one JSON object a line (time, level, event, peer, "
+        "nick, room) for Docker's log drivers, Loki or jq.",
+    ),
+    setting(
+        "--log-level",
+        type=click.Choice(list(LEVELS), case_sensitive=False),
+        default="info",
+        show_default=True,
+        help="Least important lines written: warning leaves out arrivals, departures and "
+        "messages, keeping refusals, drops, floods and errors.",
+    ),
+    setting(
+        "--no-log-messages",
+        is_flag=True,
+        help="Keep chat text out of the log: [RECEIVED] lines say who, where and how many "
+        "characters.",
     ),
 ]
 

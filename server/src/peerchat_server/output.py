@@ -184,6 +184,8 @@ class Output:
             "DROPPED",
             f"Peer {self.label} stopped reading: {backlog} bytes waiting "
             f"(limit {limit}); disconnected.",
+            who=cast("Peer", self),
+            backlog=backlog,
         )
         self.abort()
 
@@ -238,7 +240,9 @@ class Output:
         if self._leave_reason is None:
             self._leave_reason = log_reason or "closed by the server"
         if log_reason and not self.relay.closing:
-            self.relay.console.line("CLOSING", f"Peer {self.label}: {log_reason}.")
+            self.relay.console.line(
+                "CLOSING", f"Peer {self.label}: {log_reason}.", who=cast("Peer", self)
+            )
         self._closing = True
         self.flush()
         transport = self.transport
@@ -261,12 +265,16 @@ class Output:
         """Why the connection ended, for its room (and the console, for a reset)."""
         if self._leave_reason is not None:
             return self._leave_reason
-        console = self.relay.console
+        console, who = self.relay.console, cast("Peer", self)
         if isinstance(exc, ConnectionResetError | BrokenPipeError | ConnectionAbortedError):
-            console.line("CONNECTION RESET", f"Peer {self.label} forcibly closed the connection.")
+            console.line(
+                "CONNECTION RESET", f"Peer {self.label} forcibly closed the connection.", who=who
+            )
             return "connection reset"
         if isinstance(exc, TimeoutError):
-            console.line("CONNECTION RESET", f"Peer {self.label} stopped answering (timed out).")
+            console.line(
+                "CONNECTION RESET", f"Peer {self.label} stopped answering (timed out).", who=who
+            )
             return "connection timed out"
         return "connection lost" if exc is not None else ""
 
@@ -290,6 +298,7 @@ class Output:
         self.relay.console.line(
             "ERROR",
             f"Internal error serving {self.label}; closing it:\n{traceback.format_exc().rstrip()}",
+            who=cast("Peer", self),
         )
         self._leave_reason = "server error"
         try:

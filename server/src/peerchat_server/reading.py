@@ -190,7 +190,9 @@ class Reading(Output):
         if verdict.notice is not None:
             self.relay.stats.flood_slowdowns += 1
             self.send(Info(verdict.notice))
-            self.relay.console.line("FLOOD", f"Peer {self.label} is being slowed down.")
+            self.relay.console.line(
+                "FLOOD", f"Peer {self.label} is being slowed down.", who=cast("Peer", self)
+            )
         if not self.transport.is_closing():
             self.transport.pause_reading()
         if self._resume_handle is not None:

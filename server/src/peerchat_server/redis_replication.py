@@ -9,6 +9,7 @@ calls the relay, never the other way round.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
@@ -195,11 +196,12 @@ class RedisReplication:
             return  # nobody here is in that room, nor knows of it
         relay.outbox.broadcast(message, room)
         relay.rooms.remember(room, message, note.digest or f"replica:{note.origin}")
-        if not relay.console.quiet:
-            shown = message.text[:LOG_TEXT_LIMIT]
-            relay.console.line(
-                "RECEIVED", f"From {message.nick} (elsewhere){relay.where(room)}: {shown}"
-            )
+        if relay.console.traffic:
+            relay.console.said(
+                f"From {message.nick} (elsewhere){relay.where(room)}",
+                message.text[:LOG_TEXT_LIMIT], len(message.text),
+                nick=message.nick, room=room.name, replica=note.origin,
+            )  # fmt: skip
 
     def _on_join(self, note: Note) -> None:
         if not (note.nick and note.room):
@@ -253,7 +255,9 @@ class RedisReplication:
         remote.heard(note.origin, relay.loop_time())
         for room, nick, addr, secret_digest in note.peers:
             relay.add_remote(RemotePeer(nick, addr, room, note.origin, secret_digest), notify=False)
-        relay.console.line("BUS", f"Replica {note.origin} has {len(note.peers)} peers.")
+        relay.console.line(
+            "BUS", f"Replica {note.origin} has {len(note.peers)} peers.", level=logging.INFO
+        )
 
     def _on_bye(self, note: Note) -> None:
         self._forget_replica(note.origin, "its server stopped")

@@ -256,7 +256,7 @@ class Relay:
         room.intake += len(say.text)
         rooms.remember(room, message, sender.origin)
         self.replication.said(room.name, message, sender.origin)
-        if not self.console.quiet:
+        if self.console.traffic:
             self._log_said(sender, room, say.text, say.action)
         return message.id
 
@@ -275,7 +275,7 @@ class Relay:
         self.outbox.broadcast_said(Said(nick, texts, messages), room, sender)
         self.stats.messages += len(messages)
         room.intake += sum(map(len, texts))
-        if not self.console.quiet:
+        if self.console.traffic:
             for text in texts:
                 self._log_said(sender, room, text, False)
 
@@ -283,7 +283,7 @@ class Relay:
         shown = text if len(text) <= LOG_TEXT_LIMIT else f"{text[:LOG_TEXT_LIMIT]}..."
         if action:
             shown = f"* {sender.name} {shown}"
-        self.console.line("RECEIVED", f"From {sender.label}{self.where(room)}: {shown}")
+        self.console.said(f"From {sender.label}{self.where(room)}", shown, len(text), who=sender)
 
     def where(self, room: Room[Peer]) -> str:
         """`` in #room`` for the console, or nothing for the lobby."""
@@ -294,16 +294,21 @@ class Relay:
         rooms = self.rooms
         message = Message.relay(rooms.new_id(), say, sender.name, rooms.now(), None, target.name)
         target.deliver(Frames(message))
-        if not self.console.quiet:
-            self.console.line("PRIVATE", f"From {sender.label} to {target.label}.")
+        if self.console.traffic:
+            self.console.line(
+                "PRIVATE", f"From {sender.label} to {target.label}.", who=sender, to=target.name
+            )
 
     def whisper_remote(self, sender: Peer, target: RemotePeer, say: Say) -> None:
         """A private message for a peer on another replica."""
         rooms = self.rooms
         message = Message.relay(rooms.new_id(), say, sender.name, rooms.now(), None, target.nick)
         self.replication.whispered(target, message)
-        if not self.console.quiet:
-            self.console.line("PRIVATE", f"From {sender.label} to {target.nick} (elsewhere).")
+        if self.console.traffic:
+            self.console.line(
+                "PRIVATE", f"From {sender.label} to {target.nick} (elsewhere).",
+                who=sender, to=target.nick,
+            )  # fmt: skip
 
     def tell_everyone(self, text: str) -> None:
         """A notice for every peer that is in (the ones still at the password wait not)."""

@@ -98,8 +98,9 @@ class Session(Reading, asyncio.Protocol):
             self.room.wait(self)  # until its first line says whether it wants JSON
         loop = asyncio.get_running_loop()
         self._last_heard = loop.time()
-        relay.console.line("NEW CONNECTION", f"Peer {self.addr} connected.")
-        relay.console.line("ACTIVE CONNECTIONS", str(len(relay.registry)))
+        relay.console.line("NEW CONNECTION", f"Peer {self.addr} connected.", who=self)
+        count = len(relay.registry)
+        relay.console.line("ACTIVE CONNECTIONS", str(count), connections=count)
         admission.greet(relay, self)
         if self.authenticated:
             delay, then = relay.config.announce_delay, self._announce_later
@@ -114,7 +115,7 @@ class Session(Reading, asyncio.Protocol):
         relay = self.relay
         relay.stats.refused += 1
         if relay.registry.addresses.log_refusal(self.address):
-            relay.console.line("REFUSED", f"Peer {self.addr}: {why}.")
+            relay.console.line("REFUSED", f"Peer {self.addr}: {why}.", peer=self.addr)
         bye = Bye(f"Connection refused: {why}.", code=ErrorCode.TOO_MANY_CONNECTIONS)
         self.transport.write(encode_plain(bye) + encode_json(bye))
         self.transport.close()
@@ -171,8 +172,11 @@ class Session(Reading, asyncio.Protocol):
                 relay.registry.book.lost(record, self.name, self.room.name, relay.loop_time())
             if self in relay.registry:
                 relay.unregister(self, reason[:200])
-                relay.console.line("DISCONNECTED", f"{self.label} removed from peers list.")
-                relay.console.line("ACTIVE CONNECTIONS", str(len(relay.registry)))
+                relay.console.line(
+                    "DISCONNECTED", f"{self.label} removed from peers list.", who=self
+                )
+                count = len(relay.registry)
+                relay.console.line("ACTIVE CONNECTIONS", str(count), connections=count)
 
     # --- what the commands ask of a peer (peer.ChatPeer) ---------------------------------
 
@@ -255,7 +259,9 @@ class Session(Reading, asyncio.Protocol):
 
     def replaced(self) -> None:
         """A new connection resumed this peer's session: go at once, unannounced."""
-        self.relay.console.line("REPLACED", f"Peer {self.label}: resumed from another connection.")
+        self.relay.console.line(
+            "REPLACED", f"Peer {self.label}: resumed from another connection.", who=self
+        )
         self.announced = False  # so that leaving tells nobody: the peer is still here
         self.resumable = None
         self._leave_reason = "resumed elsewhere"

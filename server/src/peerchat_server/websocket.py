@@ -186,7 +186,9 @@ class WebSocketSession(Session):
         self._closing = True
         self.relay.stats.refused += 1
         if self.relay.registry.addresses.log_refusal(self.address):
-            self.relay.console.line("REFUSED", f"Peer {self.addr} (WebSocket): {why}.")
+            self.relay.console.line(
+                "REFUSED", f"Peer {self.addr} (WebSocket): {why}.", peer=self.addr
+            )
         bye = Bye(f"Connection refused: {why}.", code=ErrorCode.TOO_MANY_CONNECTIONS)
         self.transport.write(text_frame(encode_json(bye)) + close_frame(POLICY, "refused"))
         self._close_sent = True
@@ -319,6 +321,7 @@ class WebSocketSession(Session):
         self.relay.console.line(
             "ERROR",
             f"Internal error serving {self.addr} (HTTP):\n{traceback.format_exc().rstrip()}",
+            peer=self.addr,
         )
         self._uncount()
         self._closing = True
