@@ -31,9 +31,10 @@ from peerchat_protocol import (
     Role,
     Welcome,
 )
-from peerchat_server.bus import Listener, Note
+from peerchat_server.bus import Listener
 from peerchat_server.config import ServerConfig
 from peerchat_server.console import LOGGER, TRAFFIC_TAGS, Console
+from peerchat_server.notes import CONTROL, Note
 from peerchat_server.server import ChatServer
 
 #: Longest any single awaited thing may take before the test fails.
@@ -327,15 +328,37 @@ class StubBus:
         self.replica = replica
         self.connected = True
         self.published: list[Note] = []
+        self.channels: list[str] = []  # each note's channel
+        self.rooms: set[str] = set()
+        self.listener: Listener | None = None
 
-    def publish(self, note: Note) -> None:
+    def publish(self, note: Note, channel: str = CONTROL) -> None:
         self.published.append(note)
+        self.channels.append(channel)
+
+    def follow(self, room: str, *, backfill: bool) -> None:
+        """Followed at once; the room's log in Redis is empty."""
+        self.rooms.add(room)
+        if backfill and self.listener is not None:
+            self.listener.on_backfill(room, [])
+
+    def unfollow(self, room: str) -> None:
+        self.rooms.discard(room)
 
     async def start(self, listener: Listener) -> None:
-        pass
+        self.listener = listener
 
     async def stop(self, farewell: Note | None = None) -> None:
         self.connected = False
+
+
+def stub_replication(relay: Any, replica: str = "m0000000") -> tuple[Any, StubBus]:
+    """``relay`` as one replica of several, its bus a StubBus: (replication, bus)."""
+    from peerchat_server.redis_replication import RedisReplication
+
+    bus = StubBus(replica)
+    relay.replication = bus.listener = RedisReplication(relay, bus)
+    return relay.replication, bus
 
 
 class WsPeer:

@@ -30,13 +30,12 @@ from peerchat_protocol import (
 )
 from peerchat_server.addresses import AddressBook, address_key
 from peerchat_server.config import ServerConfig
-from peerchat_server.redis_replication import RedisReplication
 from peerchat_server.replicas import RemotePeer
 from peerchat_server.resume import Resumable, ResumeBook
 from peerchat_server.session import Session
 from peerchat_server.tokens import digest
 
-from .peers import WAIT, PlainPeer, RichPeer, StubBus, console_of, running_server
+from .peers import WAIT, PlainPeer, RichPeer, console_of, running_server, stub_replication
 
 ATTACKER = "127.0.0.2"
 
@@ -648,7 +647,7 @@ async def test_resuming_a_session_gets_only_what_was_said_since_it_came_in() -> 
 async def test_a_session_vouched_for_by_another_replica_catches_up_on_its_room_since() -> None:
     async with running_server() as server:
         relay = server.relay
-        relay.replication = RedisReplication(relay, StubBus("m0000000"))
+        stub_replication(relay)
         alice = await staff_room_with_30_lines(server.port)
         # eve came into #staff on replica r1 after the 30 lines (ids 1 to 30 here).
         relay.registry.remote.add(RemotePeer("eve", "a:1", "staff", "r1", digest("eve-secret"), 30))

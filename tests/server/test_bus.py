@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.request import urlopen
 
@@ -21,7 +16,6 @@ from peerchat_protocol import (
     ChangeNick,
     Entered,
     Error,
-    Event,
     Hello,
     Info,
     Joined,
@@ -36,19 +30,18 @@ from peerchat_protocol import (
     Welcome,
     Who,
 )
-from peerchat_server.bus import BadNote, Note, decode, encode
-from peerchat_server.redis_replication import RedisReplication
-from peerchat_server.server import ChatServer
+from peerchat_server.notes import BadNote, Note, decode, encode
 from peerchat_server.tokens import digest
 
 from .peers import (
     WAIT,
     PlainPeer,
     RichPeer,
-    StubBus,
     console_of,
     running_server,
+    stub_replication,
 )
+from .replicaset import Redis, ended, joined_up, knows, replicas, run
 
 # --- the notes themselves ------------------------------------------------------------------
 
@@ -60,7 +53,7 @@ def test_notes_round_trip_and_messages_are_checked_again() -> None:
     roster = Note("roster", "r2", peers=(("games", "bob", "10.0.0.2:1", "d1"),))
     assert decode(encode(roster)) == roster
     assert decode(b'{"v": 99, "kind": "beat", "origin": "r"}') is None  # a newer format
-    for bad in (b"junk", b"[]", b'{"v": 1}', b'{"v":1,"kind":"message","origin":"r",'
+    for bad in (b"junk", b"[]", b'{"v": 2}', b'{"v":2,"kind":"message","origin":"r",'
                 b'"message":{"id":1,"nick":"bad nick","text":"x","ts":1}}'):  # fmt: skip
         with pytest.raises(BadNote):
             decode(bad)
@@ -70,110 +63,6 @@ def test_a_digest_recognises_a_secret_without_giving_it_away() -> None:
     assert digest("secret") == digest("secret") != digest("other")
     assert "secret" not in digest("secret")
     assert digest(None) == ""
-
-
-# --- a real Redis --------------------------------------------------------------------------
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Redis:
-    """redis-server on 127.0.0.1, no persistence, stopped (and startable again) by PID."""
-
-    def __init__(self) -> None:
-        exe = shutil.which("redis-server") or "/usr/bin/redis-server"
-        if not shutil.which(exe):
-            pytest.fail(
-                "redis-server is needed for the replica tests: apt-get install redis-server "
-                "(.ci/run does it)",
-                pytrace=False,
-            )
-        self.exe = exe
-        self.port = _free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [self.exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--protected-mode", "no"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )  # fmt: skip
-        for _ in range(200):  # up to 10 s for it to listen
-            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port)):
-                return
-            if self.proc.poll() is not None:
-                raise AssertionError("redis-server exited at start")
-            subprocess.run(["sleep", "0.05"], check=True)
-        raise AssertionError("redis-server did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=10)
-        self.proc = None
-
-
-@pytest.fixture
-def redis() -> Iterator[Redis]:
-    server = Redis()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@contextlib.asynccontextmanager
-async def replicas(redis: Redis, **overrides: Any) -> AsyncIterator[tuple[ChatServer, ChatServer]]:
-    async with (
-        running_server(bus=redis.url, **overrides) as a,
-        running_server(bus=redis.url, **overrides) as b,
-    ):
-        for server in (a, b):
-            await console_of(server).wait_for("[BUS] Connected to Redis")
-        yield a, b
-
-
-async def joined_up(peer: RichPeer, nick: str) -> None:
-    """Wait until ``peer`` hears that ``nick`` (on another replica) is in its room;
-    others may be heard joining first."""
-    await peer.expect(Joined, lambda j: j.nick == nick, skip=Joined)
-
-
-async def knows(peer: RichPeer, *nicks: str) -> None:
-    """Make sure ``peer``'s replica knows ``nicks`` (on another replica), and read past
-    the notices of their arrival: one comes if that replica heard of someone after
-    ``peer`` came."""
-
-    def arrival(event: Event) -> bool:
-        return isinstance(event, Joined) and event.nick in nicks
-
-    await peer.send(Who())
-    roster = await peer.expect(Roster, skip=arrival)
-    missing = set(nicks) - {p.nick for p in roster.peers}
-    for _ in range(len(missing)):
-        joined = await peer.expect(Joined, lambda j: j.nick in missing)
-        missing.discard(joined.nick)
-
-
-async def ended(peer: RichPeer) -> bool:
-    """Read what is left of ``peer``'s stream; True once it ends."""
-    for _ in range(1000):
-        if await asyncio.wait_for(peer.event(), WAIT) is None:
-            return True
-    return False
-
-
-def run(coro: Any) -> None:
-    asyncio.run(asyncio.wait_for(coro, 60))
 
 
 def test_peers_on_two_replicas_chat_exactly_once_in_order(redis: Redis) -> None:
@@ -319,10 +208,10 @@ def test_a_client_that_moves_to_another_replica_keeps_its_name(redis: Redis) -> 
 
 
 def test_a_batch_keeps_its_order_and_survives_one_bad_note() -> None:
-    from peerchat_server.bus import batch, decode_batch
+    from peerchat_server.notes import batch, decode_batch
 
     notes = [Note("beat", "r1"), Note("join", "r1", room="lobby", nick="ann", addr="a:1")]
-    data = batch([encode(notes[0]), b'{"v":1}', encode(notes[1])])
+    data = batch([encode(notes[0]), b'{"v":2}', encode(notes[1])])
     got = decode_batch(data)
     assert got[0] == notes[0]
     assert got[2] == notes[1]
@@ -355,7 +244,7 @@ def test_history_and_rooms_reach_across_replicas(redis: Redis) -> None:
 
 
 def test_a_redis_password_never_reaches_the_log() -> None:
-    from peerchat_server.bus import safe_url
+    from peerchat_server.notes import safe_url
 
     assert safe_url("redis://:s3cret@redis:6379/0") == "redis://***@redis:6379/0"
     assert "s3cret" not in safe_url("redis://user:s3cret@redis/0")
@@ -385,8 +274,7 @@ def test_a_name_given_away_on_two_replicas_at_once_is_settled_one_way() -> None:
     async def scenario() -> None:
         async with running_server() as server:
             relay = server.relay
-            bus = StubBus("m0000000")
-            relay.replication = replication = RedisReplication(relay, bus)
+            replication, bus = stub_replication(relay)
             alice = await RichPeer.connect(server.port, "alice")
             # A replica with a higher id gave "alice" away too: ours keeps the name.
             replication.on_note(Note("join", "z9999999", room="lobby", nick="alice", addr="x:1"))
@@ -440,12 +328,12 @@ def test_a_client_moving_to_another_replica_catches_up_without_its_own_lines(
 def test_session_secrets_never_go_on_the_bus_only_their_digest(redis: Redis) -> None:
     import redis.asyncio as aioredis
 
-    from peerchat_server.bus import CHANNEL
+    from peerchat_server.notes import CONTROL
 
     async def scenario() -> None:
         listener = aioredis.from_url(redis.url)
         pubsub = listener.pubsub(ignore_subscribe_messages=True)
-        await pubsub.subscribe(CHANNEL)
+        await pubsub.psubscribe("peerchat:*")  # every channel: control, rooms, inboxes
         try:
             async with replicas(redis) as (a, b):
                 alice = await RichPeer.connect(a.port, "alice")
@@ -460,7 +348,7 @@ def test_session_secrets_never_go_on_the_bus_only_their_digest(redis: Redis) -> 
                 assert (await bob.expect(Renamed)).new == "alice2"
                 rosters = len([line for line in console_of(b).lines if "peers." in line])
                 # "Who is where?": each replica answers with a roster of its peers.
-                await listener.publish(CHANNEL, b'[{"v":1,"kind":"sync","origin":"tests"}]')
+                await listener.publish(CONTROL, b'[{"v":2,"kind":"sync","origin":"tests"}]')
                 await console_of(b).wait_for("peers.", count=rosters + 1)  # a's answer
                 assert alice.welcome is not None
                 secret = alice.welcome.session
@@ -472,7 +360,7 @@ def test_session_secrets_never_go_on_the_bus_only_their_digest(redis: Redis) -> 
                 assert (await moved.expect(Welcome)).nick == "alice2"
                 assert await ended(alice)
                 await moved.close()
-                await listener.publish(CHANNEL, b"end of the test")
+                await listener.publish(CONTROL, b"end of the test")
                 published: list[bytes] = []
                 for _ in range(10_000):  # every publication, up to our own marker
                     item = await asyncio.wait_for(pubsub.get_message(timeout=WAIT), WAIT)
@@ -514,8 +402,7 @@ def test_what_comes_off_the_bus_is_checked_like_a_peer_s_input() -> None:
 
     async def scenario() -> None:
         async with running_server(max_line_bytes=100) as server:
-            replication = RedisReplication(server.relay, StubBus("m0000000"))
-            server.relay.replication = replication
+            replication, _ = stub_replication(server.relay)
             alice = await RichPeer.connect(server.port, "alice")
             for text in ("y" * 101, "y" * 100):  # one over the line limit, one at it
                 message = Message(1, "mallory", text, 1, "lobby")

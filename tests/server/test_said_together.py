@@ -13,10 +13,9 @@ import pytest
 from peerchat_protocol import Joined, Message, Renamed, Say
 from peerchat_server.frames import PLAIN, Form, Frames
 from peerchat_server.outbox import _fan_out
-from peerchat_server.redis_replication import RedisReplication
 from peerchat_server.rooms import Room
 
-from .peers import PlainPeer, RichPeer, StubBus, console_of, running_server
+from .peers import PlainPeer, RichPeer, console_of, running_server, stub_replication
 from .test_journal import messages, replay_after_hello
 
 
@@ -201,8 +200,7 @@ async def test_each_line_of_a_block_goes_to_the_other_replicas_with_its_own_id(
 ) -> None:
     async with running_server() as server:
         relay = server.relay
-        bus = StubBus("m0000000")
-        relay.replication = RedisReplication(relay, bus)
+        _, bus = stub_replication(relay)
         talker = await PlainPeer.connect(server.port)
         await talker.say("/nick talker")
         await talker.expect("now known as talker", skip=lambda _: True)

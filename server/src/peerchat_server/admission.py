@@ -247,6 +247,8 @@ def _what_was_missed(
     # Its own lines are left out, even from a session the server no longer keeps: the
     # secret it gives back says which were its own.
     mine = digest(hello.resume) if hello.resume else peer.origin
+    if peer.resumable is not None and hello.last_ts:
+        peer.resumable.seen_ts = hello.last_ts
     floor: int | None = None
     if arrival.took_over and arrival.record is not None:
         floor = arrival.record.entered_id

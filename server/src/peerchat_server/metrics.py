@@ -66,6 +66,17 @@ class RelayCollector:
                 "to its arrival here.",
                 value=stats.bus_lag,
             )
+            yield CounterMetricFamily(
+                "peerchat_bus_notes_received",
+                "Notes read from the bus (this replica's own come back too): what following "
+                "only the rooms its peers are in saves.",
+                value=stats.bus_notes,
+            )
+            rooms = getattr(bus, "rooms", ())
+            yield GaugeMetricFamily(
+                "peerchat_bus_rooms_followed", "Rooms whose channel this replica follows.",
+                value=len(rooms),
+            )  # fmt: skip
 
 
 class MetricsServer:

@@ -342,9 +342,11 @@ OPTIONS: list[Callable[[F], F]] = [
     setting(
         "--bus",
         default="",
-        metavar="redis://HOST:PORT[/DB]",
-        help="Share the chat with other replicas through this Redis (pub/sub); needs "
-        "peerchat-server[redis]. Unset: this server alone.",
+        metavar="URL",
+        help="Share the chat with other replicas through this Redis (pub/sub, a channel "
+        "per room): redis://HOST:PORT[/DB], or redis-cluster://HOST:PORT[,HOST:PORT...] "
+        "for a Redis Cluster (sharded pub/sub); needs peerchat-server[redis]. Unset: this "
+        "server alone.",
     ),
     setting(
         "-q",

@@ -1,9 +1,12 @@
 """Sharing the chat with other replicas through Redis: everything bus-specific.
 
-What happens to this replica's peers is published as notes (bus.py); what the other
-replicas publish is applied here, one small handler per kind of note (``_APPLY``). The
-relay only ever calls the :class:`~.replication.Replication` interface; this module
-calls the relay, never the other way round.
+What happens to this replica's peers is published as notes (notes.py) through the bus
+(bus.py): a room's messages on its channel, private ones on the inbox of the target's
+replica, the rest on the control channel; what the other replicas publish is applied
+here, one small handler per kind of note (``_APPLY``). Which rooms' channels this
+replica hears is following.py's. The relay only ever calls the
+:class:`~.replication.Replication` interface; this module calls the relay, never the
+other way round.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ from typing import Protocol
 
 from peerchat_protocol import Info, Message, Renamed
 
-from .bus import FORGET_AFTER, HEARTBEAT, Listener, Note
+from .bus import Listener
+from .following import RoomFollowing
 from .frames import Frames
+from .notes import CONTROL, FORGET_AFTER, HEARTBEAT, Note, inbox, room_channel
 from .peer import Peer
 from .relay import LOG_TEXT_LIMIT, Relay
 from .replicas import RemotePeer
@@ -30,8 +35,13 @@ class Bus(Protocol):
 
     replica: str
     connected: bool
+    rooms: set[str]
 
-    def publish(self, note: Note) -> None: ...
+    def publish(self, note: Note, channel: str = CONTROL) -> None: ...
+
+    def follow(self, room: str, *, backfill: bool) -> None: ...
+
+    def unfollow(self, room: str) -> None: ...
 
     async def start(self, listener: Listener) -> None: ...
 
@@ -54,6 +64,7 @@ class RedisReplication:
         # Digests of remote sessions that may come back here, until when (see vouched).
         self._vouched: OrderedDict[str, tuple[float, str, int]] = OrderedDict()
         self._watcher: asyncio.Task[None] | None = None
+        self.following = RoomFollowing(relay, bus)
 
     # --- the Replication interface --------------------------------------------------------
 
@@ -74,6 +85,9 @@ class RedisReplication:
         self.relay.stop_reading()
         await self.bus.stop(farewell=Note("bye", self.bus.replica))
 
+    def present(self, room: Room[Peer]) -> None:
+        self.following.present(room)
+
     def joined(self, peer: Peer, room: Room[Peer]) -> None:
         self.bus.publish(
             Note(
@@ -90,11 +104,14 @@ class RedisReplication:
 
     def said(self, room: str, message: Message, origin: str) -> None:
         # The sender's digest goes along, so no replica replays the line to its sender.
-        self.bus.publish(Note("message", self.bus.replica, room=room, message=message,
-                              digest=origin))  # fmt: skip
+        note = Note("message", self.bus.replica, room=room, message=message, digest=origin)
+        self.bus.publish(note, room_channel(room))
+        if (here := self.relay.rooms.get(room)) is not None:
+            self.following.mark(here, self.bus.replica, message.id)  # its log has it
 
     def whispered(self, target: RemotePeer, message: Message) -> None:
-        self.bus.publish(Note("message", self.bus.replica, to=target.nick, message=message))
+        note = Note("message", self.bus.replica, to=target.nick, message=message)
+        self.bus.publish(note, inbox(target.replica))
 
     def vouched(self, secret: str | None) -> tuple[str, int] | None:
         """The room a session with ``secret`` is known to be in on another replica (now,
@@ -146,9 +163,17 @@ class RedisReplication:
         if handler is not None:
             handler(self, note)
 
+    def on_backfill(self, room: str, notes: list[Note]) -> None:
+        """What ``room``'s log in Redis holds, now that this replica follows it."""
+        try:
+            self.following.backfilled(room, notes, self._hear, self._accept)
+        except Exception as exc:  # as for on_note: the bus goes on
+            self.relay.console.line("BUS", f"Could not apply the log of #{room}: {exc!r}.")
+
     def on_split(self, why: str) -> None:
         """The bus is down: chat goes on here alone, and everyone here is told."""
         self._split = True
+        self.following.split(self._hear)
         for peer in self.relay.registry.remote.clear():
             self._vouch(peer)
             self.relay.remove_remote(peer, notify=False)
@@ -183,25 +208,43 @@ class RedisReplication:
                 f"over the line limit ({limit})."
             )  # fmt: skip
             return
-        # How far behind the bus runs: the sender's time (its replica's clock) to now.
-        relay.stats.bus_lag = max(0.0, (relay.rooms.now() - note.message.ts) / 1000)
-        message = note.message.renumbered(relay.rooms.new_id())  # ids increase per replica
         if note.to is not None:
+            relay.stats.bus_lag = max(0.0, (relay.rooms.now() - note.message.ts) / 1000)
             target = relay.registry.find(note.to)
             if target is not None:
-                target.deliver(Frames(message))
+                target.deliver(Frames(note.message.renumbered(relay.rooms.new_id())))
             return
-        room = relay.rooms.get(note.room or "")
-        if room is None:
-            return  # nobody here is in that room, nor knows of it
+        if not self.following.holds(note):  # (held while its room's log is read)
+            self._hear(note)
+
+    def _hear(self, note: Note) -> tuple[Room[Peer], Message] | None:
+        """A room's message, live: into the room's log and to its members here."""
+        taken = self._accept(note)
+        if taken is None:
+            return None
+        room, message = taken
+        relay = self.relay
+        # How far behind the bus runs: the sender's time (its replica's clock) to now.
+        relay.stats.bus_lag = max(0.0, (relay.rooms.now() - message.ts) / 1000)
         relay.outbox.broadcast(message, room)
-        relay.rooms.remember(room, message, note.digest or f"replica:{note.origin}")
         if relay.console.traffic:
             relay.console.said(
                 f"From {message.nick} (elsewhere){relay.where(room)}",
                 message.text[:LOG_TEXT_LIMIT], len(message.text),
                 nick=message.nick, room=room.name, replica=note.origin,
             )  # fmt: skip
+        return taken
+
+    def _accept(self, note: Note) -> tuple[Room[Peer], Message] | None:
+        """A room's message into its log here, renumbered (ids increase per replica);
+        None if nobody here is in that room nor knows of it, or its log has it."""
+        assert note.message is not None
+        room = self.relay.rooms.get(note.room or "")
+        if room is None or not self.following.mark(room, note.origin, note.message.id):
+            return None
+        message = note.message.renumbered(self.relay.rooms.new_id())
+        self.relay.rooms.remember(room, message, note.digest or f"replica:{note.origin}")
+        return room, message
 
     def _on_join(self, note: Note) -> None:
         if not (note.nick and note.room):

@@ -88,6 +88,7 @@ class Relay:
         if peer.authenticated:
             peer.room = self.rooms.lobby
             self.rooms.lobby.members[peer] = None
+            self.replication.present(self.rooms.lobby)
         else:
             peer.room = self.rooms.vestibule  # hears nothing, says nothing
 
@@ -97,6 +98,7 @@ class Relay:
         self.rooms.vestibule.remove(peer)
         peer.room = self.rooms.lobby
         self.rooms.lobby.members[peer] = None
+        self.replication.present(self.rooms.lobby)
 
     def unregister(self, peer: Peer, reason: str) -> None:
         """Forget ``peer`` and tell its room, if it had been announced."""
@@ -107,6 +109,7 @@ class Relay:
         room = peer.room
         room.remove(peer)
         self.pace(room)
+        self.replication.present(room)
         self.rooms.drop_if_empty(room)
         if not peer.announced or self.closing:  # when closing, one "bye" says it all
             return
@@ -121,12 +124,14 @@ class Relay:
         room = self.rooms.get_or_make(name)
         old.remove(peer)
         self.pace(old)
+        self.replication.present(old)
         self.rooms.drop_if_empty(old)
         if peer.announced and self.notices_in(old):
             left = Left(peer.name, old.count(), f"went to #{room.name}", old.name)
             self.outbox.broadcast(left, old)
         peer.room = room
         room.members[peer] = None
+        self.replication.present(room)
         self.pace(room)
         peer.read_on()  # if it waited for the old room
         if peer.announced and self.notices_in(room):

@@ -28,6 +28,11 @@ class Replication(Protocol):
         """Say goodbye after what is queued, and disconnect."""
         ...
 
+    def present(self, room: Room[Peer]) -> None:
+        """One of this server's peers came into ``room`` or left it (``room.members``
+        says who is there now): hear what the other replicas say there, or stop."""
+        ...
+
     def joined(self, peer: Peer, room: Room[Peer]) -> None:
         """``peer`` came into ``room`` (or was announced there)."""
         ...
@@ -68,6 +73,9 @@ class Alone:
         pass
 
     async def stop(self) -> None:
+        pass
+
+    def present(self, room: Room[Peer]) -> None:
         pass
 
     def joined(self, peer: Peer, room: Room[Peer]) -> None:

@@ -41,6 +41,9 @@ class Resumable(Generic[S]):
     #: The newest message id when it came into its room: it may catch up on what was
     #: said there since, never before (Relay.missed).
     entered_id: int = 0
+    #: The newest message time (Unix ms) it said it had when it came back: what a room's
+    #: late history brings (RoomFollowing.backfilled) is skipped up to there.
+    seen_ts: int = 0
 
 
 class ResumeBook(Generic[S]):

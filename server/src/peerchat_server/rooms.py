@@ -58,6 +58,9 @@ class Room(Generic[M]):
     #: The same two, as times (Unix ms), for peers coming from another epoch.
     evicted_ts: int = 0
     born_ts: int = 0
+    #: When this server learned the room (Unix ms): what its replicas said in it before
+    #: belongs to another life of the room (see RedisReplication.on_backfill).
+    made_ts: int = 0
     #: Broadcasts waiting for this pass's fan-out, each with the member it skips.
     outbox: list[tuple[Broadcast, M | None]] = dataclasses.field(default_factory=list)
     #: Members on other replicas (``--bus``), by folded nickname.
@@ -230,7 +233,7 @@ class RoomBook(Generic[M]):
     def __init__(self, keep: Keep, clock: Callable[[], float] = time.time) -> None:
         self.keep = keep
         self._clock = clock
-        self.lobby: Room[M] = Room(DEFAULT_ROOM)
+        self.lobby: Room[M] = Room(DEFAULT_ROOM, made_ts=self.now())
         # Where peers wait until they give the password: a room nobody broadcasts to.
         self.vestibule: Room[M] = Room(DEFAULT_ROOM)
         self._rooms: dict[str, Room[M]] = {fold(DEFAULT_ROOM): self.lobby}
@@ -278,7 +281,8 @@ class RoomBook(Generic[M]):
         # id of its last message then, or (forgotten) everything up to now.
         unknown = (self.last_id, self.now()) if self._ended_forgot else (0, 0)
         said_before, said_at = self._ended.pop(fold(name), unknown)
-        room = self._rooms[fold(name)] = Room(name, born_after=said_before, born_ts=said_at)
+        room: Room[M] = Room(name, born_after=said_before, born_ts=said_at, made_ts=self.now())
+        self._rooms[fold(name)] = room
         return room
 
     def drop_if_empty(self, room: Room[M]) -> None:

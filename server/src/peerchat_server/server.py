@@ -8,11 +8,12 @@ import signal
 import socket
 import ssl
 
-from .bus import RedisBus, safe_url
+from .bus import RedisBus
 from .config import ServerConfig
 from .console import Console
 from .irc import IrcSession
 from .metrics import MetricsServer
+from .notes import BUS_SCHEMES, safe_url
 from .page import Site
 from .redis_replication import RedisReplication
 from .relay import Relay
@@ -46,7 +47,11 @@ class ChatServer:
         url = self.config.bus
         if not url:
             return Alone()
-        bus = RedisBus(url, log=self.console.line)
+        keep = relay.rooms.keep
+        # A room's log in Redis keeps what a replica that starts following it may need:
+        # the history a newcomer gets, and the catch-up of one coming back.
+        bus = RedisBus(url, log=self.console.line, stats=relay.stats,
+                       keep=max(keep.history_messages, keep.catch_up_messages, 1))  # fmt: skip
         return RedisReplication(relay, bus, description=safe_url(url))
 
     def _tls_context(self) -> ssl.SSLContext | None:
@@ -98,10 +103,11 @@ class ChatServer:
         if cfg.password:
             self.console.line("INFO", "Peers must give the password to chat (/pass, --password).")
         self._watcher = asyncio.create_task(self.relay.watch())
-        if cfg.bus and not cfg.bus.startswith(("redis://", "rediss://", "unix://")):
+        if cfg.bus and not cfg.bus.startswith(BUS_SCHEMES):
             raise StartupError(
                 f"--bus {cfg.bus!r} is not a Redis URL: give redis://HOST:PORT[/DB] "
-                "(or rediss:// for TLS)."
+                "(rediss:// for TLS), or redis-cluster://HOST:PORT[,HOST:PORT...] for a "
+                "Redis Cluster."
             )
         try:
             # Shares the chat with the other replicas (--bus), reconnecting as needed:

@@ -23,6 +23,7 @@ class Stats:
     password_failures: int = 0
     refused: int = 0  # connections turned away (limits, a full server)
     resumes: int = 0  # sessions resumed by a new connection
+    bus_notes: int = 0  # notes received from the replicas' bus (each replica's own too)
     #: Seconds between another replica's peer saying the last message that came over
     #: the bus and its arrival here (0 until one comes).
     bus_lag: float = 0.0

@@ -1,0 +1,226 @@
+"""The two ways to reach Redis: one server (``redis://``), or a Redis Cluster whose
+shards share the rooms (``redis-cluster://``, sharded pub/sub). bus.RedisBus drives one
+:class:`Link` per connection and never asks which it has.
+
+Both need the ``redis`` package (``pip install 'peerchat-server[redis]'``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+#: What a Link yields: ("message", channel, data) for a publication, ("subscribed",
+#: channel, b"") once a subscription is confirmed (what came before it was missed).
+Item = tuple[str, str, bytes]
+#: Seconds a room's log outlives its last message.
+LOG_TTL = 86_400
+
+
+class Link(Protocol):
+    """One connection's worth of Redis: subscriptions, publications, room logs."""
+
+    async def open(self) -> None: ...
+
+    async def subscribe(self, channels: list[str]) -> None: ...
+
+    async def unsubscribe(self, channels: list[str]) -> None: ...
+
+    def items(self) -> AsyncIterator[Item]: ...
+
+    async def send(self, batches: list[tuple[str, bytes, str | None]], keep: int) -> None:
+        """Publish each (channel, data, log): and append data to the stream ``log``
+        (trimmed to about ``keep`` entries) when it is not None."""
+        ...
+
+    async def recent(self, log: str, count: int) -> list[bytes]:
+        """The newest ``count`` entries of stream ``log``, oldest first."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+def _redis() -> Any:
+    try:
+        import redis.asyncio as aioredis
+    except ImportError:  # the optional extra is missing
+        raise RuntimeError(
+            "--bus needs the redis package: pip install 'peerchat-server[redis]'"
+        ) from None
+    return aioredis
+
+
+def make_link(url: str) -> Link:
+    """The link for ``url``; RuntimeError if the redis package is missing."""
+    aioredis = _redis()
+    if url.startswith("redis-cluster://"):
+        return ShardedLink(aioredis, cluster_nodes(url))
+    return PlainLink(aioredis, url)
+
+
+def cluster_nodes(url: str) -> list[tuple[str, int]]:
+    """``redis-cluster://HOST:PORT[,HOST:PORT…]`` as (host, port) pairs."""
+    netloc = urlsplit(url).netloc.rpartition("@")[2]
+    nodes = []
+    for part in netloc.split(","):
+        host, _, port = part.strip().rpartition(":")
+        nodes.append((host.strip("[]") or "localhost", int(port or 6379)))
+    return nodes
+
+
+def _entries(newest_first: Any) -> list[bytes]:
+    """The data of XREVRANGE's entries, oldest first."""
+    return [fields[b"n"] for _, fields in reversed(newest_first or [])]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+async def _stream(pubsub: Any, kinds: tuple[str, str]) -> AsyncIterator[Item]:
+    """A pubsub's publications and subscription confirmations, as Items."""
+    message, subscribed = kinds
+    async for item in pubsub.listen():
+        kind = item.get("type")
+        if kind == message:
+            yield ("message", _text(item["channel"]), item["data"])
+        elif kind == subscribed:
+            yield ("subscribed", _text(item["channel"]), b"")
+
+
+class PlainLink:
+    """One Redis server: PUBLISH and SUBSCRIBE on one connection each."""
+
+    def __init__(self, aioredis: Any, url: str) -> None:
+        self._client = aioredis.from_url(url, socket_connect_timeout=2)
+        self._pubsub = self._client.pubsub()
+
+    async def open(self) -> None:
+        await self._client.ping()
+
+    async def subscribe(self, channels: list[str]) -> None:
+        await self._pubsub.subscribe(*channels)
+
+    async def unsubscribe(self, channels: list[str]) -> None:
+        await self._pubsub.unsubscribe(*channels)
+
+    async def items(self) -> AsyncIterator[Item]:
+        async for item in _stream(self._pubsub, ("message", "subscribe")):
+            yield item
+
+    async def send(self, batches: list[tuple[str, bytes, str | None]], keep: int) -> None:
+        # One round trip; Redis runs the commands in order, so a subscriber of several
+        # of these channels gets them in the order published.
+        pipe = self._client.pipeline(transaction=False)
+        for channel, data, log in batches:
+            if log is not None:  # first: a replica that reads the log once subscribed
+                pipe.xadd(log, {"n": data}, maxlen=keep, approximate=True)  # misses nothing
+                pipe.expire(log, LOG_TTL)
+            pipe.publish(channel, data)
+        await pipe.execute()
+
+    async def recent(self, log: str, count: int) -> list[bytes]:
+        return _entries(await self._client.xrevrange(log, count=count))
+
+    async def close(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._pubsub.aclose()
+        with contextlib.suppress(Exception):
+            await self._client.aclose()
+
+
+class ShardedLink:
+    """A Redis Cluster: each channel lives on the shard of its hash slot (SPUBLISH,
+    SSUBSCRIBE), so rooms spread over the shards; redis-py's cluster client routes
+    publications and logs, and one subscriber connection per shard listens."""
+
+    def __init__(self, aioredis: Any, nodes: list[tuple[str, int]]) -> None:
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        self._aioredis = aioredis
+        self._client: Any = RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+            socket_connect_timeout=2,
+        )
+        self._subscribers: dict[str, Any] = {}  # node name -> its pubsub
+        self._readers: dict[str, asyncio.Task[None]] = {}  # node name -> its reader
+        self._where: dict[str, str] = {}  # channel -> node name
+        self._queue: asyncio.Queue[Item | BaseException] = asyncio.Queue()
+
+    async def open(self) -> None:
+        await self._client.initialize()
+
+    def _node_of(self, channel: str) -> Any:
+        return self._client.get_node_from_key(channel)
+
+    async def subscribe(self, channels: list[str]) -> None:
+        for channel in channels:
+            node = self._node_of(channel)
+            pubsub = self._subscribers.get(node.name)
+            if pubsub is None:
+                client = self._aioredis.Redis(host=node.host, port=node.port,
+                                              socket_connect_timeout=2)  # fmt: skip
+                pubsub = self._subscribers[node.name] = client.pubsub()
+                await pubsub.ssubscribe(channel)
+                self._readers[node.name] = asyncio.create_task(self._read(pubsub))
+            else:
+                await pubsub.ssubscribe(channel)
+            self._where[channel] = node.name
+
+    async def unsubscribe(self, channels: list[str]) -> None:
+        for channel in channels:
+            name = self._where.pop(channel, "")
+            pubsub = self._subscribers.get(name)
+            if pubsub is None:
+                continue
+            if name in self._where.values():
+                await pubsub.sunsubscribe(channel)
+                continue
+            # Its shard's last channel: that connection goes (a pubsub left with no
+            # subscription would end its reader, which means a lost shard).
+            del self._subscribers[name]
+            self._readers.pop(name).cancel()
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    async def _read(self, pubsub: Any) -> None:
+        try:
+            async for item in _stream(pubsub, ("smessage", "ssubscribe")):
+                self._queue.put_nowait(item)
+            raise ConnectionError("a shard's subscription ended")
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # the bus reconnects everything
+            self._queue.put_nowait(exc)
+
+    async def items(self) -> AsyncIterator[Item]:
+        while True:  # until a shard's connection fails (raised) or close()
+            item = await self._queue.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    async def send(self, batches: list[tuple[str, bytes, str | None]], keep: int) -> None:
+        # The cluster pipeline sends each shard its part, all shards at once.
+        pipe = self._client.pipeline(transaction=False)
+        for channel, data, log in batches:
+            if log is not None:  # first: a replica that reads the log once subscribed
+                pipe.xadd(log, {"n": data}, maxlen=keep, approximate=True)  # misses nothing
+                pipe.expire(log, LOG_TTL)
+            pipe.spublish(channel, data)
+        await pipe.execute()
+
+    async def recent(self, log: str, count: int) -> list[bytes]:
+        return _entries(await self._client.xrevrange(log, count=count))
+
+    async def close(self) -> None:
+        for task in self._readers.values():
+            task.cancel()
+        for pubsub in self._subscribers.values():
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+        with contextlib.suppress(Exception):
+            await self._client.aclose()

@@ -1,0 +1,143 @@
+"""Which rooms this replica hears from the others, and what a room it starts hearing
+had said before: per-room channels without losing history or catch-up.
+
+A replica follows a room's channel only while one of its own peers is in the room. When
+it starts, what the others said there meanwhile is not in its log: it comes from the
+room's log in Redis (bus.RedisBus.follow, ``backfill``), and until it has, what the
+channel brings for that room is held, so the room's log and its members get everything
+in order: first what was missed, then what follows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Protocol
+
+from peerchat_protocol import Message
+
+from .frames import Frames
+from .notes import Note
+from .peer import Peer
+from .relay import Relay
+from .rooms import Room
+
+
+class FollowingBus(Protocol):
+    """What the following needs of its bus (bus.RedisBus)."""
+
+    replica: str
+    rooms: set[str]
+
+    def follow(self, room: str, *, backfill: bool) -> None: ...
+
+    def unfollow(self, room: str) -> None: ...
+
+
+#: Takes a message note in: the room it went into and the message as kept there (its
+#: id renumbered here), or None if it was not for a room here.
+Accept = Callable[[Note], tuple[Room[Peer], Message] | None]
+
+
+class RoomFollowing:
+    """The rooms followed, the notes held for the ones being filled, and which
+    messages (origin replica, id there) each room's log holds already."""
+
+    def __init__(self, relay: Relay, bus: FollowingBus) -> None:
+        self.relay = relay
+        self.bus = bus
+        self._filling: dict[str, list[Note]] = {}
+        self._since: dict[str, int] = {}  # room being filled -> when it was followed (ms)
+        self._seen: dict[str, tuple[Room[Peer], OrderedDict[tuple[str, int], None]]] = {}
+
+    def present(self, room: Room[Peer]) -> None:
+        """Follow ``room`` while this replica's peers are in it (Replication.present)."""
+        name = room.name.lower()
+        if room.members and name not in self.bus.rooms:
+            self._filling[name] = []
+            self._since[name] = self.relay.rooms.now()
+            self.bus.follow(name, backfill=True)
+        elif not room.members and name in self.bus.rooms:
+            self.bus.unfollow(name)
+            self._filling.pop(name, None)
+            self._since.pop(name, None)
+
+    def holds(self, note: Note) -> bool:
+        """Whether ``note`` waits for its room's backfill (it is kept until then)."""
+        held = self._filling.get((note.room or "").lower()) if note.to is None else None
+        if held is None:
+            return False
+        held.append(note)
+        return True
+
+    def mark(self, room: Room[Peer], origin: str, message_id: int) -> bool:
+        """Note that ``room``'s log has the message ``message_id`` of replica ``origin``;
+        False if it had it already."""
+        name = room.name.lower()
+        entry = self._seen.get(name)
+        if entry is None or entry[0] is not room:  # (a new life of the room)
+            entry = self._seen[name] = (room, OrderedDict())
+        seen = entry[1]
+        if (origin, message_id) in seen:
+            return False
+        seen[(origin, message_id)] = None
+        while len(seen) > 2 * self.bus_keep:
+            seen.popitem(last=False)
+        return True
+
+    @property
+    def bus_keep(self) -> int:
+        keep = self.relay.rooms.keep
+        return max(keep.history_messages, keep.catch_up_messages, 1)
+
+    def split(self, accept: Accept) -> None:
+        """The bus is down: what was held goes in (its backfill will not come)."""
+        filling, self._filling = self._filling, {}
+        self._since.clear()
+        for notes in filling.values():
+            for note in notes:
+                accept(note)
+
+    def backfilled(self, name: str, notes: list[Note], accept: Accept, late: Accept) -> None:
+        """Room ``name``'s log in Redis said ``notes``: what of it this replica lacks
+        goes in first (``late``: into the log, then to the members as history they may
+        not have), then what was held (``accept``)."""
+        held = self._filling.pop(name, [])
+        since = self._since.pop(name, 0)
+        room = self.relay.rooms.get(name)
+        if room is not None and room.members:
+            added: dict[int, str] = {}  # message id here -> its sender's session digest
+            for note in notes:
+                message = note.message
+                if message is None or note.to is not None or message.ts < room.made_ts:
+                    continue  # (said in an earlier life of the room)
+                taken = late(note)  # (None for what the log has already)
+                if taken is not None:
+                    added[taken[1].id] = note.digest or ""
+            if added:
+                self._tell_members(room, added, since)
+        for note in held:
+            accept(note)
+
+    def _tell_members(self, room: Room[Peer], added: dict[int, str], since: int) -> None:
+        """Each member that was sent the room's history already gets what came late:
+        what was said since this replica followed the room (said to them, really), and
+        of what was said before, the part a newcomer's history shows; not its own lines,
+        nor what it said it had when it came back."""
+        newest = {m.id for m in self.relay.rooms.history(room)}
+        late = [
+            m if m.ts >= since else dataclasses.replace(m, history=True)
+            for m, _, _ in room.log
+            if m.id in added and (m.ts >= since or m.id in newest)
+        ]
+        for member in list(room.members):
+            if not getattr(member, "history_sent", True):
+                continue  # it gets the whole history, later, from the log
+            record = member.resumable
+            mine = record.digest if record is not None else ""
+            seen_ts = record.seen_ts if record is not None else 0
+            for message in late:
+                if (mine and added[message.id] == mine) or message.ts <= seen_ts:
+                    continue
+                member.deliver(Frames(message))

@@ -1,0 +1,223 @@
+"""Per-room channels: a replica hears a room's traffic only while its peers are in the
+room, and every promise of one chat holds across replicas; the same on a Redis Cluster
+of three shards (sharded pub/sub), where the rooms spread over the shards."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from peerchat_protocol import Entered, Joined, JoinRoom, LeaveRoom, Left, Message, Say
+from peerchat_server.notes import room_channel
+from peerchat_server.server import ChatServer
+
+from .peers import RichPeer
+from .replicaset import Cluster, Redis, joined_up, replica_set, run
+
+
+@pytest.fixture(params=["redis", "cluster"])
+def shared(request: pytest.FixtureRequest) -> Iterator[Redis | Cluster]:
+    """The bus: one redis-server, or a Redis Cluster of three shards."""
+    bus: Redis | Cluster = Redis() if request.param == "redis" else Cluster()
+    try:
+        bus.start()
+        yield bus
+    finally:
+        bus.stop()
+
+
+def bus_of(server: ChatServer) -> Any:
+    return server.relay.replication.bus  # type: ignore[attr-defined]
+
+
+def subscribers(bus: Redis | Cluster, channel: str) -> int:
+    """How many connections subscribe to ``channel``, as Redis itself counts them."""
+    if isinstance(bus, Redis):
+        command = [["-p", str(bus.port), "pubsub", "numsub", channel]]
+    else:  # a shard channel lives on one shard: ask each
+        command = [["-p", str(s.port), "pubsub", "shardnumsub", channel] for s in bus.shards]
+    total = 0
+    for args in command:
+        out = subprocess.run(["redis-cli", *args], capture_output=True, text=True, timeout=10)
+        total += int(out.stdout.split()[1])
+    return total
+
+
+async def until_subscribers(bus: Redis | Cluster, channel: str, count: int) -> None:
+    """Wait (at most 10 s, asking Redis) until ``channel`` has ``count`` subscribers."""
+    for _ in range(200):
+        if await asyncio.to_thread(subscribers, bus, channel) == count:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"{channel} never had {count} subscribers")
+
+
+async def arrivals(peer: RichPeer, *nicks: str) -> None:
+    """Wait until ``peer`` has heard each of ``nicks`` come in, in whatever order."""
+    missing = set(nicks)
+    while missing:
+        joined = await peer.expect(Joined, skip=(Joined, Left))
+        missing.discard(joined.nick)
+
+
+async def into(peer: RichPeer, room: str) -> None:
+    """``peer`` goes to ``room`` and reads its welcome there (and any history)."""
+    await peer.send(JoinRoom(room))
+    await peer.expect(Entered, skip=(Joined, Left))
+
+
+async def sync(peers: list[RichPeer], sender: RichPeer, token: str) -> None:
+    """``sender`` says ``token``; every other peer reads up to it (so what it sent
+    before has arrived everywhere)."""
+    await sender.send(Say(token))
+    for peer in peers:
+        if peer is not sender:
+            await peer.expect(Message, lambda m: m.text == token, skip=(Message, Joined, Left))
+
+
+def test_a_replica_with_nobody_in_a_room_receives_none_of_its_notes(
+    shared: Redis | Cluster,
+) -> None:
+    async def scenario() -> None:
+        async with replica_set(shared.url, 3) as (a, b, c):
+            alice = await RichPeer.connect(a.port, "alice")
+            bob = await RichPeer.connect(b.port, "bob")
+            carol = await RichPeer.connect(c.port, "carol")
+            await arrivals(alice, "bob", "carol")
+            await into(alice, "dev")
+            await into(bob, "dev")
+            await alice.expect(Joined, lambda j: j.nick == "bob")
+            for n in range(20):
+                await alice.send(Say(f"line {n}"))
+            got = [(await bob.expect(Message, skip=Joined)).text for _ in range(20)]
+            assert got == [f"line {n}" for n in range(20)]
+            # carol hears the lobby (her room) from the others, and nothing of #dev.
+            await bob.send(LeaveRoom())
+            await bob.expect(Entered, skip=(Joined, Left))
+            await sync([carol], bob, "back in the lobby")
+            assert bus_of(c).received["dev"] == 0
+            assert bus_of(c).received["lobby"] >= 1
+            assert bus_of(b).received["dev"] >= 20  # (its own come back too)
+            assert "dev" not in bus_of(c).rooms
+            assert c.relay.stats.bus_notes == sum(bus_of(c).received.values())
+
+    run(scenario())
+
+
+def test_a_room_on_three_replicas_gets_every_line_once_and_in_order(
+    shared: Redis | Cluster,
+) -> None:
+    async def scenario() -> None:
+        async with replica_set(shared.url, 3) as servers:
+            peers = [
+                await RichPeer.connect(server.port, nick)
+                for server, nick in zip(servers, ("alice", "bob", "carol"), strict=True)
+            ]
+            for peer in peers:
+                await into(peer, "dev")
+            for n, peer in enumerate(peers):  # each has heard those after it arrive
+                await arrivals(peer, *(p.nick for p in peers[n + 1 :]))
+            for n in range(30):
+                for peer in peers:
+                    await peer.send(Say(f"{peer.nick} {n}"))
+            for peer in peers:
+                got = [await peer.expect(Message, skip=Joined) for _ in range(60)]
+                assert all(m.nick != peer.nick for m in got), "its own line came back"
+                for other in peers:
+                    if other is not peer:
+                        lines = [m.text for m in got if m.nick == other.nick]
+                        assert lines == [f"{other.nick} {n}" for n in range(30)]
+                await peer.expect_none(skip=Joined)
+
+    run(scenario())
+
+
+def test_private_messages_reach_the_replica_that_holds_their_target(
+    shared: Redis | Cluster,
+) -> None:
+    async def scenario() -> None:
+        async with replica_set(shared.url, 3) as (a, b, c):
+            alice = await RichPeer.connect(a.port, "alice")
+            bob = await RichPeer.connect(b.port, "bob")
+            carol = await RichPeer.connect(c.port, "carol")
+            await arrivals(alice, "bob", "carol")
+            await arrivals(bob, "carol")
+            await alice.send(Say("for carol only", to="carol"))
+            private = await carol.expect(Message, skip=Joined)
+            assert (private.text, private.to, private.nick) == ("for carol only", "carol", "alice")
+            await sync([bob, carol], alice, "public")
+            assert bus_of(b).received[""] >= 1  # it hears the control channel,
+            await carol.send(Say("and back", to="alice"))
+            back = await alice.expect(Message, skip=Joined)
+            assert (back.text, back.to) == ("and back", "alice")
+            await bob.expect_none(skip=Joined)  # but no private message was for it
+
+    run(scenario())
+
+
+def test_a_replica_whose_last_member_leaves_a_room_stops_following_it(
+    shared: Redis | Cluster,
+) -> None:
+    async def scenario() -> None:
+        async with replica_set(shared.url, 3) as (a, b, c):
+            alice = await RichPeer.connect(a.port, "alice")
+            bob = await RichPeer.connect(b.port, "bob")
+            carol = await RichPeer.connect(c.port, "carol")
+            await joined_up(alice, "carol")
+            for peer in (alice, bob, carol):
+                await into(peer, "dev")
+            channel = room_channel("dev")
+            await until_subscribers(shared, channel, 3)
+            await bob.send(LeaveRoom())
+            await bob.expect(Entered, skip=(Joined, Left))
+            await until_subscribers(shared, channel, 2)
+            assert "dev" not in bus_of(b).rooms
+            heard = bus_of(b).received["dev"]
+            for n in range(10):
+                await alice.send(Say(f"after bob {n}"))
+            got = [(await carol.expect(Message, skip=(Joined, Left))).text for _ in range(10)]
+            assert got == [f"after bob {n}" for n in range(10)]
+            assert bus_of(b).received["dev"] == heard  # nothing more came to b
+
+    run(scenario())
+
+
+def test_a_replica_that_starts_following_a_room_gets_what_was_said_there(
+    shared: Redis | Cluster,
+) -> None:
+    async def scenario() -> None:
+        async with replica_set(shared.url, 3) as (a, b, c):
+            alice = await RichPeer.connect(a.port, "alice")
+            bob = await RichPeer.connect(b.port, "bob")
+            carol = await RichPeer.connect(c.port, "carol")
+            await arrivals(bob, "carol")
+            await arrivals(alice, "bob", "carol")
+            await into(alice, "dev")
+            await into(bob, "dev")
+            for n in range(5):
+                await alice.send(Say(f"before carol {n}"))
+            for n in range(5):
+                assert (await bob.expect(Message, skip=Joined)).text == f"before carol {n}"
+            # c has followed #dev never: carol gets what was said there as history,
+            # then what is said next, in that order.
+            await carol.send(JoinRoom("dev"))
+            await carol.expect(Entered, skip=(Joined, Left))
+            await until_subscribers(shared, room_channel("dev"), 3)  # c follows #dev now
+            await bob.send(Say("after carol came"))
+            history = [await carol.expect(Message, skip=(Joined, Left)) for _ in range(5)]
+            assert [(m.text, m.history) for m in history] == [
+                (f"before carol {n}", True) for n in range(5)
+            ]
+            live = await carol.expect(Message, skip=Joined)
+            assert (live.text, live.history) == ("after carol came", False)
+            # One who comes to #dev on c now gets the same history at once, from c's log.
+            dave = await RichPeer.connect(c.port, "dave")
+            await into(dave, "dev")
+            texts = [(await dave.expect(Message)).text for _ in range(6)]
+            assert texts == [f"before carol {n}" for n in range(5)] + ["after carol came"]
+
+    run(scenario())
