@@ -301,32 +301,96 @@ def test_the_password_as_a_compose_secret(tmp_path: Path) -> None:
         stack.run(*files, "--profile", "client", "down", "--remove-orphans", "--volumes")
 
 
+CLUSTER_FILES = ("-f", "docker-compose.yml", "-f", "docker-compose.cluster.yml")
+Proc = asyncio.subprocess.Process
+
+
+async def cluster_client(stack: Stack, nick: str) -> Proc:
+    """`docker compose run client` on the cluster variant, in scripting mode."""
+    return await asyncio.create_subprocess_exec(
+        *stack.compose(*CLUSTER_FILES, "run", "--rm", "-T", "client", "--nick", nick,
+                       "--linger", "60"),
+        cwd=ROOT, env=stack.env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+
+
+async def say(proc: Proc, line: str) -> None:
+    assert proc.stdin is not None
+    proc.stdin.write(line.encode() + b"\n")
+    await proc.stdin.drain()
+
+
+async def until(proc: Proc, needle: str) -> str:
+    assert proc.stdout is not None
+    return await read_until(proc.stdout, needle)
+
+
+def replica_of(stack: Stack, nick: str) -> set[str]:
+    """The containers whose log says a peer became ``nick``."""
+    logs = stack.run(*CLUSTER_FILES, "logs", "--no-color", "replica").stdout
+    return {line.split("|")[0].strip() for line in logs.splitlines() if f"is now {nick}" in line}
+
+
+async def two_rooms_and_a_shard_restarted(stack: Stack, ann: Proc, bob: Proc) -> None:
+    await until(bob, "You are bob")
+    await until(ann, "bob joined")
+    homes = (replica_of(stack, "ann"), replica_of(stack, "bob"))
+    assert len(homes[0]) == len(homes[1]) == 1, homes
+    assert homes[0] != homes[1], "leastconn put both on one replica"
+    for room in ("dev", "games"):
+        for proc in (ann, bob):
+            await say(proc, f"/join {room}")
+            await until(proc, f"#{room}")
+        await say(ann, f"hello {room}")
+        assert f"<ann> hello {room}" in await until(bob, f"hello {room}")
+    restart = await asyncio.to_thread(stack.run, *CLUSTER_FILES, "restart", "redis-2")
+    assert restart.returncode == 0, restart.stdout + restart.stderr
+    for proc in (ann, bob):
+        await until(proc, "link to the other chat servers is down")
+    for proc in (ann, bob):
+        await until(proc, "link to the other chat servers is back")
+    await say(bob, "together again")
+    assert "<bob> together again" in await until(ann, "together again")
+    for proc in (ann, bob):
+        await say(proc, "/quit")
+        assert await asyncio.wait_for(proc.wait(), WAIT) == 0
+
+
 def test_the_cluster_variant_of_the_demo() -> None:
-    """The README's replica commands: docker-compose.cluster.yml, a client through the
-    balancer, its line logged by one replica and delivered by the other through Redis."""
+    """The README's replica commands: docker-compose.cluster.yml (two replicas, a Redis
+    Cluster of three shards, a leastconn balancer). Two `docker compose run client`s land
+    on different replicas and chat in two rooms; a shard restarted splits the chat, and
+    it joins up again by itself."""
     images = subprocess.run(
         ["make", "cluster-images"], cwd=ROOT, capture_output=True, text=True, timeout=600
     )
     assert images.returncode == 0, images.stderr
     stack = Stack()
-    files = ["-f", "docker-compose.yml", "-f", "docker-compose.cluster.yml"]
+
+    async def scenario() -> None:
+        ann = await cluster_client(stack, "ann")
+        await until(ann, "You are ann")  # (then bob's arrival is news to ann)
+        bob = await cluster_client(stack, "bob")
+        try:
+            await two_rooms_and_a_shard_restarted(stack, ann, bob)
+        finally:
+            for proc in (ann, bob):
+                if proc.returncode is None:
+                    proc.kill()
+                    await proc.wait()
+
     try:
-        up = stack.run(*files, "up", "--detach", "--wait", "balancer")
+        up = stack.run(*CLUSTER_FILES, "up", "--detach", "--wait", "balancer")
         assert up.returncode == 0, up.stdout + up.stderr
-        ps = stack.run(*files, "ps", "--format", "{{.Service}}")
-        assert sorted(ps.stdout.split()) == ["balancer", "redis", "replica", "replica"]
-        client = subprocess.run(
-            stack.compose(*files, "run", "--rm", "-T", "client", "--nick", "clustered",
-                          "--linger", "1"),
-            cwd=ROOT, env=stack.env, input="hello across replicas\n", capture_output=True,
-            text=True, timeout=WAIT * 2,
-        )  # fmt: skip
-        assert client.returncode == 0, client.stdout + client.stderr
-        logs = stack.run(*files, "logs", "replica").stdout
-        assert "From clustered (" in logs  # the replica the balancer chose
-        assert "From clustered (elsewhere): hello across replicas" in logs  # the other one
+        ps = stack.run(*CLUSTER_FILES, "ps", "--format", "{{.Service}}")
+        assert sorted(ps.stdout.split()) == [
+            "balancer", "redis-1", "redis-2", "redis-3", "replica", "replica"
+        ]  # fmt: skip
+        asyncio.run(asyncio.wait_for(scenario(), WAIT * 3))
     finally:
-        down = stack.run(*files, "--profile", "client", "down", "--remove-orphans", "--volumes")
+        down = stack.run(*CLUSTER_FILES, "--profile", "client", "down", "--remove-orphans",
+                         "--volumes")  # fmt: skip
         assert down.returncode == 0, down.stdout + down.stderr
 
 

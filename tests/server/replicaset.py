@@ -81,10 +81,13 @@ class Cluster:
         return "redis-cluster://" + ",".join(f"127.0.0.1:{r.port}" for r in self.shards)
 
     def start(self) -> None:
-        for n, shard in enumerate(self.shards):
-            conf = f"{self._dir.name}/nodes-{n}.conf"
-            shard.start("--cluster-enabled", "yes", "--cluster-config-file", conf,
-                        "--cluster-port", str(_free_port()))  # fmt: skip
+        self._options = [
+            ("--cluster-enabled", "yes", "--cluster-config-file", f"{self._dir.name}/{n}.conf",
+             "--cluster-port", str(_free_port()))
+            for n in range(len(self.shards))
+        ]  # fmt: skip
+        for shard, options in zip(self.shards, self._options, strict=True):
+            shard.start(*options)
         addresses = [f"127.0.0.1:{shard.port}" for shard in self.shards]
         created = subprocess.run(
             ["redis-cli", "--cluster", "create", *addresses, "--cluster-yes"],
@@ -101,6 +104,10 @@ class Cluster:
                 return
             subprocess.run(["sleep", "0.05"], check=True)
         raise AssertionError(f"the cluster did not come up: {states}")
+
+    def restart_stopped(self, n: int) -> None:
+        """Shard ``n``, stopped, starts again with its cluster configuration."""
+        self.shards[n].start(*self._options[n])
 
     def stop(self) -> None:
         for shard in self.shards:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from peerchat_protocol import Entered, Joined, JoinRoom, LeaveRoom, Left, Message, Say
+from peerchat_protocol import Entered, Info, Joined, JoinRoom, LeaveRoom, Left, Message, Say
 from peerchat_server.notes import room_channel
 from peerchat_server.server import ChatServer
 
@@ -219,5 +219,27 @@ def test_a_replica_that_starts_following_a_room_gets_what_was_said_there(
             await into(dave, "dev")
             texts = [(await dave.expect(Message)).text for _ in range(6)]
             assert texts == [f"before carol {n}" for n in range(5)] + ["after carol came"]
+
+    run(scenario())
+
+
+def test_a_shard_away_splits_the_chat_and_it_joins_up_when_back(cluster: Cluster) -> None:
+    async def scenario() -> None:
+        async with replica_set(cluster.url, 2) as (a, b):
+            alice = await RichPeer.connect(a.port, "alice")
+            bob = await RichPeer.connect(b.port, "bob")
+            await arrivals(alice, "bob")
+            await asyncio.to_thread(cluster.shards[1].stop)
+            for peer in (alice, bob):
+                down = await peer.expect(Info, skip=(Joined, Left))
+                assert "link to the other chat servers is down" in down.text
+            await alice.send(Say("only replica a hears this"))
+            await asyncio.to_thread(cluster.restart_stopped, 1)
+            for peer in (alice, bob):
+                back = await peer.expect(Info, lambda i: "is back" in i.text, skip=(Joined, Left))
+                assert "the chat is whole" in back.text
+            await alice.send(Say("together again"))
+            heard = await bob.expect(Message, skip=(Joined, Left))
+            assert heard.text == "together again"  # not what was said while split
 
     run(scenario())

@@ -18,6 +18,9 @@ from urllib.parse import urlsplit
 Item = tuple[str, str, bytes]
 #: Seconds a room's log outlives its last message.
 LOG_TTL = 86_400
+#: Seconds between a cluster link's pings of every shard, and how long one may take.
+SHARD_PING_EVERY = 1.0
+SHARD_PING_TIMEOUT = 2.0
 
 
 class Link(Protocol):
@@ -71,6 +74,13 @@ def cluster_nodes(url: str) -> list[tuple[str, int]]:
     return nodes
 
 
+def _no_retry() -> Any:
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
+    return Retry(NoBackoff(), 0)
+
+
 def _entries(newest_first: Any) -> list[bytes]:
     """The data of XREVRANGE's entries, oldest first."""
     return [fields[b"n"] for _, fields in reversed(newest_first or [])]
@@ -95,7 +105,8 @@ class PlainLink:
     """One Redis server: PUBLISH and SUBSCRIBE on one connection each."""
 
     def __init__(self, aioredis: Any, url: str) -> None:
-        self._client = aioredis.from_url(url, socket_connect_timeout=2)
+        # No retries: Redis going away even for a moment is a split (see ShardedLink).
+        self._client = aioredis.from_url(url, socket_connect_timeout=2, retry=_no_retry())
         self._pubsub = self._client.pubsub()
 
     async def open(self) -> None:
@@ -135,7 +146,11 @@ class PlainLink:
 class ShardedLink:
     """A Redis Cluster: each channel lives on the shard of its hash slot (SPUBLISH,
     SSUBSCRIBE), so rooms spread over the shards; redis-py's cluster client routes
-    publications and logs, and one subscriber connection per shard listens."""
+    publications and logs, and one subscriber connection per shard listens.
+
+    The link is whole only while every shard answers (pinged every second): with one
+    away, some rooms cannot be heard, so the replica says the chat is split, as with a
+    single Redis, and joins up once they all answer again."""
 
     def __init__(self, aioredis: Any, nodes: list[tuple[str, int]]) -> None:
         from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -145,6 +160,7 @@ class ShardedLink:
             startup_nodes=[ClusterNode(host, port) for host, port in nodes],
             socket_connect_timeout=2,
         )
+        self._shards: dict[str, Any] = {}  # node name -> a client of that shard alone
         self._subscribers: dict[str, Any] = {}  # node name -> its pubsub
         self._readers: dict[str, asyncio.Task[None]] = {}  # node name -> its reader
         self._where: dict[str, str] = {}  # channel -> node name
@@ -152,6 +168,32 @@ class ShardedLink:
 
     async def open(self) -> None:
         await self._client.initialize()
+        await self._ping()
+
+    def _shard(self, node: Any) -> Any:
+        """A client of ``node`` alone that never retries: a shard that goes away, even
+        for a moment (a restart), is a split, not a silent reconnection that would hide
+        what was published meanwhile."""
+        client = self._shards.get(node.name)
+        if client is None:
+            client = self._shards[node.name] = self._aioredis.Redis(
+                host=node.host, port=node.port, socket_connect_timeout=2, retry=_no_retry()
+            )
+        return client
+
+    async def _ping(self) -> None:
+        for node in self._client.get_primaries():
+            await asyncio.wait_for(self._shard(node).ping(), SHARD_PING_TIMEOUT)
+
+    async def _watch(self) -> None:
+        try:
+            while True:  # until a shard does not answer (raised) or close()
+                await asyncio.sleep(SHARD_PING_EVERY)
+                await self._ping()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._queue.put_nowait(ConnectionError(f"a shard does not answer ({exc})"))
 
     def _node_of(self, channel: str) -> Any:
         return self._client.get_node_from_key(channel)
@@ -161,9 +203,7 @@ class ShardedLink:
             node = self._node_of(channel)
             pubsub = self._subscribers.get(node.name)
             if pubsub is None:
-                client = self._aioredis.Redis(host=node.host, port=node.port,
-                                              socket_connect_timeout=2)  # fmt: skip
-                pubsub = self._subscribers[node.name] = client.pubsub()
+                pubsub = self._subscribers[node.name] = self._shard(node).pubsub()
                 await pubsub.ssubscribe(channel)
                 self._readers[node.name] = asyncio.create_task(self._read(pubsub))
             else:
@@ -197,6 +237,7 @@ class ShardedLink:
             self._queue.put_nowait(exc)
 
     async def items(self) -> AsyncIterator[Item]:
+        self._readers["(every shard)"] = asyncio.create_task(self._watch())
         while True:  # until a shard's connection fails (raised) or close()
             item = await self._queue.get()
             if isinstance(item, BaseException):
@@ -222,5 +263,6 @@ class ShardedLink:
         for pubsub in self._subscribers.values():
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
-        with contextlib.suppress(Exception):
-            await self._client.aclose()
+        for client in (*self._shards.values(), self._client):
+            with contextlib.suppress(Exception):
+                await client.aclose()
