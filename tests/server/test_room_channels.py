@@ -11,11 +11,22 @@ from typing import Any
 
 import pytest
 
-from peerchat_protocol import Entered, Info, Joined, JoinRoom, LeaveRoom, Left, Message, Say
+from peerchat_protocol import (
+    Entered,
+    Hello,
+    Info,
+    Joined,
+    JoinRoom,
+    LeaveRoom,
+    Left,
+    Message,
+    Say,
+    Welcome,
+)
 from peerchat_server.notes import room_channel
 from peerchat_server.server import ChatServer
 
-from .peers import RichPeer
+from .peers import PlainPeer, RichPeer, console_of
 from .replicaset import Cluster, Redis, joined_up, replica_set, run
 
 
@@ -241,5 +252,126 @@ def test_a_shard_away_splits_the_chat_and_it_joins_up_when_back(cluster: Cluster
             await alice.send(Say("together again"))
             heard = await bob.expect(Message, skip=(Joined, Left))
             assert heard.text == "together again"  # not what was said while split
+
+    run(scenario())
+
+
+def test_with_a_password_a_stranger_who_leaves_does_not_stop_the_lobby(redis: Redis) -> None:
+    """Peers waiting for the password are in a room named like the lobby: one leaving
+    must not make the replica stop hearing the lobby."""
+
+    async def scenario() -> None:
+        async with replica_set(redis.url, 2, password="sesame") as (a, b):
+            alice = await RichPeer.connect(a.port, "alice", password="sesame")
+            bob = await RichPeer.connect(b.port, "bob", password="sesame")
+            await arrivals(alice, "bob")
+            stranger = await PlainPeer.connect(a.port, banner=False)  # never gives it
+            await stranger.close()
+            await asyncio.sleep(0)  # (nothing to wait for: a's bookkeeping is synchronous)
+            assert "lobby" in bus_of(a).rooms
+            await bob.send(Say("still heard"))
+            assert (await alice.expect(Message, skip=(Joined, Left))).text == "still heard"
+
+    run(scenario())
+
+
+def test_leaving_a_room_and_coming_back_at_once_keeps_it_heard(redis: Redis) -> None:
+    async def scenario() -> None:
+        async with replica_set(redis.url, 2) as (a, b):
+            alice = await RichPeer.connect(a.port, "alice")
+            bob = await RichPeer.connect(b.port, "bob")
+            await arrivals(alice, "bob")
+            await into(alice, "dev")
+            await into(bob, "dev")
+            await until_subscribers(redis, room_channel("dev"), 2)
+            # Both in one write: b unfollows and follows #dev in one pass of its loop.
+            bob.writer.write(bob.conn.send(LeaveRoom()) + bob.conn.send(JoinRoom("dev")))
+            await bob.writer.drain()
+            await bob.expect(Entered, skip=(Joined, Left))  # the lobby
+            await bob.expect(Entered, skip=(Joined, Left, Message))  # #dev again
+            for n in range(5):
+                await alice.send(Say(f"after the round trip {n}"))
+            got = [(await bob.expect(Message, skip=(Joined, Left))).text for _ in range(5)]
+            assert got == [f"after the round trip {n}" for n in range(5)]
+
+    run(scenario())
+
+
+def test_a_client_resuming_where_nobody_follows_its_room_gets_everything_it_missed(
+    redis: Redis,
+) -> None:
+    """More lines than a newcomer's history are said while the only member of #dev on
+    replica a is away; it comes back to a (which stopped following #dev) and gets them
+    all, once, in order, and not its own."""
+
+    async def scenario() -> None:
+        async with replica_set(redis.url, 2, history_messages=5) as (a, b):
+            alice = await RichPeer.connect(a.port, "alice")
+            bob = await RichPeer.connect(b.port, "bob")
+            await arrivals(alice, "bob")
+            await into(alice, "dev")
+            await into(bob, "dev")
+            await alice.send(Say("mine", seq=1))
+            last = await bob.expect(Message, skip=Joined)
+            assert alice.welcome is not None
+            secret = alice.welcome.session
+            await alice.close()
+            await bob.expect(Left, skip=Joined)
+            await until_subscribers(redis, room_channel("dev"), 1)  # a stopped following
+            for n in range(12):
+                await bob.send(Say(f"while away {n}"))
+            reader, writer = await asyncio.open_connection("127.0.0.1", a.port)
+            back = RichPeer(reader, writer)
+            hello = Hello(version=3, nick="alice", resume=secret, epoch=alice.welcome.epoch,
+                          last_ts=last.ts)  # fmt: skip
+            await back.send(hello)
+            await back.expect(Welcome)
+            texts = [(await back.expect(Message, skip=(Joined, Left))).text for _ in range(12)]
+            assert texts == [f"while away {n}" for n in range(12)]
+            await back.expect_none(skip=(Joined, Left))
+
+    run(scenario())
+
+
+def test_a_room_log_with_junk_in_it_is_read_like_the_channel(redis: Redis) -> None:
+    """SECURITY.md: what comes off the bus is checked like a peer's input; a room's log
+    in Redis too: a broken entry, a note that is no message, another room's message
+    and one over the line limit are left out, and the rest still comes."""
+    import json
+    import time
+
+    import redis.asyncio as aioredis
+
+    from peerchat_protocol import Message as Msg
+    from peerchat_server.notes import Note, batch, encode, room_log
+
+    def note(text: str, room: str = "dev") -> bytes:
+        message = Msg(1, "mallory", text, int(time.time() * 1000), room)
+        return encode(Note("message", "r9", room=room, message=message))
+
+    async def scenario() -> None:
+        async with replica_set(redis.url, 2, max_line_bytes=100) as (a, b):
+            alice = await RichPeer.connect(a.port, "alice")
+            bob = await RichPeer.connect(b.port, "bob")
+            await arrivals(alice, "bob")
+            await into(bob, "dev")  # a knows #dev now, and follows it not
+            await alice.expect(Left, skip=Joined)
+            client = aioredis.from_url(redis.url)
+            log = room_log("dev")
+            bad = json.loads(encode(Note("beat", "r9")))
+            bad["peers"] = 5
+            for data in (
+                batch([json.dumps(bad).encode(), note("fine")]),
+                batch([encode(Note("beat", "r9")), note("x" * 101), note("other room", "games")]),
+                b"not json",
+            ):
+                await client.xadd(log, {"n": data})
+            await client.xadd(log, {"something": b"else"})
+            await client.aclose()
+            await into(alice, "dev")
+            fine = await alice.expect(Message, skip=(Joined, Left))
+            assert (fine.text, fine.history) == ("fine", True)
+            await alice.expect_none(skip=(Joined, Left))
+            await console_of(a).wait_for("Ignored a message of 101 bytes")
 
     run(scenario())

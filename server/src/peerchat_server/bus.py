@@ -44,6 +44,11 @@ RETRY_CAP = 5.0
 FLUSH_WAIT = 2.0
 #: Notes in one publication, at most (a few hundred KiB at chat sizes).
 BATCH_NOTES = 500
+#: Seconds a room's log may take to read; publications read from it at a time, and
+#: at most (each holds one or more notes: the log is read back until ``keep`` notes).
+BACKFILL_WAIT = 5.0
+BACKFILL_PAGE = 100
+BACKFILL_ENTRIES = 2000
 #: Notes waiting for the publisher, at most (a burst larger than this within one
 #: pass of the event loop is cut; the publisher normally empties it every pass).
 MAX_PENDING = 100_000
@@ -97,6 +102,7 @@ class RedisBus:
         self._drained = asyncio.Event()  # set whenever the queue has been sent
         self._overflowed = False
         self._tasks: list[asyncio.Task[None]] = []
+        self._fills: set[asyncio.Task[None]] = set()  # room logs being read
         self._link: Link | None = None
         self.connected = False
         #: Rooms followed (lower case), and those to backfill once subscribed.
@@ -132,7 +138,11 @@ class RedisBus:
         if room in self.rooms:
             return
         self.rooms.add(room)
-        if backfill:
+        if backfill and room_channel(room) in self._subscribed and self._listener is not None:
+            # Left and came back before the keeper unsubscribed: no new subscription
+            # will be confirmed, and the channel was heard all along: read the log now.
+            self._fill(room, self._listener)
+        elif backfill:
             self._to_fill.add(room)
         self._resubscribe.set()
 
@@ -168,7 +178,7 @@ class RedisBus:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._drained.wait(), FLUSH_WAIT)
         self.connected = False
-        for task in self._tasks:
+        for task in (*self._tasks, *self._fills):
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -188,7 +198,6 @@ class RedisBus:
                 await link.open()
                 await link.subscribe([CONTROL, inbox(self.replica)])
                 self._subscribed = set()
-                self._to_fill &= self.rooms  # (a split drops what was not filled yet)
                 self._link = link
                 self.connected = True
                 delays = backoff(RETRY_FIRST, RETRY_CAP, uniform=random.uniform)
@@ -209,6 +218,12 @@ class RedisBus:
                 self.connected = False
                 self._link = None
                 why = str(exc) or type(exc).__name__
+                self._to_fill.clear()  # a split: what was said meanwhile is not replayed
+                for task in self._fills:
+                    task.cancel()
+                if keeper is not None:
+                    keeper.cancel()
+                await link.close()
                 if was:
                     self._log("BUS", f"Lost Redis at {safe_url(self.url)} ({why}); reconnecting.")
                     listener.on_split(why)
@@ -220,10 +235,10 @@ class RedisBus:
 
     def _receive(self, kind: str, channel: str, data: bytes, listener: Listener) -> None:
         room = room_of(channel)
-        if kind == "subscribed":
-            if room is not None and room in self._to_fill:
+        if kind != "message":
+            if kind == "subscribed" and room is not None and room in self._to_fill:
                 self._to_fill.discard(room)
-                self._tasks.append(asyncio.create_task(self._backfill(room, listener)))
+                self._fill(room, listener)
             return
         notes = decode_batch(data)
         self.received[room or ""] += len(notes)
@@ -237,30 +252,58 @@ class RedisBus:
                 listener.on_note(note)
 
     async def _keep_subscriptions(self, link: Link) -> None:
-        """Subscribe to the rooms followed and unsubscribe from the others, as told."""
-        while True:  # ends with its link (cancelled)
-            await self._resubscribe.wait()
-            self._resubscribe.clear()
-            wanted = {room_channel(room) for room in self.rooms}
-            if gone := sorted(self._subscribed - wanted):
-                await link.unsubscribe(gone)
-                self._subscribed -= set(gone)
-            if new := sorted(wanted - self._subscribed):
-                await link.subscribe(new)
-                self._subscribed |= set(new)
+        """Subscribe to the rooms followed and unsubscribe from the others, as told.
+        If that fails, the link is closed: its reader ends, and the bus reconnects (a
+        subscription that silently did not happen would leave a room deaf)."""
+        try:
+            while True:  # ends with its link (cancelled)
+                await self._resubscribe.wait()
+                self._resubscribe.clear()
+                wanted = {room_channel(room) for room in self.rooms}
+                if gone := sorted(self._subscribed - wanted):
+                    await link.unsubscribe(gone)
+                    self._subscribed -= set(gone)
+                if new := sorted(wanted - self._subscribed):
+                    await link.subscribe(new)
+                    self._subscribed |= set(new)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self._log("BUS", f"Could not change the subscriptions ({exc}); reconnecting.")
+            await link.close()
+
+    def _fill(self, room: str, listener: Listener) -> None:
+        task = asyncio.create_task(self._backfill(room, listener))
+        self._fills.add(task)
+        task.add_done_callback(self._fills.discard)
 
     async def _backfill(self, room: str, listener: Listener) -> None:
-        """What ``room``'s log holds, to the listener (nothing if it cannot be read)."""
-        notes: list[Note] = []
+        """What ``room``'s log holds (its newest ``keep`` messages), to the listener;
+        nothing if it cannot be read in BACKFILL_WAIT seconds."""
+        pages: list[list[Note]] = []  # newest first
         link = self._link
         try:
             if link is not None:
-                for data in await link.recent(room_log(room), self.keep):
-                    notes.extend(n for n in decode_batch(data) if isinstance(n, Note))
+                await asyncio.wait_for(self._read_log(link, room, pages), BACKFILL_WAIT)
         except Exception as exc:
             self._log("BUS", f"Could not read the log of #{room} ({exc}).")
+        notes = [note for page in reversed(pages) for note in page]
         if room in self.rooms:
             listener.on_backfill(room, notes[-self.keep :])
+
+    async def _read_log(self, link: Link, room: str, pages: list[list[Note]]) -> None:
+        """Read ``room``'s log back, newest first, until ``keep`` notes or its start."""
+        before: str | None = None
+        got = 0
+        for _ in range(BACKFILL_ENTRIES // BACKFILL_PAGE):
+            entries = await link.recent(room_log(room), BACKFILL_PAGE, before)
+            for key, data in entries:
+                page = [n for n in decode_batch(data) if isinstance(n, Note)]
+                pages.append(page)
+                got += len(page)
+                before = key
+            if got >= self.keep or len(entries) < BACKFILL_PAGE:
+                return
 
     async def _publish_loop(self) -> None:
         """Send what is queued, in order, one publication per channel and batch."""
@@ -285,11 +328,12 @@ class RedisBus:
     @staticmethod
     def _batches(pending: list[tuple[str, bytes]]) -> list[tuple[str, bytes, str | None]]:
         """``pending`` as publications, BATCH_NOTES at most in one; a room's also go to
-        its log. Control notes stay where they were among the rest (a join before the
-        joiner's first line, a leave after its last); between two runs of them, each
-        room's and inbox's notes go in one publication, in the order queued."""
+        its log. Control notes and private ones stay where they were among the rest (a
+        join before the joiner's first line, a leave after its last, a private line
+        between its sender's others); between two of them, each room's notes go in one
+        publication, in the order queued."""
         out: list[tuple[str, bytes, str | None]] = []
-        run: dict[str, list[bytes]] = {}  # one channel's notes, or the rooms' and inboxes'
+        run: dict[str, list[bytes]] = {}  # the rooms' notes, or one other channel's
 
         def flush() -> None:
             for channel, encoded in run.items():
@@ -299,9 +343,12 @@ class RedisBus:
                     out.append((channel, batch(encoded[start : start + BATCH_NOTES]), log))
             run.clear()
 
+        rooms_run = False  # whether ``run`` holds rooms' notes
         for channel, data in pending:
-            if (channel == CONTROL) != (CONTROL in run) and run:
-                flush()  # from control notes to the others, or back
+            is_room = room_of(channel) is not None
+            if run and not (is_room and rooms_run) and channel not in run:
+                flush()  # rooms to another channel, another channel to rooms, or a third
+            rooms_run = is_room
             run.setdefault(channel, []).append(data)
         flush()
         return out

@@ -14,7 +14,8 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 #: What a Link yields: ("message", channel, data) for a publication, ("subscribed",
-#: channel, b"") once a subscription is confirmed (what came before it was missed).
+#: channel, b"") once a subscription is confirmed (what came before it was missed), and
+#: ("unsubscribed", channel, b"") once one ended.
 Item = tuple[str, str, bytes]
 #: Seconds a room's log outlives its last message.
 LOG_TTL = 86_400
@@ -39,8 +40,9 @@ class Link(Protocol):
         (trimmed to about ``keep`` entries) when it is not None."""
         ...
 
-    async def recent(self, log: str, count: int) -> list[bytes]:
-        """The newest ``count`` entries of stream ``log``, oldest first."""
+    async def recent(self, log: str, count: int, before: str | None) -> list[tuple[str, bytes]]:
+        """Up to ``count`` entries of stream ``log`` (id, data), newest first: the newest,
+        or those older than the entry ``before``."""
         ...
 
     async def close(self) -> None: ...
@@ -81,24 +83,26 @@ def _no_retry() -> Any:
     return Retry(NoBackoff(), 0)
 
 
-def _entries(newest_first: Any) -> list[bytes]:
-    """The data of XREVRANGE's entries, oldest first."""
-    return [fields[b"n"] for _, fields in reversed(newest_first or [])]
+def _entries(newest_first: Any) -> list[tuple[str, bytes]]:
+    """XREVRANGE's entries as (id, data); one without data is skipped."""
+    return [(_text(key), fields[b"n"]) for key, fields in newest_first or [] if b"n" in fields]
 
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-async def _stream(pubsub: Any, kinds: tuple[str, str]) -> AsyncIterator[Item]:
-    """A pubsub's publications and subscription confirmations, as Items."""
-    message, subscribed = kinds
+async def _stream(pubsub: Any, kinds: tuple[str, str, str]) -> AsyncIterator[Item]:
+    """A pubsub's publications and subscription changes, as Items."""
+    message, subscribed, unsubscribed = kinds
     async for item in pubsub.listen():
         kind = item.get("type")
         if kind == message:
             yield ("message", _text(item["channel"]), item["data"])
         elif kind == subscribed:
             yield ("subscribed", _text(item["channel"]), b"")
+        elif kind == unsubscribed:
+            yield ("unsubscribed", _text(item["channel"]), b"")
 
 
 class PlainLink:
@@ -119,7 +123,7 @@ class PlainLink:
         await self._pubsub.unsubscribe(*channels)
 
     async def items(self) -> AsyncIterator[Item]:
-        async for item in _stream(self._pubsub, ("message", "subscribe")):
+        async for item in _stream(self._pubsub, ("message", "subscribe", "-")):
             yield item
 
     async def send(self, batches: list[tuple[str, bytes, str | None]], keep: int) -> None:
@@ -133,8 +137,9 @@ class PlainLink:
             pipe.publish(channel, data)
         await pipe.execute()
 
-    async def recent(self, log: str, count: int) -> list[bytes]:
-        return _entries(await self._client.xrevrange(log, count=count))
+    async def recent(self, log: str, count: int, before: str | None) -> list[tuple[str, bytes]]:
+        top = "+" if before is None else f"({before}"
+        return _entries(await self._client.xrevrange(log, max=top, count=count))
 
     async def close(self) -> None:
         with contextlib.suppress(Exception):
@@ -203,8 +208,9 @@ class ShardedLink:
             node = self._node_of(channel)
             pubsub = self._subscribers.get(node.name)
             if pubsub is None:
-                pubsub = self._subscribers[node.name] = self._shard(node).pubsub()
-                await pubsub.ssubscribe(channel)
+                pubsub = self._shard(node).pubsub()
+                await pubsub.ssubscribe(channel)  # (raises: nothing is left half made)
+                self._subscribers[node.name] = pubsub
                 self._readers[node.name] = asyncio.create_task(self._read(pubsub))
             else:
                 await pubsub.ssubscribe(channel)
@@ -228,7 +234,10 @@ class ShardedLink:
 
     async def _read(self, pubsub: Any) -> None:
         try:
-            async for item in _stream(pubsub, ("smessage", "ssubscribe")):
+            async for item in _stream(pubsub, ("smessage", "ssubscribe", "sunsubscribe")):
+                if item[0] == "unsubscribed" and item[1] in self._where:
+                    # Not asked for: its slot moved to another shard (resharding).
+                    raise ConnectionError(f"a shard dropped {item[1]} (its slot moved)")
                 self._queue.put_nowait(item)
             raise ConnectionError("a shard's subscription ended")
         except asyncio.CancelledError:
@@ -254,8 +263,9 @@ class ShardedLink:
             pipe.spublish(channel, data)
         await pipe.execute()
 
-    async def recent(self, log: str, count: int) -> list[bytes]:
-        return _entries(await self._client.xrevrange(log, count=count))
+    async def recent(self, log: str, count: int, before: str | None) -> list[tuple[str, bytes]]:
+        top = "+" if before is None else f"({before}"
+        return _entries(await self._client.xrevrange(log, max=top, count=count))
 
     async def close(self) -> None:
         for task in self._readers.values():

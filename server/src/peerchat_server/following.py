@@ -53,6 +53,8 @@ class RoomFollowing:
 
     def present(self, room: Room[Peer]) -> None:
         """Follow ``room`` while this replica's peers are in it (Replication.present)."""
+        if room is self.relay.rooms.vestibule:
+            return  # (where peers wait for the password: named like the lobby, not it)
         name = room.name.lower()
         if room.members and name not in self.bus.rooms:
             self._filling[name] = []
@@ -77,6 +79,9 @@ class RoomFollowing:
         name = room.name.lower()
         entry = self._seen.get(name)
         if entry is None or entry[0] is not room:  # (a new life of the room)
+            rooms = self.relay.rooms
+            for gone in [n for n, (r, _) in self._seen.items() if rooms.get(n) is not r]:
+                del self._seen[gone]  # rooms that ended: their logs go with them
             entry = self._seen[name] = (room, OrderedDict())
         seen = entry[1]
         if (origin, message_id) in seen:
@@ -103,15 +108,19 @@ class RoomFollowing:
         """Room ``name``'s log in Redis said ``notes``: what of it this replica lacks
         goes in first (``late``: into the log, then to the members as history they may
         not have), then what was held (``accept``)."""
-        held = self._filling.pop(name, [])
+        if name not in self._filling:
+            return  # (not waited for: a split came between, or it was left)
+        held = self._filling.pop(name)
         since = self._since.pop(name, 0)
         room = self.relay.rooms.get(name)
         if room is not None and room.members:
             added: dict[int, str] = {}  # message id here -> its sender's session digest
             for note in notes:
                 message = note.message
-                if message is None or note.to is not None or message.ts < room.made_ts:
-                    continue  # (said in an earlier life of the room)
+                if note.kind != "message" or message is None or note.to is not None:
+                    continue
+                if (note.room or "").lower() != name or message.ts < room.made_ts:
+                    continue  # (another room's, or said in an earlier life of this one)
                 taken = late(note)  # (None for what the log has already)
                 if taken is not None:
                     added[taken[1].id] = note.digest or ""
@@ -122,15 +131,11 @@ class RoomFollowing:
 
     def _tell_members(self, room: Room[Peer], added: dict[int, str], since: int) -> None:
         """Each member that was sent the room's history already gets what came late:
-        what was said since this replica followed the room (said to them, really), and
-        of what was said before, the part a newcomer's history shows; not its own lines,
-        nor what it said it had when it came back."""
+        what was said since this replica followed the room (said to them, really); of
+        what was said before, a newcomer gets the part its history would show, one that
+        came back (by time) everything after what it said it had; never its own lines."""
         newest = {m.id for m in self.relay.rooms.history(room)}
-        late = [
-            m if m.ts >= since else dataclasses.replace(m, history=True)
-            for m, _, _ in room.log
-            if m.id in added and (m.ts >= since or m.id in newest)
-        ]
+        late = [m for m, _, _ in room.log if m.id in added]
         for member in list(room.members):
             if not getattr(member, "history_sent", True):
                 continue  # it gets the whole history, later, from the log
@@ -140,4 +145,7 @@ class RoomFollowing:
             for message in late:
                 if (mine and added[message.id] == mine) or message.ts <= seen_ts:
                     continue
-                member.deliver(Frames(message))
+                if message.ts >= since:
+                    member.deliver(Frames(message))
+                elif seen_ts or message.id in newest:
+                    member.deliver(Frames(dataclasses.replace(message, history=True)))

@@ -136,6 +136,9 @@ def decode_batch(data: bytes) -> list[Note | BadNote]:
         except BadNote as exc:
             notes.append(exc)
             continue
+        except (TypeError, ValueError, AttributeError) as exc:  # e.g. "peers": 5
+            notes.append(BadNote(f"malformed: {exc}"))
+            continue
         if note is not None:
             notes.append(note)
     return notes

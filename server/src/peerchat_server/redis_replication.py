@@ -166,7 +166,7 @@ class RedisReplication:
     def on_backfill(self, room: str, notes: list[Note]) -> None:
         """What ``room``'s log in Redis holds, now that this replica follows it."""
         try:
-            self.following.backfilled(room, notes, self._hear, self._accept)
+            self.following.backfilled(room, notes, accept=self._hear, late=self._accept)
         except Exception as exc:  # as for on_note: the bus goes on
             self.relay.console.line("BUS", f"Could not apply the log of #{room}: {exc!r}.")
 
@@ -195,19 +195,9 @@ class RedisReplication:
     # --- one handler per kind of note -----------------------------------------------------
 
     def _on_message(self, note: Note) -> None:
-        if note.message is None:
+        if note.message is None or not self._fits(note.message, note.origin):
             return
         relay = self.relay
-        text, limit = note.message.text, relay.config.max_line_bytes
-        # UTF-8 takes at most 4 bytes a character: only a long text is worth measuring.
-        if len(text) * 4 > limit and (size := len(text.encode())) > limit:
-            # No peer of a replica like this one could have said it: as for a peer's
-            # line, too long is refused (the note was already checked for the rest).
-            relay.console.line(
-                "BUS", f"Ignored a message of {size} bytes from replica {note.origin}: "
-                f"over the line limit ({limit})."
-            )  # fmt: skip
-            return
         if note.to is not None:
             relay.stats.bus_lag = max(0.0, (relay.rooms.now() - note.message.ts) / 1000)
             target = relay.registry.find(note.to)
@@ -216,6 +206,20 @@ class RedisReplication:
             return
         if not self.following.holds(note):  # (held while its room's log is read)
             self._hear(note)
+
+    def _fits(self, message: Message, origin: str) -> bool:
+        """Whether ``message`` is within the line limit. No peer of a replica like this
+        one could have said a longer one: as for a peer's line, too long is refused (the
+        note was already checked for the rest, as a peer's input is)."""
+        text, limit = message.text, self.relay.config.max_line_bytes
+        # UTF-8 takes at most 4 bytes a character: only a long text is worth measuring.
+        if len(text) * 4 > limit and (size := len(text.encode())) > limit:
+            self.relay.console.line(
+                "BUS", f"Ignored a message of {size} bytes from replica {origin}: "
+                f"over the line limit ({limit})."
+            )  # fmt: skip
+            return False
+        return True
 
     def _hear(self, note: Note) -> tuple[Room[Peer], Message] | None:
         """A room's message, live: into the room's log and to its members here."""
@@ -238,7 +242,8 @@ class RedisReplication:
     def _accept(self, note: Note) -> tuple[Room[Peer], Message] | None:
         """A room's message into its log here, renumbered (ids increase per replica);
         None if nobody here is in that room nor knows of it, or its log has it."""
-        assert note.message is not None
+        if note.message is None or not self._fits(note.message, note.origin):
+            return None  # (a room's log in Redis is checked like the channel)
         room = self.relay.rooms.get(note.room or "")
         if room is None or not self.following.mark(room, note.origin, note.message.id):
             return None

@@ -191,6 +191,7 @@ class Relay:
         """``record``'s session came into its room now: what it may catch up on there
         starts here (see RoomBook.missed)."""
         record.entered_id = self.rooms.last_id
+        record.seen_ts = 0  # (what it said it had was of the room it came back to)
 
     def announce_join(self, peer: Peer) -> None:
         room = peer.room
