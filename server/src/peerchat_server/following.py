@@ -36,7 +36,7 @@ class FollowingBus(Protocol):
 
 
 #: Takes a message note in: the room it went into and the message as kept there (its
-#: id renumbered here), or None if it was not for a room here.
+#: id renumbered here), or None if it was not for a room here (or was private).
 Accept = Callable[[Note], tuple[Room[Peer], Message] | None]
 
 
@@ -66,8 +66,14 @@ class RoomFollowing:
             self._since.pop(name, None)
 
     def holds(self, note: Note) -> bool:
-        """Whether ``note`` waits for its room's backfill (it is kept until then)."""
-        held = self._filling.get((note.room or "").lower()) if note.to is None else None
+        """Whether ``note`` waits for its room's backfill (it is kept until then): a
+        room's message, or a private one for a member of that room (its sender's lines
+        keep their order)."""
+        room = note.room
+        if note.to is not None:
+            target = self.relay.registry.find(note.to)
+            room = target.room.name if target is not None else None
+        held = self._filling.get((room or "").lower())
         if held is None:
             return False
         held.append(note)

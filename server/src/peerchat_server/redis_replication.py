@@ -166,14 +166,14 @@ class RedisReplication:
     def on_backfill(self, room: str, notes: list[Note]) -> None:
         """What ``room``'s log in Redis holds, now that this replica follows it."""
         try:
-            self.following.backfilled(room, notes, accept=self._hear, late=self._accept)
+            self.following.backfilled(room, notes, accept=self._take, late=self._accept)
         except Exception as exc:  # as for on_note: the bus goes on
             self.relay.console.line("BUS", f"Could not apply the log of #{room}: {exc!r}.")
 
     def on_split(self, why: str) -> None:
         """The bus is down: chat goes on here alone, and everyone here is told."""
         self._split = True
-        self.following.split(self._hear)
+        self.following.split(self._take)
         for peer in self.relay.registry.remote.clear():
             self._vouch(peer)
             self.relay.remove_remote(peer, notify=False)
@@ -198,14 +198,15 @@ class RedisReplication:
         if note.message is None or not self._fits(note.message, note.origin):
             return
         relay = self.relay
+        if self.following.holds(note):  # (held while its room's log is read)
+            return
         if note.to is not None:
             relay.stats.bus_lag = max(0.0, (relay.rooms.now() - note.message.ts) / 1000)
             target = relay.registry.find(note.to)
             if target is not None:
                 target.deliver(Frames(note.message.renumbered(relay.rooms.new_id())))
             return
-        if not self.following.holds(note):  # (held while its room's log is read)
-            self._hear(note)
+        self._hear(note)
 
     def _fits(self, message: Message, origin: str) -> bool:
         """Whether ``message`` is within the line limit. No peer of a replica like this
@@ -220,6 +221,11 @@ class RedisReplication:
             )  # fmt: skip
             return False
         return True
+
+    def _take(self, note: Note) -> tuple[Room[Peer], Message] | None:
+        """A note that was held: applied now (a room's message or a private one)."""
+        self._on_message(note)
+        return None
 
     def _hear(self, note: Note) -> tuple[Room[Peer], Message] | None:
         """A room's message, live: into the room's log and to its members here."""
