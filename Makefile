@@ -109,7 +109,7 @@ cluster-images: check-docker ## Redis and HAProxy images for the cluster (offici
 	docker/ensure-aux.sh redis --env-file .env >/dev/null
 	docker/ensure-aux.sh haproxy --env-file .env >/dev/null
 
-cluster: build cluster-images ## Run 2 replicas + Redis + a balancer in the foreground (then: make cluster-client)
+cluster: build cluster-images ## Run 2 replicas + a 3-shard Redis Cluster + a balancer in the foreground (then: make cluster-client)
 	$(CLUSTER) up balancer
 
 cluster-client: ## A chat prompt through the cluster's balancer
