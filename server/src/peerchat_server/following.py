@@ -40,6 +40,18 @@ class FollowingBus(Protocol):
 Accept = Callable[[Note], tuple[Room[Peer], Message] | None]
 
 
+#: Milliseconds before this replica learned of a room that its log may still bring back:
+#: the news of a room (a join, on the control channel) can come after its first lines
+#: (on the room's), and replicas' clocks differ a little.
+LIFE_GRACE = 30_000
+
+
+def _earlier_life(room: Room[Peer], message: Message) -> bool:
+    """Whether ``message`` was said in an earlier life of ``room``: before its last one
+    ended here, or well before this replica learned of the room."""
+    return message.ts <= room.born_ts or message.ts < room.made_ts - LIFE_GRACE
+
+
 class RoomFollowing:
     """The rooms followed, the notes held for the ones being filled, and which
     messages (origin replica, id there) each room's log holds already."""
@@ -125,7 +137,7 @@ class RoomFollowing:
                 message = note.message
                 if note.kind != "message" or message is None or note.to is not None:
                     continue
-                if (note.room or "").lower() != name or message.ts < room.made_ts:
+                if (note.room or "").lower() != name or _earlier_life(room, message):
                     continue  # (another room's, or said in an earlier life of this one)
                 taken = late(note)  # (None for what the log has already)
                 if taken is not None:

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
-from peerchat_protocol import Info, Message, Renamed
+from peerchat_protocol import Info, Message, Renamed, fold
 
 from .bus import Listener
 from .following import RoomFollowing
@@ -277,7 +277,11 @@ class RedisReplication:
     def _on_leave(self, note: Note) -> None:
         if not note.nick:
             return
-        gone = self.relay.registry.remote.remove(note.nick, note.origin)
+        remote = self.relay.registry.remote
+        now = remote.find(note.nick)
+        if now is not None and note.room and fold(now.room) != fold(note.room):
+            return  # a leave that waited with its room's lines: the peer is elsewhere now
+        gone = remote.remove(note.nick, note.origin)
         if gone is not None:
             self._vouch(gone)  # its connection there was lost: it may come here
             self.relay.remove_remote(gone, notify=True, reason=note.reason)
