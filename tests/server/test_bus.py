@@ -439,3 +439,23 @@ def test_metrics_say_the_bus_is_up_and_how_far_behind_it_runs(redis: Redis) -> N
             assert 2 <= samples["peerchat_bus_lag_seconds"] < 5
 
     run(scenario())
+
+
+def test_a_leave_that_comes_after_the_peer_moved_on_is_ignored() -> None:
+    """A leave can reach a replica after the same peer's join elsewhere (it waited with
+    its room's lines, or came on another shard): it must not forget the peer."""
+
+    async def scenario() -> None:
+        async with running_server() as server:
+            replication, _ = stub_replication(server.relay)
+            remote = server.relay.registry.remote
+            replication.on_note(Note("join", "r2", room="dev", nick="bob", addr="x:1"))
+            replication.on_note(Note("join", "r2", room="games", nick="bob", addr="x:1"))
+            replication.on_note(Note("leave", "r2", room="dev", nick="bob"))
+            bob = remote.find("bob")
+            assert bob is not None
+            assert bob.room == "games"
+            replication.on_note(Note("leave", "r2", room="games", nick="bob"))
+            assert remote.find("bob") is None
+
+    run(scenario())
