@@ -450,3 +450,27 @@ class WsPeer:
 
     async def close(self) -> None:
         await asyncio.wait_for(self.ws.close(), WAIT)
+
+
+def close_and_read(console: Console, stream: Any, read_end: int) -> bytes:
+    """Close ``console`` (its writer thread empties its queue into the pipe whose
+    write end is ``stream``) while a thread reads the pipe to its end: what was written."""
+    import os
+    import threading
+
+    received: list[bytes] = []
+
+    def read_to_the_end() -> None:
+        for _ in range(1_000_000):  # bounded in reads
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                return
+            received.append(chunk)
+
+    reader = threading.Thread(target=read_to_the_end)
+    reader.start()
+    console.close(timeout=5)
+    stream.close()
+    reader.join(5)
+    os.close(read_end)
+    return b"".join(received)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import io
 import os
-import threading
 
 import pytest
 
@@ -13,7 +12,7 @@ from peerchat_protocol import Event, Info, Joined, Left, Message, Say
 from peerchat_server.console import Console
 from peerchat_server.flood import TokenBucket
 
-from .peers import JOINS, PlainPeer, RichPeer, console_of, running_server
+from .peers import JOINS, PlainPeer, RichPeer, close_and_read, console_of, running_server
 
 
 class FakeClock:
@@ -134,22 +133,8 @@ def test_a_console_nobody_reads_never_blocks_the_server_and_counts_what_it_drops
     for i in range(20_000):
         console.line("RECEIVED", f"{i} " + "y" * 200)
     # Now read it all: the writer thread empties its queue into the pipe.
-    received: list[bytes] = []
-
-    def read_to_the_end() -> None:
-        for _ in range(1_000_000):  # bounded: 4 MiB of console at most
-            chunk = os.read(read_end, 1 << 16)
-            if not chunk:
-                return
-            received.append(chunk)
-
-    reader = threading.Thread(target=read_to_the_end)
-    reader.start()
-    console.close(timeout=5)
-    stream.close()
-    reader.join(5)
-    os.close(read_end)
-    lines = b"".join(received).decode().splitlines()
+    written = close_and_read(console, stream, read_end)
+    lines = written.decode().splitlines()
     shown = [int(line.split()[1]) for line in lines if line.startswith("[RECEIVED] ")]
     dropped = [
         int(line.split()[1])

@@ -15,7 +15,6 @@ import re
 import signal
 import socket
 import subprocess
-import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -25,7 +24,7 @@ import pytest
 from peerchat_protocol import Entered, JoinRoom, Left, Say
 from peerchat_server.console import LOGGER, Console, event_name
 
-from .peers import MEMBERSHIP, WAIT, PlainPeer, RichPeer, membership_line
+from .peers import MEMBERSHIP, WAIT, PlainPeer, RichPeer, close_and_read, membership_line
 from .test_cli import SERVER, clean_env
 
 #: What alice says in the room, and (with it) in private: the words to look for in the log.
@@ -247,22 +246,8 @@ def test_a_json_log_nobody_reads_never_blocks_and_counts_what_it_drops() -> None
     # at once, or the test fails by its timeout.
     for i in range(20_000):
         console.line("RECEIVED", "y" * 200, n=i)
-    received: list[bytes] = []
-
-    def read_to_the_end() -> None:
-        for _ in range(1_000_000):  # bounded: 4 MiB at most
-            chunk = os.read(read_end, 1 << 16)
-            if not chunk:
-                return
-            received.append(chunk)
-
-    reader = threading.Thread(target=read_to_the_end)
-    reader.start()
-    console.close(timeout=5)
-    stream.close()
-    reader.join(5)
-    os.close(read_end)
-    records = [json.loads(line) for line in b"".join(received).decode().splitlines()]
+    written = close_and_read(console, stream, read_end)
+    records = [json.loads(line) for line in written.decode().splitlines()]
     shown = [r["n"] for r in records if r["event"] == "received"]
     dropped = [r["dropped"] for r in records if r["event"] == "lines_dropped"]
     assert shown == sorted(shown)

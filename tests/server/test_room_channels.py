@@ -27,7 +27,7 @@ from peerchat_server.notes import room_channel
 from peerchat_server.server import ChatServer
 
 from .peers import PlainPeer, RichPeer, console_of
-from .replicaset import Cluster, Redis, joined_up, replica_set, run
+from .replicaset import Cluster, Redis, replica_set, run
 
 
 @pytest.fixture(params=["redis", "cluster"])
@@ -75,6 +75,18 @@ async def arrivals(peer: RichPeer, *nicks: str) -> None:
         missing.discard(joined.nick)
 
 
+async def one_on_each(servers: list[ChatServer] | tuple[ChatServer, ...]) -> list[RichPeer]:
+    """alice on the first replica, bob on the second, carol on the third; each has
+    heard those after it arrive, so every replica knows every one of them."""
+    peers = [
+        await RichPeer.connect(server.port, nick)
+        for server, nick in zip(servers, ("alice", "bob", "carol"), strict=False)
+    ]
+    for n, peer in enumerate(peers):
+        await arrivals(peer, *(p.nick for p in peers[n + 1 :]))
+    return peers
+
+
 async def into(peer: RichPeer, room: str) -> None:
     """``peer`` goes to ``room`` and reads its welcome there (and any history)."""
     await peer.send(JoinRoom(room))
@@ -95,10 +107,7 @@ def test_a_replica_with_nobody_in_a_room_receives_none_of_its_notes(
 ) -> None:
     async def scenario() -> None:
         async with replica_set(shared.url, 3) as (a, b, c):
-            alice = await RichPeer.connect(a.port, "alice")
-            bob = await RichPeer.connect(b.port, "bob")
-            carol = await RichPeer.connect(c.port, "carol")
-            await arrivals(alice, "bob", "carol")
+            alice, bob, carol = await one_on_each((a, b, c))
             await into(alice, "dev")
             await into(bob, "dev")
             await alice.expect(Joined, lambda j: j.nick == "bob")
@@ -152,11 +161,7 @@ def test_private_messages_reach_the_replica_that_holds_their_target(
 ) -> None:
     async def scenario() -> None:
         async with replica_set(shared.url, 3) as (a, b, c):
-            alice = await RichPeer.connect(a.port, "alice")
-            bob = await RichPeer.connect(b.port, "bob")
-            carol = await RichPeer.connect(c.port, "carol")
-            await arrivals(alice, "bob", "carol")
-            await arrivals(bob, "carol")
+            alice, bob, carol = await one_on_each((a, b, c))
             await alice.send(Say("for carol only", to="carol"))
             private = await carol.expect(Message, skip=Joined)
             assert (private.text, private.to, private.nick) == ("for carol only", "carol", "alice")
@@ -175,10 +180,7 @@ def test_a_replica_whose_last_member_leaves_a_room_stops_following_it(
 ) -> None:
     async def scenario() -> None:
         async with replica_set(shared.url, 3) as (a, b, c):
-            alice = await RichPeer.connect(a.port, "alice")
-            bob = await RichPeer.connect(b.port, "bob")
-            carol = await RichPeer.connect(c.port, "carol")
-            await joined_up(alice, "carol")
+            alice, bob, carol = await one_on_each((a, b, c))
             for peer in (alice, bob, carol):
                 await into(peer, "dev")
             channel = room_channel("dev")
@@ -202,11 +204,7 @@ def test_a_replica_that_starts_following_a_room_gets_what_was_said_there(
 ) -> None:
     async def scenario() -> None:
         async with replica_set(shared.url, 3) as (a, b, c):
-            alice = await RichPeer.connect(a.port, "alice")
-            bob = await RichPeer.connect(b.port, "bob")
-            carol = await RichPeer.connect(c.port, "carol")
-            await arrivals(bob, "carol")
-            await arrivals(alice, "bob", "carol")
+            alice, bob, carol = await one_on_each((a, b, c))
             await into(alice, "dev")
             await into(bob, "dev")
             for n in range(5):
@@ -237,9 +235,7 @@ def test_a_replica_that_starts_following_a_room_gets_what_was_said_there(
 def test_a_shard_away_splits_the_chat_and_it_joins_up_when_back(cluster: Cluster) -> None:
     async def scenario() -> None:
         async with replica_set(cluster.url, 2) as (a, b):
-            alice = await RichPeer.connect(a.port, "alice")
-            bob = await RichPeer.connect(b.port, "bob")
-            await arrivals(alice, "bob")
+            alice, bob = await one_on_each((a, b))
             await asyncio.to_thread(cluster.shards[1].stop)
             for peer in (alice, bob):
                 down = await peer.expect(Info, skip=(Joined, Left))
@@ -278,9 +274,7 @@ def test_with_a_password_a_stranger_who_leaves_does_not_stop_the_lobby(redis: Re
 def test_leaving_a_room_and_coming_back_at_once_keeps_it_heard(redis: Redis) -> None:
     async def scenario() -> None:
         async with replica_set(redis.url, 2) as (a, b):
-            alice = await RichPeer.connect(a.port, "alice")
-            bob = await RichPeer.connect(b.port, "bob")
-            await arrivals(alice, "bob")
+            alice, bob = await one_on_each((a, b))
             await into(alice, "dev")
             await into(bob, "dev")
             await until_subscribers(redis, room_channel("dev"), 2)
@@ -306,9 +300,7 @@ def test_a_client_resuming_where_nobody_follows_its_room_gets_everything_it_miss
 
     async def scenario() -> None:
         async with replica_set(redis.url, 2, history_messages=5) as (a, b):
-            alice = await RichPeer.connect(a.port, "alice")
-            bob = await RichPeer.connect(b.port, "bob")
-            await arrivals(alice, "bob")
+            alice, bob = await one_on_each((a, b))
             await into(alice, "dev")
             await into(bob, "dev")
             await alice.send(Say("mine", seq=1))
@@ -351,9 +343,7 @@ def test_a_room_log_with_junk_in_it_is_read_like_the_channel(redis: Redis) -> No
 
     async def scenario() -> None:
         async with replica_set(redis.url, 2, max_line_bytes=100) as (a, b):
-            alice = await RichPeer.connect(a.port, "alice")
-            bob = await RichPeer.connect(b.port, "bob")
-            await arrivals(alice, "bob")
+            alice, bob = await one_on_each((a, b))
             await into(bob, "dev")  # a knows #dev now, and follows it not
             await alice.expect(Left, skip=Joined)
             client = aioredis.from_url(redis.url)

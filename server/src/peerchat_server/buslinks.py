@@ -105,7 +105,32 @@ async def _stream(pubsub: Any, kinds: tuple[str, str, str]) -> AsyncIterator[Ite
             yield ("unsubscribed", _text(item["channel"]), b"")
 
 
-class PlainLink:
+class _Publishing:
+    """Publications and room logs, the same through either client: one pipeline a
+    send (on a cluster, each shard gets its part, all at once), each room's log
+    appended before its channel is published to, so that a replica that reads the log
+    once subscribed misses nothing."""
+
+    _client: Any
+    _publish = "publish"  # the command a channel's publication is (SPUBLISH on a cluster)
+
+    async def send(self, batches: list[tuple[str, bytes, str | None]], keep: int) -> None:
+        # Redis runs one connection's commands in order: a subscriber of several of these
+        # channels (on one server) gets them in the order published.
+        pipe = self._client.pipeline(transaction=False)
+        for channel, data, log in batches:
+            if log is not None:
+                pipe.xadd(log, {"n": data}, maxlen=keep, approximate=True)
+                pipe.expire(log, LOG_TTL)
+            getattr(pipe, self._publish)(channel, data)
+        await pipe.execute()
+
+    async def recent(self, log: str, count: int, before: str | None) -> list[tuple[str, bytes]]:
+        top = "+" if before is None else f"({before}"
+        return _entries(await self._client.xrevrange(log, max=top, count=count))
+
+
+class PlainLink(_Publishing):
     """One Redis server: PUBLISH and SUBSCRIBE on one connection each."""
 
     def __init__(self, aioredis: Any, url: str) -> None:
@@ -126,21 +151,6 @@ class PlainLink:
         async for item in _stream(self._pubsub, ("message", "subscribe", "-")):
             yield item
 
-    async def send(self, batches: list[tuple[str, bytes, str | None]], keep: int) -> None:
-        # One round trip; Redis runs the commands in order, so a subscriber of several
-        # of these channels gets them in the order published.
-        pipe = self._client.pipeline(transaction=False)
-        for channel, data, log in batches:
-            if log is not None:  # first: a replica that reads the log once subscribed
-                pipe.xadd(log, {"n": data}, maxlen=keep, approximate=True)  # misses nothing
-                pipe.expire(log, LOG_TTL)
-            pipe.publish(channel, data)
-        await pipe.execute()
-
-    async def recent(self, log: str, count: int, before: str | None) -> list[tuple[str, bytes]]:
-        top = "+" if before is None else f"({before}"
-        return _entries(await self._client.xrevrange(log, max=top, count=count))
-
     async def close(self) -> None:
         with contextlib.suppress(Exception):
             await self._pubsub.aclose()
@@ -148,7 +158,7 @@ class PlainLink:
             await self._client.aclose()
 
 
-class ShardedLink:
+class ShardedLink(_Publishing):
     """A Redis Cluster: each channel lives on the shard of its hash slot (SPUBLISH,
     SSUBSCRIBE), so rooms spread over the shards; redis-py's cluster client routes
     publications and logs, and one subscriber connection per shard listens.
@@ -156,6 +166,8 @@ class ShardedLink:
     The link is whole only while every shard answers (pinged every second): with one
     away, some rooms cannot be heard, so the replica says the chat is split, as with a
     single Redis, and joins up once they all answer again."""
+
+    _publish = "spublish"
 
     def __init__(self, aioredis: Any, nodes: list[tuple[str, int]]) -> None:
         from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -252,20 +264,6 @@ class ShardedLink:
             if isinstance(item, BaseException):
                 raise item
             yield item
-
-    async def send(self, batches: list[tuple[str, bytes, str | None]], keep: int) -> None:
-        # The cluster pipeline sends each shard its part, all shards at once.
-        pipe = self._client.pipeline(transaction=False)
-        for channel, data, log in batches:
-            if log is not None:  # first: a replica that reads the log once subscribed
-                pipe.xadd(log, {"n": data}, maxlen=keep, approximate=True)  # misses nothing
-                pipe.expire(log, LOG_TTL)
-            pipe.spublish(channel, data)
-        await pipe.execute()
-
-    async def recent(self, log: str, count: int, before: str | None) -> list[tuple[str, bytes]]:
-        top = "+" if before is None else f"({before}"
-        return _entries(await self._client.xrevrange(log, max=top, count=count))
 
     async def close(self) -> None:
         for task in self._readers.values():
