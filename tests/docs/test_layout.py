@@ -90,17 +90,19 @@ SERVER_LAYERS: list[set[str]] = [
         "buslinks",
         "frames",
         "stats",
+        "store",
     },
-    {"wsframes", "ircwire", "bus"},
-    {"ircform"},
+    {"wsframes", "ircwire", "bus", "sqlschema"},
+    {"ircform", "sqlstore"},
     {"irccodec"},
     {"flood", "sockets", "resume", "options", "page"},
-    {"addresses", "rooms"},
+    {"addresses", "room"},
+    {"rooms"},
     {"peer"},
     {"registry", "outbox", "replication"},
     {"relay"},
     {"following"},
-    {"admission", "output", "redis_replication", "metrics"},
+    {"admission", "output", "redis_replication", "metrics", "persistence"},
     {"commands"},
     {"reading", "irccommands"},
     {"session"},
@@ -113,7 +115,7 @@ SERVER_LAYERS: list[set[str]] = [
 #: The relay and its parts, and the commands: they know a peer only through peer.Peer
 #: and peer.ChatPeer, so that every kind of peer shares them.
 CORE = (
-    "relay", "registry", "rooms", "outbox", "replication", "redis_replication",
+    "relay", "registry", "room", "rooms", "outbox", "replication", "redis_replication",
     "commands", "admission",
 )  # fmt: skip
 #: Names that would mean the core asks what kind of peer it serves.

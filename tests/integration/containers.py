@@ -276,6 +276,7 @@ def start_replica(network: Network, name: str, *env: tuple[str, str]) -> DockerC
         .with_network(network)
         .with_network_aliases(name, "replica")
         .with_env("PEERCHAT_BUS", "redis://redis:6379/0")
+        .with_env("PEERCHAT_STORE", "memory")  # (the image's sqlite is for one server)
         .with_env("PEERCHAT_MAX_PER_ADDRESS", "0")
         .with_kwargs(labels=dict(LABELS), init=True)
         .waiting_for(LogMessageWaitStrategy("Connected to Redis").with_startup_timeout(WAIT))

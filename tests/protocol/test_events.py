@@ -51,7 +51,7 @@ def test_events_are_frozen() -> None:
 def test_wire_types_are_unique_per_direction() -> None:
     assert set(CLIENT_EVENTS) == {
         "hello", "say", "nick", "who", "help", "quit", "ping", "pong",
-        "join_room", "leave_room", "list_rooms", "timestamps", "pass",
+        "join_room", "leave_room", "list_rooms", "timestamps", "pass", "history",
     }  # fmt: skip
     assert set(SERVER_EVENTS) == {
         "welcome", "message", "join", "leave", "renamed", "roster", "info", "error", "bye",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from peerchat_protocol import Event, Hello, Info, Message, Ping, Pong, Say, Welcome
 from peerchat_server.frames import Frames
-from peerchat_server.rooms import Room
+from peerchat_server.room import Room
 
 from .peers import PlainPeer, RichPeer, running_server
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from peerchat_server import output
 from peerchat_server.config import ADDRESS_WAIT_BURST, ServerConfig
-from peerchat_server.rooms import PASS_INTAKE
+from peerchat_server.room import PASS_INTAKE
 from peerchat_server.server import ChatServer
 from peerchat_server.session import Session
 

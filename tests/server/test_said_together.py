@@ -13,7 +13,7 @@ import pytest
 from peerchat_protocol import Joined, Message, Renamed, Say
 from peerchat_server.frames import PLAIN, Form, Frames
 from peerchat_server.outbox import _fan_out
-from peerchat_server.rooms import Room
+from peerchat_server.room import Room
 
 from .peers import PlainPeer, RichPeer, console_of, running_server, stub_replication
 from .test_journal import messages, replay_after_hello

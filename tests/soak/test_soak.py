@@ -6,8 +6,12 @@ Faults, one every FAULT_EVERY seconds on a random client: a cut network (docker 
 disconnect, then connect) or a freeze (docker pause, then unpause), each for a few
 seconds. Both are ones a client recovers from by itself (keepalive, reconnect, resume,
 catch-up), so the promise of PROTOCOL.md section 8 holds in full: nothing lost, nothing
-twice, per-sender order. Bounded: SOAK_SECONDS of chat (default 180), then at most
-SETTLE seconds for the last lines to arrive.
+twice, per-sender order. Every SERVER_FAULT_EVERY-th fault is the server's instead,
+taking turns: a restart (SIGTERM, then start), which loses nothing either, and a
+`kill -9` (then start), which may lose, or relay twice, the lines of the server's last
+loop pass (PROTOCOL.md §8): those are counted apart, and there may be no more of them
+than one pass can hold (a line from each client). Bounded: SOAK_SECONDS of chat
+(default 180), then at most SETTLE seconds for the last lines to arrive.
 """
 
 from __future__ import annotations
@@ -30,6 +34,9 @@ CLIENTS = int(os.environ.get("SOAK_CLIENTS", "6"))
 #: Lines a second each client types (under the server's flood limit of 5 a second).
 RATE = 2.0
 FAULT_EVERY = 12.0
+SERVER_FAULT_EVERY = 5
+#: Seconds before a kill -9 in which a line may have been in the server's last pass.
+KILL_WINDOW = 1.0
 SETTLE = 90.0
 LINE = re.compile(r"^(c\d+)#(\d+)$")
 
@@ -57,6 +64,20 @@ def present(peer: Peer) -> set[str]:
     return names
 
 
+def hit_server(server: DockerContainer, kill: bool, log: list[str]) -> float:
+    """Restart the server (gracefully, or by kill -9 and a start); returns when it was hit."""
+    container = server.get_wrapped_container()
+    hit = time.monotonic()
+    if kill:
+        container.kill(signal="SIGKILL")
+        container.start()
+        log.append("server killed (-9) and started")
+    else:
+        container.restart(timeout=10)
+        log.append("server restarted")
+    return hit
+
+
 def inject(rng: random.Random, net: Network, peer: Peer, log: list[str]) -> None:
     """One fault on ``peer``, lasting a few seconds; recovered before returning."""
     container = peer.container.get_wrapped_container()
@@ -82,6 +103,8 @@ class Tally:
     disordered: int = 0
     checked: int = 0
     problems: list[str] = field(default_factory=list)
+    #: Lines (sender, number) lost or relayed twice that were typed just before a kill -9.
+    to_kills: set[tuple[str, int]] = field(default_factory=set)
 
 
 def start_clients(network: Network, peers: dict[str, Peer]) -> None:
@@ -97,26 +120,48 @@ def start_clients(network: Network, peers: dict[str, Peer]) -> None:
         peer.wait_until(lambda p, o=others: o <= present(p), f"{nick} to see everyone")
 
 
+@dataclass
+class Run:
+    """What was typed (and when), and when the server was killed."""
+
+    typed: dict[str, int]
+    typed_at: dict[tuple[str, int], float] = field(default_factory=dict)
+    kills: list[float] = field(default_factory=list)
+
+    def near_a_kill(self, line: tuple[str, int]) -> bool:
+        at = self.typed_at[line]
+        return any(kill - KILL_WINDOW <= at <= kill for kill in self.kills)
+
+
 def chat(
-    rng: random.Random, network: Network, peers: dict[str, Peer], faults: list[str]
-) -> tuple[dict[str, int], float]:
+    rng: random.Random, server: DockerContainer, network: Network, peers: dict[str, Peer],
+    faults: list[str],
+) -> tuple[Run, float]:  # fmt: skip
     """SOAK_SECONDS of numbered lines from every client, a fault every FAULT_EVERY
-    seconds; how many lines each typed, and the seconds it took."""
-    typed = dict.fromkeys(peers, 0)
+    seconds; what each typed, and the seconds it took."""
+    run = Run(dict.fromkeys(peers, 0))
+    typed = run.typed
     began = time.monotonic()
     next_fault = began + FAULT_EVERY
     tick = 1.0 / RATE
     for step in range(int(SOAK_SECONDS * RATE)):  # bounded: one turn per tick
         for nick, peer in peers.items():
             typed[nick] += 1
+            run.typed_at[nick, typed[nick]] = time.monotonic()
             peer.type(f"{nick}#{typed[nick]}")
         if time.monotonic() >= next_fault:
-            inject(rng, network, peers[rng.choice(list(peers))], faults)
+            if (len(faults) + 1) % SERVER_FAULT_EVERY == 0:
+                kill = (len(faults) + 1) % (2 * SERVER_FAULT_EVERY) == 0
+                hit = hit_server(server, kill, faults)
+                if kill:
+                    run.kills.append(hit)
+            else:
+                inject(rng, network, peers[rng.choice(list(peers))], faults)
             next_fault = time.monotonic() + FAULT_EVERY
         delay = began + (step + 1) * tick - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-    return typed, time.monotonic() - began
+    return run, time.monotonic() - began
 
 
 def await_last_lines(peers: dict[str, Peer], typed: dict[str, int]) -> None:
@@ -133,8 +178,9 @@ def await_last_lines(peers: dict[str, Peer], typed: dict[str, int]) -> None:
         time.sleep(1.0)
 
 
-def check(peers: dict[str, Peer], typed: dict[str, int]) -> Tally:
-    """Every line to every other peer exactly once, in its sender's order; none back."""
+def check(peers: dict[str, Peer], run: Run) -> Tally:
+    """Every line to every other peer exactly once, in its sender's order; none back.
+    A line typed just before a kill -9 may be lost or come twice: counted apart."""
     tally = Tally()
     for nick, peer in peers.items():
         got = received(peer)
@@ -143,9 +189,14 @@ def check(peers: dict[str, Peer], typed: dict[str, int]) -> Tally:
             if other == nick:
                 continue
             numbers = got.get(other, [])
-            want = list(range(1, typed[other] + 1))
+            want = list(range(1, run.typed[other] + 1))
             tally.checked += len(want)
-            missing = len(set(want) - set(numbers))
+            killed = {n for n in want if run.near_a_kill((other, n))}
+            gone = set(want) - set(numbers)
+            doubled = {n for n in numbers if numbers.count(n) > 1}
+            tally.to_kills |= {(other, n) for n in (gone | doubled) & killed}
+            numbers = [n for n in numbers if n not in killed]
+            missing = len(gone - killed)
             twice = len(numbers) - len(set(numbers))
             unordered = sum(1 for a, b in itertools.pairwise(numbers) if b <= a)
             tally.lost += missing
@@ -176,17 +227,23 @@ def test_soak(network: Network) -> None:
     try:
         start_clients(network, peers)
         faults: list[str] = []
-        typed, chatted = chat(rng, network, peers, faults)
+        run, chatted = chat(rng, server, network, peers, faults)
+        typed = run.typed
         await_last_lines(peers, typed)
-        t = check(peers, typed)
+        t = check(peers, run)
         reconnects = sum(peer.output().count("[RECONNECTED]") for peer in peers.values())
         print(
             f"\nsoak: {CLIENTS} clients, {chatted:.0f} s of chat, {sum(typed.values())} lines "
             f"typed, {t.checked} deliveries checked; {len(faults)} faults injected "
             f"({sum('network' in f for f in faults)} network cuts, "
-            f"{sum('paused' in f for f in faults)} pauses), {reconnects} reconnects; "
-            f"lost {t.lost}, duplicated {t.duplicated}, out of order {t.disordered}"
+            f"{sum('paused' in f for f in faults)} pauses, "
+            f"{sum('restarted' in f for f in faults)} server restarts, {len(run.kills)} "
+            f"server kills), {reconnects} reconnects; lost {t.lost}, duplicated "
+            f"{t.duplicated}, out of order {t.disordered}; lines lost or relayed twice "
+            f"by the kills: {len(t.to_kills)} {sorted(t.to_kills)}"
         )
         assert not t.problems, t.problems
+        # One loop pass holds at most a line from each client: no more per kill.
+        assert len(t.to_kills) <= CLIENTS * len(run.kills), t.to_kills
     finally:
         stop_all(peers, server)

@@ -14,6 +14,7 @@ from peerchat_protocol import (
     DEFAULT_ROOM,
     ChangeNick,
     Event,
+    History,
     JoinRoom,
     LeaveRoom,
     ListRooms,
@@ -52,6 +53,7 @@ COMMANDS: tuple[CommandHelp, ...] = (
     CommandHelp("/rooms", "list the rooms and how many people are in each"),
     CommandHelp("/who", "list who is in your room, with their addresses"),
     CommandHelp("/nick NAME", "change your nickname"),
+    CommandHelp("/history [N]", "show the last N messages of your room (all that is kept)"),
     CommandHelp("/timestamps on|off", "show or hide the local time before messages"),
     CommandHelp("/pass PASSWORD", "not needed here: the client gives --password when it connects"),
     CommandHelp("/help", "show this list"),
@@ -161,6 +163,14 @@ def _timestamps(args: str) -> Action:
     return SetTimestamps(choice == "on")
 
 
+def _history(args: str) -> Action:
+    if not args:
+        return Send(History())
+    if not (args.isascii() and args.isdigit()) or not 0 < int(args) < 10**9:
+        return Complain("usage: /history [N], N a number of messages (for example: /history 50)")
+    return Send(History(int(args)))
+
+
 def _quit(args: str) -> Action:
     return Leave(args[:SHORT_TEXT_MAX_LENGTH] or None)
 
@@ -181,6 +191,7 @@ _PARSERS: dict[str, Callable[[str], Action]] = {
     "who": _always(Send(Who())),
     "nick": _nick,
     "timestamps": _timestamps,
+    "history": _history,
     "help": _always(ShowHelp()),
     "quit": _quit,
     # The password goes in the hello (--password); by now this client is in, or was

@@ -253,6 +253,21 @@ class ListRooms(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class History(Event):
+    """Ask for what was said in one's room before, up to ``limit`` messages (None: as
+    many as the server keeps); answered by :class:`Message` frames marked ``history``,
+    oldest first, then an :class:`Info` that says how many."""
+
+    TYPE: ClassVar[str] = "history"
+    SINCE: ClassVar[int] = 3
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.limit is not None:
+            _check_int(self.limit, "limit", 1)
+
+
+@dataclass(frozen=True, slots=True)
 class Timestamps(Event):
     """Show (or stop showing) the time before each message: for plain-text peers."""
 
@@ -632,7 +647,7 @@ CLIENT_EVENTS: dict[str, type[Event]] = {
     cls.TYPE: cls
     for cls in (
         Hello, Say, ChangeNick, Who, Help, Quit, Ping, Pong,
-        JoinRoom, LeaveRoom, ListRooms, Timestamps, Pass,
+        JoinRoom, LeaveRoom, ListRooms, Timestamps, Pass, History,
     )
 }  # fmt: skip
 SERVER_EVENTS: dict[str, type[Event]] = {

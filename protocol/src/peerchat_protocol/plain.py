@@ -20,6 +20,7 @@ from .events import (
     Error,
     Event,
     Help,
+    History,
     Info,
     Joined,
     JoinRoom,
@@ -184,6 +185,14 @@ def _timestamps_command(args: str) -> Event:
     return Timestamps(choice == "on")
 
 
+def _history_command(args: str) -> Event:
+    if not args:
+        return History()
+    if not (args.isascii() and args.isdigit()) or int(args) < 1 or len(args) > 9:
+        raise _usage("/history [N] (N: how many messages, 1 or more)")
+    return History(int(args))
+
+
 def _pass_command(args: str) -> Event:
     if not args:
         raise _usage("/pass PASSWORD")
@@ -210,6 +219,7 @@ PLAIN_COMMANDS: dict[str, tuple[Callable[[str], Event], str]] = {
     "join": (_join_command, "/join ROOM          go to a room (created if new)"),
     "leave": (_no_args(LeaveRoom()), f"/leave              go back to #{DEFAULT_ROOM}"),
     "rooms": (_no_args(ListRooms()), "/rooms              list rooms and who is in them"),
+    "history": (_history_command, "/history [N]        show the last N messages of your room"),
     "timestamps": (_timestamps_command, "/timestamps on|off  show the time (UTC) of messages"),
     "pass": (_pass_command, "/pass PASSWORD      give the server's password, if it has one"),
     "help": (_no_args(Help()), "/help               show this help"),

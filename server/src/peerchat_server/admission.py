@@ -27,7 +27,7 @@ from .frames import Frames
 from .peer import ChatPeer, Peer
 from .relay import Relay
 from .resume import Resumable
-from .rooms import Room
+from .room import Room
 from .tokens import digest
 
 # --- the password -------------------------------------------------------------------------

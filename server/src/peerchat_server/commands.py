@@ -19,6 +19,7 @@ from peerchat_protocol import (
     Event,
     Hello,
     Help,
+    History,
     Info,
     JoinRoom,
     LeaveRoom,
@@ -36,6 +37,7 @@ from peerchat_protocol import (
 )
 
 from . import admission
+from .frames import Frames
 from .peer import ChatPeer
 from .relay import Relay
 
@@ -47,6 +49,7 @@ def on_say(relay: Relay, peer: ChatPeer, say: Say) -> None:
         if say.seq <= record.last_seq:
             return  # sent again after a reconnect, but handled already: not twice
         record.last_seq = say.seq
+        relay.registry.book.changed(record)  # (a store keeps what it handled)
     if say.to is None:
         message_id = relay.say(peer, say)
         if say.seq is not None and record is not None:
@@ -113,6 +116,23 @@ def _enter(relay: Relay, peer: ChatPeer, name: str) -> None:
 
 def on_list_rooms(relay: Relay, peer: ChatPeer, _: ListRooms) -> None:
     peer.send(relay.room_list())
+
+
+def on_history(relay: Relay, peer: ChatPeer, request: History) -> None:
+    """/history [N]: what was said in the peer's room, up to all that is kept."""
+    room = peer.room
+    limit = request.limit or relay.config.catch_up_messages or relay.config.history_messages
+    messages = relay.rooms.history(room, limit)
+    if not messages:
+        peer.send(Info(f"Nothing said in #{room.name} is kept; what is said from now on will be."))
+        return
+    if peer.version is None:  # plain text: framed like the history on joining
+        peer.send(Info(f"Last {len(messages)} messages in #{room.name}:"))
+    for message in messages:
+        peer.deliver(Frames(message))
+    kept = len(room.log)
+    more = "" if len(messages) >= kept else f"; /history {kept} shows all {kept} kept"
+    peer.send(Info(f"End of history: {len(messages)} messages of #{room.name}{more}."))
 
 
 def on_timestamps(relay: Relay, peer: ChatPeer, choice: Timestamps) -> None:
@@ -220,4 +240,5 @@ COMMANDS: dict[type[Event], Command] = {
     LeaveRoom: Command(on_leave_room),
     ListRooms: Command(on_list_rooms),
     Timestamps: Command(on_timestamps),
+    History: Command(on_history),
 }

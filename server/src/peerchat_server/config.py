@@ -175,6 +175,8 @@ class ServerConfig:
     catch_up_messages: int = DEFAULT_CATCH_UP_MESSAGES
     catch_up_bytes: int = DEFAULT_CATCH_UP_BYTES
     catch_up_total_bytes: int = DEFAULT_CATCH_UP_TOTAL_BYTES
+    store: str = "memory"  # memory, or sqlite:///PATH: what outlives a restart (store.py)
+    retention: float = 0.0  # seconds a message is kept at most (0: no limit but --catch-up)
     name: str = "peerchat-server/0.1.0"
     tls_cert: str = ""  # PEM certificate (chain) and key: both, or neither for plain TCP
     tls_key: str = ""

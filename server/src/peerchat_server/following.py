@@ -21,7 +21,7 @@ from .frames import Frames
 from .notes import Note
 from .peer import Peer
 from .relay import Relay
-from .rooms import Room
+from .room import Room
 
 
 class FollowingBus(Protocol):

@@ -34,6 +34,9 @@ _COUNTERS = (
     ("password_failures", "password_failures", "Wrong or missing passwords."),
     ("refused_connections", "refused", "Connections turned away by the limits."),
     ("resumes", "resumes", "Sessions resumed by a new connection."),
+    ("store_messages_written", "store_written", "Messages the store wrote to disk (--store)."),
+    ("store_write_failures", "store_failures", "Store writes that failed (chat went on)."),
+    ("store_messages_dropped", "store_dropped", "Messages not stored: the disk fell behind."),
 )
 
 

@@ -143,6 +143,20 @@ OPTIONS: list[Callable[[F], F]] = [
         "missed messages back (0: no resuming).",
     ),
     setting(
+        "--store",
+        default="memory",
+        show_default=True,
+        help="Where history and sessions outlive a restart: memory (nowhere), or "
+        "sqlite:///PATH (a file; sqlite:////data/peerchat.db in the image).",
+    ),
+    setting(
+        "--retention",
+        type=click.FloatRange(0),
+        default=0,
+        show_default=True,
+        help="Days a message is kept at most (0: until --catch-up newer ones push it out).",
+    ),
+    setting(
         "--join-notices-up-to",
         type=click.IntRange(0),
         default=defaults.DEFAULT_JOIN_NOTICES_UP_TO,

@@ -24,7 +24,7 @@ from peerchat_protocol import Event
 
 from .frames import Broadcast, Form, Frames, Said
 from .peer import Peer
-from .rooms import Room
+from .room import Room
 from .stats import Stats
 
 

@@ -24,7 +24,7 @@ from peerchat_protocol import Bye, Connection, ErrorCode, Event, Info, Message, 
 from .frames import Form, Frames, form_of
 from .peer import Peer
 from .relay import Relay
-from .rooms import Room
+from .room import Room
 from .sockets import unsent
 
 #: Seconds a closing connection waits for the peer's own close before it is cut.

@@ -16,7 +16,7 @@ from peerchat_protocol import Bye, Event
 from .addresses import Address
 from .frames import Form, Frames
 from .resume import Resumable
-from .rooms import Room
+from .room import Room
 
 
 class Peer(Protocol):

@@ -26,7 +26,7 @@ from .notes import CONTROL, FORGET_AFTER, HEARTBEAT, Note, inbox, room_channel
 from .peer import Peer
 from .relay import LOG_TEXT_LIMIT, Relay
 from .replicas import RemotePeer
-from .rooms import Room
+from .room import Room
 from .tokens import digest
 
 

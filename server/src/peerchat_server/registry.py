@@ -131,6 +131,8 @@ class Registry:
         self.names.release(old, peer)
         peer.name = new
         self.names.claim(new, peer)
+        if peer.resumable is not None:
+            self.book.changed(peer.resumable)  # (a store keeps its name)
         return old
 
     def free_variant(self, nick: str) -> str:

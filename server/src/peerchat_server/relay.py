@@ -39,8 +39,10 @@ from .registry import Registry
 from .replicas import RemotePeer
 from .replication import Alone, Replication
 from .resume import Resumable
-from .rooms import Keep, Room, RoomBook
+from .room import Room
+from .rooms import Keep, RoomBook
 from .stats import Stats
+from .store import MemoryStore, Store
 
 #: Longest message text echoed on the server console; the rest is summarised.
 LOG_TEXT_LIMIT = 300
@@ -59,21 +61,19 @@ class Relay:
         console: Console,
         clock: Callable[[], float] = time.time,
         replication: Callable[[Relay], Replication] | None = None,
+        store: Callable[[Relay], Store] | None = None,
     ) -> None:
         self.config = config
         self.console = console
-        self.registry = Registry(config)
-        keep = Keep(
-            config.history_messages,
-            config.history_bytes,
-            config.catch_up_messages,
-            config.catch_up_bytes,
-            config.catch_up_total_bytes,
-        )
-        self.rooms: RoomBook[Peer] = RoomBook(keep, clock)
         self.stats = Stats()  # what /metrics reports (stats.py)
+        #: What outlives the process (``--store``; persistence.py opens it at start).
+        self.store: Store = store(self) if store else MemoryStore()
+        self.registry = Registry(config)
+        keep = Keep(config.history_messages, config.history_bytes, config.catch_up_messages,
+                    config.catch_up_bytes, config.catch_up_total_bytes)  # fmt: skip
+        self.rooms: RoomBook[Peer] = RoomBook(keep, clock, self.store)
         self.outbox = Outbox(config.replay_limit, self.stats)
-        #: Names this run of the server: message ids compare only within one epoch.
+        #: Names the run (or the runs sharing a store): ids compare only within one epoch.
         self.epoch = secrets.token_hex(6)
         self.closing = False
         #: The other replicas (``--bus``), or nobody: built last, it may look at the rest.
@@ -192,6 +192,7 @@ class Relay:
         starts here (see RoomBook.missed)."""
         record.entered_id = self.rooms.last_id
         record.seen_ts = 0  # (what it said it had was of the room it came back to)
+        self.registry.book.changed(record)
 
     def announce_join(self, peer: Peer) -> None:
         room = peer.room

@@ -14,7 +14,7 @@ from peerchat_protocol import Message
 
 from .peer import Peer
 from .replicas import RemotePeer
-from .rooms import Room
+from .room import Room
 
 
 class Replication(Protocol):

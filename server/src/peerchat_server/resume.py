@@ -47,14 +47,16 @@ class Resumable(Generic[S]):
 
 
 class ResumeBook(Generic[S]):
-    """The resumable sessions, by token; gone ones expire after ``window`` seconds.
+    """The resumable sessions, by their secret's digest (so that a store keeps what it
+    needs to recognise the secret, never the secret); gone ones expire after
+    ``window`` seconds.
 
     Bounded: at most ``max_gone`` sessions wait to be resumed at once, and at most
     ``per_address`` from one address (0: no such cap). Past either, a session of the
     address holding the most goes (its oldest): a flood of new sessions from one
     address pushes out its own, never someone else's. ``on_release`` hears of every
     waiting session that stops waiting (resumed, expired, pushed out or forgotten), so
-    the name it held can be let go.
+    the name it held can be let go; ``on_change`` of every change a store keeps.
     """
 
     def __init__(
@@ -63,11 +65,13 @@ class ResumeBook(Generic[S]):
         max_gone: int,
         per_address: int = 0,
         on_release: Callable[[Resumable[S]], None] | None = None,
+        on_change: Callable[[Resumable[S], bool], None] | None = None,
     ) -> None:
         self.window = window
         self.max_gone = max(1, max_gone)
         self.per_address = per_address
         self._on_release = on_release
+        self.on_change = on_change or (lambda record, ended: None)
         self._live: dict[str, Resumable[S]] = {}
         self._gone: OrderedDict[str, Resumable[S]] = OrderedDict()  # oldest first
         self._by_address: dict[str, OrderedDict[str, Resumable[S]]] = {}  # the same, by address
@@ -92,40 +96,54 @@ class ResumeBook(Generic[S]):
         record: Resumable[S] = Resumable(
             token, nick, room, digest(token), session=session, address=address
         )
-        self._live[token] = record
+        self._live[record.digest] = record
+        self.on_change(record, False)
         return record
 
     def find(self, token: str, now: float) -> Resumable[S] | None:
         """The session ``token`` names, if it exists and has not expired."""
-        record = self._live.get(token)
-        if record is not None:
-            return record
-        record = self._gone.get(token)
-        if record is None or now - record.gone_at > self.window:
+        key = digest(token)
+        record = self._live.get(key) or self._gone.get(key)
+        if record is None or (record.session is None and now - record.gone_at > self.window):
             return None
+        record.token = token  # (one restored from a store knew only the digest)
         return record
 
     def waiting(self, record: Resumable[S]) -> bool:
         """Whether ``record`` is waiting to be resumed."""
-        return self._gone.get(record.token) is record
+        return self._gone.get(record.digest) is record
 
     def take_over(self, record: Resumable[S], session: S) -> None:
         """``session`` is now the connection of ``record``."""
         self._stop_waiting(record)
-        self._live[record.token] = record
+        self._live[record.digest] = record
         record.session = session
         record.resumes += 1
+        self.on_change(record, False)
+
+    def changed(self, record: Resumable[S]) -> None:
+        """``record`` changed (its room, its name, what it had handled): for a store."""
+        self.on_change(record, False)
 
     def lost(self, record: Resumable[S], nick: str, room: str, now: float) -> None:
         """The connection of ``record`` ended without a quit: keep it for the window."""
         record.session = None
         record.nick, record.room, record.gone_at = nick, room, now
-        self._live.pop(record.token, None)
+        self._live.pop(record.digest, None)
         if self.window <= 0:
+            self.on_change(record, True)
             return
-        self._gone[record.token] = record
+        self.on_change(record, False)
+        self._wait(record)
+
+    def restore(self, record: Resumable[S]) -> None:
+        """A session a store kept, waiting to be resumed (oldest first, please)."""
+        self._wait(record)
+
+    def _wait(self, record: Resumable[S]) -> None:
+        self._gone[record.digest] = record
         mine = self._by_address.setdefault(record.address, OrderedDict())
-        mine[record.token] = record
+        mine[record.digest] = record
         self._recount(record.address, len(mine) - 1, len(mine))
         if self.per_address and len(mine) > self.per_address:
             self._stop_waiting(next(iter(mine.values())))  # this address's oldest
@@ -144,8 +162,9 @@ class ResumeBook(Generic[S]):
     def forget(self, record: Resumable[S]) -> None:
         """The peer quit: its session cannot be resumed."""
         record.session = None
-        self._live.pop(record.token, None)
+        self._live.pop(record.digest, None)
         self._stop_waiting(record)
+        self.on_change(record, True)
 
     def expire(self, now: float) -> int:
         """Drop the gone sessions older than the window; returns how many."""
@@ -168,10 +187,12 @@ class ResumeBook(Generic[S]):
             self._counts.setdefault(now, {})[address] = None
 
     def _stop_waiting(self, record: Resumable[S]) -> None:
-        if self._gone.pop(record.token, None) is None:
+        if self._gone.pop(record.digest, None) is None:
             return
+        if record.session is None:  # expired or pushed out, not taken over
+            self.on_change(record, True)
         mine = self._by_address.get(record.address)
-        if mine is not None and mine.pop(record.token, None) is not None:
+        if mine is not None and mine.pop(record.digest, None) is not None:
             self._recount(record.address, len(mine) + 1, len(mine))
             if not mine:
                 del self._by_address[record.address]

@@ -1,209 +1,21 @@
-"""Rooms: who is in each (here and on other replicas) and what it said lately.
-
-No server imports but frames (a leaf module). A :class:`Room` holds its members,
-whatever kind of peer they are (``M``: the relay's peer type), its log of recent
-messages (the catch-up for peers that come back, whose tail is the history new members
-get) and the broadcasts waiting for this pass's fan-out. The :class:`RoomBook` holds
-every room, the message ids and what all the logs may keep together, and answers what
-a newcomer or a returning peer is owed.
+"""Every room: the :class:`RoomBook` holds the rooms, the message ids and what all the
+logs may keep together (in memory, and in a store that outlives the process), and
+answers what a newcomer or a returning peer is owed.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import sys
 import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Generic
 
-from peerchat_protocol import DEFAULT_ROOM, MAX_ROSTER_ENTRIES, Message, PeerInfo, RoomInfo, fold
+from peerchat_protocol import DEFAULT_ROOM, Message, RoomInfo, fold
 from peerchat_protocol.limits import MAX_ROOM_ENTRIES
 
-from .frames import Broadcast, Frames
-
-
-class Member(Protocol):
-    """What a room needs of a member: its name and address, for rosters, and whether
-    the room was told it came."""
-
-    name: str
-    addr: str
-    announced: bool
-
-
-M = TypeVar("M", bound=Member)
-
-#: Characters of chat a room takes in one loop pass, at most (about one 256 KiB read).
-PASS_INTAKE = 256 * 1024
-
-
-@dataclasses.dataclass(eq=False)
-class Room(Generic[M]):
-    """A room: its members (in arrival order) and its recent messages."""
-
-    name: str
-    members: dict[M, None] = dataclasses.field(default_factory=dict)
-    #: Recent messages, oldest first, with their text's size in memory and who sent them
-    #: (a key, see Session.origin, not the session: a log must not keep closed sessions
-    #: alive): the catch-up for peers that reconnect (minus their own), whose tail is the
-    #: history new members get.
-    log: deque[tuple[Message, int, str]] = dataclasses.field(default_factory=deque)
-    log_bytes: int = 0
-    #: The newest message id that left the log (0: none did), and the newest id the
-    #: server had given when the room was made: a peer that saw an id below either may
-    #: have missed messages the log no longer holds.
-    evicted_upto: int = 0
-    born_after: int = 0
-    #: The same two, as times (Unix ms), for peers coming from another epoch.
-    evicted_ts: int = 0
-    born_ts: int = 0
-    #: When this server learned the room (Unix ms): what its replicas said in it before
-    #: belongs to another life of the room (see RedisReplication.on_backfill).
-    made_ts: int = 0
-    #: Broadcasts waiting for this pass's fan-out, each with the member it skips.
-    outbox: list[tuple[Broadcast, M | None]] = dataclasses.field(default_factory=list)
-    #: Members on other replicas (``--bus``), by folded nickname.
-    remote: dict[str, PeerInfo] = dataclasses.field(default_factory=dict)
-    #: Members that have not sent a line yet (a listening ``nc``, or a client whose
-    #: hello is in flight and may want what it was sent again, as JSON), each with the
-    #: index of the first broadcast it may want again; the broadcasts kept for them,
-    #: with their index; and how many were fanned out while any waited. One journal
-    #: for the room instead of a copy per member: fan-out treats them like everyone.
-    waiters: dict[M, int] = dataclasses.field(default_factory=dict)
-    journal: deque[tuple[int, Frames]] = dataclasses.field(default_factory=deque)
-    journaled: int = 0
-    #: Members that read slower than the room is said to (their output backs up, yet
-    #: they read), and whether the room is held for them: read from nobody until they
-    #: catch up (Relay.pace).
-    slow: dict[M, None] = dataclasses.field(default_factory=dict)
-    watched: bool = False  # a look at them is due (Relay._watch_slow)
-    #: Characters of chat said in the room this pass (see :attr:`busy`).
-    intake: int = 0
-    #: Members that have chat to say and wait for the room to be released (Relay.pace).
-    waiting: list[M] = dataclasses.field(default_factory=list)
-
-    def count(self) -> int:
-        """Everyone in the room, here and on other replicas."""
-        return len(self.members) + len(self.remote)
-
-    @property
-    def held(self) -> bool:
-        """Whether nobody in the room is read until its slow members catch up."""
-        return bool(self.slow)
-
-    @property
-    def busy(self) -> bool:
-        """Whether the room takes no more chat now: it waits for slow readers, or this
-        pass has said PASS_INTAKE already (the rest waits for the next pass: a pass
-        of many senders must not queue more for each member at once than a reader can
-        hold, ``--max-send-buffer``)."""
-        return self.held or self.intake >= PASS_INTAKE
-
-    def remove(self, member: M) -> None:
-        """``member`` leaves the room."""
-        self.members.pop(member, None)
-        self.slow.pop(member, None)
-        if self.waiting:
-            self.waiting = [m for m in self.waiting if m is not member]
-        self.stop_waiting(member, 0)
-
-    # --- members that have not said what they are yet -----------------------------------
-
-    def wait(self, member: M) -> None:
-        """``member`` may want again what the room broadcasts from now on."""
-        self.waiters[member] = self.journaled
-
-    def keep(self, broadcasts: list[Broadcast], limit: int) -> None:
-        """Fan-out: keep ``broadcasts`` for the waiters, one entry per event, as far as
-        any may want them (each wants at most ``limit`` again); forget what none of them
-        wants any more."""
-        # Starts only grow with arrival, so the newest waiter's is the last, and the
-        # oldest's the first.
-        newest = next(reversed(self.waiters.values()))
-        for broadcast in broadcasts:
-            for frames in broadcast.parts:
-                if self.journaled < newest + limit:
-                    self.journal.append((self.journaled, frames))
-                self.journaled += 1
-        oldest = next(iter(self.waiters.values()))
-        while self.journal and self.journal[0][0] < oldest:
-            self.journal.popleft()
-
-    def stop_waiting(self, member: M, limit: int) -> tuple[list[tuple[int, Frames]], int]:
-        """``member`` said what it is, or is gone: the broadcasts kept for it (at most
-        ``limit``, oldest first, with their index), and how many it was sent in all.
-        (A member that has not sent a line is never the one a broadcast skips.)"""
-        start = self.waiters.pop(member, None)
-        if start is None:
-            return [], 0
-        kept = [(i, f) for i, f in self.journal if start <= i < start + limit] if limit else []
-        if not self.waiters:
-            self.journal.clear()
-            self.waiters = {}  # a dict keeps its size: 10,000 arrivals would stay in it
-        return kept, self.journaled - start
-
-    def remember(
-        self, message: Message, max_messages: int, max_bytes: int, origin: str = ""
-    ) -> None:
-        """Keep ``message`` from ``origin``: the last ``max_messages``, in ``max_bytes``."""
-        if max_messages <= 0:
-            self.evicted_upto, self.evicted_ts = message.id, message.ts
-            return
-        # What the text costs in memory, not in UTF-8: Python keeps a string at 1, 2 or
-        # 4 bytes a character, so one emoji makes a line of ASCII take four times more.
-        size = sys.getsizeof(message.text)
-        self.log.append((message, size, origin))
-        self.log_bytes += size
-        while len(self.log) > max_messages or (self.log_bytes > max_bytes and len(self.log) > 1):
-            self.forget_oldest()
-
-    def forget_oldest(self) -> int:
-        """Let the oldest message of the log go; returns the bytes that freed."""
-        evicted, evicted_size, _ = self.log.popleft()
-        self.log_bytes -= evicted_size
-        self.evicted_upto, self.evicted_ts = evicted.id, evicted.ts
-        return evicted_size
-
-    def recent(self, max_messages: int, max_bytes: int) -> list[Message]:
-        """The newest messages, up to ``max_messages`` and ``max_bytes``, oldest first."""
-        picked: list[Message] = []
-        size = 0
-        for message, message_size, _ in reversed(self.log):
-            if len(picked) == max_messages or (picked and size + message_size > max_bytes):
-                break
-            picked.append(message)
-            size += message_size
-        picked.reverse()
-        return picked
-
-    def since(self, last_id: int, origin: str) -> tuple[list[Message], bool]:
-        """The messages after id ``last_id`` not sent by ``origin``, and whether some
-        of them are no longer kept."""
-        missed = [m for m, _, sender in self.log if m.id > last_id and sender != origin]
-        return missed, max(self.evicted_upto, self.born_after) > last_id
-
-    def since_ts(self, last_ts: int, origin: str) -> tuple[list[Message], bool]:
-        """As :meth:`since`, by time: for a peer whose ids came from another epoch."""
-        missed = [m for m, _, sender in self.log if m.ts > last_ts and sender != origin]
-        return missed, max(self.evicted_ts, self.born_ts) > last_ts
-
-    def peers(self, me: object = None) -> tuple[PeerInfo, ...]:
-        """Who is here, as a roster lists them: the members its room was told of (a
-        connection that has not said what it is yet is not listed until its join is
-        announced, so that a roster and the joins and leaves agree), and ``me``."""
-        infos: list[PeerInfo] = []
-        for session in self.members:
-            if len(infos) == MAX_ROSTER_ENTRIES:
-                break
-            if session.announced or session is me:
-                infos.append(PeerInfo(session.name, session.addr))
-        for info in self.remote.values():
-            if len(infos) == MAX_ROSTER_ENTRIES:
-                break
-            infos.append(info)
-        return tuple(infos)
-
+from .room import M, Room
+from .store import MemoryStore, Saved, Store
 
 #: Rooms that ended whose last message id is remembered (for peers coming back).
 ENDED_ROOMS_KEPT = 10_000
@@ -224,15 +36,25 @@ class Keep:
 class RoomBook(Generic[M]):
     """Every room by folded name, the message ids, and the logs' bounds.
 
-    The lobby always exists; other rooms are made when someone enters and go (with
-    their history) when the last member leaves. Message ids increase through one run
-    of the server; a room that ended leaves its last id behind, so that a peer coming
-    back to it can be told whether it missed anything.
+    The lobby always exists; other rooms are made when someone enters and go when the
+    last member leaves: with their history in memory (``--store memory``), or keeping
+    it, dormant, with a store that outlives the process. Message ids increase through
+    an epoch (one run, or every run with the same store); a room that ended leaves its
+    last id behind, so that a peer coming back to it can be told whether it missed
+    anything. The ``store`` hears of every message a log keeps.
     """
 
-    def __init__(self, keep: Keep, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, keep: Keep, clock: Callable[[], float] = time.time, store: Store | None = None
+    ) -> None:
         self.keep = keep
         self._clock = clock
+        self.store: Store = store if store is not None else MemoryStore()
+        #: Rooms nobody is in that keep their history (durable stores), quietest first.
+        self._dormant: OrderedDict[str, Room[M]] = OrderedDict()
+        #: After a run that did not stop cleanly: the last id (and the time) up to which
+        #: messages may have been said and lost; any room may have missed them.
+        self._lost = (0, 0)
         self.lobby: Room[M] = Room(DEFAULT_ROOM, made_ts=self.now())
         # Where peers wait until they give the password: a room nobody broadcasts to.
         self.vestibule: Room[M] = Room(DEFAULT_ROOM)
@@ -279,7 +101,12 @@ class RoomBook(Generic[M]):
     def _make(self, name: str) -> Room[M]:
         # What the room said in an earlier life may be unknown to a returning peer: the
         # id of its last message then, or (forgotten) everything up to now.
-        unknown = (self.last_id, self.now()) if self._ended_forgot else (0, 0)
+        dormant = self._dormant.pop(fold(name), None)
+        if dormant is not None:  # (a durable store: it kept its history)
+            dormant.name, dormant.made_ts = name, self.now()
+            self._rooms[fold(name)] = dormant
+            return dormant
+        unknown = (self.last_id, self.now()) if self._ended_forgot else self._lost
         said_before, said_at = self._ended.pop(fold(name), unknown)
         room: Room[M] = Room(name, born_after=said_before, born_ts=said_at, made_ts=self.now())
         self._rooms[fold(name)] = room
@@ -290,6 +117,18 @@ class RoomBook(Generic[M]):
         if room.count() or room is self.lobby or room is self.vestibule:
             return
         del self._rooms[fold(room.name)]
+        if self.store.durable and room.log:
+            self._dormant[fold(room.name)] = room
+            while len(self._dormant) > ENDED_ROOMS_KEPT:
+                oldest = next(iter(self._dormant.values()))
+                self._end(oldest)
+                self.store.forgot_room(oldest.name)
+            return
+        self._end(room)
+
+    def _end(self, room: Room[M]) -> None:
+        """``room`` and its history go; its last id and time are remembered."""
+        self._dormant.pop(fold(room.name), None)
         self.log_bytes -= room.log_bytes
         self._by_activity.pop(room, None)
         if room.log:
@@ -314,6 +153,10 @@ class RoomBook(Generic[M]):
         rooms together, within ``--catch-up-total-bytes``: past it, the room that spoke
         least lately loses its oldest messages first (a peer coming back is told of the
         gap). Without a total, 10,000 rooms of one peer each could hold 2.5 GiB."""
+        self.store.kept(room.name, message, origin)
+        self._keep(room, message, origin)
+
+    def _keep(self, room: Room[M], message: Message, origin: str) -> None:
         before = room.log_bytes
         room.remember(message, self._keep_messages, self._keep_bytes, origin)
         self.log_bytes += room.log_bytes - before
@@ -325,11 +168,53 @@ class RoomBook(Generic[M]):
             quietest = next(iter(self._by_activity))
             self.log_bytes -= quietest.forget_oldest()
             if not quietest.log:
-                del self._by_activity[quietest]
+                self._emptied(quietest)
 
-    def history(self, room: Room[M]) -> list[Message]:
-        """What was said in ``room`` before, marked as history, oldest first."""
-        recent = room.recent(self.keep.history_messages, self.keep.history_bytes)
+    def _emptied(self, room: Room[M]) -> None:
+        """``room``'s log let go of its last message (to a bound, or to age)."""
+        del self._by_activity[room]
+        if fold(room.name) in self._dormant:
+            self._end(room)  # a dormant room with nothing to keep goes for good
+            self.store.forgot_room(room.name)
+
+    def prune(self, before_ts: int) -> int:
+        """Let go of every message said before ``before_ts`` (``--retention``); returns
+        how many went."""
+        gone = 0
+        for room in list(self._by_activity):
+            while room.log and room.log[0][0].ts < before_ts:
+                self.log_bytes -= room.forget_oldest()
+                gone += 1
+            if not room.log:
+                self._emptied(room)
+        return gone
+
+    def restore(self, saved: Saved) -> None:
+        """What a store kept from the runs before: ids, and the rooms' logs (dormant,
+        but for the lobby) as they were, within this run's bounds."""
+        self._next_id = max(self._next_id, saved.next_id)
+        if saved.unclean:  # what was said after the last write may be lost
+            self._lost = (self.last_id, self.now())
+        for kept in saved.rooms:
+            is_lobby = fold(kept.name) == fold(DEFAULT_ROOM)
+            room = self.lobby if is_lobby else Room(kept.name, made_ts=self.now())
+            room.evicted_upto, room.evicted_ts = kept.forgot_id, kept.forgot_ts
+            for message, origin in kept.messages:
+                self._keep(room, message, origin)
+            room.evicted_upto = max(room.evicted_upto, self._lost[0])
+            room.evicted_ts = max(room.evicted_ts, self._lost[1])
+            if not is_lobby and room.log:
+                self._dormant[fold(room.name)] = room
+        self.lobby.evicted_upto = max(self.lobby.evicted_upto, self._lost[0])
+        self.lobby.evicted_ts = max(self.lobby.evicted_ts, self._lost[1])
+
+    def history(self, room: Room[M], limit: int | None = None) -> list[Message]:
+        """What was said in ``room`` before, marked as history, oldest first: what a
+        newcomer gets, or (``limit``: /history) up to ``limit`` of all that is kept."""
+        if limit is None:
+            recent = room.recent(self.keep.history_messages, self.keep.history_bytes)
+        else:
+            recent = room.recent(min(limit, self._keep_messages), self._keep_bytes)
         return [dataclasses.replace(m, history=True) for m in recent]
 
     def missed(

@@ -15,6 +15,7 @@ from .irc import IrcSession
 from .metrics import MetricsServer
 from .notes import BUS_SCHEMES, safe_url
 from .page import Site
+from .persistence import StoreError, keep_pruning, make_store, restore, watch_sessions
 from .redis_replication import RedisReplication
 from .relay import Relay
 from .replication import Alone, Replication
@@ -35,12 +36,20 @@ class ChatServer:
     def __init__(self, config: ServerConfig, console: Console | None = None) -> None:
         self.config = config
         self.console = console if console is not None else Console()
-        self.relay = Relay(config, self.console, replication=self._replication)
+        self._store_error = ""  # a --store that cannot be: said when the server starts
+        try:
+            store = make_store(config, self.console.line)
+        except StoreError as exc:
+            self._store_error, store = str(exc), None
+        self.relay = Relay(config, self.console, replication=self._replication, store=store)
+        if self.relay.store.durable:
+            self.relay.registry.book.on_change = watch_sessions(self.relay)
         self._server: asyncio.Server | None = None
         self._web: asyncio.Server | None = None  # --ws-port: the page and the WebSocket
         self._irc: asyncio.Server | None = None  # --irc-port
         self.metrics: MetricsServer | None = None  # --metrics-port
         self._watcher: asyncio.Task[None] | None = None
+        self._pruner: asyncio.Task[None] | None = None  # --retention
 
     def _replication(self, relay: Relay) -> Replication:
         """With ``--bus``, the chat is shared through Redis; else this server is alone."""
@@ -73,6 +82,32 @@ class ChatServer:
         return context
 
     async def start(self) -> None:
+        """Put back what the store kept, then listen (StartupError if either fails)."""
+        if self._store_error:
+            raise StartupError(self._store_error)
+        try:
+            saved = restore(self.relay)
+        except StoreError as exc:
+            raise StartupError(str(exc)) from None
+        store = self.relay.store
+        if store.durable:
+            kept = sum(len(room.messages) for room in saved.rooms)
+            self.console.line(
+                "INFO", f"History and sessions are kept in {store.description}: "
+                f"{kept} messages in {len(saved.rooms)} rooms and {len(saved.sessions)} "
+                "sessions were kept from before."
+                + (" (The last run did not stop cleanly: its last moments may be lost.)"
+                   if saved.unclean else ""),
+            )  # fmt: skip
+        if self.config.retention:
+            self._pruner = asyncio.create_task(keep_pruning(self.relay))
+        try:
+            await self._listen()
+        except BaseException:
+            await self._close_store()
+            raise
+
+    async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
         cfg = self.config
         tls = self._tls_context()
@@ -251,7 +286,15 @@ class ChatServer:
         cut = await self.relay.shutdown(reason, self.config.shutdown_timeout)
         if cut:
             self.console.line("SHUTDOWN", f"{cut} peers did not close in time and were cut off.")
+        await self._close_store()
         self.console.line("STOPPED", "Server stopped.")
+
+    async def _close_store(self) -> None:
+        """Write what the store has left to write, and let it go."""
+        if self._pruner is not None:
+            self._pruner.cancel()
+        await asyncio.sleep(0)  # (connections cut a moment ago tell their sessions)
+        await self.relay.store.close()
 
     async def serve(self) -> None:
         """Run until SIGTERM or SIGINT, then shut down gracefully."""

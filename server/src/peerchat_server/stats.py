@@ -23,6 +23,9 @@ class Stats:
     password_failures: int = 0
     refused: int = 0  # connections turned away (limits, a full server)
     resumes: int = 0  # sessions resumed by a new connection
+    store_written: int = 0  # messages the store (--store) has written to disk
+    store_failures: int = 0  # store writes that failed (the chat went on from memory)
+    store_dropped: int = 0  # messages not written: the store fell too far behind
     bus_notes: int = 0  # notes received from the replicas' bus (each replica's own too)
     #: Seconds between another replica's peer saying the last message that came over
     #: the bus and its arrival here (0 until one comes).

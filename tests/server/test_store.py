@@ -1,0 +1,302 @@
+"""``--store sqlite:///PATH``: history, sessions and ids outlive a restart (in-process).
+
+Each test runs real servers one after the other on one database file. What the store
+promises when the process is killed (kill -9) is in test_store_kill.py; the container
+tests restart the compose server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from peerchat_protocol import Hello, History, Info, Message, Say, Welcome
+from peerchat_server import sqlstore
+from peerchat_server.config import ServerConfig
+from peerchat_server.server import ChatServer, StartupError
+
+from .peers import PlainPeer, RecordingConsole, RichPeer, console_of, running_server
+
+
+def BANNER(line: str) -> bool:
+    """Notices a plain peer gets besides chat."""
+    return line.startswith(("***", "!"))
+
+
+def chat(line: str) -> bool:
+    return not BANNER(line)
+
+
+def store_of(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'peerchat.db'}"
+
+
+def rows(tmp_path: Path, query: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(tmp_path / "peerchat.db") as db:
+        return db.execute(query).fetchall()
+
+
+async def test_history_survives_a_restart_in_every_room(tmp_path: Path) -> None:
+    store = store_of(tmp_path)
+    async with running_server(store=store) as server:
+        alice = await PlainPeer.connect(server.port)
+        await alice.say("/nick alice")
+        await alice.say("in the lobby")
+        await alice.say("/join dev")
+        await alice.expect("You are now in #dev", skip=BANNER)
+        await alice.say("in dev")
+        await alice.expect_none(skip=BANNER)  # both lines were handled
+        await alice.close()
+    async with running_server(store=store) as server:
+        assert "2 messages in 2 rooms" in (await console_of(server).wait_for("kept in"))[0]
+        bob = await PlainPeer.connect(server.port, banner=False)
+        await bob.expect("Welcome to peerchat")
+        await bob.expect("Type a message")
+        await bob.expect("Last 1 messages in #lobby:")
+        assert (await bob.line()).endswith("<alice> in the lobby")
+        await bob.expect("End of history.")
+        # #dev had nobody in it, yet it kept what was said there.
+        await bob.say("/join dev")
+        await bob.expect("Last 1 messages in #dev:", skip=BANNER)
+        assert (await bob.line()).endswith("<alice> in dev")
+
+
+async def test_a_room_whose_last_member_left_keeps_its_history(tmp_path: Path) -> None:
+    async with running_server(store=store_of(tmp_path)) as server:
+        alice = await PlainPeer.connect(server.port)
+        await alice.say("/join dev")
+        await alice.say("remember me")
+        await alice.say("/leave")
+        await alice.expect("You are now in #lobby", skip=BANNER)
+        bob = await PlainPeer.connect(server.port)
+        await bob.say("/join dev")
+        await bob.expect("Last 1 messages in #dev:", skip=BANNER)
+        assert (await bob.line()).endswith("remember me")
+
+
+async def test_a_session_resumes_across_a_restart_and_catches_up_exactly(
+    tmp_path: Path,
+) -> None:
+    store = store_of(tmp_path)
+    async with running_server(store=store, resume_window=60) as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        welcome = alice.welcome
+        assert welcome is not None
+        assert welcome.session
+        assert welcome.epoch
+        bob = await RichPeer.connect(server.port, "bob")
+        await alice.send(Say("a1", seq=1))
+        await bob.send(Say("b1"))
+        seen = await alice.expect(Message, lambda m: m.text == "b1", skip=lambda e: True)
+        alice.writer.transport.abort()  # her connection dies: the session waits
+        for text in ("b2", "b3"):
+            await bob.send(Say(text))
+        await bob.expect_none(skip=Message)
+    async with running_server(store=store, resume_window=60) as server:
+        back = await RichPeer.connect(server.port, "bob")  # bob is a new session now
+        resumed = RichPeer(*await asyncio.open_connection("127.0.0.1", server.port))
+        await resumed.send(
+            Hello(nick="alice", resume=welcome.session, epoch=welcome.epoch, last_id=seen.id)
+        )
+        again = await resumed.expect(Welcome)
+        assert (again.resumed, again.nick, again.epoch, again.acked) == (
+            True, "alice", welcome.epoch, 1,
+        )  # fmt: skip
+        assert (again.missed, again.gap) == (2, False)
+        caught = [await resumed.expect(Message) for _ in range(2)]
+        assert [(m.text, m.history) for m in caught] == [("b2", True), ("b3", True)]
+        await resumed.expect_none()  # once: nothing else, not her own a1
+        # Ids go on from where the last run left them.
+        await back.send(Say("after"))
+        after = await resumed.expect(Message, lambda m: m.text == "after", skip=lambda e: True)
+        assert after.id > caught[-1].id > seen.id
+
+
+async def test_a_held_name_is_still_held_after_a_restart(tmp_path: Path) -> None:
+    store = store_of(tmp_path)
+    async with running_server(store=store, resume_window=60) as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        alice.writer.transport.abort()
+        await console_of(server).wait_for("removed from peers list")
+    async with running_server(store=store, resume_window=60) as server:
+        other = await RichPeer.connect(server.port, "alice")
+        assert other.nick == "alice_2"  # alice may come back for it
+
+
+async def test_history_command_gives_more_than_the_join_history(tmp_path: Path) -> None:
+    async with running_server(store=store_of(tmp_path), history_messages=2) as server:
+        alice = await PlainPeer.connect(server.port)
+        for n in range(5):
+            await alice.say(f"line {n}")
+        await alice.expect_none(skip=BANNER)
+        bob = await PlainPeer.connect(server.port, banner=False)
+        joined = [await bob.line() for _ in range(6)]
+        assert [line[-6:] for line in joined[3:5]] == ["line 3", "line 4"]
+        await bob.say("/history")
+        await bob.expect("Last 5 messages in #lobby:")
+        assert [(await bob.line())[-6:] for _ in range(5)] == [f"line {n}" for n in range(5)]
+        await bob.expect("End of history: 5 messages of #lobby.")
+        await bob.say("/history 2")
+        await bob.expect("Last 2 messages in #lobby:")
+        assert [(await bob.line())[-6:] for _ in range(2)] == ["line 3", "line 4"]
+        await bob.expect("End of history: 2 messages of #lobby; /history 5 shows all 5 kept.")
+        await bob.say("/history 0")
+        await bob.expect("usage: /history [N]")
+        json_peer = await RichPeer.connect(server.port, "carol")
+        await json_peer.expect_none(skip=Message)  # (its join history)
+        await json_peer.send(History(3))
+        got = [await json_peer.expect(Message, skip=lambda e: not isinstance(e, Message))
+               for _ in range(3)]  # fmt: skip
+        assert [(m.text, m.history) for m in got] == [(f"line {n}", True) for n in (2, 3, 4)]
+        end = await json_peer.expect(Info)
+        assert end.text.startswith("End of history: 3 messages of #lobby")
+
+
+async def test_history_in_a_room_with_nothing_kept_says_so() -> None:
+    async with running_server() as server:
+        alice = await PlainPeer.connect(server.port)
+        await alice.say("/history")
+        await alice.expect("Nothing said in #lobby is kept; what is said from now on will be.")
+
+
+async def test_a_room_keeps_catch_up_messages_in_the_file_and_reports_the_gap(
+    tmp_path: Path,
+) -> None:
+    store = store_of(tmp_path)
+    settings: dict[str, Any] = {"store": store, "history_messages": 2, "catch_up_messages": 3}
+    async with running_server(**settings) as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        welcome = alice.welcome
+        assert welcome is not None
+        bob = await RichPeer.connect(server.port, "bob")
+        await bob.send(Say("first"))
+        first = await alice.expect(Message, skip=lambda e: True)
+        alice.writer.transport.abort()
+        for n in range(6):
+            await bob.send(Say(f"more {n}"))
+        await bob.expect_none(skip=lambda e: not isinstance(e, Message))
+    assert rows(tmp_path, "SELECT text FROM messages ORDER BY id") == [
+        ("more 3",), ("more 4",), ("more 5",),
+    ]  # fmt: skip
+    async with running_server(**settings) as server:
+        resumed = RichPeer(*await asyncio.open_connection("127.0.0.1", server.port))
+        await resumed.send(
+            Hello(nick="alice", resume=welcome.session, epoch=welcome.epoch, last_id=first.id)
+        )
+        again = await resumed.expect(Welcome)
+        assert (again.resumed, again.missed, again.gap) == (True, 3, True)
+
+
+async def test_retention_lets_old_messages_go_in_memory_and_in_the_file(tmp_path: Path) -> None:
+    store = store_of(tmp_path)
+    async with running_server(store=store) as server:
+        alice = await PlainPeer.connect(server.port)
+        for text in ("old one", "old two", "recent"):
+            await alice.say(text)
+        await alice.expect_none(skip=BANNER)
+    day = 86_400_000
+    with sqlite3.connect(tmp_path / "peerchat.db") as db:
+        db.execute("UPDATE messages SET ts = ts - 3 * ? WHERE text LIKE 'old%'", (day,))
+    async with running_server(store=store, retention=2 * 86400) as server:
+        bob = await PlainPeer.connect(server.port, banner=False)
+        lines = [await bob.line() for _ in range(5)]
+        assert lines[2:] == ["*** Last 1 messages in #lobby:", lines[3], "*** End of history."]
+        assert lines[3].endswith("recent")
+    assert rows(tmp_path, "SELECT text FROM messages") == [("recent",)]
+
+
+async def test_a_failing_write_is_logged_counted_and_the_chat_goes_on(tmp_path: Path) -> None:
+    async with running_server(store=store_of(tmp_path)) as server:
+        store = server.relay.store
+        assert isinstance(store, sqlstore.SqliteStore)
+        real = store.db
+        store._db = Failing(real)  # type: ignore[assignment]
+        alice = await PlainPeer.connect(server.port)
+        bob = await PlainPeer.connect(server.port)
+        for n in range(20):
+            await alice.say(f"line {n}")
+        for n in range(20):
+            assert (await bob.expect(chat, skip=BANNER)).endswith(f"line {n}")
+        errors = await console_of(server).wait_for("Writing to the store failed")
+        assert "The disk is full: free some space." in errors[0]
+        assert server.relay.stats.store_failures >= 1
+        store._db = real  # the disk has room again
+        await alice.say("back")
+        await console_of(server).wait_for("works again")
+        said = [line for line in console_of(server).lines if line.startswith("[ERROR]")]
+        assert len(said) == 1  # once, not per write
+
+
+async def test_a_store_that_falls_behind_never_holds_up_the_chat(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlstore, "MAX_BEHIND", 20)
+    release = threading.Event()
+    async with running_server(store=store_of(tmp_path)) as server:
+        store = server.relay.store
+        assert isinstance(store, sqlstore.SqliteStore)
+        real = store.db
+        store._db = Stuck(real, release)  # type: ignore[assignment]
+        try:
+            alice = await PlainPeer.connect(server.port)
+            bob = await PlainPeer.connect(server.port)
+            for n in range(100):
+                await alice.say(f"line {n}")
+            for n in range(100):  # every line arrives while the disk is stuck
+                assert (await bob.expect(chat, skip=BANNER)).endswith(f"line {n}")
+            await console_of(server).wait_for("too slow for the chat")
+            assert server.relay.stats.store_dropped > 0
+        finally:
+            release.set()
+            store._db = real
+
+
+async def test_sqlite_with_a_bus_is_refused_with_what_to_do(tmp_path: Path) -> None:
+    config = ServerConfig(port=0, store=store_of(tmp_path), bus="redis://127.0.0.1:1")
+    with pytest.raises(StartupError, match="with --bus, the rooms' history is kept in Redis"):
+        await ChatServer(config, RecordingConsole()).start()
+
+
+async def test_memory_is_the_default_and_keeps_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # (where a relative path would have put a file)
+    async with running_server() as server:
+        assert server.relay.store.description == "memory"
+        alice = await PlainPeer.connect(server.port)
+        await alice.say("gone with the process")
+        await alice.expect_none(skip=BANNER)
+    assert os.listdir(tmp_path) == []
+
+
+class Failing:
+    """A database connection whose disk is full."""
+
+    def __init__(self, real: sqlite3.Connection) -> None:
+        self.real = real
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql.startswith("BEGIN"):
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.real.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+class Stuck(Failing):
+    """A database connection on a disk that does not answer until ``release``."""
+
+    def __init__(self, real: sqlite3.Connection, release: threading.Event) -> None:
+        super().__init__(real)
+        self.release = release
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        self.release.wait(timeout=30)
+        return self.real.execute(sql, *args)
