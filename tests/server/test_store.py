@@ -19,7 +19,9 @@ import pytest
 from peerchat_protocol import Hello, History, Info, Message, Say, Welcome
 from peerchat_server import sqlstore
 from peerchat_server.config import ServerConfig
+from peerchat_server.rooms import Keep, RoomBook
 from peerchat_server.server import ChatServer, StartupError
+from peerchat_server.stats import Stats
 
 from .peers import PlainPeer, RecordingConsole, RichPeer, console_of, running_server
 
@@ -300,3 +302,40 @@ class Stuck(Failing):
     def execute(self, sql: str, *args: Any) -> Any:
         self.release.wait(timeout=30)
         return self.real.execute(sql, *args)
+
+
+def crash(store: sqlstore.SqliteStore) -> None:
+    """As kill -9 would leave it: what the writer had is written, nothing is closed."""
+    thread = store._thread
+    assert thread is not None
+    with store._wake:
+        store._closing = True  # (the writer writes what it holds, then stops)
+        store._wake.notify()
+    thread.join(timeout=10)
+    store.db.close()  # no clean mark, no final ids
+
+
+async def test_ids_given_before_a_crash_are_never_given_again(tmp_path: Path) -> None:
+    path = str(tmp_path / "peerchat.db")
+    given = 1
+
+    def open_store() -> sqlstore.SqliteStore:
+        return sqlstore.SqliteStore(path, keep=10, retention=0, window=60, stats=Stats(),
+                                    log=lambda tag, text: None)  # fmt: skip
+
+    store = open_store()
+    assert store.load().next_id == 1
+    store.begin(lambda: given)
+    store.kept("lobby", Message(1, "alice", "written", 1_000), "o1")
+    await asyncio.sleep(0)  # the pass ends: handed to the writer
+    given = 5_000  # ids given since (private messages, a pass not yet written)
+    crash(store)
+    saved = open_store().load()
+    assert saved.unclean
+    assert saved.next_id > 5_000
+    assert [m.text for room in saved.rooms for m, _ in room.messages] == ["written"]
+    book: RoomBook[Any] = RoomBook(Keep(20, 32_768, 1_000, 262_144))
+    book.restore(saved)
+    # A peer that saw an id from before the crash is told it may have missed some.
+    assert book.missed(book.lobby, (1, None), "o2", floor=1) == ([], True)
+    assert book.new_id() == saved.next_id

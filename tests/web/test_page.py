@@ -225,6 +225,24 @@ def test_history_is_dimmed_and_tagged(server: Server, page: Page, peers: list[Li
     )
 
 
+def test_history_command_shows_more_than_the_join_history(
+    server: Server, page: Page, peers: list[LinePeer]
+) -> None:
+    bob = plain_peer(peers, server.port, "bob")
+    for n in range(25):  # more than the 20 a newcomer gets
+        bob.send(f"old line {n}")
+    bob.send("/who")  # answered once the lines before it were handled
+    bob.expect("online:")
+    join(page, server.url)
+    shown(page, rf"\[HISTORY\] {TIME} <bob> old line 24")
+    expect(line(page, rf"\[HISTORY\] {TIME} <bob> old line 4")).to_have_count(0)
+    say(page, "/history 25")
+    expect(line(page, rf"\[HISTORY\] {TIME} <bob> old line 0")).to_have_count(1)
+    shown(page, r"\[INFO\] End of history: 25 messages of #lobby\.")
+    say(page, "/history x")
+    shown(page, r"\[ERROR\] usage: /history \[N\].*")
+
+
 def test_commands_help_unknown_rooms_and_nick(
     server: Server, page: Page, peers: list[LinePeer]
 ) -> None:

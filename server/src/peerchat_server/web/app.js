@@ -38,6 +38,7 @@ const COMMANDS = [
   ['/who', 'list who is in your room, with their addresses'],
   ['/nick NAME', 'change your nickname'],
   ['/timestamps on|off', 'show or hide the local time before messages'],
+  ['/history [N]', 'show the last N messages of your room (all that is kept)'],
   ['/clear', 'empty this window (nothing is sent)'],
   ['/pass PASSWORD', 'not needed here: the start form gives the password'],
   ['/help', 'show this list'],
@@ -564,6 +565,12 @@ const PARSERS = {
     const on = args.toLowerCase();
     return on === 'on' || on === 'off' ? ['timestamps', on === 'on']
       : ['complain', 'usage: /timestamps on|off'];
+  },
+  history(args) {
+    if (!args) return ['send', { type: 'history' }];
+    return /^[0-9]{1,9}$/.test(args) && Number(args) > 0
+      ? ['send', { type: 'history', limit: Number(args) }]
+      : ['complain', 'usage: /history [N], N a number of messages (for example: /history 50)'];
   },
   clear: () => ['clear'],
   help: () => ['help'],
