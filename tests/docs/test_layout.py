@@ -92,7 +92,7 @@ SERVER_LAYERS: list[set[str]] = [
         "stats",
         "store",
     },
-    {"wsframes", "ircwire", "bus", "sqlschema"},
+    {"wsframes", "ircwire", "bus", "sqlschema", "sqlbatch"},
     {"ircform", "sqlstore"},
     {"irccodec"},
     {"flood", "sockets", "resume", "options", "page"},

@@ -1,8 +1,8 @@
 """``--store sqlite:///PATH``: history, sessions and ids outlive a restart (in-process).
 
 Each test runs real servers one after the other on one database file. What the store
-promises when the process is killed (kill -9) is in test_store_kill.py; the container
-tests restart the compose server.
+promises when the process is killed (kill -9) is in test_store_start.py, with the
+refusals at start; tests/integration/test_store.py restarts and kills the compose server.
 """
 
 from __future__ import annotations
@@ -213,7 +213,9 @@ async def test_retention_lets_old_messages_go_in_memory_and_in_the_file(tmp_path
     assert rows(tmp_path, "SELECT text FROM messages") == [("recent",)]
 
 
-async def test_a_failing_write_is_logged_counted_and_the_chat_goes_on(tmp_path: Path) -> None:
+async def test_a_failing_write_is_logged_counted_tried_again_and_the_chat_goes_on(
+    tmp_path: Path,
+) -> None:
     async with running_server(store=store_of(tmp_path)) as server:
         store = server.relay.store
         assert isinstance(store, sqlstore.SqliteStore)
@@ -233,9 +235,30 @@ async def test_a_failing_write_is_logged_counted_and_the_chat_goes_on(tmp_path: 
         await console_of(server).wait_for("works again")
         said = [line for line in console_of(server).lines if line.startswith("[ERROR]")]
         assert len(said) == 1  # once, not per write
+    # What failed was written with the next write, in order.
+    texts = [text for (text,) in rows(tmp_path, "SELECT text FROM messages ORDER BY id")]
+    assert texts == [f"line {n}" for n in range(20)] + ["back"]
 
 
-async def test_a_store_that_falls_behind_never_holds_up_the_chat(
+async def test_an_unexpected_error_in_the_writer_is_one_more_failed_write(
+    tmp_path: Path,
+) -> None:
+    async with running_server(store=store_of(tmp_path)) as server:
+        store = server.relay.store
+        assert isinstance(store, sqlstore.SqliteStore)
+        real = store.db
+        store._db = Failing(real, OverflowError("Python int too large"))  # type: ignore[assignment]
+        alice = await PlainPeer.connect(server.port)
+        await alice.say("kept in the end")
+        await console_of(server).wait_for("Writing to the store failed (Python int too large)")
+        store._db = real
+        await alice.say("and this")
+        await console_of(server).wait_for("works again")  # the writer lived on
+    texts = rows(tmp_path, "SELECT text FROM messages ORDER BY id")
+    assert texts == [("kept in the end",), ("and this",)]
+
+
+async def test_a_store_that_falls_behind_never_holds_up_the_chat_and_marks_the_gap(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(sqlstore, "MAX_BEHIND", 20)
@@ -247,16 +270,23 @@ async def test_a_store_that_falls_behind_never_holds_up_the_chat(
         store._db = Stuck(real, release)  # type: ignore[assignment]
         try:
             alice = await PlainPeer.connect(server.port)
-            bob = await PlainPeer.connect(server.port)
+            bob = await RichPeer.connect(server.port, "bob")
             for n in range(100):
                 await alice.say(f"line {n}")
-            for n in range(100):  # every line arrives while the disk is stuck
-                assert (await bob.expect(chat, skip=BANNER)).endswith(f"line {n}")
+            got = [await bob.expect(Message, skip=lambda e: not isinstance(e, Message))
+                   for _ in range(100)]  # fmt: skip
+            # Every line arrived while the disk was stuck.
+            assert [m.text for m in got] == [f"line {n}" for n in range(100)]
             await console_of(server).wait_for("too slow for the chat")
             assert server.relay.stats.store_dropped > 0
         finally:
             release.set()
             store._db = real
+    texts = {text for (text,) in rows(tmp_path, "SELECT text FROM messages")}
+    skipped = [m for m in got if m.text not in texts]
+    assert skipped  # some were not written ...
+    ((forgot,),) = rows(tmp_path, "SELECT forgot_id FROM rooms WHERE room_key = 'lobby'")
+    assert all(m.id <= forgot for m in skipped)  # ... and a peer from before is told
 
 
 async def test_sqlite_with_a_bus_is_refused_with_what_to_do(tmp_path: Path) -> None:
@@ -278,14 +308,15 @@ async def test_memory_is_the_default_and_keeps_nothing(
 
 
 class Failing:
-    """A database connection whose disk is full."""
+    """A database connection whose disk is full (or that fails with ``error``)."""
 
-    def __init__(self, real: sqlite3.Connection) -> None:
+    def __init__(self, real: sqlite3.Connection, error: Exception | None = None) -> None:
         self.real = real
+        self.error = error or sqlite3.OperationalError("database or disk is full")
 
     def execute(self, sql: str, *args: Any) -> Any:
         if sql.startswith("BEGIN"):
-            raise sqlite3.OperationalError("database or disk is full")
+            raise self.error
         return self.real.execute(sql, *args)
 
     def __getattr__(self, name: str) -> Any:
@@ -313,24 +344,22 @@ def crash(store: sqlstore.SqliteStore) -> None:
         store._wake.notify()
     thread.join(timeout=10)
     store.db.close()  # no clean mark, no final ids
+    assert store._lock is not None
+    os.close(store._lock)  # (the kernel lets a killed process's lock go)
 
 
 async def test_ids_given_before_a_crash_are_never_given_again(tmp_path: Path) -> None:
     path = str(tmp_path / "peerchat.db")
     given = 1
 
-    def open_store() -> sqlstore.SqliteStore:
-        return sqlstore.SqliteStore(path, keep=10, retention=0, window=60, stats=Stats(),
-                                    log=lambda tag, text: None)  # fmt: skip
-
-    store = open_store()
+    store = open_store(path)
     assert store.load().next_id == 1
     store.begin(lambda: given)
     store.kept("lobby", Message(1, "alice", "written", 1_000), "o1")
     await asyncio.sleep(0)  # the pass ends: handed to the writer
     given = 5_000  # ids given since (private messages, a pass not yet written)
     crash(store)
-    saved = open_store().load()
+    saved = open_store(path).load()
     assert saved.unclean
     assert saved.next_id > 5_000
     assert [m.text for room in saved.rooms for m, _ in room.messages] == ["written"]
@@ -339,3 +368,90 @@ async def test_ids_given_before_a_crash_are_never_given_again(tmp_path: Path) ->
     # A peer that saw an id from before the crash is told it may have missed some.
     assert book.missed(book.lobby, (1, None), "o2", floor=1) == ([], True)
     assert book.new_id() == saved.next_id
+
+
+def open_store(path: str) -> sqlstore.SqliteStore:
+    return sqlstore.SqliteStore(path, keep=10, retention=0, window=60, stats=Stats(),
+                                log=lambda tag, text: None)  # fmt: skip
+
+
+async def test_a_crash_is_a_gap_for_every_later_run_not_only_the_next(tmp_path: Path) -> None:
+    path = str(tmp_path / "peerchat.db")
+    first = open_store(path)
+    first.load()
+    first.begin(lambda: 7)
+    crash(first)
+    second = open_store(path)
+    assert second.load().lost[0] >= 7
+    second.begin(lambda: second._saved.next_id - 1)
+    await second.close()  # a clean stop, nobody came back meanwhile
+    third = open_store(path).load()
+    assert not third.unclean
+    assert third.lost[0] >= 7  # still: a peer from before the crash is told of the gap
+    book: RoomBook[Any] = RoomBook(Keep(20, 32_768, 1_000, 262_144))
+    book.restore(third)
+    assert book.missed(book.lobby, (5, None), "o", floor=5)[1]
+    assert book.missed(book.get_or_make("dev"), (5, None), "o", floor=5)[1]
+
+
+async def test_a_room_forgotten_in_the_same_pass_as_its_last_lines_stays_forgotten(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "peerchat.db")
+    store = open_store(path)
+    store.load()
+    store.begin(lambda: 2)
+    store.kept("dev", Message(1, "alice", "one", 1_000), "o1")
+    store.kept("dev", Message(2, "alice", "two", 2_000), "o1")
+    store.forgot_room("dev", (2, 2_000))
+    await asyncio.sleep(0)
+    crash(store)
+    saved = open_store(path).load()
+    assert saved.rooms == []
+    assert saved.ended == {"dev": (2, 2_000)}  # what it said last is remembered
+
+
+async def test_one_server_at_a_time_uses_a_file(tmp_path: Path) -> None:
+    async with running_server(store=store_of(tmp_path)):
+        with pytest.raises(StartupError, match="in use by another peerchat server"):
+            async with running_server(store=store_of(tmp_path)):
+                pass  # pragma: no cover
+
+
+async def test_restored_sessions_fit_the_book_and_hold_only_their_own_names(
+    tmp_path: Path,
+) -> None:
+    store = store_of(tmp_path)
+    async with running_server(store=store, resume_window=60) as server:
+        for nick, source in (("alice", "127.0.0.1"), ("bob", "127.0.0.2"), ("carol", "127.0.0.3")):
+            peer = await RichPeer.connect(server.port, nick, source=source)
+            peer.writer.transport.abort()
+            await console_of(server).wait_for("removed from peers list", count=["alice", "bob",
+                                              "carol"].index(nick) + 1)  # fmt: skip
+    # Room for two: the newest two wait for their people; alice's name is free.
+    async with running_server(store=store, resume_window=60, max_connections=2) as server:
+        names = [(await RichPeer.connect(server.port, nick)).nick for nick in ("alice", "carol")]
+        assert names == ["alice", "carol_2"]
+
+
+async def test_a_stuck_disk_does_not_hold_up_a_stop_and_is_not_marked_clean(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlstore, "CLOSE_TIMEOUT", 0.2)
+    release = threading.Event()
+    try:
+        async with running_server(store=store_of(tmp_path)) as server:
+            store = server.relay.store
+            assert isinstance(store, sqlstore.SqliteStore)
+            store._db = Stuck(store.db, release)  # type: ignore[assignment]
+            alice = await PlainPeer.connect(server.port)
+            await alice.say("never written")
+            await alice.expect_none(skip=BANNER)
+        assert "could not write everything" in "\n".join(console_of(server).lines)
+    finally:
+        release.set()
+        if store._thread is not None:
+            store._thread.join(timeout=10)
+        store._let_go()
+    saved = open_store(str(tmp_path / "peerchat.db")).load()
+    assert saved.unclean

@@ -14,6 +14,7 @@ from typing import ClassVar
 
 from .errors import ErrorCode, LocalProtocolError
 from .limits import (
+    MAX_INTEGER,
     MAX_ROOM_ENTRIES,
     MAX_ROSTER_ENTRIES,
     MAX_VERSION,
@@ -30,8 +31,8 @@ def _require(condition: bool, message: str, code: ErrorCode = ErrorCode.BAD_FRAM
 
 def _check_int(value: object, what: str, minimum: int = 0) -> None:
     _require(
-        isinstance(value, int) and not isinstance(value, bool) and value >= minimum,
-        f"{what} must be an integer >= {minimum}",
+        isinstance(value, int) and not isinstance(value, bool) and minimum <= value <= MAX_INTEGER,
+        f"{what} must be an integer from {minimum} to {MAX_INTEGER}",
     )
 
 

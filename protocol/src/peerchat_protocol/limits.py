@@ -53,3 +53,7 @@ DEFAULT_ROOM = "lobby"
 
 #: At most this many rooms are listed in a ``rooms`` answer.
 MAX_ROOM_ENTRIES = 100
+
+#: The largest integer (ids, seq, times, limits) a frame may carry: the largest every JSON
+#: reader holds exactly (JavaScript's Number.MAX_SAFE_INTEGER), and within SQLite's.
+MAX_INTEGER = 2**53 - 1

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Callable
+
+from peerchat_protocol import fold
 
 from .config import ServerConfig
 from .peer import Peer
@@ -53,20 +56,38 @@ def restore(relay: Relay) -> Saved:
     cutoff = relay.rooms.now() - int(relay.config.retention * 1000)
     if relay.config.retention:
         relay.rooms.prune(cutoff)
-    # A session's loop time, from the Unix time its connection was lost.
-    skew = relay.loop_time() - time.time()
-    for state in saved.sessions:
-        record: Resumable[Peer] = Resumable(
-            "", state.nick, state.room, state.digest, state.last_seq,
-            gone_at=state.gone_at + skew if state.gone_at is not None else relay.loop_time(),
-            address=state.address, entered_id=state.entered_id, seen_ts=state.seen_ts,
-        )  # fmt: skip
-        if relay.registry.name_taken(record.nick):
-            continue  # (an older session with the same name: the newer one holds it)
-        relay.registry.book.restore(record)
-        relay.registry.names.claim(record.nick, record)
+    _restore_sessions(relay, saved.sessions)
     store.begin(lambda: relay.rooms.last_id)
     return saved
+
+
+def _restore_sessions(relay: Relay, states: list[SessionState]) -> None:
+    """Put back the sessions (oldest first) that the resume book has room for, each
+    holding its name: the newest win, as they would have pushed out the older ones."""
+    book, registry = relay.registry.book, relay.registry
+    per_address: Counter[str] = Counter()
+    names: set[str] = set()
+    chosen: list[SessionState] = []
+    for state in reversed(states):  # newest first
+        if len(chosen) == book.max_gone or fold(state.nick) in names:
+            continue
+        if book.per_address and per_address[state.address] == book.per_address:
+            continue
+        per_address[state.address] += 1
+        names.add(fold(state.nick))
+        chosen.append(state)
+    skew = relay.loop_time() - time.time()  # loop time, from Unix time
+    for state in reversed(chosen):  # oldest first, as the book keeps them
+        record: Resumable[Peer] = Resumable(
+            "", state.nick, state.room, state.digest, state.last_seq,
+            gone_at=(state.gone_at or time.time()) + skew,
+            address=state.address, entered_id=state.entered_id, seen_ts=state.seen_ts,
+        )  # fmt: skip
+        if registry.name_taken(record.nick):
+            continue  # (a look-alike of an older one's name: rare, and the older keeps it)
+        book.restore(record)
+        if book.waiting(record):
+            registry.names.claim(record.nick, record)
 
 
 #: Seconds between looks for messages past ``--retention``.

@@ -106,8 +106,11 @@ class RoomBook(Generic[M]):
             dormant.name, dormant.made_ts = name, self.now()
             self._rooms[fold(name)] = dormant
             return dormant
-        unknown = (self.last_id, self.now()) if self._ended_forgot else self._lost
-        said_before, said_at = self._ended.pop(fold(name), unknown)
+        ended = self._ended.pop(fold(name), None)
+        if ended is None:
+            said_before, said_at = (self.last_id, self.now()) if self._ended_forgot else self._lost
+        else:  # (and what a crash may have lost)
+            said_before, said_at = max(ended[0], self._lost[0]), max(ended[1], self._lost[1])
         room: Room[M] = Room(name, born_after=said_before, born_ts=said_at, made_ts=self.now())
         self._rooms[fold(name)] = room
         return room
@@ -119,15 +122,18 @@ class RoomBook(Generic[M]):
         del self._rooms[fold(room.name)]
         if self.store.durable and room.log:
             self._dormant[fold(room.name)] = room
-            while len(self._dormant) > ENDED_ROOMS_KEPT:
-                oldest = next(iter(self._dormant.values()))
-                self._end(oldest)
-                self.store.forgot_room(oldest.name)
+            self._cap_dormant()
             return
         self._end(room)
 
-    def _end(self, room: Room[M]) -> None:
-        """``room`` and its history go; its last id and time are remembered."""
+    def _cap_dormant(self) -> None:
+        """At most ENDED_ROOMS_KEPT rooms nobody is in keep their history: the quietest go."""
+        while len(self._dormant) > ENDED_ROOMS_KEPT:
+            oldest = next(iter(self._dormant.values()))
+            self.store.forgot_room(oldest.name, self._end(oldest))
+
+    def _end(self, room: Room[M]) -> tuple[int, int]:
+        """``room`` and its history go; its last id and time are remembered (returned)."""
         self._dormant.pop(fold(room.name), None)
         self.log_bytes -= room.log_bytes
         self._by_activity.pop(room, None)
@@ -140,6 +146,7 @@ class RoomBook(Generic[M]):
         while len(self._ended) > ENDED_ROOMS_KEPT:
             self._ended.popitem(last=False)
             self._ended_forgot = True
+        return last
 
     def listing(self) -> tuple[RoomInfo, ...]:
         """The busiest rooms first (as many as a listing may hold)."""
@@ -173,9 +180,8 @@ class RoomBook(Generic[M]):
     def _emptied(self, room: Room[M]) -> None:
         """``room``'s log let go of its last message (to a bound, or to age)."""
         del self._by_activity[room]
-        if fold(room.name) in self._dormant:
-            self._end(room)  # a dormant room with nothing to keep goes for good
-            self.store.forgot_room(room.name)
+        if fold(room.name) in self._dormant:  # a dormant room with nothing left goes
+            self.store.forgot_room(room.name, self._end(room))
 
     def prune(self, before_ts: int) -> int:
         """Let go of every message said before ``before_ts`` (``--retention``); returns
@@ -193,9 +199,10 @@ class RoomBook(Generic[M]):
         """What a store kept from the runs before: ids, and the rooms' logs (dormant,
         but for the lobby) as they were, within this run's bounds."""
         self._next_id = max(self._next_id, saved.next_id)
-        if saved.unclean:  # what was said after the last write may be lost
-            self._lost = (self.last_id, self.now())
-        for kept in saved.rooms:
+        self._lost = saved.lost  # (what a run that did not stop cleanly may have lost)
+        for key, last in saved.ended.items():
+            self._ended[key] = last
+        for kept in saved.rooms:  # (the quietest first)
             is_lobby = fold(kept.name) == fold(DEFAULT_ROOM)
             room = self.lobby if is_lobby else Room(kept.name, made_ts=self.now())
             room.evicted_upto, room.evicted_ts = kept.forgot_id, kept.forgot_ts
@@ -205,8 +212,11 @@ class RoomBook(Generic[M]):
             room.evicted_ts = max(room.evicted_ts, self._lost[1])
             if not is_lobby and room.log:
                 self._dormant[fold(room.name)] = room
+            elif not is_lobby:  # (nothing fits this run's bounds)
+                self._ended[fold(room.name)] = (room.evicted_upto, room.evicted_ts)
         self.lobby.evicted_upto = max(self.lobby.evicted_upto, self._lost[0])
         self.lobby.evicted_ts = max(self.lobby.evicted_ts, self._lost[1])
+        self._cap_dormant()
 
     def history(self, room: Room[M], limit: int | None = None) -> list[Message]:
         """What was said in ``room`` before, marked as history, oldest first: what a

@@ -9,6 +9,7 @@ StoreError whose message says what to do.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import sqlite3
 from collections.abc import Iterator
@@ -34,6 +35,29 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         " address TEXT NOT NULL, seen_ts INTEGER NOT NULL, gone_at REAL)",
     ),
 }
+
+
+def lock(path: str) -> int:
+    """Take the lock beside ``path`` (one server per file); returns its descriptor."""
+    if os.path.isdir(path):
+        example = "sqlite:///" + os.path.join(path, "peerchat.db")
+        raise StoreError(
+            f"The store {path!r} is a directory: give the path of a file in it (for "
+            f"example {example})."
+        )
+    try:
+        fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    except OSError as exc:
+        raise StoreError(explain(path, exc)) from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        raise StoreError(
+            f"The store {path!r} is in use by another peerchat server (it holds "
+            f"{path + '.lock'!r}). Stop that one first, or give --store another path."
+        ) from None
+    return fd
 
 
 def open_database(path: str) -> sqlite3.Connection:
@@ -118,9 +142,15 @@ def _writable(path: str) -> bool:
 
 def explain(path: str, exc: BaseException) -> str:
     """Why the store at ``path`` cannot be opened, and what to do."""
-    text = str(exc)
+    text = getattr(exc, "strerror", None) or str(exc)
     folder = os.path.dirname(os.path.abspath(path))
-    if os.path.isdir(folder) and not (os.access(folder, os.W_OK) and _writable(path)):
+    if not os.path.isdir(folder):
+        return (
+            f"Cannot open the store {path!r}: its directory {folder!r} does not exist. "
+            "Make it (check that its directory exists and that the server's user may "
+            "write there), or give --store another path."
+        )
+    if not (os.access(folder, os.W_OK) and _writable(path)):
         return (
             f"Cannot use the store {path!r} ({text}): it is read-only. Let the server's user "
             "write the file and its directory (SQLite keeps a journal beside it), or give "

@@ -3,58 +3,46 @@
 The loop never waits for the disk. What changed in one loop pass is gathered here
 and handed, once at the end of the pass, to a writer thread, which writes whatever it
 was handed meanwhile in one transaction (WAL mode, ``synchronous=NORMAL``: a commit
-survives the process being killed, not a power cut). A writer that falls behind by
-more than ``MAX_BEHIND`` messages drops new ones (counted) rather than grow without
-bound; a write that fails is logged and counted, and the chat goes on from memory.
+survives the process being killed, not a power cut). A writer more than
+``MAX_BEHIND`` messages behind skips new ones, and a write that fails is tried again
+with the next; either way the chat goes on from memory, it is logged and counted, and
+what was not written leaves a mark, so that a peer coming back is told of the gap.
 
-Each room keeps its newest ``keep`` messages (and none older than the retention);
-sessions are kept by their digest, never by their secret. Message ids are reserved
-``ID_RESERVE`` ahead with each commit, so that ids given out in a pass that was lost
-to ``kill -9`` are never given again.
+Sessions are kept by their digest, never by their secret. Message ids are reserved
+``ID_RESERVE`` ahead with each commit, so that ids given in a pass lost to ``kill -9``
+are never given again; a run that did not stop cleanly leaves a mark (``lost_upto``)
+that every later catch-up from before it reports as a gap. One server at a time uses
+a file (a lock beside it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import astuple, dataclass, field
 
-from peerchat_protocol import Message, fold
+from peerchat_protocol import LocalProtocolError, Message, fold
 
-from .sqlschema import advice, explain, open_database, transaction
+from . import sqlbatch
+from .sqlbatch import Batch, set_meta
+from .sqlschema import advice, explain, lock, open_database, transaction
 from .stats import Stats
 from .store import Saved, SavedRoom, SessionState, StoreError
 
-#: Ids reserved past the newest with each commit (ids are plentiful; a pass is not).
-ID_RESERVE = 100_000
-#: Messages handed to the writer and not yet written, at most.
+#: Ids reserved past the newest with each commit: more than a disk that fails for hours
+#: could see given, far fewer than an id can count (2^53).
+ID_RESERVE = 1_000_000_000
+#: Messages handed to the writer (or failed) and not yet written, at most.
 MAX_BEHIND = 50_000
 #: Seconds between sweeps of what is too old (retention, expired sessions).
 SWEEP_EVERY = 60.0
-
-
-@dataclass
-class Batch:
-    """What one or more loop passes changed."""
-
-    messages: list[tuple[object, ...]] = field(default_factory=list)
-    sessions: dict[str, SessionState] = field(default_factory=dict)
-    forgotten: list[str] = field(default_factory=list)
-    last_id: int = 0
-
-    def __bool__(self) -> bool:
-        return bool(self.messages or self.sessions or self.forgotten)
-
-    def absorb(self, later: Batch) -> None:
-        self.messages += later.messages
-        self.sessions.update(later.sessions)
-        self.forgotten += later.forgotten
-        self.last_id = max(self.last_id, later.last_id)
+#: Seconds a stopping server waits for the writer to finish.
+CLOSE_TIMEOUT = 10.0
 
 
 class SqliteStore:
@@ -75,44 +63,53 @@ class SqliteStore:
     ) -> None:
         self.path = path
         self.description = f"sqlite:///{path}"
-        self.keep, self.retention, self.window = max(1, keep), retention, window
+        self.keep, self.retention, self.window = keep, retention, window
         self.stats, self._log, self._clock = stats, log, clock
         self._db: sqlite3.Connection | None = None
-        self._epoch = ""
+        self._lock: int | None = None  # the open lock file (one server per file)
+        self._saved = Saved()
         self._pending = Batch()
         self._sessions: dict[str, Callable[[], SessionState]] = {}
         self._handle: asyncio.Handle | None = None
         self._last_id: Callable[[], int] = lambda: 0
         self._queue: list[Batch] = []
-        self._behind = 0  # messages queued for the writer
+        self._behind = 0  # messages handed to the writer and not yet written
         self._wake = threading.Condition()
         self._closing = False
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._retry = Batch()  # (writer thread) what the last write failed to write
+        self._dropping = False  # new messages are skipped: the writer is too far behind
         self._failing = False  # (writer thread) the last write failed
-        self._dropping = False  # new messages are dropped: the writer is too far behind
 
     # --- at start -----------------------------------------------------------------------
 
     def load(self) -> Saved:
-        """Open the file (made if new; checked, migrated) and read what it keeps."""
-        self._db = open_database(self.path)
+        """Open the file (made if new; locked, checked, migrated) and read what it keeps."""
+        self._lock = lock(self.path)
         try:
-            return self._load(self._db)
-        except sqlite3.Error as exc:
-            self._db.close()
+            self._db = open_database(self.path)
+            self._saved = self._load(self._db)
+        except (sqlite3.Error, ValueError, LocalProtocolError) as exc:
+            self._let_go()
             raise StoreError(explain(self.path, exc)) from None
+        except StoreError:
+            self._let_go()
+            raise
+        return self._saved
 
     def _load(self, db: sqlite3.Connection) -> Saved:
         meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
         now = self._clock()
         saved = Saved(epoch=meta.get("epoch"), saved_at=float(meta.get("saved_at", now)))
         newest = db.execute("SELECT max(id) FROM messages").fetchone()[0] or 0
-        saved.kept_upto = newest
         saved.unclean = meta.get("clean") == "0"
         # After a clean stop the next id is exact; after a crash, past every id reserved.
         reserved = int(meta.get("next_id" if not saved.unclean else "reserved", 1))
         saved.next_id = max(reserved, newest + 1)
+        lost = (int(meta.get("lost_upto", 0)), int(meta.get("lost_ts", 0)))
+        # What a crash lost cannot be known: anyone from before it may have missed some.
+        saved.lost = (saved.next_id - 1, int(now * 1000)) if saved.unclean else lost
         cutoff = int((now - self.retention) * 1000) if self.retention else 0
         marks = {key: (i, t) for key, i, t in db.execute("SELECT * FROM rooms")}
         rooms: dict[str, SavedRoom] = {}
@@ -122,37 +119,38 @@ class SqliteStore:
             (cutoff,),
         )
         for key, id_, ts, room, nick, text, action, origin in rows:
-            saved_room = rooms.get(key)
-            if saved_room is None:
-                forgot = marks.get(key, (0, 0))
-                saved_room = rooms[key] = SavedRoom(room, [], *forgot)
-            saved_room.messages.append(
-                (Message(id_, nick, text, ts, room, None, bool(action)), origin)
-            )
-        saved.rooms = list(rooms.values())
-        for row in db.execute("SELECT * FROM sessions ORDER BY coalesce(gone_at, 1e18)"):
+            if key not in rooms:
+                rooms[key] = SavedRoom(room, [], *marks.pop(key, (0, 0)))
+            message = Message(id_, nick, text, ts, room, None, bool(action))
+            rooms[key].messages.append((message, origin))
+        # The rooms that spoke least lately first, as the room book orders them.
+        saved.rooms = sorted(rooms.values(), key=lambda room: room.messages[-1][0].id)
+        saved.ended = marks  # rooms with nothing kept, and what they said last
+        for row in db.execute("SELECT * FROM sessions ORDER BY coalesce(gone_at, ?)", (now,)):
             digest, nick, room, last_seq, entered_id, address, seen_ts, gone_at = row
             gone_at = saved.saved_at if gone_at is None else gone_at  # connected at the end
             if now - gone_at <= self.window:
-                saved.sessions.append(
-                    SessionState(
-                        digest, nick, room, last_seq, entered_id, address, seen_ts, gone_at
-                    )
-                )
-        if saved.epoch is None:
-            saved.epoch = secrets.token_hex(6)
-        self._epoch = saved.epoch
+                saved.sessions.append(SessionState(
+                    digest, nick, room, last_seq, entered_id, address, seen_ts, gone_at
+                ))  # fmt: skip
+        saved.epoch = saved.epoch or secrets.token_hex(6)
         return saved
 
     def begin(self, last_id: Callable[[], int]) -> None:
         """Mark the file as in use (unclean until close) and start the writer."""
         self._last_id = last_id
         self._loop = asyncio.get_running_loop()
-        reserved = str(last_id() + 1 + ID_RESERVE)
+        saved = self._saved
         try:
             with transaction(self.db):
-                self._set_meta(clean="0", reserved=reserved, epoch=self._epoch)
+                if saved.unclean:  # sessions connected at the crash were lost at its time
+                    self.db.execute("UPDATE sessions SET gone_at = ? WHERE gone_at IS NULL",
+                                    (saved.saved_at,))  # fmt: skip
+                set_meta(self.db, clean="0", reserved=str(last_id() + 1 + ID_RESERVE),
+                         epoch=saved.epoch or "", lost_upto=str(saved.lost[0]),
+                         lost_ts=str(saved.lost[1]))  # fmt: skip
         except sqlite3.Error as exc:
+            self._let_go()
             raise StoreError(explain(self.path, exc)) from None
         self._thread = threading.Thread(target=self._write_on, name="peerchat-store", daemon=True)
         self._thread.start()
@@ -165,14 +163,15 @@ class SqliteStore:
     # --- what changed, gathered per loop pass ----------------------------------------------
 
     def kept(self, room: str, message: Message, origin: str) -> None:
-        self._pending.messages.append(
-            (fold(room), message.id, message.ts, room, message.nick, message.text,
-             int(message.action), origin)
-        )  # fmt: skip
-        self._touch()
+        if self.keep:
+            self._pending.messages.append(
+                (fold(room), message.id, message.ts, room, message.nick, message.text,
+                 int(message.action), origin)
+            )  # fmt: skip
+            self._touch()
 
-    def forgot_room(self, room: str) -> None:
-        self._pending.forgotten.append(fold(room))
+    def forgot_room(self, room: str, last: tuple[int, int]) -> None:
+        self._pending.forget(fold(room), *last)
         self._touch()
 
     def session(self, digest: str, state: Callable[[], SessionState]) -> None:
@@ -193,8 +192,7 @@ class SqliteStore:
         with self._wake:
             behind = self._behind + len(batch.messages) > MAX_BEHIND
             if behind:
-                self.stats.store_dropped += len(batch.messages)
-                batch.messages = []
+                self.stats.store_dropped += batch.lose_messages()
             self._behind += len(batch.messages)
             self._queue.append(batch)
             self._wake.notify()
@@ -215,88 +213,48 @@ class SqliteStore:
                     self._wake.wait(timeout=SWEEP_EVERY)
                 batches, self._queue = self._queue, []
                 closing = self._closing
-            batch = Batch()
+            batch, self._retry = self._retry, Batch()  # (what failed goes first)
             for later in batches:
                 batch.absorb(later)
             now = self._clock()
             sweep = now >= next_sweep
-            if batch or sweep or closing:
-                self._attempt(batch, now, sweep)
-                next_sweep = now + SWEEP_EVERY if sweep else next_sweep
-            with self._wake:
-                self._behind -= len(batch.messages)
+            if (batch or sweep or closing) and self._attempt(batch, now, sweep) and sweep:
+                next_sweep = now + SWEEP_EVERY
             if closing and not batches:
                 return
 
-    def _attempt(self, batch: Batch, now: float, sweep: bool) -> None:
+    def _attempt(self, batch: Batch, now: float, sweep: bool) -> bool:
+        """Write ``batch``; if that fails, keep it to try again with the next."""
         try:
             with transaction(self.db):
-                self._write(batch, now, sweep)
-        except sqlite3.Error as exc:
+                sqlbatch.write(self.db, batch, self.keep)
+                if sweep:
+                    cutoff = int((now - self.retention) * 1000) if self.retention else None
+                    sqlbatch.sweep(self.db, cutoff, now - self.window)
+                reserved = {"reserved": str(batch.last_id + 1 + ID_RESERVE)}
+                set_meta(self.db, saved_at=repr(now), **(reserved if batch.last_id else {}))
+        except Exception as exc:  # any: this thread must not die (sqlite3, a bad value)
             self.stats.store_failures += 1
             if not self._failing:
-                self._failing = True
-                self._report("ERROR", f"Writing to the store failed ({exc}); the chat goes on "
-                             f"from memory. {advice(exc)}")  # fmt: skip
-            return
+                self._report(
+                    "ERROR", f"Writing to the store failed ({exc}); the chat goes on from "
+                    f"memory; the write is tried again. {advice(exc)}",
+                )  # fmt: skip
+            self._failing = True
+            if len(batch.messages) > MAX_BEHIND:  # bounded: what cannot wait leaves a mark
+                dropped = batch.lose_messages()
+                self.stats.store_dropped += dropped
+                with self._wake:
+                    self._behind -= dropped
+            self._retry = batch
+            return False
+        with self._wake:
+            self._behind -= len(batch.messages)
         self.stats.store_written += len(batch.messages)
         if self._failing:
             self._failing = False
             self._report("INFO", f"Writing to the store {self.description} works again.")
-
-    def _write(self, batch: Batch, now: float, sweep: bool) -> None:
-        db = self.db
-        for key in batch.forgotten:
-            db.execute("DELETE FROM messages WHERE room_key = ?", (key,))
-            db.execute("DELETE FROM rooms WHERE room_key = ?", (key,))
-        db.executemany("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                       batch.messages)  # fmt: skip
-        for state in batch.sessions.values():
-            if state.ended:
-                db.execute("DELETE FROM sessions WHERE digest = ?", (state.digest,))
-            else:
-                db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                           astuple(state)[:-1])  # fmt: skip
-        for key in {str(m[0]) for m in batch.messages}:
-            self._prune_room(key)
-        if sweep:
-            self._sweep(now)
-        reserved = str(batch.last_id + 1 + ID_RESERVE) if batch.last_id else None
-        self._set_meta(saved_at=repr(now), **({"reserved": reserved} if reserved else {}))
-
-    def _prune_room(self, key: str) -> None:
-        """Keep the room's newest ``keep`` messages; remember what went."""
-        row = self.db.execute(
-            "SELECT id, ts FROM messages WHERE room_key = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
-            (key, self.keep),
-        ).fetchone()
-        if row is not None:
-            self.db.execute("DELETE FROM messages WHERE room_key = ? AND id <= ?", (key, row[0]))
-            self._forgot(key, row[0], row[1])
-
-    def _sweep(self, now: float) -> None:
-        """Messages past the retention, sessions past the resume window."""
-        if self.retention:
-            cutoff = int((now - self.retention) * 1000)
-            old = self.db.execute(
-                "SELECT room_key, max(id), max(ts) FROM messages WHERE ts < ? GROUP BY room_key",
-                (cutoff,),
-            ).fetchall()
-            self.db.execute("DELETE FROM messages WHERE ts < ?", (cutoff,))
-            for key, id_, ts in old:
-                self._forgot(key, id_, ts)
-        self.db.execute("DELETE FROM sessions WHERE gone_at < ?", (now - self.window,))
-
-    def _forgot(self, key: str, id_: int, ts: int) -> None:
-        self.db.execute(
-            "INSERT INTO rooms VALUES (?, ?, ?) ON CONFLICT (room_key) DO UPDATE SET"
-            " forgot_id = max(forgot_id, excluded.forgot_id),"
-            " forgot_ts = max(forgot_ts, excluded.forgot_ts)",
-            (key, id_, ts),
-        )
-
-    def _set_meta(self, **values: str) -> None:
-        self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
+        return True
 
     def _report(self, tag: str, text: str) -> None:
         """A console line from the writer thread, said by the loop's thread."""
@@ -308,23 +266,40 @@ class SqliteStore:
     # --- at the end ------------------------------------------------------------------------
 
     async def close(self) -> None:
-        """Write what is left, mark the file cleanly closed, and let it go."""
+        """Write what is left and let the file go, marked clean if all was written."""
         if self._handle is not None:
             self._handle.cancel()
-        if self._thread is None:  # never began: nothing was written
-            if self._db is not None:
-                self._db.close()
+        thread = self._thread
+        if thread is None:  # never began: nothing was written
+            self._let_go()
             return
         self._hand_over()
         with self._wake:
             self._closing = True
             self._wake.notify()
-        await asyncio.to_thread(self._thread.join)
+        await asyncio.to_thread(thread.join, CLOSE_TIMEOUT)
+        if thread.is_alive() or self._failing:
+            self._log("ERROR", f"The store {self.description} could not write everything "
+                      "before the server stopped: what it had not written is lost, and the "
+                      "next start treats this stop as a crash.")  # fmt: skip
+            if not thread.is_alive():
+                self._let_go()
+            return  # (a writer still stuck keeps the file; the process ends anyway)
         try:
             with transaction(self.db):
                 now = self._clock()
                 self.db.execute("UPDATE sessions SET gone_at = ? WHERE gone_at IS NULL", (now,))
-                self._set_meta(clean="1", next_id=str(self._last_id() + 1), saved_at=repr(now))
+                set_meta(self.db, clean="1", next_id=str(self._last_id() + 1), saved_at=repr(now))
         except sqlite3.Error as exc:
             self._log("ERROR", f"Could not close the store cleanly ({exc}).")
-        self.db.close()
+        self._let_go()
+
+    def _let_go(self) -> None:
+        """Close the file and its lock."""
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock)
+            self._lock = None

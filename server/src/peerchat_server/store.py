@@ -58,10 +58,14 @@ class Saved:
     next_id: int = 1
     rooms: list[SavedRoom] = field(default_factory=list)
     sessions: list[SessionState] = field(default_factory=list)
-    #: The last run did not stop cleanly (kill -9, a crash, power): messages with ids
-    #: after ``kept_upto`` up to ``next_id`` may have been said and not kept.
+    #: Rooms whose history was let go of, by folded name: the id and time of the last
+    #: message they said (a peer coming back from before is told of the gap).
+    ended: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: The last run did not stop cleanly (kill -9, a crash, power).
     unclean: bool = False
-    kept_upto: int = 0
+    #: Messages up to this id and time may have been said and not kept (by a run that
+    #: did not stop cleanly): a peer coming back from before is told of the gap.
+    lost: tuple[int, int] = (0, 0)
     saved_at: float = 0.0  # Unix time of its last write
 
 
@@ -85,8 +89,9 @@ class Store(Protocol):
         """``room``'s log kept ``message`` from ``origin``."""
         ...
 
-    def forgot_room(self, room: str) -> None:
-        """``room``'s history was let go of: forget it too."""
+    def forgot_room(self, room: str, last: tuple[int, int]) -> None:
+        """``room``'s history was let go of: forget it too, remembering the id and time
+        of the last message it said (``last``)."""
         ...
 
     def session(self, digest: str, state: Callable[[], SessionState]) -> None:
@@ -114,7 +119,7 @@ class MemoryStore:
     def kept(self, room: str, message: Message, origin: str) -> None:
         pass
 
-    def forgot_room(self, room: str) -> None:
+    def forgot_room(self, room: str, last: tuple[int, int]) -> None:
         pass
 
     def session(self, digest: str, state: Callable[[], SessionState]) -> None:

@@ -1,0 +1,121 @@
+"""What the SQLite store writes at once: a :class:`Batch`, and what it does to the file.
+
+A batch is what one or more loop passes changed: messages the rooms' logs kept, rooms
+whose history was let go of, sessions that changed, and marks for messages that were
+not written (the writer was too far behind, or the disk failed): a peer that comes back
+from before such a mark is told it may have missed something. Each room keeps its
+newest ``keep`` messages in the file; what goes leaves a mark likewise.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import astuple, dataclass, field
+
+from .store import SessionState
+
+#: A room's key (its folded name), and the newest id and time of what left it.
+Marks = dict[str, tuple[int, int]]
+#: A message as the table has it: room_key, id, ts, room, nick, text, action, origin.
+Row = tuple[str, int, int, str, str, str, int, str]
+
+
+def mark(marks: Marks, key: str, id_: int, ts: int) -> None:
+    """Raise ``key``'s mark to (``id_``, ``ts``)."""
+    old_id, old_ts = marks.get(key, (0, 0))
+    marks[key] = (max(old_id, id_), max(old_ts, ts))
+
+
+@dataclass
+class Batch:
+    """What one or more loop passes changed, in the order it must be written."""
+
+    messages: list[Row] = field(default_factory=list)
+    sessions: dict[str, SessionState] = field(default_factory=dict)
+    forgotten: Marks = field(default_factory=dict)  # rooms let go of, with their last id
+    lost: Marks = field(default_factory=dict)  # messages not written, by room
+    last_id: int = 0  # the newest id given when it was made
+
+    def __bool__(self) -> bool:
+        return bool(self.messages or self.sessions or self.forgotten or self.lost)
+
+    def forget(self, key: str, id_: int, ts: int) -> None:
+        """The room ``key`` was let go of: none of its messages so far is to be kept."""
+        self.messages = [m for m in self.messages if m[0] != key]
+        mark(self.forgotten, key, id_, ts)
+
+    def lose_messages(self) -> int:
+        """Write no message of this batch, only a mark of what was not written; returns
+        how many there were."""
+        for key, id_, ts, *_ in self.messages:
+            mark(self.lost, key, id_, ts)
+        count, self.messages = len(self.messages), []
+        return count
+
+    def absorb(self, later: Batch) -> None:
+        """Add ``later``'s changes after these."""
+        for key, (id_, ts) in later.forgotten.items():
+            self.forget(key, id_, ts)
+        self.messages += later.messages
+        self.sessions.update(later.sessions)
+        for key, (id_, ts) in later.lost.items():
+            mark(self.lost, key, id_, ts)
+        self.last_id = max(self.last_id, later.last_id)
+
+
+def write(db: sqlite3.Connection, batch: Batch, keep: int) -> None:
+    """Apply ``batch`` (within the caller's transaction)."""
+    for key, (id_, ts) in batch.forgotten.items():
+        db.execute("DELETE FROM messages WHERE room_key = ?", (key,))
+        forgot(db, key, id_, ts)  # a peer coming back from before is told of the gap
+    db.executemany("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                   batch.messages)  # fmt: skip
+    for key, (id_, ts) in batch.lost.items():
+        forgot(db, key, id_, ts)
+    for state in batch.sessions.values():
+        if state.ended:
+            db.execute("DELETE FROM sessions WHERE digest = ?", (state.digest,))
+        else:
+            db.execute("INSERT OR REPLACE INTO sessions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                       astuple(state)[:-1])  # fmt: skip
+    for key in {m[0] for m in batch.messages}:
+        prune_room(db, key, keep)
+
+
+def prune_room(db: sqlite3.Connection, key: str, keep: int) -> None:
+    """Keep the room's newest ``keep`` messages; mark what went."""
+    row = db.execute(
+        "SELECT id, ts FROM messages WHERE room_key = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
+        (key, keep),
+    ).fetchone()
+    if row is not None:
+        db.execute("DELETE FROM messages WHERE room_key = ? AND id <= ?", (key, row[0]))
+        forgot(db, key, row[0], row[1])
+
+
+def sweep(db: sqlite3.Connection, before_ms: int | None, sessions_before: float) -> None:
+    """Messages said before ``before_ms`` (the retention; None: none), and sessions
+    lost before ``sessions_before`` (their resume window is over)."""
+    if before_ms is not None:
+        old = db.execute(
+            "SELECT room_key, max(id), max(ts) FROM messages WHERE ts < ? GROUP BY room_key",
+            (before_ms,),
+        ).fetchall()
+        db.execute("DELETE FROM messages WHERE ts < ?", (before_ms,))
+        for key, id_, ts in old:
+            forgot(db, key, id_, ts)
+    db.execute("DELETE FROM sessions WHERE gone_at < ?", (sessions_before,))
+
+
+def forgot(db: sqlite3.Connection, key: str, id_: int, ts: int) -> None:
+    """Raise the room's mark of what it no longer keeps."""
+    db.execute(
+        "INSERT INTO rooms VALUES (?, ?, ?) ON CONFLICT (room_key) DO UPDATE SET"
+        " forgot_id = max(forgot_id, excluded.forgot_id),"
+        " forgot_ts = max(forgot_ts, excluded.forgot_ts)",
+        (key, id_, ts),
+    )
+
+
+def set_meta(db: sqlite3.Connection, **values: str) -> None:
+    db.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", values.items())
