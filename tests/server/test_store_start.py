@@ -137,6 +137,7 @@ async def test_kill_9_loses_at_most_the_last_pass_and_never_reuses_an_id(tmp_pat
             kept.append(event)
         assert [m.text for m in kept] == [m.text for m in said[: len(kept)]]
         lost = len(said) - len(kept)
+        print(f"kill -9: {lost} of {len(said)} lines lost")
         assert lost <= 1, f"kill -9 lost {lost} lines"
         await late.send(Say("after the kill"))
         talker = await RichPeer.connect(port, "talker")

@@ -9,6 +9,7 @@ newest ``keep`` messages in the file; what goes leaves a mark likewise.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import astuple, dataclass, field
 
@@ -63,13 +64,22 @@ class Batch:
         self.last_id = max(self.last_id, later.last_id)
 
 
+INSERT_ROWS = (
+    "INSERT OR REPLACE INTO messages SELECT value->>0, value->>1, value->>2, value->>3,"
+    " value->>4, value->>5, value->>6, value->>7 FROM json_each(?)"
+)
+
+
 def write(db: sqlite3.Connection, batch: Batch, keep: int) -> None:
     """Apply ``batch`` (within the caller's transaction)."""
     for key, (id_, ts) in batch.forgotten.items():
         db.execute("DELETE FROM messages WHERE room_key = ?", (key,))
         forgot(db, key, id_, ts)  # a peer coming back from before is told of the gap
-    db.executemany("INSERT OR REPLACE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                   batch.messages)  # fmt: skip
+    if batch.messages:
+        # One statement for all the rows, as one JSON text: executemany would take and
+        # give back Python's GIL for every row, and while the event loop is busy each
+        # take waits its turn (30,000 rows: 0.9 s instead of 0.07 s; this way 0.2 s).
+        db.execute(INSERT_ROWS, (json.dumps(batch.messages, ensure_ascii=False),))
     for key, (id_, ts) in batch.lost.items():
         forgot(db, key, id_, ts)
     for state in batch.sessions.values():
