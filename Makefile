@@ -100,7 +100,7 @@ client: ## Open a chat prompt in a container (docker compose run --rm client)
 integration: host-test build cluster-images ## Container tests: real images, testcontainers, docker compose
 	$(BIN)/pytest tests/integration
 
-soak: build ## Fault soak: clients chat for SOAK_SECONDS (180) under cut networks and pauses; prints the counts
+soak: build ## Fault soak: clients chat for SOAK_SECONDS (180) under cut networks, pauses, a server restart and a kill -9; prints the counts
 	SOAK_SECONDS=$(or $(SOAK_SECONDS),180) $(BIN)/pytest -s tests/soak
 
 CLUSTER := $(COMPOSE) -f docker-compose.yml -f docker-compose.cluster.yml

@@ -32,8 +32,8 @@ def make_store(config: ServerConfig, log: Callable[[str, str], None]) -> Callabl
     if config.bus:
         raise StoreError(
             "--store sqlite:///... and --bus do not go together: with --bus, the rooms' "
-            "history is kept in Redis and shared by the replicas. Leave out --store (or "
-            "give --store memory)."
+            "history is kept in Redis and shared by the replicas. Give --store memory "
+            "(PEERCHAT_STORE=memory: the server image keeps a file by default)."
         )
     keep = max(config.history_messages, config.catch_up_messages)
 
