@@ -17,10 +17,12 @@ from typing import Any
 import pytest
 
 from peerchat_protocol import Hello, History, Info, Message, Say, Welcome
-from peerchat_server import sqlstore
+from peerchat_server import sqlbatch, sqlstore
 from peerchat_server.config import ServerConfig
+from peerchat_server.registry import Registry
 from peerchat_server.rooms import Keep, RoomBook
 from peerchat_server.server import ChatServer, StartupError
+from peerchat_server.sqlschema import open_database
 from peerchat_server.stats import Stats
 
 from .peers import PlainPeer, RecordingConsole, RichPeer, console_of, running_server
@@ -247,15 +249,20 @@ async def test_an_unexpected_error_in_the_writer_is_one_more_failed_write(
         store = server.relay.store
         assert isinstance(store, sqlstore.SqliteStore)
         real = store.db
-        store._db = Failing(real, OverflowError("Python int too large"))  # type: ignore[assignment]
+        error = OverflowError("Python int too large")
+        store._db = Failing(real, error, on="json_each")  # type: ignore[assignment]
         alice = await PlainPeer.connect(server.port)
-        await alice.say("kept in the end")
+        bob = await RichPeer.connect(server.port, "bob")
+        await alice.say("given up")
+        given_up = await bob.expect(Message, skip=lambda e: not isinstance(e, Message))
         await console_of(server).wait_for("Writing to the store failed (Python int too large)")
         store._db = real
         await alice.say("and this")
         await console_of(server).wait_for("works again")  # the writer lived on
-    texts = rows(tmp_path, "SELECT text FROM messages ORDER BY id")
-    assert texts == [("kept in the end",), ("and this",)]
+    # An error that will not pass by trying again: the line is given up, and marked.
+    assert rows(tmp_path, "SELECT text FROM messages ORDER BY id") == [("and this",)]
+    ((forgot,),) = rows(tmp_path, "SELECT forgot_id FROM rooms WHERE room_key = 'lobby'")
+    assert forgot >= given_up.id
 
 
 async def test_a_store_that_falls_behind_never_holds_up_the_chat_and_marks_the_gap(
@@ -310,12 +317,15 @@ async def test_memory_is_the_default_and_keeps_nothing(
 class Failing:
     """A database connection whose disk is full (or that fails with ``error``)."""
 
-    def __init__(self, real: sqlite3.Connection, error: Exception | None = None) -> None:
+    def __init__(
+        self, real: sqlite3.Connection, error: Exception | None = None, on: str = "BEGIN"
+    ) -> None:
         self.real = real
         self.error = error or sqlite3.OperationalError("database or disk is full")
+        self.on = on  # (the statements that fail: those with this in them)
 
     def execute(self, sql: str, *args: Any) -> Any:
-        if sql.startswith("BEGIN"):
+        if self.on in sql:
             raise self.error
         return self.real.execute(sql, *args)
 
@@ -428,10 +438,14 @@ async def test_restored_sessions_fit_the_book_and_hold_only_their_own_names(
             peer.writer.transport.abort()
             await console_of(server).wait_for("removed from peers list", count=["alice", "bob",
                                               "carol"].index(nick) + 1)  # fmt: skip
+    before = dict(rows(tmp_path, "SELECT nick, digest FROM sessions"))
     # Room for two: the newest two wait for their people; alice's name is free.
     async with running_server(store=store, resume_window=60, max_connections=2) as server:
         names = [(await RichPeer.connect(server.port, nick)).nick for nick in ("alice", "carol")]
         assert names == ["alice", "carol_2"]
+    kept = {digest for (digest,) in rows(tmp_path, "SELECT digest FROM sessions")}
+    assert before["alice"] not in kept  # the file forgot it too, not only this run
+    assert {before["bob"], before["carol"]} <= kept
 
 
 async def test_a_stuck_disk_does_not_hold_up_a_stop_and_is_not_marked_clean(
@@ -455,3 +469,90 @@ async def test_a_stuck_disk_does_not_hold_up_a_stop_and_is_not_marked_clean(
         store._let_go()
     saved = open_store(str(tmp_path / "peerchat.db")).load()
     assert saved.unclean
+
+
+async def test_lines_of_a_room_let_go_of_while_they_waited_do_not_stay_counted(
+    tmp_path: Path,
+) -> None:
+    said: list[str] = []
+    changed = asyncio.Event()
+
+    def log(tag: str, text: str) -> None:
+        said.append(text)
+        changed.set()
+
+    async def until(needle: str) -> None:
+        for _ in range(100):
+            if any(needle in text for text in said):
+                return
+            changed.clear()
+            await asyncio.wait_for(changed.wait(), 10)
+        raise AssertionError(f"never said {needle!r}: {said}")
+
+    store = sqlstore.SqliteStore(str(tmp_path / "peerchat.db"), keep=10, retention=0,
+                                 window=60, stats=Stats(), log=log)  # fmt: skip
+    store.load()
+    store.begin(lambda: 11)
+    real = store.db
+    store._db = Failing(real)  # type: ignore[assignment]
+    for n in range(1, 11):
+        store.kept("dev", Message(n, "alice", f"line {n}", n), "o")
+    await asyncio.sleep(0)  # the pass ends: handed over, and it fails
+    await until("Writing to the store failed")
+    store.forgot_room("dev", (10, 10))  # while its lines wait to be tried again
+    store._db = real
+    store.kept("lobby", Message(11, "bob", "hi", 11), "o")
+    await until("works again")
+    assert store._behind == 0  # (it counted the dev lines as waiting for ever)
+    await store.close()
+    assert rows(tmp_path, "SELECT text FROM messages") == [("hi",)]
+
+
+def test_rows_go_to_sqlite_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlbatch, "CHUNK_ROWS", 3)
+    db = open_database(str(tmp_path / "peerchat.db"))
+    texts = ['quote " and \\ back', "emoji 😀 ñ", "tab\there", "x" * 16_384] + [
+        f"line {n}" for n in range(6)
+    ]
+    sqlbatch.insert(db, [("lobby", n, n, "lobby", "a", t, n % 2, "o") for n, t in enumerate(texts)])
+    got = db.execute("SELECT id, text, action, typeof(id) FROM messages ORDER BY id").fetchall()
+    assert [(i, t, a) for i, t, a, _ in got] == [(n, t, n % 2) for n, t in enumerate(texts)]
+    assert {kind for *_, kind in got} == {"integer"}
+
+
+def test_the_file_keeps_marks_of_at_most_so_many_rooms_that_keep_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlbatch, "MARKS_KEPT", 2)
+    db = open_database(str(tmp_path / "peerchat.db"))
+    for n in range(5):
+        sqlbatch.forgot(db, f"room{n}", n + 1, 1_000 * (n + 1))
+    sqlbatch.sweep(db, None, 0)
+    assert db.execute("SELECT room_key FROM rooms ORDER BY room_key").fetchall() == [
+        ("room3",), ("room4",),
+    ]  # fmt: skip
+    assert db.execute("SELECT value FROM meta WHERE key = 'ended_forgot'").fetchall() == [("1",)]
+
+
+def test_marks_and_what_passed_the_retention_while_down_are_gaps_after_a_restart(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "peerchat.db")
+    db = open_database(path)
+    sqlbatch.insert(db, [("dev", 5, 1_000, "dev", "a", "long ago", 0, "o")])
+    sqlbatch.forgot(db, "lobby", 7, 2_000)  # the lobby keeps nothing, and said id 7
+    db.close()
+    store = sqlstore.SqliteStore(path, keep=10, retention=86_400, window=60, stats=Stats(),
+                                 log=lambda tag, text: None)  # fmt: skip
+    saved = store.load()
+    store._let_go()
+    assert saved.rooms == []  # (past the retention)
+    book: RoomBook[Any] = RoomBook(Keep(20, 32_768, 1_000, 262_144))
+    book.restore(saved)
+    assert book.missed(book.lobby, (3, None), "o", floor=3) == ([], True)
+    assert book.missed(book.get_or_make("dev"), (3, None), "o", floor=3) == ([], True)
+
+
+def test_connections_of_two_runs_have_different_names() -> None:
+    first, second = Registry(ServerConfig()), Registry(ServerConfig())
+    assert first.next_connection() != second.next_connection()

@@ -9,6 +9,7 @@ it, and puts back what a store kept when the server starts again.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -69,9 +70,12 @@ def _restore_sessions(relay: Relay, states: list[SessionState]) -> None:
     names: set[str] = set()
     chosen: list[SessionState] = []
     for state in reversed(states):  # newest first
-        if len(chosen) == book.max_gone or fold(state.nick) in names:
-            continue
-        if book.per_address and per_address[state.address] == book.per_address:
+        if (
+            len(chosen) == book.max_gone
+            or fold(state.nick) in names
+            or (book.per_address and per_address[state.address] == book.per_address)
+        ):
+            _ended(relay, state)  # (and the file forgets it too)
             continue
         per_address[state.address] += 1
         names.add(fold(state.nick))
@@ -83,11 +87,16 @@ def _restore_sessions(relay: Relay, states: list[SessionState]) -> None:
             gone_at=(state.gone_at or time.time()) + skew,
             address=state.address, entered_id=state.entered_id, seen_ts=state.seen_ts,
         )  # fmt: skip
-        if registry.name_taken(record.nick):
-            continue  # (a look-alike of an older one's name: rare, and the older keeps it)
-        book.restore(record)
+        if not registry.name_taken(record.nick):  # (a look-alike's: the older keeps it)
+            book.restore(record)
         if book.waiting(record):
             registry.names.claim(record.nick, record)
+        else:
+            _ended(relay, state)
+
+
+def _ended(relay: Relay, state: SessionState) -> None:
+    relay.store.session(state.digest, lambda: dataclasses.replace(state, ended=True))
 
 
 #: Seconds between looks for messages past ``--retention``.

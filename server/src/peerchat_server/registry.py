@@ -9,6 +9,7 @@ takes the name of someone whose connection dropped), or by a peer of another rep
 from __future__ import annotations
 
 import asyncio
+import secrets
 from collections.abc import Iterator
 
 from peerchat_protocol import NICK_MAX_LENGTH, fold
@@ -40,6 +41,7 @@ class Registry:
         #: The other replicas' peers (empty without ``--bus``).
         self.remote = Replicas()
         self._connections = 0
+        self._run = secrets.token_hex(4)  # names this run's connections
         self.all_gone = asyncio.Event()
 
     def __len__(self) -> int:
@@ -58,10 +60,11 @@ class Registry:
             return f"the server is full ({cfg.max_connections} connections); try again in a while"
         return self.addresses.refusal(peer.address)
 
-    def next_connection(self) -> int:
-        """A number for a new connection, unique in this run."""
+    def next_connection(self) -> str:
+        """A name for a new connection, unique in this run and across runs (a store
+        keeps who said each line: a connection of a later run must not pass for it)."""
         self._connections += 1
-        return self._connections
+        return f"{self._run}.{self._connections}"
 
     def add(self, peer: Peer) -> None:
         """A new connection, known by its address name."""

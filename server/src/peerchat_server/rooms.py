@@ -200,12 +200,18 @@ class RoomBook(Generic[M]):
         but for the lobby) as they were, within this run's bounds."""
         self._next_id = max(self._next_id, saved.next_id)
         self._lost = saved.lost  # (what a run that did not stop cleanly may have lost)
-        for key, last in saved.ended.items():
+        self._ended_forgot = self._ended_forgot or saved.ended_forgot
+        lobby = self.lobby
+        ended = dict(saved.ended)
+        mark = ended.pop(fold(DEFAULT_ROOM), (0, 0))  # (the lobby never ends: its mark)
+        lobby.evicted_upto, lobby.evicted_ts = mark
+        for key, last in ended.items():
             self._ended[key] = last
         for kept in saved.rooms:  # (the quietest first)
             is_lobby = fold(kept.name) == fold(DEFAULT_ROOM)
             room = self.lobby if is_lobby else Room(kept.name, made_ts=self.now())
-            room.evicted_upto, room.evicted_ts = kept.forgot_id, kept.forgot_ts
+            room.evicted_upto = max(room.evicted_upto, kept.forgot_id)
+            room.evicted_ts = max(room.evicted_ts, kept.forgot_ts)
             for message, origin in kept.messages:
                 self._keep(room, message, origin)
             room.evicted_upto = max(room.evicted_upto, self._lost[0])

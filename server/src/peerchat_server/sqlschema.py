@@ -48,6 +48,12 @@ def lock(path: str) -> int:
     try:
         fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     except OSError as exc:
+        folder = os.path.dirname(os.path.abspath(path))
+        if os.path.isdir(folder) and os.access(folder, os.W_OK):  # (the lock file itself)
+            raise StoreError(
+                f"Cannot use the store's lock file {path + '.lock'!r} ({exc.strerror}): let "
+                "the server's user write it, or give --store another path."
+            ) from None
         raise StoreError(explain(path, exc)) from None
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -79,6 +85,7 @@ def open_database(path: str) -> sqlite3.Connection:
                 f"this one knows up to {SCHEMA_VERSION}). Run that version, or give "
                 "--store another path."
             )
+        _check_json(db, path)
         db.execute("PRAGMA journal_mode = WAL")
         db.execute("PRAGMA synchronous = NORMAL")
         db.execute("PRAGMA busy_timeout = 5000")
@@ -103,6 +110,19 @@ def transaction(db: sqlite3.Connection) -> Iterator[None]:
         with contextlib.suppress(sqlite3.Error):
             db.execute("ROLLBACK")
         raise
+
+
+def _check_json(db: sqlite3.Connection, path: str) -> None:
+    """The store writes its rows as JSON: SQLite needs its JSON functions (built in
+    since 3.38, an extension before)."""
+    try:
+        db.execute("SELECT json_extract('[1]', '$[0]')")
+    except sqlite3.OperationalError:
+        raise StoreError(
+            f"Cannot use the store {path!r}: this Python's SQLite ({sqlite3.sqlite_version}) "
+            "has no JSON functions, which the store needs. Use a Python whose SQLite has "
+            "them (3.38 or later has them built in), or --store memory."
+        ) from None
 
 
 def _identity(db: sqlite3.Connection) -> tuple[int, int]:

@@ -41,6 +41,11 @@ ID_RESERVE = 1_000_000_000
 MAX_BEHIND = 50_000
 #: Seconds between sweeps of what is too old (retention, expired sessions).
 SWEEP_EVERY = 60.0
+#: A failed write is tried again after RETRY_FIRST seconds, then twice as long each
+#: time up to RETRY_MAX; after GIVE_UP_AFTER failures its lines are given up (marked).
+RETRY_FIRST = 0.1
+RETRY_MAX = 5.0
+GIVE_UP_AFTER = 8
 #: Seconds a stopping server waits for the writer to finish.
 CLOSE_TIMEOUT = 10.0
 
@@ -81,12 +86,13 @@ class SqliteStore:
         self._retry = Batch()  # (writer thread) what the last write failed to write
         self._dropping = False  # new messages are skipped: the writer is too far behind
         self._failing = False  # (writer thread) the last write failed
+        self._retry_at = 0.0  # (writer thread) when to try the failed batch again
 
     # --- at start -----------------------------------------------------------------------
 
     def load(self) -> Saved:
         """Open the file (made if new; locked, checked, migrated) and read what it keeps."""
-        self._lock = lock(self.path)
+        self._lock = lock(os.path.realpath(self.path))  # (a link to it is the same file)
         try:
             self._db = open_database(self.path)
             self._saved = self._load(self._db)
@@ -112,6 +118,13 @@ class SqliteStore:
         saved.lost = (saved.next_id - 1, int(now * 1000)) if saved.unclean else lost
         cutoff = int((now - self.retention) * 1000) if self.retention else 0
         marks = {key: (i, t) for key, i, t in db.execute("SELECT * FROM rooms")}
+        expired = db.execute(  # (what passed the retention while no server ran)
+            "SELECT room_key, max(id), max(ts) FROM messages WHERE ts < ? GROUP BY room_key",
+            (cutoff,),
+        )
+        for key, id_, ts in expired:
+            sqlbatch.mark(marks, key, id_, ts)
+        saved.ended_forgot = meta.get("ended_forgot") == "1"
         rooms: dict[str, SavedRoom] = {}
         rows = db.execute(
             "SELECT room_key, id, ts, room, nick, text, action, origin FROM messages"
@@ -154,6 +167,8 @@ class SqliteStore:
             raise StoreError(explain(self.path, exc)) from None
         self._thread = threading.Thread(target=self._write_on, name="peerchat-store", daemon=True)
         self._thread.start()
+        if self._pending or self._sessions:  # (told before it began: sessions not restored)
+            self._touch()
 
     @property
     def db(self) -> sqlite3.Connection:
@@ -193,7 +208,8 @@ class SqliteStore:
             behind = self._behind + len(batch.messages) > MAX_BEHIND
             if behind:
                 self.stats.store_dropped += batch.lose_messages()
-            self._behind += len(batch.messages)
+            batch.counted = len(batch.messages)
+            self._behind += batch.counted
             self._queue.append(batch)
             self._wake.notify()
         if behind != self._dropping:  # said once each way, not per pass
@@ -209,8 +225,12 @@ class SqliteStore:
         next_sweep = 0.0
         while True:
             with self._wake:
-                if not self._queue and not self._closing:
-                    self._wake.wait(timeout=SWEEP_EVERY)
+                # After a failure, wait a little before trying again (and again ...).
+                pause = self._retry_at - self._clock() if self._retry else 0.0
+                if (pause > 0 or not self._queue) and not self._closing:
+                    self._wake.wait(timeout=pause if pause > 0 else SWEEP_EVERY)
+                    if self._retry_at > self._clock() and not self._closing:
+                        continue
                 batches, self._queue = self._queue, []
                 closing = self._closing
             batch, self._retry = self._retry, Batch()  # (what failed goes first)
@@ -224,7 +244,8 @@ class SqliteStore:
                 return
 
     def _attempt(self, batch: Batch, now: float, sweep: bool) -> bool:
-        """Write ``batch``; if that fails, keep it to try again with the next."""
+        """Write ``batch``; if that fails, keep it to try again (a while later) with the
+        next, unless it failed too often or for good: then its lines are marked lost."""
         try:
             with transaction(self.db):
                 sqlbatch.write(self.db, batch, self.keep)
@@ -234,27 +255,38 @@ class SqliteStore:
                 reserved = {"reserved": str(batch.last_id + 1 + ID_RESERVE)}
                 set_meta(self.db, saved_at=repr(now), **(reserved if batch.last_id else {}))
         except Exception as exc:  # any: this thread must not die (sqlite3, a bad value)
-            self.stats.store_failures += 1
-            if not self._failing:
-                self._report(
-                    "ERROR", f"Writing to the store failed ({exc}); the chat goes on from "
-                    f"memory; the write is tried again. {advice(exc)}",
-                )  # fmt: skip
-            self._failing = True
-            if len(batch.messages) > MAX_BEHIND:  # bounded: what cannot wait leaves a mark
-                dropped = batch.lose_messages()
-                self.stats.store_dropped += dropped
-                with self._wake:
-                    self._behind -= dropped
-            self._retry = batch
+            self._failed(batch, exc)
             return False
-        with self._wake:
-            self._behind -= len(batch.messages)
-        self.stats.store_written += len(batch.messages)
+        self._written(batch)
         if self._failing:
             self._failing = False
             self._report("INFO", f"Writing to the store {self.description} works again.")
         return True
+
+    def _failed(self, batch: Batch, exc: Exception) -> None:
+        self.stats.store_failures += 1
+        if not self._failing:
+            self._report(
+                "ERROR", f"Writing to the store failed ({exc}); the chat goes on from "
+                f"memory; the write is tried again. {advice(exc)}",
+            )  # fmt: skip
+        self._failing = True
+        batch.failures += 1
+        hopeless = not isinstance(exc, sqlite3.OperationalError)  # (a bad value, say)
+        if hopeless or batch.failures >= GIVE_UP_AFTER or len(batch.messages) > MAX_BEHIND:
+            # Its lines leave marks instead (a peer coming back is told of the gap);
+            # its sessions and marks are tried again.
+            self.stats.store_dropped += batch.lose_messages()
+            self._written(batch)
+        self._retry = batch
+        self._retry_at = self._clock() + min(RETRY_MAX, RETRY_FIRST * 2 ** (batch.failures - 1))
+
+    def _written(self, batch: Batch) -> None:
+        """``batch``'s lines no longer wait for the writer (written, or given up)."""
+        with self._wake:
+            self._behind -= batch.counted
+        self.stats.store_written += len(batch.messages)
+        batch.counted = 0
 
     def _report(self, tag: str, text: str) -> None:
         """A console line from the writer thread, said by the loop's thread."""

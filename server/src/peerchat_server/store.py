@@ -61,6 +61,9 @@ class Saved:
     #: Rooms whose history was let go of, by folded name: the id and time of the last
     #: message they said (a peer coming back from before is told of the gap).
     ended: dict[str, tuple[int, int]] = field(default_factory=dict)
+    #: Some rooms' marks were let go of: a room not among ``ended`` may have said
+    #: anything before (as RoomBook._ended_forgot).
+    ended_forgot: bool = False
     #: The last run did not stop cleanly (kill -9, a crash, power).
     unclean: bool = False
     #: Messages up to this id and time may have been said and not kept (by a run that
