@@ -510,6 +510,7 @@ async def test_lines_of_a_room_let_go_of_while_they_waited_do_not_stay_counted(
 
 def test_rows_go_to_sqlite_in_chunks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlbatch, "CHUNK_ROWS", 3)
+    monkeypatch.setattr(sqlbatch, "CHUNK_CHARS", 10_000)  # (the long line goes alone)
     db = open_database(str(tmp_path / "peerchat.db"))
     texts = ['quote " and \\ back', "emoji 😀 ñ", "tab\there", "x" * 16_384] + [
         f"line {n}" for n in range(6)
