@@ -269,3 +269,16 @@ def test_every_test_a_document_names_exists(document: str) -> None:
         if function:
             source = "\n".join(path.read_text(encoding="utf-8") for path in found)
             assert re.search(rf"def {function}\(", source), f"{document} names {reference}"
+
+
+def test_the_compose_demo_keeps_its_store_on_a_volume_for_30_days() -> None:
+    """README: the demo keeps history in /data/peerchat.db on the peerchat-data volume,
+    30 days (PEERCHAT_RETENTION); the cluster's replicas keep memory."""
+    compose = read("docker-compose.yml")
+    assert "PEERCHAT_STORE: ${PEERCHAT_STORE:-sqlite:////data/peerchat.db}" in compose
+    assert "PEERCHAT_RETENTION: ${PEERCHAT_RETENTION:-30}" in compose
+    assert "- peerchat-data:/data" in compose
+    assert "PEERCHAT_STORE: memory" in read("docker-compose.cluster.yml")
+    readme = read("README.md")
+    assert "`/data/peerchat.db` on the `peerchat-data` volume" in readme
+    assert "a message older than 30 days is deleted" in readme

@@ -49,3 +49,14 @@ def test_each_image_holds_exactly_the_locked_versions(image: str, export: str) -
     shipped = {normal(name): version for name, version in installed.items()}
     shipped = {n: v for n, v in shipped.items() if n not in OURS | {"pip", "setuptools"}}
     assert shipped == locked, f"image {image} (Python {python}) vs requirements/{export}.txt"
+
+
+def test_the_server_image_keeps_its_store_where_only_its_user_reads() -> None:
+    """SECURITY.md: the image keeps the store in /data, mode 700, the server's user's."""
+    shown = in_image(
+        SERVER_IMAGE,
+        "import os, stat\n"
+        "s = os.stat('/data')\n"
+        "print(oct(stat.S_IMODE(s.st_mode)), s.st_uid, os.getuid(), os.environ['PEERCHAT_STORE'])",
+    ).split()
+    assert shown == ["0o700", "10001", "10001", "sqlite:////data/peerchat.db"]
