@@ -2,7 +2,6 @@
 
     .venv/bin/python -m bench.store            # about 2.5 minutes on 2 idle cores
     .venv/bin/python -m bench.store --quick    # about 30 s
-    .venv/bin/python bench/store.py --help     # (it needs no other bench module)
 
 Every process is on 127.0.0.1 and stopped by its PID; every wait has a deadline and
 every loop a count. The abuse limits are off as in bench/run.py (``--flood-rate 0
@@ -72,14 +71,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.capacity_check import cpu_seconds, metrics
+
 HERE = Path(__file__).resolve()
-TICK = os.sysconf("SC_CLK_TCK")
 #: The abuse limits off (one address, a sender far past 5 lines/s, 21 renames at once).
 UNLIMITED_FLAGS = (
     "--flood-rate", "0", "--address-flood-rate", "0", "--connect-rate", "0",
@@ -108,12 +107,6 @@ BIG_READ = 16 << 20  # the kill trials' receiver's buffer (a read takes all that
 FRAME = re.compile(rb'\{"type":"message","id":(\d+),"nick":"[^"]*","text":"([^"\\]*)"')
 SENDER_BLOCK = 256  # lines a write in the kill trials
 LOOP_CAP = 10_000_000  # a bound for loops that end on EOF or a deadline
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of ``pid`` (all its threads), in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICK
 
 
 def briefly(lines: list[str], width: int = 110) -> str:
@@ -357,9 +350,11 @@ async def _drained(counts: Counts, target: int, seconds: float = 120) -> tuple[b
 
 async def start_client(port: int, *args: str) -> asyncio.subprocess.Process:
     """This file as the client process (``--clients-for PORT``), its stdio piped."""
-    cmd = [sys.executable, str(HERE), "--clients-for", str(port), *args]
+    cmd = [sys.executable, "-m", "bench.store", "--clients-for", str(port), *args]
     pipe = asyncio.subprocess.PIPE
-    return await asyncio.create_subprocess_exec(*cmd, stdin=pipe, stdout=pipe, stderr=pipe)
+    return await asyncio.create_subprocess_exec(
+        *cmd, stdin=pipe, stdout=pipe, stderr=pipe, cwd=HERE.parents[1]
+    )
 
 
 async def go(proc: asyncio.subprocess.Process) -> None:
@@ -412,18 +407,6 @@ async def drive(port: int, pid: int, a: argparse.Namespace, counts: Counts, stor
         drain_s=drain_s,
     )
     return result
-
-
-def metrics(port: int) -> dict[str, float]:
-    """A server's /metrics, as {name: value} (unlabelled samples only)."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as answer:
-        text = answer.read().decode()
-    values = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#") and "{" not in line:
-            name, _, value = line.rpartition(" ")
-            values[name] = float(value)
-    return values
 
 
 def metric_counts(port: int) -> Counts:
@@ -648,14 +631,33 @@ async def _flood(writer: asyncio.StreamWriter, stop: asyncio.Event) -> int:
     return wrote
 
 
-async def flood_until_killed(server: Server, kill_after: float) -> dict[str, Any]:
-    r_reader, r_writer = await _connect(server.port, HELLO % b"r", BIG_READ)
+@dataclass
+class Flood:
+    """The kill trials' peers: a JSON receiver counting frames, and a plain sender."""
+
+    receiver: asyncio.StreamWriter
+    sender: asyncio.StreamWriter
+    got: dict[int, bytes]
+    reads: list[int]
+    counting: asyncio.Task[int]
+    notices: asyncio.Task[None]
+
+
+async def open_flood(port: int) -> Flood:
+    r_reader, r_writer = await _connect(port, HELLO % b"r", BIG_READ)
     await _welcomed(r_reader)
     got: dict[int, bytes] = {}
     reads: list[int] = []
     counting = asyncio.create_task(_count_frames(r_reader, got, reads))
-    s_reader, s_writer = await _connect(server.port, b"")
+    s_reader, s_writer = await _connect(port, b"")
     notices = asyncio.create_task(_drain_notices(s_reader))
+    return Flood(r_writer, s_writer, got, reads, counting, notices)
+
+
+async def flood_until_killed(server: Server, kill_after: float) -> dict[str, Any]:
+    f = await open_flood(server.port)
+    got, reads, counting, notices = f.got, f.reads, f.counting, f.notices
+    r_writer, s_writer = f.receiver, f.sender
     killed = asyncio.Event()
 
     def kill() -> None:
@@ -682,13 +684,9 @@ async def flood_client(a: argparse.Namespace) -> dict[str, Any]:
     """The client process's flood (``--flood``): the kill trials' traffic, stopped after
     ``a.kill_after`` s by resetting the sender's connection (what the server had not
     read yet goes: the end of the flood is as sharp as a kill)."""
-    r_reader, r_writer = await _connect(a.clients_for, HELLO % b"r", BIG_READ)
-    await _welcomed(r_reader)
-    got: dict[int, bytes] = {}
-    reads: list[int] = []
-    counting = asyncio.create_task(_count_frames(r_reader, got, reads))
-    s_reader, s_writer = await _connect(a.clients_for, b"")
-    notices = asyncio.create_task(_drain_notices(s_reader))
+    f = await open_flood(a.clients_for)
+    got, reads, counting, notices = f.got, f.reads, f.counting, f.notices
+    r_writer, s_writer = f.receiver, f.sender
     stop = asyncio.Event()
     try:
         print("ready 0", flush=True)

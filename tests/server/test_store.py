@@ -11,12 +11,14 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from peerchat_protocol import Hello, History, Info, Message, Say, Welcome
+from peerchat_server import rooms as rooms_module
 from peerchat_server import sqlbatch, sqlstore
 from peerchat_server.config import ServerConfig
 from peerchat_server.registry import Registry
@@ -24,6 +26,7 @@ from peerchat_server.rooms import Keep, RoomBook
 from peerchat_server.server import ChatServer, StartupError
 from peerchat_server.sqlschema import open_database
 from peerchat_server.stats import Stats
+from peerchat_server.store import MemoryStore
 
 from .peers import PlainPeer, RecordingConsole, RichPeer, console_of, running_server
 
@@ -35,6 +38,12 @@ def BANNER(line: str) -> bool:
 
 def chat(line: str) -> bool:
     return not BANNER(line)
+
+
+def sqlite_of(server: ChatServer) -> sqlstore.SqliteStore:
+    store = server.relay.store
+    assert isinstance(store, sqlstore.SqliteStore)
+    return store
 
 
 def store_of(tmp_path: Path) -> str:
@@ -219,8 +228,7 @@ async def test_a_failing_write_is_logged_counted_tried_again_and_the_chat_goes_o
     tmp_path: Path,
 ) -> None:
     async with running_server(store=store_of(tmp_path)) as server:
-        store = server.relay.store
-        assert isinstance(store, sqlstore.SqliteStore)
+        store = sqlite_of(server)
         real = store.db
         store._db = Failing(real)  # type: ignore[assignment]
         alice = await PlainPeer.connect(server.port)
@@ -246,8 +254,7 @@ async def test_an_unexpected_error_in_the_writer_is_one_more_failed_write(
     tmp_path: Path,
 ) -> None:
     async with running_server(store=store_of(tmp_path)) as server:
-        store = server.relay.store
-        assert isinstance(store, sqlstore.SqliteStore)
+        store = sqlite_of(server)
         real = store.db
         error = OverflowError("Python int too large")
         store._db = Failing(real, error, on="json_each")  # type: ignore[assignment]
@@ -271,8 +278,7 @@ async def test_a_store_that_falls_behind_never_holds_up_the_chat_and_marks_the_g
     monkeypatch.setattr(sqlstore, "MAX_BEHIND", 20)
     release = threading.Event()
     async with running_server(store=store_of(tmp_path)) as server:
-        store = server.relay.store
-        assert isinstance(store, sqlstore.SqliteStore)
+        store = sqlite_of(server)
         real = store.db
         store._db = Stuck(real, release)  # type: ignore[assignment]
         try:
@@ -455,8 +461,7 @@ async def test_a_stuck_disk_does_not_hold_up_a_stop_and_is_not_marked_clean(
     release = threading.Event()
     try:
         async with running_server(store=store_of(tmp_path)) as server:
-            store = server.relay.store
-            assert isinstance(store, sqlstore.SqliteStore)
+            store = sqlite_of(server)
             store._db = Stuck(store.db, release)  # type: ignore[assignment]
             alice = await PlainPeer.connect(server.port)
             await alice.say("never written")
@@ -557,3 +562,74 @@ def test_marks_and_what_passed_the_retention_while_down_are_gaps_after_a_restart
 def test_connections_of_two_runs_have_different_names() -> None:
     first, second = Registry(ServerConfig()), Registry(ServerConfig())
     assert first.next_connection() != second.next_connection()
+
+
+class Kept(MemoryStore):
+    """A store that outlives the process, as the room book sees it: what it is told."""
+
+    durable = True
+
+    def __init__(self) -> None:
+        self.forgotten: list[tuple[str, tuple[int, int]]] = []
+
+    def forgot_room(self, room: str, last: tuple[int, int]) -> None:
+        self.forgotten.append((room, last))
+
+
+def test_at_most_so_many_empty_rooms_keep_their_history_the_quietest_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(rooms_module, "ENDED_ROOMS_KEPT", 2)
+    store = Kept()
+    book: RoomBook[Any] = RoomBook(Keep(20, 32_768, 1_000, 262_144), store=store)
+    for n, name in enumerate(("old", "middle", "new"), start=1):
+        room = book.get_or_make(name)
+        book.remember(room, Message(n, "a", f"in {name}", n), "o")
+        book.drop_if_empty(room)
+    assert store.forgotten == [("old", (1, 1))]  # the quietest went, and the store forgot it
+    assert book.history(book.get_or_make("middle"))[0].text == "in middle"
+    assert book.history(book.get_or_make("old")) == []
+
+
+def test_sessions_past_their_resume_window_are_not_restored(tmp_path: Path) -> None:
+    path = str(tmp_path / "peerchat.db")
+    db = open_database(path)
+    now = time.time()
+    for digest, gone_at in (("recent", now - 30), ("expired", now - 120)):
+        db.execute("INSERT INTO sessions VALUES (?, ?, 'lobby', 0, 0, 'a', 0, ?)",
+                   (digest, digest, gone_at))  # fmt: skip
+    db.close()
+    saved = open_store(path).load()  # (a window of 60 s)
+    assert [state.digest for state in saved.sessions] == ["recent"]
+
+
+async def test_private_messages_are_never_kept(tmp_path: Path) -> None:
+    async with running_server(store=store_of(tmp_path)) as server:
+        alice = await RichPeer.connect(server.port, "alice")
+        bob = await RichPeer.connect(server.port, "bob")
+        await alice.send(Say("just between us", to="bob"))
+        await bob.expect(Message, lambda m: m.to == "bob", skip=lambda e: True)
+        await alice.send(Say("for the room"))
+        await bob.expect(Message, lambda m: m.text == "for the room", skip=lambda e: True)
+    assert rows(tmp_path, "SELECT text FROM messages") == [("for the room",)]
+
+
+async def test_the_file_can_be_backed_up_while_the_server_runs(tmp_path: Path) -> None:
+    """README: sqlite3 /data/peerchat.db ".backup copy.db" while the server runs (the
+    SQLite shell's .backup is the backup API used here)."""
+    async with running_server(store=store_of(tmp_path)) as server:
+        alice = await PlainPeer.connect(server.port)
+        await alice.say("in the backup")
+        for _ in range(1000):  # until the writer has it (its count says so), 10 s at most
+            if server.relay.stats.store_written:
+                break
+            await asyncio.sleep(0.01)
+        live = sqlite3.connect(tmp_path / "peerchat.db")
+        copy = sqlite3.connect(tmp_path / "copy.db")
+        live.backup(copy)  # while the server holds the file and its lock
+        live.close()
+        await alice.say("still chatting")
+        await alice.expect_none(skip=BANNER)
+    assert copy.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert copy.execute("SELECT text FROM messages").fetchall() == [("in the backup",)]
+    copy.close()

@@ -9,9 +9,7 @@ it, and puts back what a store kept when the server starts again.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import time
-from collections import Counter
 from collections.abc import Callable
 
 from peerchat_protocol import fold
@@ -63,40 +61,32 @@ def restore(relay: Relay) -> Saved:
 
 
 def _restore_sessions(relay: Relay, states: list[SessionState]) -> None:
-    """Put back the sessions (oldest first) that the resume book has room for, each
-    holding its name: the newest win, as they would have pushed out the older ones."""
+    """Put back the sessions (oldest first) the resume book has room for (it keeps the
+    newest), each holding its name: of two with one name, the newer."""
     book, registry = relay.registry.book, relay.registry
-    per_address: Counter[str] = Counter()
-    names: set[str] = set()
-    chosen: list[SessionState] = []
-    for state in reversed(states):  # newest first
-        if (
-            len(chosen) == book.max_gone
-            or fold(state.nick) in names
-            or (book.per_address and per_address[state.address] == book.per_address)
-        ):
-            _ended(relay, state)  # (and the file forgets it too)
-            continue
-        per_address[state.address] += 1
-        names.add(fold(state.nick))
-        chosen.append(state)
     skew = relay.loop_time() - time.time()  # loop time, from Unix time
-    for state in reversed(chosen):  # oldest first, as the book keeps them
+    names: set[str] = set()
+    records: list[Resumable[Peer]] = []
+    for state in reversed(states):  # newest first
         record: Resumable[Peer] = Resumable(
             "", state.nick, state.room, state.digest, state.last_seq,
             gone_at=(state.gone_at or time.time()) + skew,
             address=state.address, entered_id=state.entered_id, seen_ts=state.seen_ts,
         )  # fmt: skip
-        if not registry.name_taken(record.nick):  # (a look-alike's: the older keeps it)
-            book.restore(record)
-        if book.waiting(record):
-            registry.names.claim(record.nick, record)
+        if fold(state.nick) in names:
+            book.on_change(record, True)  # (and the file forgets it too)
         else:
-            _ended(relay, state)
-
-
-def _ended(relay: Relay, state: SessionState) -> None:
-    relay.store.session(state.digest, lambda: dataclasses.replace(state, ended=True))
+            names.add(fold(state.nick))
+            records.append(record)
+    records.reverse()
+    book.restore(records)
+    for record in records:  # oldest first
+        if not book.waiting(record):
+            continue
+        if registry.name_taken(record.nick):  # a look-alike's: the older keeps it
+            book.forget(record)
+        else:
+            registry.names.claim(record.nick, record)
 
 
 #: Seconds between looks for messages past ``--retention``.

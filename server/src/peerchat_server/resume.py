@@ -11,7 +11,7 @@ first) is closed without a leave notice.
 
 from __future__ import annotations
 
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
@@ -136,9 +136,21 @@ class ResumeBook(Generic[S]):
         self.on_change(record, False)
         self._wait(record)
 
-    def restore(self, record: Resumable[S]) -> None:
-        """A session a store kept, waiting to be resumed (oldest first, please)."""
-        self._wait(record)
+    def restore(self, records: list[Resumable[S]]) -> None:
+        """Sessions a store kept (oldest first), waiting to be resumed again: the newest
+        that fit, per address and in all (as they would have pushed out the older ones);
+        the others end, and ``on_change`` hears of it."""
+        fit: list[Resumable[S]] = []
+        per_address: Counter[str] = Counter()
+        for record in reversed(records):
+            full = self.per_address and per_address[record.address] >= self.per_address
+            if len(fit) < self.max_gone and not full:
+                per_address[record.address] += 1
+                fit.append(record)
+            else:
+                self.on_change(record, True)
+        for record in reversed(fit):
+            self._wait(record)
 
     def _wait(self, record: Resumable[S]) -> None:
         self._gone[record.digest] = record
