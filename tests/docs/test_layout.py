@@ -101,7 +101,8 @@ SERVER_LAYERS: list[set[str]] = [
     {"peer"},
     {"registry", "outbox", "replication"},
     {"relay"},
-    {"following"},
+    {"following", "ownlines"},
+    {"roomlines"},
     {"admission", "output", "redis_replication", "metrics", "persistence"},
     {"commands"},
     {"reading", "irccommands"},
@@ -116,7 +117,7 @@ SERVER_LAYERS: list[set[str]] = [
 #: and peer.ChatPeer, so that every kind of peer shares them.
 CORE = (
     "relay", "registry", "room", "rooms", "outbox", "replication", "redis_replication",
-    "commands", "admission",
+    "roomlines", "ownlines", "commands", "admission",
 )  # fmt: skip
 #: Names that would mean the core asks what kind of peer it serves.
 KIND_NAMES = {"PeerKind", "Connection", "Session", "form_of", "encode_json", "encode_plain"}

@@ -332,9 +332,12 @@ class StubBus:
         self.rooms: set[str] = set()
         self.listener: Listener | None = None
 
-    def publish(self, note: Note, channel: str = CONTROL) -> None:
+    def publish(self, note: Note, channel: str = CONTROL) -> bool:
+        """Recorded; False: nothing comes back from it (as from a Redis away), so the
+        replica delivers its own peers' lines itself."""
         self.published.append(note)
         self.channels.append(channel)
+        return False
 
     def follow(self, room: str, *, backfill: bool) -> None:
         """Followed at once; the room's log in Redis is empty."""
@@ -344,6 +347,9 @@ class StubBus:
 
     def unfollow(self, room: str) -> None:
         self.rooms.discard(room)
+
+    def hears(self, room: str) -> bool:
+        return self.connected and room in self.rooms
 
     async def start(self, listener: Listener) -> None:
         self.listener = listener

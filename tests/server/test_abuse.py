@@ -649,8 +649,11 @@ async def test_a_session_vouched_for_by_another_replica_catches_up_on_its_room_s
         relay = server.relay
         stub_replication(relay)
         alice = await staff_room_with_30_lines(server.port)
-        # eve came into #staff on replica r1 after the 30 lines (ids 1 to 30 here).
-        relay.registry.remote.add(RemotePeer("eve", "a:1", "staff", "r1", digest("eve-secret"), 30))
+        # eve came into #staff on replica r1 after the 30 lines (the newest id here then).
+        since = relay.rooms.last_id
+        relay.registry.remote.add(
+            RemotePeer("eve", "a:1", "staff", "r1", digest("eve-secret"), since)
+        )
         await alice.send(Say("said while eve was there"))
         await alice.expect_none()
         # mallory's session is vouched for in the lobby, not in #staff: a stranger there.

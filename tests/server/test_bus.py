@@ -53,7 +53,7 @@ def test_notes_round_trip_and_messages_are_checked_again() -> None:
     roster = Note("roster", "r2", peers=(("games", "bob", "10.0.0.2:1", "d1"),))
     assert decode(encode(roster)) == roster
     assert decode(b'{"v": 99, "kind": "beat", "origin": "r"}') is None  # a newer format
-    for bad in (b"junk", b"[]", b'{"v": 2}', b'{"v":2,"kind":"message","origin":"r",'
+    for bad in (b"junk", b"[]", b'{"v": 3}', b'{"v":3,"kind":"message","origin":"r",'
                 b'"message":{"id":1,"nick":"bad nick","text":"x","ts":1}}'):  # fmt: skip
         with pytest.raises(BadNote):
             decode(bad)
@@ -211,7 +211,7 @@ def test_a_batch_keeps_its_order_and_survives_one_bad_note() -> None:
     from peerchat_server.notes import batch, decode_batch
 
     notes = [Note("beat", "r1"), Note("join", "r1", room="lobby", nick="ann", addr="a:1")]
-    data = batch([encode(notes[0]), b'{"v":2}', encode(notes[1])])
+    data = batch([encode(notes[0]), b'{"v":3}', encode(notes[1])])
     got = decode_batch(data)
     assert got[0] == notes[0]
     assert got[2] == notes[1]
@@ -291,7 +291,7 @@ def test_a_name_given_away_on_two_replicas_at_once_is_settled_one_way() -> None:
     run(scenario())
 
 
-def test_a_client_moving_to_another_replica_catches_up_without_its_own_lines(
+def test_a_client_moving_to_another_replica_catches_up_by_id_without_its_own_lines(
     redis: Redis,
 ) -> None:
     async def scenario() -> None:
@@ -305,22 +305,27 @@ def test_a_client_moving_to_another_replica_catches_up_without_its_own_lines(
             await alice.send(Say("alice's own", seq=1))
             await alice.expect(Ack)
             await bob.expect(Message, lambda m: m.text == "alice's own")
-            await bob.send(Say("after"))
-            await alice.expect(Message, lambda m: m.text == "after")
+            await bob.send(Say("missed 1"))
+            await bob.send(Say("missed 2"))
+            # alice's link to a looks dead before these reach it; the balancer sends it
+            # to b. All of it may be said within one millisecond: only ids tell it apart.
             assert alice.welcome is not None
-            # alice's link to a looks dead; the balancer sends it to b.
+            assert bob.welcome is not None
+            assert alice.welcome.epoch == bob.welcome.epoch  # one sequence per room
             reader, writer = await asyncio.open_connection("127.0.0.1", b.port)
             moved = RichPeer(reader, writer)
-            # (A millisecond before the first line: all three may well have been said in
-            # the same millisecond, and a catch-up by time is "after last_ts".)
             await moved.send(
                 Hello(version=3, nick="alice", resume=alice.welcome.session,
-                      epoch=alice.welcome.epoch, last_id=seen.id, last_ts=seen.ts - 1)
+                      epoch=alice.welcome.epoch, last_id=seen.id, last_ts=seen.ts + 1000)
             )  # fmt: skip
             welcome = await moved.expect(Welcome)
-            assert welcome.missed == 2  # bob's two; never its own line
-            caught = [(await moved.expect(Message)).text for _ in range(2)]
-            assert caught == ["seen by alice", "after"]
+            assert (welcome.missed, welcome.gap) == (2, False)  # never its own line
+            caught = [await moved.expect(Message) for _ in range(2)]
+            assert [m.text for m in caught] == ["missed 1", "missed 2"]
+            # The same ids as on the replica it came from: a, too, has them under these.
+            on_a = [await alice.expect(Message) for _ in range(2)]
+            assert [m.id for m in caught] == [m.id for m in on_a]
+            assert seen.id < caught[0].id < caught[1].id
 
     run(scenario())
 
@@ -351,7 +356,7 @@ def test_session_secrets_never_go_on_the_bus_only_their_digest(redis: Redis) -> 
                 assert [e.new for e in three if isinstance(e, Renamed)] == ["alice2"]
                 rosters = len([line for line in console_of(b).lines if "peers." in line])
                 # "Who is where?": each replica answers with a roster of its peers.
-                await listener.publish(CONTROL, b'[{"v":2,"kind":"sync","origin":"tests"}]')
+                await listener.publish(CONTROL, b'[{"v":3,"kind":"sync","origin":"tests"}]')
                 await console_of(b).wait_for("peers.", count=rosters + 1)  # a's answer
                 assert alice.welcome is not None
                 secret = alice.welcome.session
@@ -407,9 +412,11 @@ def test_what_comes_off_the_bus_is_checked_like_a_peer_s_input() -> None:
         async with running_server(max_line_bytes=100) as server:
             replication, _ = stub_replication(server.relay)
             alice = await RichPeer.connect(server.port, "alice")
-            for text in ("y" * 101, "y" * 100):  # one over the line limit, one at it
+            for n, text in enumerate(("y" * 101, "y" * 100)):  # over the line limit; at it
                 message = Message(1, "mallory", text, 1, "lobby")
-                replication.on_note(Note("message", "r9", room="lobby", message=message))
+                replication.on_note(
+                    Note("message", "r9", room="lobby", message=message, shared=10**15 + n)
+                )
             assert (await alice.expect(Message)).text == "y" * 100  # the long one never came
             await console_of(server).wait_for("Ignored a message of 101 bytes from replica r9")
 

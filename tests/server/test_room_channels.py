@@ -350,10 +350,13 @@ def test_a_room_log_with_junk_in_it_is_read_like_the_channel(redis: Redis) -> No
             log = room_log("dev")
             bad = json.loads(encode(Note("beat", "r9")))
             bad["peers"] = 5
+            first = time.time_ns() // 1000  # numbered as Redis numbers them (NUMBER)
             for data in (
-                batch([json.dumps(bad).encode(), note("fine")]),
-                batch([encode(Note("beat", "r9")), note("x" * 101), note("other room", "games")]),
-                b"not json",
+                b"%d:" % first + batch([json.dumps(bad).encode(), note("fine")]),
+                b"%d:" % (first + 2)
+                + batch([encode(Note("beat", "r9")), note("x" * 101), note("other room", "games")]),
+                b"%d:" % (first + 5) + b"not json",
+                batch([note("not numbered")]),
             ):
                 await client.xadd(log, {"n": data})
             await client.xadd(log, {"something": b"else"})

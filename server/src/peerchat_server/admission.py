@@ -249,6 +249,8 @@ def _what_was_missed(
     mine = digest(hello.resume) if hello.resume else peer.origin
     if peer.resumable is not None and hello.last_ts:
         peer.resumable.seen_ts = hello.last_ts
+    if peer.resumable is not None and hello.last_id and hello.epoch == relay.epoch:
+        peer.resumable.seen_id = hello.last_id
     floor: int | None = None
     if arrival.took_over and arrival.record is not None:
         floor = arrival.record.entered_id

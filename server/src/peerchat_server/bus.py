@@ -21,7 +21,7 @@ from typing import Protocol
 
 from peerchat_protocol import backoff
 
-from .buslinks import Link, make_link
+from .buslinks import Link, Publication, make_link
 from .notes import (
     CONTROL,
     BadNote,
@@ -30,7 +30,9 @@ from .notes import (
     decode_batch,
     encode,
     inbox,
+    numbered,
     room_channel,
+    room_ids,
     room_log,
     room_of,
     safe_url,
@@ -109,12 +111,14 @@ class RedisBus:
         self.rooms: set[str] = set()
         self._to_fill: set[str] = set()
         self._subscribed: set[str] = set()  # room channels, on the current link
+        self._heard: set[str] = set()  # rooms whose subscription Redis confirmed there
         self._resubscribe = asyncio.Event()
 
     # --- what the replication asks ----------------------------------------------------
 
-    def publish(self, note: Note, channel: str = CONTROL) -> None:
+    def publish(self, note: Note, channel: str = CONTROL) -> bool:
         """Queue ``note`` for ``channel``; the publisher sends everything queued at once.
+        True if it was queued.
 
         While Redis is away nothing is queued: the chat is split and every peer has
         been told that only this server's peers get what they say. Delivering it to
@@ -122,14 +126,15 @@ class RedisBus:
         (Who is where is sent again in full once Redis is back.)
         """
         if not self.connected:
-            return
+            return False
         if len(self._pending) >= MAX_PENDING:
             if not self._overflowed:  # said once per overflow
                 self._overflowed = True
                 self._log("BUS", f"{MAX_PENDING} notes wait for Redis; later ones are dropped.")
-            return
+            return False
         self._pending.append((channel, encode(note)))
         self._wake.set()
+        return True
 
     def follow(self, room: str, *, backfill: bool) -> None:
         """Receive ``room``'s messages from now on; with ``backfill``, also what its log
@@ -141,6 +146,7 @@ class RedisBus:
         if backfill and room_channel(room) in self._subscribed and self._listener is not None:
             # Left and came back before the keeper unsubscribed: no new subscription
             # will be confirmed, and the channel was heard all along: read the log now.
+            self._heard.add(room)
             self._fill(room, self._listener)
         elif backfill:
             self._to_fill.add(room)
@@ -151,7 +157,13 @@ class RedisBus:
         room = room.lower()
         self.rooms.discard(room)
         self._to_fill.discard(room)
+        self._heard.discard(room)
         self._resubscribe.set()
+
+    def hears(self, room: str) -> bool:
+        """Whether what is published in ``room`` (lower case) now comes back here: on
+        its channel, or from its log, which is read once the subscription is confirmed."""
+        return self.connected and (room in self._heard or room in self._to_fill)
 
     # --- life -------------------------------------------------------------------------
 
@@ -197,7 +209,7 @@ class RedisBus:
             try:
                 await link.open()
                 await link.subscribe([CONTROL, inbox(self.replica)])
-                self._subscribed = set()
+                self._subscribed, self._heard = set(), set()
                 self._link = link
                 self.connected = True
                 delays = backoff(RETRY_FIRST, RETRY_CAP, uniform=random.uniform)
@@ -236,11 +248,14 @@ class RedisBus:
     def _receive(self, kind: str, channel: str, data: bytes, listener: Listener) -> None:
         room = room_of(channel)
         if kind != "message":
+            if kind == "subscribed" and room is not None and room in self.rooms:
+                self._heard.add(room)
             if kind == "subscribed" and room is not None and room in self._to_fill:
                 self._to_fill.discard(room)
                 self._fill(room, listener)
             return
-        notes = decode_batch(data)
+        first, data = numbered(data) if room is not None else (None, data)
+        notes = decode_batch(data, first)
         self.received[room or ""] += len(notes)
         self.stats.bus_notes += len(notes)
         if room is not None and room not in self.rooms:
@@ -248,7 +263,9 @@ class RedisBus:
         for note in notes:
             if isinstance(note, BadNote):
                 self._log("BUS", f"Ignored a bad note: {note}.")
-            elif note.origin != self.replica:
+            elif note.origin != self.replica or room is not None:
+                # A room's messages come back to their replica too: numbered by Redis,
+                # they are delivered here in the room's one order (see said).
                 listener.on_note(note)
 
     async def _keep_subscriptions(self, link: Link) -> None:
@@ -261,6 +278,7 @@ class RedisBus:
                 self._resubscribe.clear()
                 wanted = {room_channel(room) for room in self.rooms}
                 if gone := sorted(self._subscribed - wanted):
+                    self._heard -= {room_of(channel) or "" for channel in gone}
                     await link.unsubscribe(gone)
                     self._subscribed -= set(gone)
                 if new := sorted(wanted - self._subscribed):
@@ -298,7 +316,8 @@ class RedisBus:
         for _ in range(BACKFILL_ENTRIES // BACKFILL_PAGE):
             entries = await link.recent(room_log(room), BACKFILL_PAGE, before)
             for key, data in entries:
-                page = [n for n in decode_batch(data) if isinstance(n, Note)]
+                first, data = numbered(data)
+                page = [n for n in decode_batch(data, first) if isinstance(n, Note)]
                 pages.append(page)
                 got += len(page)
                 before = key
@@ -326,21 +345,22 @@ class RedisBus:
                 self._drained.set()
 
     @staticmethod
-    def _batches(pending: list[tuple[str, bytes]]) -> list[tuple[str, bytes, str | None]]:
+    def _batches(pending: list[tuple[str, bytes]]) -> list[Publication]:
         """``pending`` as publications, BATCH_NOTES at most in one; a room's also go to
         its log. Control notes and private ones stay where they were among the rest (a
         join before the joiner's first line, a leave after its last, a private line
         between its sender's others); between two of them, each room's notes go in one
         publication, in the order queued."""
-        out: list[tuple[str, bytes, str | None]] = []
+        out: list[Publication] = []
         run: dict[str, list[bytes]] = {}  # the rooms' notes, or one other channel's
 
         def flush() -> None:
             for channel, encoded in run.items():
                 room = room_of(channel)
-                log = room_log(room) if room is not None else None
                 for start in range(0, len(encoded), BATCH_NOTES):
-                    out.append((channel, batch(encoded[start : start + BATCH_NOTES]), log))
+                    part = encoded[start : start + BATCH_NOTES]
+                    keys = None if room is None else (room_log(room), room_ids(room), len(part))
+                    out.append((channel, batch(part), keys))
             run.clear()
 
         rooms_run = False  # whether ``run`` holds rooms' notes

@@ -19,6 +19,27 @@ from urllib.parse import urlsplit
 Item = tuple[str, str, bytes]
 #: Seconds a room's log outlives its last message.
 LOG_TTL = 86_400
+#: A room's publication, numbered (one Lua script, so Redis runs it whole, and in the
+#: order sent): the room's next ids go to its notes, the first of them before the data
+#: (``FIRST:``, see notes.numbered), which goes into the room's log (KEYS[1]) and on its
+#: channel. The next id is kept in KEYS[2]; it is never below the clock's microseconds,
+#: so ids increase even if Redis lost the key (restarted empty, or after a day quiet).
+#: ARGV: data, notes in it, entries the log keeps, TTL, PUBLISH or SPUBLISH, channel.
+NUMBER = """
+redis.replicate_commands()
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
+local first = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now)
+local data = string.format('%.0f', first) .. ':' .. ARGV[1]
+redis.call('SET', KEYS[2], string.format('%.0f', first + tonumber(ARGV[2])), 'EX', ARGV[4])
+redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'n', data)
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call(ARGV[5], ARGV[6], data)
+return 1
+"""
+#: One publication: (channel, data, and for a room's: its log and id keys and how many
+#: notes the data holds).
+Publication = tuple[str, bytes, tuple[str, str, int] | None]
 #: Seconds between a cluster link's pings of every shard, and how long one may take.
 SHARD_PING_EVERY = 1.0
 SHARD_PING_TIMEOUT = 2.0
@@ -35,9 +56,9 @@ class Link(Protocol):
 
     def items(self) -> AsyncIterator[Item]: ...
 
-    async def send(self, batches: list[tuple[str, bytes, str | None]], keep: int) -> None:
-        """Publish each (channel, data, log): and append data to the stream ``log``
-        (trimmed to about ``keep`` entries) when it is not None."""
+    async def send(self, batches: list[Publication], keep: int) -> None:
+        """Publish each (channel, data, room): a room's publication numbered (NUMBER),
+        and appended to its log (trimmed to about ``keep`` entries)."""
         ...
 
     async def recent(self, log: str, count: int, before: str | None) -> list[tuple[str, bytes]]:
@@ -108,21 +129,22 @@ async def _stream(pubsub: Any, kinds: tuple[str, str, str]) -> AsyncIterator[Ite
 class _Publishing:
     """Publications and room logs, the same through either client: one pipeline a
     send (on a cluster, each shard gets its part, all at once), each room's log
-    appended before its channel is published to, so that a replica that reads the log
-    once subscribed misses nothing."""
+    appended with its channel's publication in one script, so that a replica that
+    reads the log once subscribed misses nothing."""
 
     _client: Any
     _publish = "publish"  # the command a channel's publication is (SPUBLISH on a cluster)
 
-    async def send(self, batches: list[tuple[str, bytes, str | None]], keep: int) -> None:
+    async def send(self, batches: list[Publication], keep: int) -> None:
         # Redis runs one connection's commands in order: a subscriber of several of these
         # channels (on one server) gets them in the order published.
         pipe = self._client.pipeline(transaction=False)
-        for channel, data, log in batches:
-            if log is not None:
-                pipe.xadd(log, {"n": data}, maxlen=keep, approximate=True)
-                pipe.expire(log, LOG_TTL)
-            getattr(pipe, self._publish)(channel, data)
+        for channel, data, room in batches:
+            if room is None:
+                getattr(pipe, self._publish)(channel, data)
+                continue
+            log, ids, count = room
+            pipe.eval(NUMBER, 2, log, ids, data, count, keep, LOG_TTL, self._publish, channel)
         await pipe.execute()
 
     async def recent(self, log: str, count: int, before: str | None) -> list[tuple[str, bytes]]:

@@ -11,7 +11,6 @@ in order: first what was missed, then what follows.
 from __future__ import annotations
 
 import dataclasses
-from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
@@ -53,15 +52,15 @@ def _earlier_life(room: Room[Peer], message: Message) -> bool:
 
 
 class RoomFollowing:
-    """The rooms followed, the notes held for the ones being filled, and which
-    messages (origin replica, id there) each room's log holds already."""
+    """The rooms followed, the notes held for the ones being filled, and the newest
+    message (by the id Redis gave it) each room's log holds already."""
 
     def __init__(self, relay: Relay, bus: FollowingBus) -> None:
         self.relay = relay
         self.bus = bus
         self._filling: dict[str, list[Note]] = {}
         self._since: dict[str, int] = {}  # room being filled -> when it was followed (ms)
-        self._seen: dict[str, tuple[Room[Peer], OrderedDict[tuple[str, int], None]]] = {}
+        self._seen: dict[str, tuple[Room[Peer], int]] = {}
 
     def present(self, room: Room[Peer]) -> None:
         """Follow ``room`` while this replica's peers are in it (Replication.present)."""
@@ -91,28 +90,20 @@ class RoomFollowing:
         held.append(note)
         return True
 
-    def mark(self, room: Room[Peer], origin: str, message_id: int) -> bool:
-        """Note that ``room``'s log has the message ``message_id`` of replica ``origin``;
-        False if it had it already."""
+    def mark(self, room: Room[Peer], shared: int) -> bool:
+        """Note that ``room``'s log has its message ``shared`` (the id Redis gave it),
+        and so every one before it; False if it had it already."""
         name = room.name.lower()
         entry = self._seen.get(name)
         if entry is None or entry[0] is not room:  # (a new life of the room)
             rooms = self.relay.rooms
             for gone in [n for n, (r, _) in self._seen.items() if rooms.get(n) is not r]:
                 del self._seen[gone]  # rooms that ended: their logs go with them
-            entry = self._seen[name] = (room, OrderedDict())
-        seen = entry[1]
-        if (origin, message_id) in seen:
+            entry = (room, 0)
+        if shared <= entry[1]:
             return False
-        seen[(origin, message_id)] = None
-        while len(seen) > 2 * self.bus_keep:
-            seen.popitem(last=False)
+        self._seen[name] = (room, shared)
         return True
-
-    @property
-    def bus_keep(self) -> int:
-        keep = self.relay.rooms.keep
-        return max(keep.history_messages, keep.catch_up_messages, 1)
 
     def split(self, accept: Accept) -> None:
         """The bus is down: what was held goes in (its backfill will not come)."""
@@ -160,10 +151,16 @@ class RoomFollowing:
             record = member.resumable
             mine = record.digest if record is not None else ""
             seen_ts = record.seen_ts if record is not None else 0
+            seen_id = record.seen_id if record is not None else 0
             for message in late:
-                if (mine and added[message.id] == mine) or message.ts <= seen_ts:
+                if mine and added[message.id] == mine:
                     continue
-                if message.ts >= since:
+                if seen_id:  # it came back with an id of the room's one sequence: exact
+                    if message.id > seen_id:
+                        member.deliver(Frames(dataclasses.replace(message, history=True)))
+                elif message.ts <= seen_ts:
+                    continue
+                elif message.ts >= since:
                     member.deliver(Frames(message))
                 elif seen_ts or message.id in newest:
                     member.deliver(Frames(dataclasses.replace(message, history=True)))

@@ -15,15 +15,18 @@ order sent, and every follower gets each publication once.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from peerchat_protocol import Message
 
 #: Bus format version: a replica ignores notes of a version it does not know. (2: notes
-#: go on per-room channels; a replica of format 1 shares no channel with this one.)
-FORMAT = 2
+#: go on per-room channels; 3: Redis numbers each room's messages, see numbered.)
+FORMAT = 3
+#: The epoch of every replica sharing a bus: their message ids are one sequence per
+#: room, numbered by Redis (see numbered), so an id means the same everywhere.
+SHARED_EPOCH = "bus3"
 #: Seconds between a replica's heartbeats, and how long another waits before it
 #: forgets a silent replica's peers (a replica killed without a goodbye).
 HEARTBEAT = 1.0
@@ -46,6 +49,11 @@ def room_log(room: str) -> str:
     """The stream that keeps ``room``'s recent messages, for a replica that starts
     following the room (see bus.RedisBus.follow)."""
     return f"peerchat:{{{room.lower()}}}:log"
+
+
+def room_ids(room: str) -> str:
+    """The key that holds ``room``'s next message id (buslinks.NUMBER)."""
+    return f"peerchat:{{{room.lower()}}}:ids"
 
 
 def inbox(replica: str) -> str:
@@ -83,6 +91,9 @@ class Note:
     digest: str | None = None
     peers: tuple[tuple[str, str, str, str], ...] = ()  # roster: (room, nick, addr, digest)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: A room's message: the id Redis gave it (its place in the room's one sequence,
+    #: the same on every replica). Not part of the note: it comes with its publication.
+    shared: int | None = None
 
 
 def encode(note: Note) -> bytes:
@@ -120,9 +131,21 @@ def batch(encoded: list[bytes]) -> bytes:
     return b"[" + b",".join(encoded) + b"]"
 
 
-def decode_batch(data: bytes) -> list[Note | BadNote]:
+def numbered(data: bytes) -> tuple[int | None, bytes]:
+    """A room's publication as Redis numbered it: ``FIRST:`` and the batch, whose
+    notes are messages ``FIRST``, ``FIRST + 1`` … of the room (see buslinks.NUMBER).
+    (None, ``data``) for a publication without a number."""
+    head, colon, _ = data[:20].partition(b":")
+    if colon and head.isdigit():
+        return int(head), data[len(head) + 1 :]
+    return None, data
+
+
+def decode_batch(data: bytes, first: int | None = None) -> list[Note | BadNote]:
     """The notes of one publication, in order; a note that cannot be read is returned
-    as its :class:`BadNote` (the rest are still good), newer-format ones are skipped."""
+    as its :class:`BadNote` (the rest are still good), newer-format ones are skipped.
+    With ``first`` (a room's, see :func:`numbered`), the n-th item is message
+    ``first + n`` of its room, whether it can be read or not."""
     try:
         items = json.loads(data)
     except ValueError as exc:
@@ -130,7 +153,7 @@ def decode_batch(data: bytes) -> list[Note | BadNote]:
     if not isinstance(items, list):
         items = [items]
     notes: list[Note | BadNote] = []
-    for item in items:
+    for place, item in enumerate(items):
         try:
             note = _note(item)
         except BadNote as exc:
@@ -139,6 +162,8 @@ def decode_batch(data: bytes) -> list[Note | BadNote]:
         except (TypeError, ValueError, AttributeError) as exc:  # e.g. "peers": 5
             notes.append(BadNote(f"malformed: {exc}"))
             continue
+        if note is not None and first is not None:
+            note = replace(note, shared=first + place)
         if note is not None:
             notes.append(note)
     return notes

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
@@ -21,12 +22,13 @@ from peerchat_protocol import Info, Message, Renamed, fold
 
 from .bus import Listener
 from .following import RoomFollowing
-from .frames import Frames
-from .notes import CONTROL, FORGET_AFTER, HEARTBEAT, Note, inbox, room_channel
+from .notes import CONTROL, FORGET_AFTER, HEARTBEAT, SHARED_EPOCH, Note, inbox, room_channel
+from .ownlines import WAIT_AT_MOST
 from .peer import Peer
-from .relay import LOG_TEXT_LIMIT, Relay
+from .relay import Relay
 from .replicas import RemotePeer
 from .room import Room
+from .roomlines import RoomLines
 from .tokens import digest
 
 
@@ -37,11 +39,13 @@ class Bus(Protocol):
     connected: bool
     rooms: set[str]
 
-    def publish(self, note: Note, channel: str = CONTROL) -> None: ...
+    def publish(self, note: Note, channel: str = CONTROL) -> bool: ...
 
     def follow(self, room: str, *, backfill: bool) -> None: ...
 
     def unfollow(self, room: str) -> None: ...
+
+    def hears(self, room: str) -> bool: ...
 
     async def start(self, listener: Listener) -> None: ...
 
@@ -65,6 +69,11 @@ class RedisReplication:
         self._vouched: OrderedDict[str, tuple[float, str, int]] = OrderedDict()
         self._watcher: asyncio.Task[None] | None = None
         self.following = RoomFollowing(relay, bus)
+        self.lines = RoomLines(relay, bus.replica, self.following)
+        # Every replica numbers a room's messages alike (Redis does): one epoch for all,
+        # and this one's own ids (private messages, a split) start above any before.
+        relay.epoch = SHARED_EPOCH
+        relay.rooms.adopt(time.time_ns() // 1000)
 
     # --- the Replication interface --------------------------------------------------------
 
@@ -102,12 +111,16 @@ class RedisReplication:
     def renamed(self, nick: str, old: str, room: str) -> None:
         self.bus.publish(Note("rename", self.bus.replica, nick=nick, old=old, room=room))
 
-    def said(self, room: str, message: Message, origin: str) -> None:
+    def takes(self, room: str) -> bool:
+        return self.bus.hears(room.lower())
+
+    def said(self, room: str, message: Message, origin: str, sender: Peer | None = None) -> None:
+        if sender is not None:  # delivered here too, once Redis numbered it (ownlines.py)
+            message = self.lines.own.sent(room, message, origin, sender)
         # The sender's digest goes along, so no replica replays the line to its sender.
         note = Note("message", self.bus.replica, room=room, message=message, digest=origin)
-        self.bus.publish(note, room_channel(room))
-        if (here := self.relay.rooms.get(room)) is not None:
-            self.following.mark(here, self.bus.replica, message.id)  # its log has it
+        if not self.bus.publish(note, room_channel(room)) and sender is not None:
+            self.lines.own.flush()  # Redis will not hand it back: here alone, now
 
     def whispered(self, target: RemotePeer, message: Message) -> None:
         note = Note("message", self.bus.replica, to=target.nick, message=message)
@@ -146,9 +159,13 @@ class RedisReplication:
     # --- what the bus tells us (bus.Listener) ---------------------------------------------
 
     def on_note(self, note: Note) -> None:
-        """Something another replica published: apply it here. Never raises."""
+        """Something another replica published (or, a room's line, this one, numbered by
+        Redis): apply it here. Never raises."""
         try:
-            self._apply(note)
+            if note.origin == self.bus.replica:
+                self.lines.on_message(note)
+            else:
+                self._apply(note)
         except Exception as exc:  # a note we cannot apply must not stop the bus
             self.relay.console.line("BUS", f"Could not apply a {note.kind!r} note: {exc!r}.")
 
@@ -166,14 +183,15 @@ class RedisReplication:
     def on_backfill(self, room: str, notes: list[Note]) -> None:
         """What ``room``'s log in Redis holds, now that this replica follows it."""
         try:
-            self.following.backfilled(room, notes, accept=self._take, late=self._accept)
+            self.following.backfilled(room, notes, accept=self.lines.take, late=self.lines.late)
         except Exception as exc:  # as for on_note: the bus goes on
             self.relay.console.line("BUS", f"Could not apply the log of #{room}: {exc!r}.")
 
     def on_split(self, why: str) -> None:
         """The bus is down: chat goes on here alone, and everyone here is told."""
         self._split = True
-        self.following.split(self._take)
+        self.following.split(self.lines.take)
+        self.lines.own.flush()
         for peer in self.relay.registry.remote.clear():
             self._vouch(peer)
             self.relay.remove_remote(peer, notify=False)
@@ -193,69 +211,6 @@ class RedisReplication:
             )
 
     # --- one handler per kind of note -----------------------------------------------------
-
-    def _on_message(self, note: Note) -> None:
-        if note.message is None or not self._fits(note.message, note.origin):
-            return
-        relay = self.relay
-        if self.following.holds(note):  # (held while its room's log is read)
-            return
-        if note.to is not None:
-            relay.stats.bus_lag = max(0.0, (relay.rooms.now() - note.message.ts) / 1000)
-            target = relay.registry.find(note.to)
-            if target is not None:
-                target.deliver(Frames(note.message.renumbered(relay.rooms.new_id())))
-            return
-        self._hear(note)
-
-    def _fits(self, message: Message, origin: str) -> bool:
-        """Whether ``message`` is within the line limit. No peer of a replica like this
-        one could have said a longer one: as for a peer's line, too long is refused (the
-        note was already checked for the rest, as a peer's input is)."""
-        text, limit = message.text, self.relay.config.max_line_bytes
-        # UTF-8 takes at most 4 bytes a character: only a long text is worth measuring.
-        if len(text) * 4 > limit and (size := len(text.encode())) > limit:
-            self.relay.console.line(
-                "BUS", f"Ignored a message of {size} bytes from replica {origin}: "
-                f"over the line limit ({limit})."
-            )  # fmt: skip
-            return False
-        return True
-
-    def _take(self, note: Note) -> tuple[Room[Peer], Message] | None:
-        """A note that was held: applied now (a room's message or a private one)."""
-        self._on_message(note)
-        return None
-
-    def _hear(self, note: Note) -> tuple[Room[Peer], Message] | None:
-        """A room's message, live: into the room's log and to its members here."""
-        taken = self._accept(note)
-        if taken is None:
-            return None
-        room, message = taken
-        relay = self.relay
-        # How far behind the bus runs: the sender's time (its replica's clock) to now.
-        relay.stats.bus_lag = max(0.0, (relay.rooms.now() - message.ts) / 1000)
-        relay.outbox.broadcast(message, room)
-        if relay.console.traffic:
-            relay.console.said(
-                f"From {message.nick} (elsewhere){relay.where(room)}",
-                message.text[:LOG_TEXT_LIMIT], len(message.text),
-                nick=message.nick, room=room.name, replica=note.origin,
-            )  # fmt: skip
-        return taken
-
-    def _accept(self, note: Note) -> tuple[Room[Peer], Message] | None:
-        """A room's message into its log here, renumbered (ids increase per replica);
-        None if nobody here is in that room nor knows of it, or its log has it."""
-        if note.message is None or not self._fits(note.message, note.origin):
-            return None  # (a room's log in Redis is checked like the channel)
-        room = self.relay.rooms.get(note.room or "")
-        if room is None or not self.following.mark(room, note.origin, note.message.id):
-            return None
-        message = note.message.renumbered(self.relay.rooms.new_id())
-        self.relay.rooms.remember(room, message, note.digest or f"replica:{note.origin}")
-        return room, message
 
     def _on_join(self, note: Note) -> None:
         if not (note.nick and note.room):
@@ -375,13 +330,18 @@ class RedisReplication:
             await asyncio.sleep(HEARTBEAT)
             if self.bus.connected:
                 self.bus.publish(Note("beat", self.bus.replica))
+            if waited := self.lines.own.flush(older_than=relay.loop_time() - WAIT_AT_MOST):
+                relay.console.line(
+                    "BUS", f"Redis did not hand back {waited} lines said here within "
+                    f"{WAIT_AT_MOST:g} s: delivered here without it."
+                )  # fmt: skip
             for replica in relay.registry.remote.silent(relay.loop_time(), FORGET_AFTER):
                 self._forget_replica(replica, "its server is unreachable")
 
 
 #: What each kind of note does here ("beat" only tells that its replica is alive).
 _APPLY: dict[str, Callable[[RedisReplication, Note], None]] = {
-    "message": RedisReplication._on_message,
+    "message": lambda replication, note: replication.lines.on_message(note),
     "join": RedisReplication._on_join,
     "leave": RedisReplication._on_leave,
     "rename": RedisReplication._on_rename,

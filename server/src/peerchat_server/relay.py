@@ -46,8 +46,6 @@ from .store import MemoryStore, Store
 
 #: Longest message text echoed on the server console; the rest is summarised.
 LOG_TEXT_LIMIT = 300
-
-
 #: How often a room that waits for slow readers looks whether they still read.
 WATCH_SLOW_EVERY = 0.05
 
@@ -191,7 +189,7 @@ class Relay:
         """``record``'s session came into its room now: what it may catch up on there
         starts here (see RoomBook.missed)."""
         record.entered_id = self.rooms.last_id
-        record.seen_ts = 0  # (what it said it had was of the room it came back to)
+        record.seen_ts = record.seen_id = 0  # (what it had was of the room it came back to)
         self.registry.book.changed(record)
 
     def announce_join(self, peer: Peer) -> None:
@@ -253,18 +251,20 @@ class Relay:
 
     # --- traffic ------------------------------------------------------------------------
 
-    def say(self, sender: Peer, say: Say) -> int:
-        """Relay a chat line from ``sender`` to everyone else in its room; returns its id."""
-        room = sender.room
-        rooms = self.rooms
-        message = Message.relay(rooms.new_id(), say, sender.name, rooms.now(), room.name)
+    def say(self, sender: Peer, say: Say) -> int | None:
+        """Relay a chat line from ``sender`` to everyone else in its room; returns its id
+        (None if the replicas' bus numbers it: Replication.takes)."""
+        room, rooms = sender.room, self.rooms
+        self._count(sender, [say.text], say.action)
+        taken = self.replication.takes(room.name)
+        message = Message.relay(0 if taken else rooms.new_id(), say, sender.name, rooms.now(),
+                                room.name)  # fmt: skip
+        if taken:
+            self.replication.said(room.name, message, sender.origin, sender)
+            return None
         self.outbox.broadcast(message, room, sender)
-        self.stats.messages += 1
-        room.intake += len(say.text)
         rooms.remember(room, message, sender.origin)
         self.replication.said(room.name, message, sender.origin)
-        if self.console.traffic:
-            self._log_said(sender, room, say.text, say.action)
         return message.id
 
     def say_lines(self, sender: Peer, texts: list[str]) -> None:
@@ -273,24 +273,29 @@ class Relay:
         room, rooms, replication = sender.room, self.rooms, self.replication
         nick, where, origin = sender.name, room.name, sender.origin
         ts = rooms.now()  # they came together
+        self._count(sender, texts, False)
+        taken = replication.takes(where)
         messages = []
         for text in texts:
-            message = Message.said(rooms.new_id(), text, nick, ts, where)
-            rooms.remember(room, message, origin)
-            replication.said(where, message, origin)
+            message = Message.said(0 if taken else rooms.new_id(), text, nick, ts, where)
+            if not taken:
+                rooms.remember(room, message, origin)
+            replication.said(where, message, origin, sender if taken else None)
             messages.append(message)
-        self.outbox.broadcast_said(Said(nick, texts, messages), room, sender)
-        self.stats.messages += len(messages)
-        room.intake += sum(map(len, texts))
-        if self.console.traffic:
-            for text in texts:
-                self._log_said(sender, room, text, False)
+        if not taken:
+            self.outbox.broadcast_said(Said(nick, texts, messages), room, sender)
 
-    def _log_said(self, sender: Peer, room: Room[Peer], text: str, action: bool) -> None:
-        shown = text if len(text) <= LOG_TEXT_LIMIT else f"{text[:LOG_TEXT_LIMIT]}..."
-        if action:
-            shown = f"* {sender.name} {shown}"
-        self.console.said(f"From {sender.label}{self.where(room)}", shown, len(text), who=sender)
+    def _count(self, sender: Peer, texts: list[str], action: bool) -> None:
+        """Counted as said, and shown on the console if it shows traffic."""
+        room = sender.room
+        self.stats.messages += len(texts)
+        room.intake += sum(map(len, texts))
+        for text in texts if self.console.traffic else ():
+            shown = text if len(text) <= LOG_TEXT_LIMIT else f"{text[:LOG_TEXT_LIMIT]}..."
+            shown = f"* {sender.name} {shown}" if action else shown
+            self.console.said(
+                f"From {sender.label}{self.where(room)}", shown, len(text), who=sender
+            )
 
     def where(self, room: Room[Peer]) -> str:
         """`` in #room`` for the console, or nothing for the lobby."""
@@ -302,9 +307,8 @@ class Relay:
         message = Message.relay(rooms.new_id(), say, sender.name, rooms.now(), None, target.name)
         target.deliver(Frames(message))
         if self.console.traffic:
-            self.console.line(
-                "PRIVATE", f"From {sender.label} to {target.label}.", who=sender, to=target.name
-            )
+            self.console.line("PRIVATE", f"From {sender.label} to {target.label}.",
+                              who=sender, to=target.name)  # fmt: skip
 
     def whisper_remote(self, sender: Peer, target: RemotePeer, say: Say) -> None:
         """A private message for a peer on another replica."""
@@ -312,10 +316,8 @@ class Relay:
         message = Message.relay(rooms.new_id(), say, sender.name, rooms.now(), None, target.nick)
         self.replication.whispered(target, message)
         if self.console.traffic:
-            self.console.line(
-                "PRIVATE", f"From {sender.label} to {target.nick} (elsewhere).",
-                who=sender, to=target.nick,
-            )  # fmt: skip
+            self.console.line("PRIVATE", f"From {sender.label} to {target.nick} (elsewhere).",
+                              who=sender, to=target.nick)  # fmt: skip
 
     def tell_everyone(self, text: str) -> None:
         """A notice for every peer that is in (the ones still at the password wait not)."""

@@ -45,8 +45,14 @@ class Replication(Protocol):
         """The peer called ``old`` in ``room`` is now called ``nick``."""
         ...
 
-    def said(self, room: str, message: Message, origin: str) -> None:
-        """``message`` was said in ``room`` by ``origin`` (its session's digest)."""
+    def takes(self, room: str) -> bool:
+        """Whether the bus numbers and delivers the lines said in ``room`` now: then
+        the relay gives each to :meth:`said` with its sender, and nobody else."""
+        ...
+
+    def said(self, room: str, message: Message, origin: str, sender: Peer | None = None) -> None:
+        """``message`` was said in ``room`` by ``origin`` (its session's digest); with
+        ``sender`` (see takes), to be numbered and delivered here too, not to it."""
         ...
 
     def whispered(self, target: RemotePeer, message: Message) -> None:
@@ -87,7 +93,10 @@ class Alone:
     def renamed(self, nick: str, old: str, room: str) -> None:
         pass
 
-    def said(self, room: str, message: Message, origin: str) -> None:
+    def takes(self, room: str) -> bool:
+        return False
+
+    def said(self, room: str, message: Message, origin: str, sender: Peer | None = None) -> None:
         pass
 
     def whispered(self, target: RemotePeer, message: Message) -> None:

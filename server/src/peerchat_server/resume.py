@@ -44,6 +44,9 @@ class Resumable(Generic[S]):
     #: The newest message time (Unix ms) it said it had when it came back: what a room's
     #: late history brings (RoomFollowing.backfilled) is skipped up to there.
     seen_ts: int = 0
+    #: The same as an id of the room's one sequence, when the bus numbers rooms
+    #: (following.py): a catch-up that comes late is then exact.
+    seen_id: int = 0
 
 
 class ResumeBook(Generic[S]):

@@ -81,6 +81,11 @@ class RoomBook(Generic[M]):
         self._next_id += 1
         return self._next_id - 1
 
+    def adopt(self, message_id: int) -> None:
+        """``message_id`` was given elsewhere (by Redis, to a room's message): the ids
+        given here go on from above it."""
+        self._next_id = max(self._next_id, message_id + 1)
+
     @property
     def last_id(self) -> int:
         """The newest id given so far (0: none)."""

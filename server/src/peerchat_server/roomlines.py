@@ -1,0 +1,119 @@
+"""A room's messages as they come off the bus (redis_replication.py hands them
+here): checked, held while their room's log is read (following.py), then into the
+room's log under the id Redis gave them and to its members here. This replica's own
+lines come back too, numbered, and go to every member but their sender (ownlines.py).
+"""
+
+from __future__ import annotations
+
+from peerchat_protocol import Message
+
+from .following import RoomFollowing
+from .frames import Frames
+from .notes import Note
+from .ownlines import OwnLines
+from .peer import Peer
+from .relay import LOG_TEXT_LIMIT, Relay
+from .room import Room
+
+
+class RoomLines:
+    """The message notes of the rooms followed: to the logs and members here."""
+
+    def __init__(self, relay: Relay, replica: str, following: RoomFollowing) -> None:
+        self.relay = relay
+        self.replica = replica  # this replica's id: its own notes come back too
+        self.following = following
+        self.own = OwnLines(relay)
+
+    def on_message(self, note: Note) -> None:
+        """A message note: a room's (live, or held until its room's log is read) or a
+        private one."""
+        if note.message is None or not self._fits(note.message, note.origin):
+            return
+        relay = self.relay
+        if self.following.holds(note):  # (held while its room's log is read)
+            return
+        if note.to is not None:
+            relay.stats.bus_lag = max(0.0, (relay.rooms.now() - note.message.ts) / 1000)
+            target = relay.registry.find(note.to)
+            if target is not None:
+                target.deliver(Frames(note.message.renumbered(relay.rooms.new_id())))
+            return
+        self._hear(note)
+
+    def _fits(self, message: Message, origin: str) -> bool:
+        """Whether ``message`` is within the line limit. No peer of a replica like this
+        one could have said a longer one: as for a peer's line, too long is refused (the
+        note was already checked for the rest, as a peer's input is)."""
+        text, limit = message.text, self.relay.config.max_line_bytes
+        # UTF-8 takes at most 4 bytes a character: only a long text is worth measuring.
+        if len(text) * 4 > limit and (size := len(text.encode())) > limit:
+            self.relay.console.line(
+                "BUS", f"Ignored a message of {size} bytes from replica {origin}: "
+                f"over the line limit ({limit})."
+            )  # fmt: skip
+            return False
+        return True
+
+    def take(self, note: Note) -> tuple[Room[Peer], Message] | None:
+        """A note that was held: applied now (a room's message or a private one)."""
+        self.on_message(note)
+        return None
+
+    def _hear(self, note: Note) -> tuple[Room[Peer], Message] | None:
+        """A room's message, live: into the room's log and to its members here (this
+        replica's own line to all of them but its sender)."""
+        if note.origin == self.replica:
+            line = self.own.back(note)
+            taken = self._accept(note, live=True) if line is not None else None
+            if taken is not None:
+                self.relay.outbox.broadcast(taken[1], taken[0], line.sender if line else None)
+            return taken
+        taken = self._accept(note, live=True)
+        if taken is None:
+            return None
+        room, message = taken
+        relay = self.relay
+        # How far behind the bus runs: the sender's time (its replica's clock) to now.
+        relay.stats.bus_lag = max(0.0, (relay.rooms.now() - message.ts) / 1000)
+        relay.outbox.broadcast(message, room)
+        if relay.console.traffic:
+            relay.console.said(
+                f"From {message.nick} (elsewhere){relay.where(room)}",
+                message.text[:LOG_TEXT_LIMIT], len(message.text),
+                nick=message.nick, room=room.name, replica=note.origin,
+            )  # fmt: skip
+        return taken
+
+    def late(self, note: Note) -> tuple[Room[Peer], Message] | None:
+        """A message of a room's log in Redis, as this replica starts following it: one
+        of this replica's own lines that waited is delivered now; any other goes into
+        the room's log (RoomFollowing tells the members)."""
+        if note.origin == self.replica and self.own.waits_for(note):
+            self._hear(note)
+            return None
+        return self._accept(note, live=False)
+
+    def _accept(self, note: Note, *, live: bool) -> tuple[Room[Peer], Message] | None:
+        """A room's message into its log here, under the id Redis gave it; None if
+        nobody here is in that room nor knows of it, or its log has it.
+
+        The ids a replica's peers see increase (PROTOCOL.md §3): a message delivered
+        live whose id is not above every id given here (this replica's own ids, for a
+        private message or a split, run a little ahead of Redis's clock) is given the
+        next id here instead; one of a log, not above the room's newest, likewise."""
+        if note.message is None or note.shared is None:
+            return None
+        if not self._fits(note.message, note.origin):
+            return None  # (a room's log in Redis is checked like the channel)
+        rooms = self.relay.rooms
+        room = rooms.get(note.room or "")
+        if room is None or not self.following.mark(room, note.shared):
+            return None
+        newest = rooms.last_id if live else (room.log[-1][0].id if room.log else 0)
+        message_id = note.shared if note.shared > newest else rooms.new_id()
+        rooms.adopt(message_id)
+        message = note.message.renumbered(message_id)
+        rooms.remember(room, message, note.digest or f"replica:{note.origin}")
+        return room, message

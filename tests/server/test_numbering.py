@@ -1,0 +1,188 @@
+"""One id sequence per room across replicas: Redis numbers every room's lines, each
+replica delivers them in that order under those ids (its own peers' too, once Redis
+hands them back), and a client that moves catches up by id (PROTOCOL.md §3, §8)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from typing import Any
+
+from peerchat_protocol import Ack, Hello, Info, Joined, Left, Message, Say, Welcome
+from peerchat_server.notes import SHARED_EPOCH, Note, room_channel
+
+from .peers import RichPeer, console_of, running_server, stub_replication
+from .replicaset import Cluster, Redis, replica_set, run
+from .test_room_channels import into, one_on_each, shared, until_subscribers
+
+__all__ = ["shared"]  # (the fixture: one redis-server, or a Redis Cluster of three)
+
+
+def test_lines_crossing_between_replicas_arrive_in_one_order_under_one_id_everywhere(
+    shared: Redis | Cluster,
+) -> None:
+    """Two people on two replicas talk at once: everyone, on either replica, gets the
+    room's lines in the same order, under the same ids, increasing."""
+
+    async def scenario() -> None:
+        async with replica_set(shared.url, 2) as (a, b):
+            alice, bob = await one_on_each((a, b))
+            carol = await RichPeer.connect(a.port, "carol")
+            dave = await RichPeer.connect(b.port, "dave")
+            await alice.expect(Joined, lambda j: j.nick == "dave", skip=Joined)
+            await bob.expect(Joined, lambda j: j.nick == "dave", skip=Joined)
+            await carol.expect(Joined, lambda j: j.nick == "dave", skip=Joined)
+            for n in range(30):  # sent without waiting: the two senders' lines cross
+                await alice.send(Say(f"alice {n}"))
+                await bob.send(Say(f"bob {n}"))
+            heard = {}
+            for peer in (carol, dave):
+                got = [await peer.expect(Message, skip=(Joined, Left)) for _ in range(60)]
+                heard[peer.nick] = [(m.text, m.id) for m in got]
+            assert heard["carol"] == heard["dave"]
+            ids = [i for _, i in heard["carol"]]
+            assert ids == sorted(set(ids))
+            order = [text for text, _ in heard["carol"]]
+            assert [t for t in order if t.startswith("alice")] == [f"alice {n}" for n in range(30)]
+            # Each sender gets the other's lines only, in the same order and ids.
+            to_alice = [await alice.expect(Message, skip=Joined) for _ in range(30)]
+            assert [(m.text, m.id) for m in to_alice] == [
+                (t, i) for t, i in heard["carol"] if t.startswith("bob")
+            ]
+            assert carol.welcome is not None
+            assert dave.welcome is not None
+            assert carol.welcome.epoch == dave.welcome.epoch == SHARED_EPOCH
+
+    run(scenario())
+
+
+def test_a_client_back_where_nobody_follows_its_room_catches_up_by_id(redis: Redis) -> None:
+    """alice had the room's lines up to one id; the time it gives says nothing (all of
+    it may be one millisecond). Back on a replica that stopped following the room, it
+    gets exactly what came after that id: from the log here, then from Redis's."""
+
+    async def scenario() -> None:
+        async with replica_set(redis.url, 2) as (a, b):
+            alice, bob = await one_on_each((a, b))
+            await into(alice, "dev")
+            await into(bob, "dev")
+            for text in ("one", "two", "three"):
+                await bob.send(Say(text))
+            had = [await alice.expect(Message, skip=Joined) for _ in range(3)]
+            assert alice.welcome is not None
+            secret, epoch = alice.welcome.session, alice.welcome.epoch
+            await alice.close()
+            await bob.expect(Left, skip=Joined)
+            await until_subscribers(redis, room_channel("dev"), 1)  # a stopped following
+            for n in range(4):
+                await bob.send(Say(f"while away {n}"))
+            reader, writer = await asyncio.open_connection("127.0.0.1", a.port)
+            back = RichPeer(reader, writer)
+            await back.send(
+                Hello(version=3, nick="alice", resume=secret, epoch=epoch, last_id=had[1].id,
+                      last_ts=had[2].ts + 60_000)
+            )  # fmt: skip
+            await back.expect(Welcome)
+            got = [await back.expect(Message, skip=(Joined, Left)) for _ in range(5)]
+            assert [m.text for m in got] == ["three"] + [f"while away {n}" for n in range(4)]
+            assert got[0].id == had[2].id
+            await back.expect_none(skip=(Joined, Left))
+
+    run(scenario())
+
+
+# --- a replica's own lines, with a bus that hands them back when told ----------------------
+
+
+class EchoingBus:
+    """What a stub bus publishes waits; ``echo`` hands a room's line back as Redis would
+    (numbered), ``split`` is Redis going away."""
+
+    def __init__(self, bus: Any, replication: Any) -> None:
+        self.bus, self.replication = bus, replication
+        bus.publish = self.publish
+        self.lines: list[Note] = []
+
+    def publish(self, note: Note, channel: str = "") -> bool:
+        if note.kind == "message":
+            self.lines.append(note)
+        return True
+
+    def echo(self, text: str, shared: int) -> None:
+        note = next(n for n in self.lines if n.message is not None and n.message.text == text)
+        self.replication.on_note(dataclasses.replace(note, shared=shared))
+
+
+def test_a_replica_delivers_its_own_peers_lines_once_redis_numbered_them() -> None:
+    async def scenario() -> None:
+        async with running_server() as server:
+            replication, bus = stub_replication(server.relay)
+            echo = EchoingBus(bus, replication)
+            alice = await RichPeer.connect(server.port, "alice")
+            carol = await RichPeer.connect(server.port, "carol")
+            await alice.expect(Joined)
+            await alice.send(Say("first", seq=1))
+            ack = await alice.expect(Ack)
+            assert ack.id is None  # its id is Redis's to give
+            await carol.expect_none()  # not delivered until Redis hands it back
+            base = server.relay.rooms.last_id + 1_000
+            echo.echo("first", base)
+            got = await carol.expect(Message)
+            assert (got.text, got.id) == ("first", base)
+            # Of two lines, the second is back first: the first never will be (published
+            # before its room was heard, say): delivered here alone, before the second.
+            await alice.send(Say("lost", seq=2))
+            await alice.send(Say("second", seq=3))
+            await alice.expect(Ack)
+            echo.echo("second", base + 10)
+            lost, second = await carol.expect(Message), await carol.expect(Message)
+            assert [lost.text, second.text] == ["lost", "second"]
+            assert base < lost.id < second.id == base + 10
+            # Redis goes: what waits is delivered here at once.
+            await alice.send(Say("in flight", seq=4))
+            await alice.expect(Ack)
+            replication.on_split("test")
+            assert (await carol.expect(Message, skip=Info)).text == "in flight"
+            await alice.expect_none(skip=Info)  # never its own line
+
+    run(scenario())
+
+
+def test_a_line_redis_does_not_hand_back_is_delivered_here_after_a_while() -> None:
+    async def scenario() -> None:
+        async with running_server() as server:
+            replication, bus = stub_replication(server.relay)
+            EchoingBus(bus, replication)
+            await replication.start()  # (its watch hands over what waited too long)
+            alice = await RichPeer.connect(server.port, "alice")
+            carol = await RichPeer.connect(server.port, "carol")
+            await alice.expect(Joined)
+            await alice.send(Say("never back"))
+            assert (await carol.expect(Message)).text == "never back"
+            await console_of(server).wait_for("Redis did not hand back 1 lines said here")
+
+    run(scenario())
+
+
+def test_ids_a_replica_gives_keep_increasing_when_redis_s_run_behind() -> None:
+    """A room's id from Redis that is not above an id this replica gave (a private
+    message, in the same microsecond) is given the next one here: a client drops
+    an id it has seen (PROTOCOL.md §3: ids increase)."""
+
+    async def scenario() -> None:
+        async with running_server() as server:
+            replication, bus = stub_replication(server.relay)
+            echo = EchoingBus(bus, replication)
+            alice = await RichPeer.connect(server.port, "alice")
+            carol = await RichPeer.connect(server.port, "carol")
+            await alice.expect(Joined)
+            await alice.send(Say("private", to="carol"))
+            private = await carol.expect(Message)
+            await alice.send(Say("behind", seq=1))
+            await alice.expect(Ack)
+            echo.echo("behind", private.id)  # Redis's id is not above it
+            behind = await carol.expect(Message)
+            assert behind.text == "behind"
+            assert behind.id > private.id
+
+    run(scenario())
