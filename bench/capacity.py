@@ -76,16 +76,18 @@ class Costs:
     #: to one member (redis-py's parse of the publication, JSON, the room's log, the
     #: loop pass): one note a publication, as rooms' channels carry them.
     note_us: float = 200.0
-    #: A replica relaying a line one of its peers said: read, relayed, published (XADD,
-    #: EXPIRE, SPUBLISH in the pass's pipeline), and its own note read back.
+    #: A replica relaying a line one of its peers said: read, published (buslinks.NUMBER
+    #: in the pass's pipeline), and its own note read back, applied and delivered (a
+    #: replica delivers its own lines only once Redis has numbered them).
     say_us: float = 380.0
     #: A replica handing a message to one more of its peers in a busy room (a write per
     #: member and loop pass, which carries that pass's few messages).
     delivery_us: float = 5.0
-    #: A Redis core taking one SPUBLISH (or PUBLISH) that nobody follows.
+    #: A Redis core taking one SPUBLISH (or PUBLISH) that nobody follows: a control note.
     publish_us: float = 1.55
-    #: The same core appending a room's publication to its log (XADD ... MAXLEN ~ 1000
-    #: and EXPIRE: the per-room design's history for replicas that start following).
+    #: The same core numbering a room's publication and appending it to its log: what
+    #: the script buslinks.NUMBER (TIME, GET and SET of the id key, XADD ... MAXLEN ~
+    #: 1000, EXPIRE, SPUBLISH) costs beyond the SPUBLISH of *publish*.
     log_us: float = 5.3
     #: The same core writing one publication to one subscriber.
     redis_delivery_us: float = 0.32
@@ -103,8 +105,8 @@ SOURCES: dict[str, str] = {
     "say_us": "replica costs: the same run, on the replica whose peers say the lines",
     "delivery_us": "replica costs: 500 lines/s into one room of 100 members on the reading replica",
     "publish_us": "Redis costs: redis-benchmark SPUBLISH, 8 clients, 16 commands a round trip",
-    "log_us": "Redis costs: XADD MAXLEN ~ 1000 and EXPIRE, as above",
-    "redis_delivery_us": "Redis costs: SPUBLISH with 16 subscribers, as above",
+    "log_us": "Redis costs: EVAL of buslinks.NUMBER (one note), less SPUBLISH, as above",
+    "redis_delivery_us": "Redis costs: the same script with 16 subscribers, as above",
     "log_entry_bytes": "Redis costs: MEMORY USAGE of a log over its XLEN",
     "shard_memory_gib": "an assumption (a Redis given 8 GiB): set it to yours",
 }

@@ -8,9 +8,13 @@ the figures of docs/scaling.md.
 1. **Redis's costs**: a Redis Cluster node holding every slot, driven by
    ``redis-benchmark`` (8 clients, 16 commands a round trip: a busy Redis); its CPU time
    (utime + stime, /proc/PID/stat) over the commands gives CPU µs per SPUBLISH that
-   nobody follows, per room log append (XADD MAXLEN ~ 1000, then EXPIRE), and per
-   delivery (SPUBLISH with 16 ``redis-cli ssubscribe`` processes, less SPUBLISH alone,
-   over 16); MEMORY USAGE of the log over its length, the bytes of one entry.
+   nobody follows (a control note), per room publication as a replica sends it (EVAL of
+   buslinks.NUMBER with one note: TIME, GET and SET of the room's id key, XADD MAXLEN ~
+   1000, EXPIRE, SPUBLISH), whose excess over SPUBLISH is the model's *log*, and per
+   delivery (the script with 16 ``redis-cli ssubscribe`` processes, less the script
+   alone, over 16); MEMORY USAGE of the log over its length, the bytes of one entry.
+   The sequence a room's publication was before bbb3ce1 (XADD, EXPIRE, SPUBLISH) is
+   measured too, for comparison only.
 
 2. **A replica's costs**: two ``peerchat-server`` replicas, P and R, on one
    redis-server. 40 plain-text users on P, each alone in its room there, say 50 lines a
@@ -63,6 +67,8 @@ from typing import Any
 
 from bench import capacity
 from bench.run import PEERCHAT_ENV, free_port
+from peerchat_server.buslinks import LOG_TTL, NUMBER
+from peerchat_server.notes import room_channel, room_ids, room_log
 
 #: The largest error allowed between the notes measured and the exact prediction.
 TOLERANCE = 0.15
@@ -214,7 +220,11 @@ def redis_bus(kind: str, tmp: Path) -> Iterator[tuple[str, list[tuple[int, int]]
 
 
 def _bench(port: int, pid: int, clients: int, pipeline: int, n: int, *command: str) -> float:
-    """Redis CPU µs per command of ``redis-benchmark`` running ``command`` ``n`` times."""
+    """Redis CPU µs per command of ``redis-benchmark`` running ``command`` ``n`` times
+    (over the calls Redis counted); RuntimeError unless Redis ran them all without an
+    error (redis-benchmark itself does not fail on error replies)."""
+    name = command[0].lower()
+    calls_before = _calls(port).get(name, (0, 0))
     before = cpu_seconds(pid)
     subprocess.run(
         [
@@ -235,12 +245,30 @@ def _bench(port: int, pid: int, clients: int, pipeline: int, n: int, *command: s
         timeout=120,
         check=True,
     )
-    return (cpu_seconds(pid) - before) * 1e6 / n
+    used = cpu_seconds(pid) - before
+    calls_after = _calls(port).get(name, (0, 0))
+    calls, failed = calls_after[0] - calls_before[0], calls_after[1] - calls_before[1]
+    if calls < n or failed:  # (it may run a few more: whole pipelines)
+        raise RuntimeError(f"{name}: {calls} of {n} run, {failed} failed or rejected")
+    return used * 1e6 / calls
+
+
+def _calls(port: int) -> dict[str, tuple[int, int]]:
+    """(calls, failed + rejected calls) of each command since the start."""
+    found = {}
+    for line in cli(port, "info", "commandstats").splitlines():
+        if line.startswith("cmdstat_"):
+            name, _, rest = line.partition(":")
+            fields = dict(field.split("=") for field in rest.split(","))
+            bad = int(fields.get("failed_calls", 0)) + int(fields.get("rejected_calls", 0))
+            found[name.removeprefix("cmdstat_")] = (int(fields["calls"]), bad)
+    return found
 
 
 def redis_costs(tmp: Path, subscribers: int = 16, n: int = 300_000) -> dict[str, Any]:
-    """CPU µs of one Redis core per SPUBLISH, per delivery to a subscriber and per log
-    append, loaded: 8 clients, 16 commands per round trip (see the module's docstring)."""
+    """CPU µs of one Redis core per SPUBLISH (a control note), per room publication
+    (buslinks.NUMBER, as a replica sends it), per delivery to a subscriber, loaded: 8
+    clients, 16 commands per round trip (see the module's docstring)."""
     conf = str(tmp / f"costs-{time.monotonic_ns()}.conf")
     proc, port = redis_server(
         tmp,
@@ -253,7 +281,14 @@ def redis_costs(tmp: Path, subscribers: int = 16, n: int = 300_000) -> dict[str,
     )
     subs: list[subprocess.Popen[bytes]] = []
     payload = "x" * NOTE_BYTES
-    channel, log = "peerchat:{r}:room", "peerchat:{r}:log"
+    channel, log, ids = room_channel("r"), room_log("r"), room_ids("r")
+    # One room's publication of one note, as buslinks._Publishing.send sends it on a
+    # Cluster: EVAL of the script's text (not EVALSHA), keys, data, notes, keep, TTL.
+    number = ("eval", NUMBER, "2", log, ids, payload, "1", str(capacity.LOG_KEEP),
+              str(LOG_TTL), "spublish", channel)  # fmt: skip
+    # What a room's publication was before (bbb3ce1), for comparison: XADD + EXPIRE +
+    # SPUBLISH, in a room of its own.
+    old_log = room_log("o")
     clients, pipeline = 8, 16
     try:
         cli(port, "cluster", "addslotsrange", "0", "16383")
@@ -263,9 +298,11 @@ def redis_costs(tmp: Path, subscribers: int = 16, n: int = 300_000) -> dict[str,
             return _bench(port, proc.pid, clients, pipeline, count, *command)
 
         bench(n // 4, "spublish", channel, payload)  # warm-up, not counted
+        bench(n // 4, *number)  # (and the script compiled, as on a live bus)
         alone = bench(n, "spublish", channel, payload)
-        xadd = bench(n, "xadd", log, "MAXLEN", "~", "1000", "*", "n", payload)
-        expire = bench(n, "expire", log, "86400")
+        numbered = bench(n, *number)
+        xadd = bench(n, "xadd", old_log, "MAXLEN", "~", "1000", "*", "n", payload)
+        expire = bench(n, "expire", old_log, "86400")
         entries = int(cli(port, "xlen", log).strip() or 0)
         entry_bytes = int(cli(port, "memory", "usage", log).strip() or 0) / max(1, entries)
         for _ in range(subscribers):
@@ -281,7 +318,7 @@ def redis_costs(tmp: Path, subscribers: int = 16, n: int = 300_000) -> dict[str,
             10,
             "the subscribers",
         )
-        many = bench(n // 2, "spublish", channel, payload)
+        many = bench(n // 2, *number)
         for sub in subs:
             sub.terminate()
         wait_until(
@@ -290,6 +327,7 @@ def redis_costs(tmp: Path, subscribers: int = 16, n: int = 300_000) -> dict[str,
             "the subscribers gone",
         )
         alone = (alone + bench(n, "spublish", channel, payload)) / 2  # before and after
+        numbered = (numbered + bench(n, *number)) / 2
     finally:
         for sub in subs:
             sub.terminate()
@@ -304,8 +342,11 @@ def redis_costs(tmp: Path, subscribers: int = 16, n: int = 300_000) -> dict[str,
         "payload_bytes": NOTE_BYTES,
         "commands": n,
         "publish_us": alone,
-        "log_us": xadd + expire,
-        "redis_delivery_us": (many - alone) / subscribers,
+        # A room's publication is the script: the model's *publish* plus *log*.
+        "number_us": numbered,
+        "log_us": numbered - alone,
+        "redis_delivery_us": (many - numbered) / subscribers,
+        "before_us": alone + xadd + expire,  # (the old sequence; not in the model)
         "log_entries": entries,
         "log_entry_bytes": entry_bytes,
     }
@@ -347,13 +388,9 @@ class Reading:
 
 
 def commandstats(port: int) -> dict[str, int]:
-    """Calls of each command since the start (INFO commandstats)."""
-    calls = {}
-    for line in cli(port, "info", "commandstats").splitlines():
-        if line.startswith("cmdstat_"):
-            name, _, rest = line.partition(":")
-            calls[name.removeprefix("cmdstat_")] = int(rest.split(",")[0].split("=")[1])
-    return calls
+    """Calls of each command since the start (INFO commandstats; a script's commands
+    are counted too)."""
+    return {name: calls for name, (calls, _) in _calls(port).items()}
 
 
 @dataclass
@@ -660,8 +697,9 @@ def replica_costs(
 
     Quiet rooms: ``rooms`` senders on P (one a room, alone there on P), and one silent
     member of each room on R; each sender says ``lines`` lines at ``rate`` a second (one
-    a write). CPU(P) / lines is a line said (read, relayed, published, and its note
-    read back); CPU(R) / notes a note read, applied and delivered to its one member.
+    a write). CPU(P) / lines is a line said (read, published, and its note read back
+    from Redis, numbered, and applied); CPU(R) / notes a note read, applied and
+    delivered to its one member.
     A busy room: ``voices`` senders on P and ``crowd`` silent members on R in one room,
     the same lines and rate: what R spends beyond its notes, over the deliveries beyond
     one a note, is a delivery in a busy room (one write per member and loop pass
@@ -826,8 +864,10 @@ def main(argv: list[str] | None = None) -> int:
         if a.only != "check":
             c = result["redis_costs"] = redis_costs(tmp)
             print(
-                f"Redis CPU µs, loaded: SPUBLISH {c['publish_us']:.2f}, per delivery "
-                f"{c['redis_delivery_us']:.2f}, log (XADD + EXPIRE) {c['log_us']:.2f}; "
+                f"Redis CPU µs, loaded: SPUBLISH {c['publish_us']:.2f}; a room's publication "
+                f"(EVAL NUMBER) {c['number_us']:.2f}, so numbering and log "
+                f"{c['log_us']:.2f}; per delivery {c['redis_delivery_us']:.2f}; before "
+                f"bbb3ce1 (XADD + EXPIRE + SPUBLISH) {c['before_us']:.2f}; "
                 f"{c['log_entry_bytes']:.0f} bytes per log entry ({c['log_entries']} "
                 f"entries)"
             )

@@ -305,10 +305,16 @@ def test_a_client_moving_to_another_replica_catches_up_by_id_without_its_own_lin
             await alice.send(Say("alice's own", seq=1))
             await alice.expect(Ack)
             await bob.expect(Message, lambda m: m.text == "alice's own")
+            carol = await RichPeer.connect(b.port, "carol")
+            await alice.expect(Joined, lambda j: j.nick == "carol")
             await bob.send(Say("missed 1"))
             await bob.send(Say("missed 2"))
-            # alice's link to a looks dead before these reach it; the balancer sends it
-            # to b. All of it may be said within one millisecond: only ids tell it apart.
+            # Once carol has them, b's log has them: they are what alice missed.
+            await carol.expect(Message, lambda m: m.text == "missed 2", skip=Message)
+            # They reached a (their ids there, below), but alice's client never read them:
+            # its link to a looks dead, and the balancer sends it to b. All of it may be
+            # said within one millisecond: only ids tell it apart.
+            on_a = [await alice.expect(Message) for _ in range(2)]
             assert alice.welcome is not None
             assert bob.welcome is not None
             assert alice.welcome.epoch == bob.welcome.epoch  # one sequence per room
@@ -323,7 +329,6 @@ def test_a_client_moving_to_another_replica_catches_up_by_id_without_its_own_lin
             caught = [await moved.expect(Message) for _ in range(2)]
             assert [m.text for m in caught] == ["missed 1", "missed 2"]
             # The same ids as on the replica it came from: a, too, has them under these.
-            on_a = [await alice.expect(Message) for _ in range(2)]
             assert [m.id for m in caught] == [m.id for m in on_a]
             assert seen.id < caught[0].id < caught[1].id
 

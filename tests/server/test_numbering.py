@@ -8,7 +8,20 @@ import asyncio
 import dataclasses
 from typing import Any
 
-from peerchat_protocol import Ack, Hello, Info, Joined, Left, Message, Say, Welcome
+import pytest
+
+from peerchat_protocol import (
+    Ack,
+    Entered,
+    Hello,
+    Info,
+    Joined,
+    JoinRoom,
+    Left,
+    Message,
+    Say,
+    Welcome,
+)
 from peerchat_server.notes import SHARED_EPOCH, Note, room_channel
 
 from .peers import RichPeer, console_of, running_server, stub_replication
@@ -184,5 +197,50 @@ def test_ids_a_replica_gives_keep_increasing_when_redis_s_run_behind() -> None:
             behind = await carol.expect(Message)
             assert behind.text == "behind"
             assert behind.id > private.id
+
+    run(scenario())
+
+
+def test_a_client_moved_to_a_replica_new_to_its_room_catches_up_by_id_however_long_ago(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """alice moves to replica c, which never had anyone in #dev: what #dev said after
+    alice's last id comes from the room's stream in Redis, by id, even from before c
+    learned of the room (what a newcomer there would not be shown as history)."""
+    import peerchat_server.following
+
+    # As if c had learned of #dev an hour after all of this was said (LIFE_GRACE: 30 s).
+    monkeypatch.setattr(peerchat_server.following, "LIFE_GRACE", -3_600_000)
+
+    async def scenario() -> None:
+        async with replica_set(redis.url, 3) as (a, b, c):
+            alice, bob = await one_on_each((a, b))
+            await into(alice, "dev")
+            await into(bob, "dev")
+            await bob.send(Say("one"))
+            had = await alice.expect(Message, skip=Joined)
+            assert alice.welcome is not None
+            secret = alice.welcome.session
+            await alice.close()
+            await bob.expect(Left, skip=Joined)
+            for text in ("two", "three"):
+                await bob.send(Say(text))
+            reader, writer = await asyncio.open_connection("127.0.0.1", c.port)
+            moved = RichPeer(reader, writer)
+            await moved.send(
+                Hello(version=3, nick="alice", resume=secret, room="dev", epoch=SHARED_EPOCH,
+                      last_id=had.id, last_ts=had.ts + 60_000)
+            )  # fmt: skip
+            welcome = await moved.expect(Welcome)
+            assert welcome.room == "dev"
+            got = [await moved.expect(Message, skip=(Joined, Left)) for _ in range(2)]
+            assert [m.text for m in got] == ["two", "three"]
+            await moved.expect_none(skip=(Joined, Left))
+            newcomer = await RichPeer.connect(c.port, "dave")
+            await newcomer.send(JoinRoom("dev"))  # c's log has them now: history for all
+            await newcomer.expect(Entered, skip=(Joined, Left))
+            history = [await newcomer.expect(Message) for _ in range(2)]
+            assert [(m.text, m.history) for m in history] == [("two", True), ("three", True)]
+            await newcomer.expect_none(skip=(Joined, Left))
 
     run(scenario())

@@ -247,10 +247,6 @@ def _what_was_missed(
     # Its own lines are left out, even from a session the server no longer keeps: the
     # secret it gives back says which were its own.
     mine = digest(hello.resume) if hello.resume else peer.origin
-    if peer.resumable is not None and hello.last_ts:
-        peer.resumable.seen_ts = hello.last_ts
-    if peer.resumable is not None and hello.last_id and hello.epoch == relay.epoch:
-        peer.resumable.seen_id = hello.last_id
     floor: int | None = None
     if arrival.took_over and arrival.record is not None:
         floor = arrival.record.entered_id
@@ -258,6 +254,12 @@ def _what_was_missed(
         room_there, since = vouch
         if fold(room_there) == fold(peer.room.name):
             floor = since
+    if peer.resumable is not None and floor is not None:
+        # What it had, for what its room's log in Redis brings late (following.py): only
+        # for a session that proved it was there, as for the catch-up itself.
+        peer.resumable.seen_ts = hello.last_ts or 0
+        if hello.last_id and hello.epoch == relay.epoch:
+            peer.resumable.seen_id = max(hello.last_id, floor)
     return relay.missed(peer.room, hello.epoch, hello.last_id, hello.last_ts, mine, floor=floor)
 
 

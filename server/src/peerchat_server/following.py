@@ -123,13 +123,20 @@ class RoomFollowing:
         since = self._since.pop(name, 0)
         room = self.relay.rooms.get(name)
         if room is not None and room.members:
+            # A member that came back with an id of the room's (seen_id) proved that the
+            # room's life here goes back to it at least, however long ago that was.
+            proved = [r.seen_id for m in room.members if (r := m.resumable) and r.seen_id]
             added: dict[int, str] = {}  # message id here -> its sender's session digest
             for note in notes:
                 message = note.message
                 if note.kind != "message" or message is None or note.to is not None:
                     continue
-                if (note.room or "").lower() != name or _earlier_life(room, message):
-                    continue  # (another room's, or said in an earlier life of this one)
+                if (note.room or "").lower() != name:
+                    continue  # (another room's)
+                if _earlier_life(room, message) and not (
+                    proved and (note.shared or 0) > min(proved)
+                ):
+                    continue  # (said in an earlier life of this one)
                 taken = late(note)  # (None for what the log has already)
                 if taken is not None:
                     added[taken[1].id] = note.digest or ""
