@@ -95,3 +95,44 @@ def test_a_killed_replica_s_clients_come_back_through_the_balancer_and_carry_on(
     welcomes = [e for e in ann.events() if e["type"] == "welcome"]
     assert welcomes[-1]["nick"] == "ann"  # its name, not ann_2
     print(f"cluster: replica {home} killed; ann back on {other} as ann")
+
+
+def test_a_client_moved_to_the_other_replica_catches_up_by_id(
+    network: Network, cleanup: list[DockerContainer | Peer]
+) -> None:
+    """Issue 21: the replicas share one id sequence per room (Redis numbers the lines).
+    ann's network is cut and its replica killed while bob talks; ann comes back through
+    the balancer to the other replica and gets exactly what it missed, by id: once, in
+    order, with no gap, under the ids everyone else saw."""
+    cleanup.append(start_redis(network))
+    replicas = {name: start_replica(network, name) for name in ("replica-a", "replica-b")}
+    cleanup += list(replicas.values())
+    cleanup.append(start_balancer(network))
+    ann = start_client(network, "ann", *RECONNECTING)  # through the balancer ("server")
+    cleanup.append(ann)
+    home = next(name for name, c in replicas.items() if "is now ann" in log_of(c))
+    other = "replica-b" if home == "replica-a" else "replica-a"
+    bob, cid = on(other, "bob", network), on(other, "cid", network)
+    cleanup += [bob, cid]
+    ann.wait_for_event(type="join", nick="cid")
+    bob.type("before")
+    ann.wait_for_event(type="message", text="before")
+    ann_id = ann.container.get_wrapped_container().id
+    network._unwrap_network.disconnect(ann_id)
+    replicas[home].get_wrapped_container().kill(signal="SIGKILL")
+    bob.type(*(f"while away {n}" for n in range(10)))
+    cid.wait_for_event(type="message", text="while away 9")
+    network._unwrap_network.connect(ann_id)
+    ann.wait_for_text("[RECONNECTED]")
+    wait_for_log(replicas[other], "is now ann")
+    bob.type("after")
+    ann.wait_for_event(type="message", text="after")
+    welcomes = [e for e in ann.events() if e["type"] == "welcome"]
+    assert welcomes[0]["epoch"] == welcomes[-1]["epoch"]  # one sequence on both replicas
+    assert (welcomes[-1]["nick"], welcomes[-1]["missed"], welcomes[-1]["gap"]) == ("ann", 10, False)
+    said = [(e["text"], e["id"]) for e in ann.events() if e["type"] == "message"]
+    seen = [(e["text"], e["id"]) for e in cid.events() if e["type"] == "message"]
+    expected = ["before", *(f"while away {n}" for n in range(10)), "after"]
+    assert [text for text, _ in said] == expected  # once each, in order
+    assert said == [pair for pair in seen if pair[0] in expected]  # the same ids
+    print(f"cluster: {home} killed; ann caught up by id on {other}: 10 of 10, gap false")

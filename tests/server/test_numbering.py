@@ -244,3 +244,48 @@ def test_a_client_moved_to_a_replica_new_to_its_room_catches_up_by_id_however_lo
             await newcomer.expect_none(skip=(Joined, Left))
 
     run(scenario())
+
+
+def test_redis_numbers_a_room_s_lines_in_order_above_its_clock_even_after_losing_its_key(
+    redis: Redis,
+) -> None:
+    import time
+
+    import redis.asyncio as aioredis
+
+    from peerchat_server.buslinks import make_link
+    from peerchat_server.notes import batch, numbered, room_ids, room_log
+
+    async def scenario() -> None:
+        link = make_link(redis.url)
+        await link.open()
+        keys = (room_log("x"), room_ids("x"))
+        publication = (room_channel("x"), batch([b"{}", b"{}", b"{}"]), (*keys, 3))
+        try:
+            before = time.time_ns() // 1000
+            await link.send([publication, publication], keep=10)
+            client = aioredis.from_url(redis.url)
+            await client.delete(room_ids("x"))  # Redis lost it (restarted empty, a day quiet)
+            await client.aclose()
+            await link.send([publication], keep=10)
+            entries = await link.recent(room_log("x"), 10, None)  # newest first
+        finally:
+            await link.close()
+        firsts = [numbered(data)[0] or 0 for _, data in reversed(entries)]
+        assert len(firsts) == 3
+        assert before <= firsts[0]  # Redis's clock, in microseconds
+        assert firsts[0] + 3 <= firsts[1]  # three ids each
+        assert firsts[1] + 3 <= firsts[2]  # still above, without the key
+        assert firsts[2] < 2**53  # what a frame may carry (PROTOCOL.md §4)
+
+    run(scenario())
+
+
+def test_an_id_no_frame_could_carry_is_a_bad_note() -> None:
+    from peerchat_server.notes import BadNote, batch, decode_batch, encode
+
+    note = encode(Note("message", "r9", room="x", message=Message(1, "bob", "hi", 1, "x")))
+    ok, over = decode_batch(batch([note, note]), 2**53 - 1)
+    assert isinstance(ok, Note)
+    assert ok.shared == 2**53 - 1
+    assert isinstance(over, BadNote)  # 2**53: SECURITY.md, "Replicas and their Redis"

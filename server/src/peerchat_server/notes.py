@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from peerchat_protocol import Message
+from peerchat_protocol.limits import MAX_INTEGER
 
 #: Bus format version: a replica ignores notes of a version it does not know. (2: notes
 #: go on per-room channels; 3: Redis numbers each room's messages, see numbered.)
@@ -163,6 +164,9 @@ def decode_batch(data: bytes, first: int | None = None) -> list[Note | BadNote]:
             notes.append(BadNote(f"malformed: {exc}"))
             continue
         if note is not None and first is not None:
+            if first + place > MAX_INTEGER:  # (a frame could not carry it: PROTOCOL.md §4)
+                notes.append(BadNote(f"id {first + place} is over {MAX_INTEGER}"))
+                continue
             note = replace(note, shared=first + place)
         if note is not None:
             notes.append(note)
