@@ -91,6 +91,7 @@ SERVER_LAYERS: list[set[str]] = [
         "frames",
         "stats",
         "store",
+        "acks",
     },
     {"wsframes", "ircwire", "bus", "sqlschema", "sqlbatch"},
     {"ircform", "sqlstore"},

@@ -22,9 +22,9 @@ from peerchat_protocol import (
     Say,
     Welcome,
 )
-from peerchat_server.notes import SHARED_EPOCH, Note, room_channel
+from peerchat_server.notes import Note, room_channel
 
-from .peers import RichPeer, console_of, running_server, stub_replication
+from .peers import PlainPeer, RichPeer, console_of, running_server, stub_replication
 from .replicaset import Cluster, Redis, replica_set, run
 from .test_room_channels import into, one_on_each, shared, until_subscribers
 
@@ -64,7 +64,7 @@ def test_lines_crossing_between_replicas_arrive_in_one_order_under_one_id_everyw
             ]
             assert carol.welcome is not None
             assert dave.welcome is not None
-            assert carol.welcome.epoch == dave.welcome.epoch == SHARED_EPOCH
+            assert carol.welcome.epoch == dave.welcome.epoch  # one for all (from Redis)
 
     run(scenario())
 
@@ -127,6 +127,8 @@ class EchoingBus:
 
 
 def test_a_replica_delivers_its_own_peers_lines_once_redis_numbered_them() -> None:
+    """... and acknowledges each only then (guarantee 4: acknowledged means relayed)."""
+
     async def scenario() -> None:
         async with running_server() as server:
             replication, bus = stub_replication(server.relay)
@@ -135,28 +137,57 @@ def test_a_replica_delivers_its_own_peers_lines_once_redis_numbered_them() -> No
             carol = await RichPeer.connect(server.port, "carol")
             await alice.expect(Joined)
             await alice.send(Say("first", seq=1))
-            ack = await alice.expect(Ack)
-            assert ack.id is None  # its id is Redis's to give
-            await carol.expect_none()  # not delivered until Redis hands it back
+            await alice.expect_none()  # read (the ping after it is answered), not acked
+            await carol.expect_none()  # nor delivered until Redis hands it back
             base = server.relay.rooms.last_id + 1_000
             echo.echo("first", base)
             got = await carol.expect(Message)
             assert (got.text, got.id) == ("first", base)
+            assert await alice.expect(Ack) == Ack(1, base)
             # Of two lines, the second is back first: the first never will be (published
             # before its room was heard, say): delivered here alone, before the second.
             await alice.send(Say("lost", seq=2))
             await alice.send(Say("second", seq=3))
-            await alice.expect(Ack)
+            await alice.expect_none()
             echo.echo("second", base + 10)
             lost, second = await carol.expect(Message), await carol.expect(Message)
             assert [lost.text, second.text] == ["lost", "second"]
             assert base < lost.id < second.id == base + 10
+            assert await alice.expect(Ack) == Ack(2, lost.id)
+            assert await alice.expect(Ack) == Ack(3, second.id)
             # Redis goes: what waits is delivered here at once.
             await alice.send(Say("in flight", seq=4))
-            await alice.expect(Ack)
+            await alice.expect_none()
             replication.on_split("test")
-            assert (await carol.expect(Message, skip=Info)).text == "in flight"
+            in_flight = await carol.expect(Message, skip=Info)
+            assert in_flight.text == "in flight"
+            assert await alice.expect(Ack, skip=Info) == Ack(4, in_flight.id)
             await alice.expect_none(skip=Info)  # never its own line
+
+    run(scenario())
+
+
+def test_what_its_sender_says_after_a_waiting_line_waits_for_it() -> None:
+    """Per-sender order (guarantee 1): a private message after a room line that waits
+    for Redis reaches its target after that line, and the ack of a later line does not
+    cover the one that waits."""
+
+    async def scenario() -> None:
+        async with running_server() as server:
+            replication, bus = stub_replication(server.relay)
+            echo = EchoingBus(bus, replication)
+            alice = await RichPeer.connect(server.port, "alice")
+            carol = await RichPeer.connect(server.port, "carol")
+            await alice.expect(Joined)
+            await alice.send(Say("room line", seq=1))
+            await alice.send(Say("psst", to="carol", seq=2))
+            await alice.expect_none()  # no ack: line 1 waits, and 2 comes after it
+            await carol.expect_none()  # the private message waits behind the room line
+            echo.echo("room line", server.relay.rooms.last_id + 1_000)
+            room_line, private = await carol.expect(Message), await carol.expect(Message)
+            assert [room_line.text, private.text] == ["room line", "psst"]
+            assert room_line.id < private.id
+            assert await alice.expect(Ack) == Ack(2, None)
 
     run(scenario())
 
@@ -192,7 +223,7 @@ def test_ids_a_replica_gives_keep_increasing_when_redis_s_run_behind() -> None:
             await alice.send(Say("private", to="carol"))
             private = await carol.expect(Message)
             await alice.send(Say("behind", seq=1))
-            await alice.expect(Ack)
+            await alice.expect_none()
             echo.echo("behind", private.id)  # Redis's id is not above it
             behind = await carol.expect(Message)
             assert behind.text == "behind"
@@ -220,7 +251,7 @@ def test_a_client_moved_to_a_replica_new_to_its_room_catches_up_by_id_however_lo
             await bob.send(Say("one"))
             had = await alice.expect(Message, skip=Joined)
             assert alice.welcome is not None
-            secret = alice.welcome.session
+            secret, epoch = alice.welcome.session, alice.welcome.epoch
             await alice.close()
             await bob.expect(Left, skip=Joined)
             for text in ("two", "three"):
@@ -228,7 +259,7 @@ def test_a_client_moved_to_a_replica_new_to_its_room_catches_up_by_id_however_lo
             reader, writer = await asyncio.open_connection("127.0.0.1", c.port)
             moved = RichPeer(reader, writer)
             await moved.send(
-                Hello(version=3, nick="alice", resume=secret, room="dev", epoch=SHARED_EPOCH,
+                Hello(version=3, nick="alice", resume=secret, room="dev", epoch=epoch,
                       last_id=had.id, last_ts=had.ts + 60_000)
             )  # fmt: skip
             welcome = await moved.expect(Welcome)
@@ -253,7 +284,7 @@ def test_redis_numbers_a_room_s_lines_in_order_above_its_clock_even_after_losing
 
     import redis.asyncio as aioredis
 
-    from peerchat_server.buslinks import make_link
+    from peerchat_server.buslinks import ONE_SEQUENCE, make_link
     from peerchat_server.notes import batch, numbered, room_ids, room_log
 
     async def scenario() -> None:
@@ -265,18 +296,20 @@ def test_redis_numbers_a_room_s_lines_in_order_above_its_clock_even_after_losing
             before = time.time_ns() // 1000
             await link.send([publication, publication], keep=10)
             client = aioredis.from_url(redis.url)
-            await client.delete(room_ids("x"))  # Redis lost it (restarted empty, a day quiet)
-            await client.aclose()
+            await client.delete(ONE_SEQUENCE)  # Redis lost it (restarted empty, a day quiet)
             await link.send([publication], keep=10)
+            await client.set(ONE_SEQUENCE, b"junk")  # (whoever can write to Redis)
+            await link.send([publication], keep=10)
+            await client.aclose()
             entries = await link.recent(room_log("x"), 10, None)  # newest first
         finally:
             await link.close()
         firsts = [numbered(data)[0] or 0 for _, data in reversed(entries)]
-        assert len(firsts) == 3
+        assert len(firsts) == 4
         assert before <= firsts[0]  # Redis's clock, in microseconds
         assert firsts[0] + 3 <= firsts[1]  # three ids each
         assert firsts[1] + 3 <= firsts[2]  # still above, without the key
-        assert firsts[2] < 2**53  # what a frame may carry (PROTOCOL.md §4)
+        assert firsts[2] < firsts[3] < 2**53  # and with junk in it; what a frame may carry
 
     run(scenario())
 
@@ -289,3 +322,145 @@ def test_an_id_no_frame_could_carry_is_a_bad_note() -> None:
     assert isinstance(ok, Note)
     assert ok.shared == 2**53 - 1
     assert isinstance(over, BadNote)  # 2**53: SECURITY.md, "Replicas and their Redis"
+
+
+def test_a_line_back_from_redis_never_reaches_a_new_connection_of_its_sender() -> None:
+    async def scenario() -> None:
+        async with running_server() as server:
+            replication, bus = stub_replication(server.relay)
+            echo = EchoingBus(bus, replication)
+            alice = await RichPeer.connect(server.port, "alice")
+            carol = await RichPeer.connect(server.port, "carol")
+            await alice.expect(Joined)
+            await alice.send(Say("mine", seq=1))
+            await alice.expect_none()
+            assert alice.welcome is not None
+            # Before Redis hands it back, alice's session is taken over by a new connection.
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            back = RichPeer(reader, writer)
+            await back.send(
+                Hello(version=3, nick="alice", resume=alice.welcome.session,
+                      epoch=alice.welcome.epoch, last_id=0)
+            )  # fmt: skip
+            assert (await back.expect(Welcome)).resumed
+            base = server.relay.rooms.last_id + 1_000
+            echo.echo("mine", base)
+            assert (await carol.expect(Message, skip=(Joined, Left))).text == "mine"
+            await carol.send(Say("to alice"))
+            await carol.expect_none(skip=(Joined, Left))
+            echo.echo("to alice", base + 1)
+            got = await back.expect(Message, lambda m: not m.history, skip=Message)
+            assert got.text == "to alice"  # the first live line: not its own
+
+    run(scenario())
+
+
+class GatedLog:
+    """Replica ``server``'s reads of rooms' logs in Redis wait until :meth:`open`."""
+
+    def __init__(self, server: Any) -> None:
+        self.bus = server.relay.replication.bus
+        self.gate = asyncio.Event()
+        self.waiting = asyncio.Event()
+        real = self.bus._read_log
+
+        async def gated(link: Any, room: str, pages: list[Any]) -> None:
+            self.waiting.set()
+            await self.gate.wait()
+            await real(link, room, pages)
+
+        self.bus._read_log = gated
+
+    def open(self) -> None:
+        self.gate.set()
+
+
+def test_while_a_room_s_log_is_read_its_lines_keep_one_order_and_come_once(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Replica a starts hearing #dev (its log is read slowly, longer than a line may
+    wait for Redis): bob's M1, alice's L (said on a) and bob's M2 reach carol on a once
+    each, in Redis's order, under the ids replica b gave them."""
+    import peerchat_server.redis_replication as replication_module
+
+    monkeypatch.setattr(replication_module, "HEARTBEAT", 0.05)  # the waiting lines' watch
+    monkeypatch.setattr(replication_module, "WAIT_AT_MOST", 0.0)
+
+    async def scenario() -> None:
+        async with replica_set(redis.url, 2) as (a, b):
+            alice, bob = await one_on_each((a, b))
+            dave = await RichPeer.connect(b.port, "dave")
+            await into(bob, "dev")
+            await into(dave, "dev")
+            log = GatedLog(a)
+            carol = await RichPeer.connect(a.port, "carol")
+            await into(alice, "dev")
+            await log.waiting.wait()
+            await into(carol, "dev")
+            await bob.send(Say("M1"))
+            await dave.expect(Message, lambda m: m.text == "M1", skip=(Joined, Left))
+            await alice.send(Say("L", seq=1))
+            await dave.expect(Message, lambda m: m.text == "L", skip=(Joined, Left))
+            await bob.send(Say("M2"))
+            on_b = [await dave.expect(Message, lambda m: m.text == "M2", skip=(Joined, Left))]
+            await alice.expect(Message, lambda m: m.text == "M1", skip=(Joined, Left))
+            log.open()
+            got = [await carol.expect(Message, skip=(Joined, Left)) for _ in range(3)]
+            assert [m.text for m in got] == ["M1", "L", "M2"]
+            assert got[-1].id == on_b[0].id
+            assert [m.id for m in got] == sorted({m.id for m in got})
+            assert (await alice.expect(Ack, skip=(Joined, Left, Message))).seq == 1
+            await bob.send(Say("after"))
+            # Nothing came twice: the next line carol gets is bob's next.
+            assert (await carol.expect(Message, skip=(Joined, Left))).text == "after"
+
+    run(scenario())
+
+
+def test_a_burst_in_one_room_does_not_part_the_ids_of_another(redis: Redis) -> None:
+    """On one Redis every room takes its ids from one sequence: replica a, which hears a
+    burst in #x (2,000 ids taken at once, ahead of Redis's clock), gives the #y line
+    after it the same id as replica b, which hears #y alone."""
+
+    async def scenario() -> None:
+        async with replica_set(redis.url, 2) as (a, b):
+            alice, bob = await one_on_each((a, b))
+            carol = await RichPeer.connect(a.port, "carol")
+            dave = await RichPeer.connect(a.port, "dave")
+            await bob.expect(Joined, lambda j: j.nick == "dave", skip=Joined)
+            await into(alice, "x")
+            await into(carol, "y")
+            await into(dave, "y")
+            await into(bob, "y")
+            writer = await PlainPeer.connect(a.port)
+            await writer.say("/join x")
+            await writer.expect("#x", skip=lambda line: "#x" not in line)
+            await writer.say("\n".join(f"x {n}" for n in range(2000)))
+            await carol.send(Say("y line"))
+            on_b = await bob.expect(Message, lambda m: m.text == "y line", skip=(Joined, Left))
+            on_a = await dave.expect(Message, lambda m: m.text == "y line", skip=(Joined, Left))
+            xs = [await alice.expect(Message, skip=(Joined, Left)) for _ in range(2000)]
+            assert xs[-1].text == "x 1999"
+            assert on_a.id == on_b.id
+
+    run(scenario())
+
+
+def test_a_stranger_s_claimed_id_opens_no_more_than_a_newcomer_s_history(redis: Redis) -> None:
+    async def scenario() -> None:
+        async with replica_set(redis.url, 2) as (a, b):
+            alice, bob = await one_on_each((a, b))
+            assert alice.welcome is not None
+            epoch = alice.welcome.epoch  # (a's: the same as every replica's)
+            await into(bob, "dev")
+            for n in range(30):
+                await bob.send(Say(f"line {n}"))
+            reader, writer = await asyncio.open_connection("127.0.0.1", a.port)
+            eve = RichPeer(reader, writer)  # no session: it proves nothing
+            await eve.send(Hello(version=3, nick="eve", room="dev", epoch=epoch, last_id=1))
+            await eve.expect(Welcome)
+            got = [await eve.expect(Message, skip=(Joined, Left)) for _ in range(20)]
+            assert [m.text for m in got] == [f"line {n}" for n in range(10, 30)]  # --history
+            await eve.expect_none(skip=(Joined, Left))
+
+    run(scenario())

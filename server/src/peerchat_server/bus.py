@@ -107,6 +107,10 @@ class RedisBus:
         self._fills: set[asyncio.Task[None]] = set()  # room logs being read
         self._link: Link | None = None
         self.connected = False
+        #: Redis's clock when last connected, in microseconds (Link.now), and the epoch
+        #: of the replicas sharing it (Link.epoch; "" until connected).
+        self.clock = 0
+        self.epoch = ""
         #: Rooms followed (lower case), and those to backfill once subscribed.
         self.rooms: set[str] = set()
         self._to_fill: set[str] = set()
@@ -208,6 +212,8 @@ class RedisBus:
             keeper: asyncio.Task[None] | None = None
             try:
                 await link.open()
+                self.clock = await link.now()
+                self.epoch = await link.epoch(secrets.token_hex(6))
                 await link.subscribe([CONTROL, inbox(self.replica)])
                 self._subscribed, self._heard = set(), set()
                 self._link = link

@@ -22,14 +22,15 @@ LOG_TTL = 86_400
 #: A room's publication, numbered (one Lua script, so Redis runs it whole, and in the
 #: order sent): the room's next ids go to its notes, the first of them before the data
 #: (``FIRST:``, see notes.numbered), which goes into the room's log (KEYS[1]) and on its
-#: channel. The next id is kept in KEYS[2]; it is never below the clock's microseconds,
-#: so ids increase even if Redis lost the key (restarted empty, or after a day quiet).
+#: channel. The next id is kept in KEYS[2] (ONE_SEQUENCE: one for every room on one Redis
+#: server, so a replica gets every room's ids in increasing order); it is never below the
+#: clock's microseconds, so ids increase even if Redis lost it (restarted empty).
 #: ARGV: data, notes in it, entries the log keeps, TTL, PUBLISH or SPUBLISH, channel.
 NUMBER = """
 redis.replicate_commands()
 local clock = redis.call('TIME')
 local now = tonumber(clock[1]) * 1000000 + tonumber(clock[2])
-local first = math.max(tonumber(redis.call('GET', KEYS[2]) or '0'), now)
+local first = math.max(tonumber(redis.call('GET', KEYS[2]) or '0') or 0, now)
 local data = string.format('%.0f', first) .. ':' .. ARGV[1]
 redis.call('SET', KEYS[2], string.format('%.0f', first + tonumber(ARGV[2])), 'EX', ARGV[4])
 redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[3], '*', 'n', data)
@@ -37,6 +38,12 @@ redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call(ARGV[5], ARGV[6], data)
 return 1
 """
+#: The key of the one sequence all rooms share on one Redis server (on a Redis Cluster a
+#: script may only touch one slot's keys: each room has its own, ``peerchat:{room}:ids``).
+ONE_SEQUENCE = "peerchat:ids"
+#: The key of the epoch every replica sharing a Redis gives its clients (kept as long as
+#: Redis keeps its data: ids compare within it).
+EPOCH_KEY = "peerchat:epoch"
 #: One publication: (channel, data, and for a room's: its log and id keys and how many
 #: notes the data holds).
 Publication = tuple[str, bytes, tuple[str, str, int] | None]
@@ -59,6 +66,14 @@ class Link(Protocol):
     async def send(self, batches: list[Publication], keep: int) -> None:
         """Publish each (channel, data, room): a room's publication numbered (NUMBER),
         and appended to its log (trimmed to about ``keep`` entries)."""
+        ...
+
+    async def now(self) -> int:
+        """Redis's clock, in microseconds (what it numbers from: NUMBER)."""
+        ...
+
+    async def epoch(self, candidate: str) -> str:
+        """The epoch of the replicas sharing this Redis: ``candidate`` if none was set."""
         ...
 
     async def recent(self, log: str, count: int, before: str | None) -> list[tuple[str, bytes]]:
@@ -134,6 +149,7 @@ class _Publishing:
 
     _client: Any
     _publish = "publish"  # the command a channel's publication is (SPUBLISH on a cluster)
+    _one_sequence = True  # every room numbered from ONE_SEQUENCE (False on a cluster)
 
     async def send(self, batches: list[Publication], keep: int) -> None:
         # Redis runs one connection's commands in order: a subscriber of several of these
@@ -144,8 +160,20 @@ class _Publishing:
                 getattr(pipe, self._publish)(channel, data)
                 continue
             log, ids, count = room
+            ids = ONE_SEQUENCE if self._one_sequence else ids
             pipe.eval(NUMBER, 2, log, ids, data, count, keep, LOG_TTL, self._publish, channel)
         await pipe.execute()
+
+    async def now(self) -> int:
+        seconds, micros = await self._clock().time()
+        return int(seconds) * 1_000_000 + int(micros)
+
+    def _clock(self) -> Any:
+        return self._client
+
+    async def epoch(self, candidate: str) -> str:
+        await self._client.set(EPOCH_KEY, candidate, nx=True)
+        return _text(await self._client.get(EPOCH_KEY) or candidate.encode())
 
     async def recent(self, log: str, count: int, before: str | None) -> list[tuple[str, bytes]]:
         top = "+" if before is None else f"({before}"
@@ -190,6 +218,7 @@ class ShardedLink(_Publishing):
     single Redis, and joins up once they all answer again."""
 
     _publish = "spublish"
+    _one_sequence = False
 
     def __init__(self, aioredis: Any, nodes: list[tuple[str, int]]) -> None:
         from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -219,6 +248,9 @@ class ShardedLink(_Publishing):
                 host=node.host, port=node.port, socket_connect_timeout=2, retry=_no_retry()
             )
         return client
+
+    def _clock(self) -> Any:
+        return self._shard(self._client.get_primaries()[0])
 
     async def _ping(self) -> None:
         for node in self._client.get_primaries():

@@ -9,6 +9,7 @@ gets every command by dispatching through :data:`COMMANDS`.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any, NamedTuple
 
 from peerchat_protocol import (
@@ -51,9 +52,14 @@ def on_say(relay: Relay, peer: ChatPeer, say: Say) -> None:
         record.last_seq = say.seq
         relay.registry.book.changed(record)  # (a store keeps what it handled)
     if say.to is None:
-        message_id = relay.say(peer, say)
-        if say.seq is not None and record is not None:
-            peer.acknowledge(say.seq, message_id)
+        seq = say.seq if record is not None else None
+        if seq is None:
+            relay.say(peer, say)
+            return
+        peer.hold_ack(seq)  # acknowledged once relayed: now, or once the bus delivered it
+        message_id = relay.say(peer, say, partial(peer.acknowledge_late, seq))
+        if message_id is not None:
+            peer.acknowledge_late(seq, message_id)
         return
     registry = relay.registry
     target = registry.find(say.to)

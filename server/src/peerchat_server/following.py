@@ -11,6 +11,7 @@ in order: first what was missed, then what follows.
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
 
@@ -37,6 +38,9 @@ class FollowingBus(Protocol):
 #: Takes a message note in: the room it went into and the message as kept there (its
 #: id renumbered here), or None if it was not for a room here (or was private).
 Accept = Callable[[Note], tuple[Room[Peer], Message] | None]
+#: The same for a message of a room's log, said before (False) or since (True) this
+#: replica started following the room (one said since goes to the members live).
+Late = Callable[[Note, bool], tuple[Room[Peer], Message] | None]
 
 
 #: Milliseconds before this replica learned of a room that its log may still bring back:
@@ -52,15 +56,15 @@ def _earlier_life(room: Room[Peer], message: Message) -> bool:
 
 
 class RoomFollowing:
-    """The rooms followed, the notes held for the ones being filled, and the newest
-    message (by the id Redis gave it) each room's log holds already."""
+    """The rooms followed, the notes held for the ones being filled, and which messages
+    (by the id Redis gave them) each room's log holds already."""
 
     def __init__(self, relay: Relay, bus: FollowingBus) -> None:
         self.relay = relay
         self.bus = bus
         self._filling: dict[str, list[Note]] = {}
         self._since: dict[str, int] = {}  # room being filled -> when it was followed (ms)
-        self._seen: dict[str, tuple[Room[Peer], int]] = {}
+        self._seen: dict[str, tuple[Room[Peer], OrderedDict[int, None]]] = {}
 
     def present(self, room: Room[Peer]) -> None:
         """Follow ``room`` while this replica's peers are in it (Replication.present)."""
@@ -90,20 +94,34 @@ class RoomFollowing:
         held.append(note)
         return True
 
+    def filling(self, name: str) -> bool:
+        """Whether room ``name``'s log in Redis is being read (what it says is held)."""
+        return name.lower() in self._filling
+
     def mark(self, room: Room[Peer], shared: int) -> bool:
-        """Note that ``room``'s log has its message ``shared`` (the id Redis gave it),
-        and so every one before it; False if it had it already."""
+        """Note that ``room``'s log has its message ``shared`` (the id Redis gave it);
+        False if it had it already (from the room's log in Redis, and on its channel).
+        A set, not the newest id: a Redis that restarted empty with its clock behind
+        gives lower ids, which are new all the same."""
         name = room.name.lower()
         entry = self._seen.get(name)
         if entry is None or entry[0] is not room:  # (a new life of the room)
             rooms = self.relay.rooms
             for gone in [n for n, (r, _) in self._seen.items() if rooms.get(n) is not r]:
                 del self._seen[gone]  # rooms that ended: their logs go with them
-            entry = (room, 0)
-        if shared <= entry[1]:
+            entry = self._seen[name] = (room, OrderedDict())
+        seen = entry[1]
+        if shared in seen:
             return False
-        self._seen[name] = (room, shared)
+        seen[shared] = None
+        while len(seen) > 2 * self.bus_keep:
+            seen.popitem(last=False)
         return True
+
+    @property
+    def bus_keep(self) -> int:
+        keep = self.relay.rooms.keep
+        return max(keep.history_messages, keep.catch_up_messages, 1)
 
     def split(self, accept: Accept) -> None:
         """The bus is down: what was held goes in (its backfill will not come)."""
@@ -113,7 +131,7 @@ class RoomFollowing:
             for note in notes:
                 accept(note)
 
-    def backfilled(self, name: str, notes: list[Note], accept: Accept, late: Accept) -> None:
+    def backfilled(self, name: str, notes: list[Note], accept: Accept, late: Late) -> None:
         """Room ``name``'s log in Redis said ``notes``: what of it this replica lacks
         goes in first (``late``: into the log, then to the members as history they may
         not have), then what was held (``accept``)."""
@@ -137,7 +155,7 @@ class RoomFollowing:
                     proved and (note.shared or 0) > min(proved)
                 ):
                     continue  # (said in an earlier life of this one)
-                taken = late(note)  # (None for what the log has already)
+                taken = late(note, message.ts >= since)  # (None for what the log has)
                 if taken is not None:
                     added[taken[1].id] = note.digest or ""
             if added:
@@ -156,11 +174,11 @@ class RoomFollowing:
             if not getattr(member, "history_sent", True):
                 continue  # it gets the whole history, later, from the log
             record = member.resumable
-            mine = record.digest if record is not None else ""
+            mine = member.origin  # (its lines were logged under it: Relay.say)
             seen_ts = record.seen_ts if record is not None else 0
             seen_id = record.seen_id if record is not None else 0
             for message in late:
-                if mine and added[message.id] == mine:
+                if added[message.id] == mine:
                     continue
                 if seen_id:  # it came back with an id of the room's one sequence: exact
                     if message.id > seen_id:

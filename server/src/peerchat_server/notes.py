@@ -25,9 +25,6 @@ from peerchat_protocol.limits import MAX_INTEGER
 #: Bus format version: a replica ignores notes of a version it does not know. (2: notes
 #: go on per-room channels; 3: Redis numbers each room's messages, see numbered.)
 FORMAT = 3
-#: The epoch of every replica sharing a bus: their message ids are one sequence per
-#: room, numbered by Redis (see numbered), so an id means the same everywhere.
-SHARED_EPOCH = "bus3"
 #: Seconds between a replica's heartbeats, and how long another waits before it
 #: forgets a silent replica's peers (a replica killed without a goodbye).
 HEARTBEAT = 1.0

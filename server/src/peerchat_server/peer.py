@@ -123,6 +123,15 @@ class ChatPeer(Peer, Protocol):
         """Its line ``seq`` is handled (relayed as ``message_id``, if it was)."""
         ...
 
+    def hold_ack(self, seq: int) -> None:
+        """Its line ``seq`` waits for the bus: no ``ack`` reaches it (nor any later line)
+        until :meth:`acknowledge_late`."""
+        ...
+
+    def acknowledge_late(self, seq: int, message_id: int) -> None:
+        """Its line ``seq``, held, was relayed as ``message_id``."""
+        ...
+
     def announce(self) -> None:
         """Tell its room it is here (once)."""
         ...

@@ -16,7 +16,6 @@ from typing import cast
 
 from peerchat_protocol import (
     NEED_DATA,
-    Ack,
     Connection,
     ErrorCode,
     Event,
@@ -27,6 +26,7 @@ from peerchat_protocol import (
 
 from . import commands
 from . import config as defaults
+from .acks import Acks
 from .addresses import Address
 from .commands import COMMANDS
 from .flood import Pacer, TokenBucket
@@ -44,7 +44,7 @@ class Reading(Output):
     """Reads what the peer sent, as fast as its budgets and its room allow."""
 
     __slots__ = (
-        "_ack_due", "_ack_id", "_pacer", "_resume_handle", "address", "authenticated", "errors",
+        "_acks", "_pacer", "_resume_handle", "address", "authenticated", "errors",
     )  # fmt: skip
 
     def __init__(self, relay: Relay, conn: Connection) -> None:
@@ -55,10 +55,7 @@ class Reading(Output):
         self.errors = 0
         self._pacer = Pacer(TokenBucket(cfg.flood_burst, cfg.flood_rate))
         self._resume_handle: asyncio.Handle | None = None  # reading goes on then
-        #: The newest ``seq`` handled since the last acknowledgement was queued, and the
-        #: id its last acknowledged line got, if any.
-        self._ack_due: int | None = None
-        self._ack_id: int | None = None
+        self._acks = Acks()  # what its acknowledgements say, and when (acks.py)
 
     def announce(self) -> None:
         """Tell the room this peer is here (the session says how)."""
@@ -71,6 +68,7 @@ class Reading(Output):
 
         The lines handled in one go are acknowledged together, with one ``ack``.
         """
+        self._acks.reading = True
         try:
             while not self._closing:
                 if self.room.busy:
@@ -87,9 +85,9 @@ class Reading(Output):
                     return  # nothing more to read now (or the end of the stream)
                 self._dispatch(event)
         finally:
-            if self._ack_due is not None:
-                self.send(Ack(self._ack_due, self._ack_id))
-                self._ack_due = self._ack_id = None
+            self._acks.reading = False
+            if (ack := self._acks.due()) is not None:
+                self.send(ack)
 
     def _say_together(self) -> bool:
         """A plain-text peer's waiting chat lines, all at once (as far as its budget and
@@ -233,6 +231,11 @@ class Reading(Output):
         self.flush()
 
     def acknowledge(self, seq: int, message_id: int | None = None) -> None:
-        self._ack_due = seq
-        if message_id is not None:
-            self._ack_id = message_id
+        self._acks.handled(seq, message_id)
+
+    def hold_ack(self, seq: int) -> None:
+        self._acks.hold(seq)
+
+    def acknowledge_late(self, seq: int, message_id: int) -> None:
+        if (ack := self._acks.release(seq, message_id)) is not None and not self._closing:
+            self.send(ack)

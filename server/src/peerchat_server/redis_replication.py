@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Protocol
@@ -22,11 +21,12 @@ from peerchat_protocol import Info, Message, Renamed, fold
 
 from .bus import Listener
 from .following import RoomFollowing
-from .notes import CONTROL, FORGET_AFTER, HEARTBEAT, SHARED_EPOCH, Note, inbox, room_channel
+from .notes import CONTROL, FORGET_AFTER, HEARTBEAT, Note, inbox, room_channel
 from .ownlines import WAIT_AT_MOST
 from .peer import Peer
 from .relay import Relay
 from .replicas import RemotePeer
+from .replication import Done
 from .room import Room
 from .roomlines import RoomLines
 from .tokens import digest
@@ -38,6 +38,8 @@ class Bus(Protocol):
     replica: str
     connected: bool
     rooms: set[str]
+    clock: int
+    epoch: str
 
     def publish(self, note: Note, channel: str = CONTROL) -> bool: ...
 
@@ -70,10 +72,6 @@ class RedisReplication:
         self._watcher: asyncio.Task[None] | None = None
         self.following = RoomFollowing(relay, bus)
         self.lines = RoomLines(relay, bus.replica, self.following)
-        # Every replica numbers a room's messages alike (Redis does): one epoch for all,
-        # and this one's own ids (private messages, a split) start above any before.
-        relay.epoch = SHARED_EPOCH
-        relay.rooms.adopt(time.time_ns() // 1000)
 
     # --- the Replication interface --------------------------------------------------------
 
@@ -93,6 +91,7 @@ class RedisReplication:
             self._watcher.cancel()
         self.relay.stop_reading()
         await self.bus.stop(farewell=Note("bye", self.bus.replica))
+        self.lines.own.flush()  # what Redis did not hand back in time: here, at least
 
     def present(self, room: Room[Peer]) -> None:
         self.following.present(room)
@@ -114,13 +113,19 @@ class RedisReplication:
     def takes(self, room: str) -> bool:
         return self.bus.hears(room.lower())
 
-    def said(self, room: str, message: Message, origin: str, sender: Peer | None = None) -> None:
+    def said(
+        self, room: str, message: Message, origin: str, sender: Peer | None = None,
+        done: Done | None = None,
+    ) -> None:  # fmt: skip
         if sender is not None:  # delivered here too, once Redis numbered it (ownlines.py)
-            message = self.lines.own.sent(room, message, origin, sender)
+            message = self.lines.own.sent(room, message, origin, sender, done)
         # The sender's digest goes along, so no replica replays the line to its sender.
         note = Note("message", self.bus.replica, room=room, message=message, digest=origin)
         if not self.bus.publish(note, room_channel(room)) and sender is not None:
-            self.lines.own.flush()  # Redis will not hand it back: here alone, now
+            self.lines.own.refused(room)  # Redis will not hand it back: here alone
+
+    def after(self, sender: Peer, action: Callable[[], None]) -> bool:
+        return self.lines.own.after(sender, action)
 
     def whispered(self, target: RemotePeer, message: Message) -> None:
         note = Note("message", self.bus.replica, to=target.nick, message=message)
@@ -184,6 +189,7 @@ class RedisReplication:
         """What ``room``'s log in Redis holds, now that this replica follows it."""
         try:
             self.following.backfilled(room, notes, accept=self.lines.take, late=self.lines.late)
+            self.lines.settle_found()
         except Exception as exc:  # as for on_note: the bus goes on
             self.relay.console.line("BUS", f"Could not apply the log of #{room}: {exc!r}.")
 
@@ -202,6 +208,12 @@ class RedisReplication:
 
     def on_joined(self) -> None:
         """The bus is up (again): ask the others who they have, and say who we have."""
+        # Every replica numbers a room's messages alike (Redis does): one epoch for all
+        # (a client welcomed before, with this one's own, is caught up by time). Ids
+        # given here (private messages, a split) go on from Redis's clock: above any a
+        # client saw from a replica before, and not ahead of the rooms' ids.
+        self.relay.epoch = self.bus.epoch or self.relay.epoch
+        self.relay.rooms.adopt(self.bus.clock)
         self.bus.publish(Note("sync", self.bus.replica))
         self.bus.publish(self._roster_note())
         if self._split:

@@ -37,7 +37,7 @@ from .outbox import Outbox
 from .peer import Peer
 from .registry import Registry
 from .replicas import RemotePeer
-from .replication import Alone, Replication
+from .replication import Alone, Done, Replication
 from .resume import Resumable
 from .room import Room
 from .rooms import Keep, RoomBook
@@ -159,10 +159,9 @@ class Relay:
         self.pace(peer.room)
 
     def pace(self, room: Room[Peer]) -> None:
-        """Read from nobody in ``room`` while any member reads slower than they send,
-        until it catches up: the room goes at its readers' pace, its senders waiting in
-        TCP, instead of dropping readers that were only slow. A reader that stopped
-        (Peer.keeps_up) holds nobody: it is dropped at ``--max-send-buffer``, as ever."""
+        """Read from nobody in ``room`` while a member reads slower than they send: the
+        room goes at its readers' pace, its senders waiting in TCP, instead of dropping
+        slow readers. One that stopped (Peer.keeps_up) is dropped at the send buffer."""
         if not room.held and room.waiting:
             waiting, room.waiting = room.waiting, []
             for member in waiting:  # (the members that sent while it was held)
@@ -186,8 +185,7 @@ class Relay:
         self.pace(room)
 
     def came_in(self, record: Resumable[Peer]) -> None:
-        """``record``'s session came into its room now: what it may catch up on there
-        starts here (see RoomBook.missed)."""
+        """``record``'s session came into its room now: its catch-up there starts here."""
         record.entered_id = self.rooms.last_id
         record.seen_ts = record.seen_id = 0  # (what it had was of the room it came back to)
         self.registry.book.changed(record)
@@ -231,15 +229,9 @@ class Relay:
         return self.rooms.history(room)
 
     def missed(
-        self,
-        room: Room[Peer],
-        epoch: str | None,
-        last_id: int | None,
-        last_ts: int | None,
-        origin: str,
-        *,
-        floor: int | None,
-    ) -> tuple[list[Message], bool] | None:
+        self, room: Room[Peer], epoch: str | None, last_id: int | None, last_ts: int | None,
+        origin: str, *, floor: int | None,
+    ) -> tuple[list[Message], bool] | None:  # fmt: skip
         """What a returning peer missed in ``room`` (RoomBook.missed): after ``last_id``
         if it was here in this ``epoch``, else after the time ``last_ts``; ``None`` for a
         peer with neither (it gets the ordinary history)."""
@@ -251,16 +243,16 @@ class Relay:
 
     # --- traffic ------------------------------------------------------------------------
 
-    def say(self, sender: Peer, say: Say) -> int | None:
+    def say(self, sender: Peer, say: Say, done: Done | None = None) -> int | None:
         """Relay a chat line from ``sender`` to everyone else in its room; returns its id
-        (None if the replicas' bus numbers it: Replication.takes)."""
+        (None if the replicas' bus numbers it, Replication.takes: ``done`` then)."""
         room, rooms = sender.room, self.rooms
         self._count(sender, [say.text], say.action)
         taken = self.replication.takes(room.name)
         message = Message.relay(0 if taken else rooms.new_id(), say, sender.name, rooms.now(),
                                 room.name)  # fmt: skip
         if taken:
-            self.replication.said(room.name, message, sender.origin, sender)
+            self.replication.said(room.name, message, sender.origin, sender, done)
             return None
         self.outbox.broadcast(message, room, sender)
         rooms.remember(room, message, sender.origin)
@@ -268,8 +260,8 @@ class Relay:
         return message.id
 
     def say_lines(self, sender: Peer, texts: list[str]) -> None:
-        """Relay chat lines ``sender`` said together (what one read of a plain-text peer
-        held): each as :meth:`say` would, in one broadcast (frames.Said)."""
+        """Chat lines ``sender`` said together (one read of a plain-text peer): each as
+        :meth:`say` relays it, in one broadcast (frames.Said)."""
         room, rooms, replication = sender.room, self.rooms, self.replication
         nick, where, origin = sender.name, room.name, sender.origin
         ts = rooms.now()  # they came together
@@ -303,9 +295,13 @@ class Relay:
 
     def whisper(self, sender: Peer, target: Peer, say: Say) -> None:
         """A private message: to ``target`` alone. Its text is not logged."""
-        rooms = self.rooms
-        message = Message.relay(rooms.new_id(), say, sender.name, rooms.now(), None, target.name)
-        target.deliver(Frames(message))
+        message = Message.relay(0, say, sender.name, self.rooms.now(), None, target.name)
+
+        def deliver() -> None:  # (numbered when it goes: ids increase as they arrive)
+            target.deliver(Frames(message.renumbered(self.rooms.new_id())))
+
+        if not self.replication.after(sender, deliver):  # after its room lines, if waiting
+            deliver()
         if self.console.traffic:
             self.console.line("PRIVATE", f"From {sender.label} to {target.label}.",
                               who=sender, to=target.name)  # fmt: skip

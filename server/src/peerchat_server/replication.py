@@ -8,6 +8,7 @@ happens here and applies what the other replicas publish.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Protocol
 
 from peerchat_protocol import Message
@@ -15,6 +16,9 @@ from peerchat_protocol import Message
 from .peer import Peer
 from .replicas import RemotePeer
 from .room import Room
+
+#: What to do once a line the bus numbers is delivered, with the id it got.
+Done = Callable[[int], None]
 
 
 class Replication(Protocol):
@@ -50,9 +54,18 @@ class Replication(Protocol):
         the relay gives each to :meth:`said` with its sender, and nobody else."""
         ...
 
-    def said(self, room: str, message: Message, origin: str, sender: Peer | None = None) -> None:
+    def said(
+        self, room: str, message: Message, origin: str, sender: Peer | None = None,
+        done: Done | None = None,
+    ) -> None:  # fmt: skip
         """``message`` was said in ``room`` by ``origin`` (its session's digest); with
-        ``sender`` (see takes), to be numbered and delivered here too, not to it."""
+        ``sender`` (see takes), to be numbered and delivered here too, not to it, and
+        then ``done``."""
+        ...
+
+    def after(self, sender: Peer, action: Callable[[], None]) -> bool:
+        """Do ``action`` once the lines ``sender`` said that wait for the bus now are
+        delivered (its order kept); False if none waits (do it now)."""
         ...
 
     def whispered(self, target: RemotePeer, message: Message) -> None:
@@ -96,8 +109,14 @@ class Alone:
     def takes(self, room: str) -> bool:
         return False
 
-    def said(self, room: str, message: Message, origin: str, sender: Peer | None = None) -> None:
+    def said(
+        self, room: str, message: Message, origin: str, sender: Peer | None = None,
+        done: Done | None = None,
+    ) -> None:  # fmt: skip
         pass
+
+    def after(self, sender: Peer, action: Callable[[], None]) -> bool:
+        return False
 
     def whispered(self, target: RemotePeer, message: Message) -> None:
         pass

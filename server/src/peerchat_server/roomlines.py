@@ -11,7 +11,7 @@ from peerchat_protocol import Message
 from .following import RoomFollowing
 from .frames import Frames
 from .notes import Note
-from .ownlines import OwnLines
+from .ownlines import OwnLines, Waiting
 from .peer import Peer
 from .relay import LOG_TEXT_LIMIT, Relay
 from .room import Room
@@ -24,7 +24,10 @@ class RoomLines:
         self.relay = relay
         self.replica = replica  # this replica's id: its own notes come back too
         self.following = following
-        self.own = OwnLines(relay)
+        self.own = OwnLines(relay, heard=lambda name: not following.filling(name))
+        # This replica's own lines found in a room's log: settled once its members were
+        # told (RoomFollowing.backfilled), with the ids they got.
+        self._found: list[tuple[Waiting, int]] = []
 
     def on_message(self, note: Note) -> None:
         """A message note: a room's (live, or held until its room's log is read) or a
@@ -66,9 +69,12 @@ class RoomLines:
         replica's own line to all of them but its sender)."""
         if note.origin == self.replica:
             line = self.own.back(note)
-            taken = self._accept(note, live=True) if line is not None else None
+            if line is None:
+                return None  # (delivered here alone already)
+            taken = self._accept(note, live=True)
             if taken is not None:
-                self.relay.outbox.broadcast(taken[1], taken[0], line.sender if line else None)
+                self.relay.outbox.broadcast(taken[1], taken[0], line.recipient_to_skip())
+            self.own.delivered(line, taken[1].id if taken is not None else note.shared or 0)
             return taken
         taken = self._accept(note, live=True)
         if taken is None:
@@ -86,14 +92,25 @@ class RoomLines:
             )  # fmt: skip
         return taken
 
-    def late(self, note: Note) -> tuple[Room[Peer], Message] | None:
-        """A message of a room's log in Redis, as this replica starts following it: one
-        of this replica's own lines that waited is delivered now; any other goes into
-        the room's log (RoomFollowing tells the members)."""
-        if note.origin == self.replica and self.own.waits_for(note):
-            self._hear(note)
+    def late(self, note: Note, live: bool) -> tuple[Room[Peer], Message] | None:
+        """A message of a room's log in Redis, as this replica starts following it, into
+        the room's log here (RoomFollowing tells the members, in the log's order): this
+        replica's own lines too, unless delivered here alone already; one that waited is
+        settled once the members were told (:meth:`settle_found`)."""
+        if note.origin == self.replica and self.own.went_alone(note):
             return None
-        return self._accept(note, live=False)
+        line = self.own.back(note) if note.origin == self.replica else None
+        taken = self._accept(note, live=live)
+        if line is not None:
+            self._found.append((line, taken[1].id if taken is not None else note.shared or 0))
+        return taken
+
+    def settle_found(self) -> None:
+        """What waited for the own lines a room's log held: acknowledgements, and what
+        their senders said after them elsewhere."""
+        found, self._found = self._found, []
+        for line, message_id in found:
+            self.own.delivered(line, message_id)
 
     def _accept(self, note: Note, *, live: bool) -> tuple[Room[Peer], Message] | None:
         """A room's message into its log here, under the id Redis gave it; None if
