@@ -464,3 +464,126 @@ def test_a_stranger_s_claimed_id_opens_no_more_than_a_newcomer_s_history(redis: 
             await eve.expect_none(skip=(Joined, Left))
 
     run(scenario())
+
+
+# --- what a second review found -----------------------------------------------------------
+
+
+def test_a_room_entered_while_redis_is_away_is_heard_once_it_is_back(redis: Redis) -> None:
+    """Peers arrive while Redis is away, and a reconnect attempt fails after that: once
+    Redis is back their room's log is read and their lines go round again."""
+
+    async def scenario() -> None:
+        redis.stop()
+        async with running_server(bus=redis.url) as a:
+            bus = a.relay.replication.bus  # type: ignore[attr-defined]
+            attempts = asyncio.Event()
+            real = bus._make_link
+
+            def counting(url: str) -> Any:
+                attempts.set()
+                return real(url)
+
+            bus._make_link = counting
+            alice = await RichPeer.connect(a.port, "alice")
+            carol = await RichPeer.connect(a.port, "carol")
+            await alice.expect(Joined)
+            for _ in range(2):  # a new attempt: the one before it failed, after they came
+                attempts.clear()
+                await attempts.wait()
+            redis.start()
+            await console_of(a).wait_for("[BUS] Connected to Redis")
+            await alice.send(Say("hello", seq=1))
+            assert (await carol.expect(Message, skip=(Info, Joined, Left))).text == "hello"
+            assert (await alice.expect(Ack, skip=(Info, Joined, Left))).seq == 1
+
+    run(scenario())
+
+
+def test_lines_of_a_room_s_log_keep_the_room_s_ids_while_other_rooms_talk(redis: Redis) -> None:
+    """While replica a reads #dev's log, #x's lines raise a's ids: #dev's line said
+    meanwhile still goes out under the id Redis gave it (as history: a's ids passed
+    it), the same as on replica b."""
+
+    async def scenario() -> None:
+        async with replica_set(redis.url, 2) as (a, b):
+            alice, bob = await one_on_each((a, b))
+            dave = await RichPeer.connect(b.port, "dave")
+            eve = await RichPeer.connect(b.port, "eve")
+            await into(alice, "x")
+            await into(bob, "x")
+            await into(dave, "dev")
+            await into(eve, "dev")
+            log = GatedLog(a)
+            carol = await RichPeer.connect(a.port, "carol")
+            await into(carol, "dev")
+            await log.waiting.wait()
+            await dave.send(Say("D1"))
+            on_b = await eve.expect(Message, lambda m: m.text == "D1", skip=(Joined, Left))
+            await bob.send(Say("X1"))
+            await alice.expect(Message, lambda m: m.text == "X1", skip=(Joined, Left))
+            log.open()
+            on_a = await carol.expect(Message, lambda m: m.text == "D1", skip=(Joined, Left))
+            assert on_a.id == on_b.id
+
+    run(scenario())
+
+
+def test_a_sender_s_lines_keep_their_order_when_they_straddle_a_log_read() -> None:
+    """alice's L1 is found in the room's log, her L2 came on the channel meanwhile, and
+    a private message followed each: carol gets L1, W1, L2, W2."""
+
+    async def scenario() -> None:
+        async with running_server() as server:
+            replication, bus = stub_replication(server.relay)
+            echo = EchoingBus(bus, replication)
+            alice = await RichPeer.connect(server.port, "alice")
+            carol = await RichPeer.connect(server.port, "carol")
+            await alice.expect(Joined)
+            replication.following._filling["lobby"] = []  # as if its log were being read
+            await alice.send(Say("L1", seq=1))
+            await alice.send(Say("W1", to="carol", seq=2))
+            await alice.send(Say("L2", seq=3))
+            await alice.send(Say("W2", to="carol", seq=4))
+            await alice.expect_none()
+            base = server.relay.rooms.last_id + 1_000
+            echo.echo("L2", base + 2)  # on the channel: held
+            l1 = next(n for n in echo.lines if n.message and n.message.text == "L1")
+            replication.on_backfill("lobby", [dataclasses.replace(l1, shared=base + 1)])
+            got = [(await carol.expect(Message)).text for _ in range(4)]
+            assert got == ["L1", "W1", "L2", "W2"]
+            assert [(await alice.expect(Ack)).seq for _ in range(2)] == [2, 4]
+
+    run(scenario())
+
+
+def test_a_sender_that_leaves_the_room_is_acknowledged_at_once(
+    redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """alice, the only one in #dev on replica a, says a line there and leaves at once:
+    a stops hearing #dev, so the line cannot come back; it reaches bob, and alice's ack
+    and her private message after it do not wait for a timeout."""
+    import peerchat_server.redis_replication as replication_module
+
+    monkeypatch.setattr(replication_module, "WAIT_AT_MOST", 3_600.0)  # (no timeout here)
+
+    async def scenario() -> None:
+        async with replica_set(redis.url, 2) as (a, b):
+            alice, bob = await one_on_each((a, b))
+            carol = await RichPeer.connect(a.port, "carol")
+            await alice.expect(Joined, lambda j: j.nick == "carol", skip=Joined)
+            await into(alice, "dev")
+            await into(bob, "dev")
+            await alice.send(Say("in dev", seq=1))
+            await alice.send(JoinRoom("lobby"))
+            await alice.send(Say("psst", to="carol", seq=2))
+            said = await bob.expect(Message, skip=(Joined, Left))
+            assert said.text == "in dev"
+            assert (await carol.expect(Message, skip=(Joined, Left))).text == "psst"
+            skip = (Joined, Left, Entered, Message, Info)
+            assert (await alice.expect(Ack, skip=skip)).seq == 2
+            dev = a.relay.rooms.get("dev")
+            assert dev is not None  # (bob is in it)
+            assert all(m.id == said.id for m, _, _ in dev.log if m.text == "in dev")
+
+    run(scenario())

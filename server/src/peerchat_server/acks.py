@@ -36,8 +36,8 @@ class Acks:
         if seq in self._done:
             self._done.remove(seq)
 
-    def release(self, seq: int, message_id: int) -> Ack | None:
-        """Line ``seq`` was delivered as ``message_id``: the ``ack`` to send now, if any
+    def release(self, seq: int, message_id: int | None) -> Ack | None:
+        """Line ``seq`` was delivered (as ``message_id`` here): the ``ack`` to send now, if any
         (none while a batch is read: its end says it)."""
         if seq in self._held:
             self._held.remove(seq)

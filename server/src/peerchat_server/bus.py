@@ -236,7 +236,9 @@ class RedisBus:
                 self.connected = False
                 self._link = None
                 why = str(exc) or type(exc).__name__
-                self._to_fill.clear()  # a split: what was said meanwhile is not replayed
+                if was:  # a split: what was said meanwhile is not replayed
+                    self._to_fill.clear()  # (else: rooms followed meanwhile are filled
+                    # once connected, as the listener waits for)
                 for task in self._fills:
                     task.cancel()
                 if keeper is not None:

@@ -38,9 +38,6 @@ class FollowingBus(Protocol):
 #: Takes a message note in: the room it went into and the message as kept there (its
 #: id renumbered here), or None if it was not for a room here (or was private).
 Accept = Callable[[Note], tuple[Room[Peer], Message] | None]
-#: The same for a message of a room's log, said before (False) or since (True) this
-#: replica started following the room (one said since goes to the members live).
-Late = Callable[[Note, bool], tuple[Room[Peer], Message] | None]
 
 
 #: Milliseconds before this replica learned of a room that its log may still bring back:
@@ -131,10 +128,13 @@ class RoomFollowing:
             for note in notes:
                 accept(note)
 
-    def backfilled(self, name: str, notes: list[Note], accept: Accept, late: Late) -> None:
+    def backfilled(
+        self, name: str, notes: list[Note], accept: Accept, late: Accept,
+        settle: Callable[[], None],
+    ) -> None:  # fmt: skip
         """Room ``name``'s log in Redis said ``notes``: what of it this replica lacks
         goes in first (``late``: into the log, then to the members as history they may
-        not have), then what was held (``accept``)."""
+        not have; ``settle`` once they have it), then what was held (``accept``)."""
         if name not in self._filling:
             return  # (not waited for: a split came between, or it was left)
         held = self._filling.pop(name)
@@ -155,19 +155,21 @@ class RoomFollowing:
                     proved and (note.shared or 0) > min(proved)
                 ):
                     continue  # (said in an earlier life of this one)
-                taken = late(note, message.ts >= since)  # (None for what the log has)
+                taken = late(note)  # (None for what the log has already)
                 if taken is not None:
                     added[taken[1].id] = note.digest or ""
             if added:
                 self._tell_members(room, added, since)
+        settle()
         for note in held:
             accept(note)
 
     def _tell_members(self, room: Room[Peer], added: dict[int, str], since: int) -> None:
         """Each member that was sent the room's history already gets what came late:
-        what was said since this replica followed the room (said to them, really); of
-        what was said before, a newcomer gets the part its history would show, one that
-        came back (by time) everything after what it said it had; never its own lines."""
+        what was said since this replica followed the room; of what was said before, a
+        newcomer gets the part its history would show, one that came back everything
+        after what it said it had (by id, or else by time); never its own lines. All of
+        it as history: its ids, the room's, may be below ids given here meanwhile."""
         newest = {m.id for m in self.relay.rooms.history(room)}
         late = [m for m, _, _ in room.log if m.id in added]
         for member in list(room.members):
@@ -185,7 +187,5 @@ class RoomFollowing:
                         member.deliver(Frames(dataclasses.replace(message, history=True)))
                 elif message.ts <= seen_ts:
                     continue
-                elif message.ts >= since:
-                    member.deliver(Frames(message))
-                elif seen_ts or message.id in newest:
+                elif message.ts >= since or seen_ts or message.id in newest:
                     member.deliver(Frames(dataclasses.replace(message, history=True)))

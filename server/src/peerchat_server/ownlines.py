@@ -86,20 +86,15 @@ class OwnLines:
     def after(self, sender: Peer, action: Callable[[], None]) -> bool:
         """Do ``action`` once ``sender``'s lines that wait now are delivered; False (not
         kept) if none waits."""
+        origin = sender.origin  # (its session's: a new connection of it may say more)
         last = max(
-            (line for queue in self._waiting.values() for line in queue if line.sender is sender),
+            (line for queue in self._waiting.values() for line in queue if line.origin == origin),
             key=lambda line: line.number, default=None,
         )  # fmt: skip
         if last is None:
             return False
         last.then.append(action)
         return True
-
-    def waits_for(self, note: Note) -> bool:
-        """Whether ``note`` (this replica's) is a line still waiting here."""
-        queue = self._waiting.get((note.room or "").lower(), ())
-        number = note.message.id if note.message is not None else -1
-        return any(line.number == number for line in queue)
 
     def went_alone(self, note: Note) -> bool:
         """Whether ``note`` (this replica's) is a line delivered here alone already."""
@@ -122,14 +117,22 @@ class OwnLines:
             del self._waiting[name]
         return line
 
-    def delivered(self, line: Waiting, message_id: int) -> None:
+    def unheard(self, room: str) -> None:
+        """Nobody here is in ``room`` any more: its waiting lines reach the others (Redis
+        has them) but not this replica's log; their senders' acks and what followed go
+        now, not when a timeout says so."""
+        for line in self._waiting.pop(room.lower(), ()):
+            self._remember_alone(line.number)
+            self._finish(line, None)
+
+    def delivered(self, line: Waiting, message_id: int | None) -> None:
         """``line`` went out as ``message_id``: its acknowledgement, what followed it,
         and the lines after it in its room that Redis refused."""
         self._finish(line, message_id)
         self._settle(line.room.lower())
 
     @staticmethod
-    def _finish(line: Waiting, message_id: int) -> None:
+    def _finish(line: Waiting, message_id: int | None) -> None:
         if line.done is not None:
             line.done(message_id)
         for action in line.then:
@@ -161,12 +164,15 @@ class OwnLines:
         if queue is not None and not queue:
             del self._waiting[name]
 
+    def _remember_alone(self, number: int) -> None:
+        self._alone[number] = None
+        while len(self._alone) > REMEMBER_ALONE:
+            self._alone.popitem(last=False)
+
     def _deliver_alone(self, line: Waiting) -> None:
         """``line`` delivered here only, as a replica alone would."""
         relay = self.relay
-        self._alone[line.number] = None
-        while len(self._alone) > REMEMBER_ALONE:
-            self._alone.popitem(last=False)
+        self._remember_alone(line.number)
         message = line.message.renumbered(relay.rooms.new_id())
         room = relay.rooms.get(line.room)
         if room is not None:  # (else everyone left it meanwhile: nobody to tell)

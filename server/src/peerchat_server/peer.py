@@ -128,8 +128,8 @@ class ChatPeer(Peer, Protocol):
         until :meth:`acknowledge_late`."""
         ...
 
-    def acknowledge_late(self, seq: int, message_id: int) -> None:
-        """Its line ``seq``, held, was relayed as ``message_id``."""
+    def acknowledge_late(self, seq: int, message_id: int | None) -> None:
+        """Its line ``seq``, held, was relayed (as ``message_id`` here, if it was)."""
         ...
 
     def announce(self) -> None:

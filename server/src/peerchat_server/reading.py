@@ -236,6 +236,6 @@ class Reading(Output):
     def hold_ack(self, seq: int) -> None:
         self._acks.hold(seq)
 
-    def acknowledge_late(self, seq: int, message_id: int) -> None:
+    def acknowledge_late(self, seq: int, message_id: int | None) -> None:
         if (ack := self._acks.release(seq, message_id)) is not None and not self._closing:
             self.send(ack)

@@ -95,6 +95,8 @@ class RedisReplication:
 
     def present(self, room: Room[Peer]) -> None:
         self.following.present(room)
+        if not room.members and room is not self.relay.rooms.vestibule:
+            self.lines.own.unheard(room.name)  # not heard here now: its lines are the others
 
     def joined(self, peer: Peer, room: Room[Peer]) -> None:
         self.bus.publish(
@@ -188,8 +190,10 @@ class RedisReplication:
     def on_backfill(self, room: str, notes: list[Note]) -> None:
         """What ``room``'s log in Redis holds, now that this replica follows it."""
         try:
-            self.following.backfilled(room, notes, accept=self.lines.take, late=self.lines.late)
-            self.lines.settle_found()
+            self.following.backfilled(
+                room, notes, accept=self.lines.take, late=self.lines.late,
+                settle=self.lines.settle_found,
+            )  # fmt: skip
         except Exception as exc:  # as for on_note: the bus goes on
             self.relay.console.line("BUS", f"Could not apply the log of #{room}: {exc!r}.")
 
@@ -342,7 +346,12 @@ class RedisReplication:
             await asyncio.sleep(HEARTBEAT)
             if self.bus.connected:
                 self.bus.publish(Note("beat", self.bus.replica))
-            if waited := self.lines.own.flush(older_than=relay.loop_time() - WAIT_AT_MOST):
+            try:
+                waited = self.lines.own.flush(older_than=relay.loop_time() - WAIT_AT_MOST)
+            except Exception as exc:  # (a bug there must not stop the heartbeat)
+                relay.console.line("BUS", f"Could not deliver the lines that waited: {exc!r}.")
+                waited = 0
+            if waited:
                 relay.console.line(
                     "BUS", f"Redis did not hand back {waited} lines said here within "
                     f"{WAIT_AT_MOST:g} s: delivered here without it."

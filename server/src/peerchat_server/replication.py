@@ -17,8 +17,9 @@ from .peer import Peer
 from .replicas import RemotePeer
 from .room import Room
 
-#: What to do once a line the bus numbers is delivered, with the id it got.
-Done = Callable[[int], None]
+#: What to do once a line the bus numbers is delivered, with the id it got here (None:
+#: delivered on other replicas only, nobody here hearing its room any more).
+Done = Callable[[int | None], None]
 
 
 class Replication(Protocol):

@@ -6,6 +6,8 @@ lines come back too, numbered, and go to every member but their sender (ownlines
 
 from __future__ import annotations
 
+import dataclasses
+
 from peerchat_protocol import Message
 
 from .following import RoomFollowing
@@ -27,7 +29,7 @@ class RoomLines:
         self.own = OwnLines(relay, heard=lambda name: not following.filling(name))
         # This replica's own lines found in a room's log: settled once its members were
         # told (RoomFollowing.backfilled), with the ids they got.
-        self._found: list[tuple[Waiting, int]] = []
+        self._found: list[tuple[Waiting, int | None]] = []
 
     def on_message(self, note: Note) -> None:
         """A message note: a room's (live, or held until its room's log is read) or a
@@ -60,23 +62,30 @@ class RoomLines:
         return True
 
     def take(self, note: Note) -> tuple[Room[Peer], Message] | None:
-        """A note that was held: applied now (a room's message or a private one)."""
-        self.on_message(note)
+        """A note that was held while its room's log was read: applied now."""
+        if note.message is not None and note.to is None and self._fits(note.message, note.origin):
+            self._hear(note, held=True)
+        else:
+            self.on_message(note)
         return None
 
-    def _hear(self, note: Note) -> tuple[Room[Peer], Message] | None:
+    def _hear(self, note: Note, *, held: bool = False) -> tuple[Room[Peer], Message] | None:
         """A room's message, live: into the room's log and to its members here (this
-        replica's own line to all of them but its sender)."""
-        if note.origin == self.replica:
-            line = self.own.back(note)
-            if line is None:
-                return None  # (delivered here alone already)
-            taken = self._accept(note, live=True)
+        replica's own line to all of them but its sender). One ``held`` while the room's
+        log was read keeps its id, the room's; if ids given here since are not below it,
+        it goes as history (a client drops a live message whose id it has passed)."""
+        behind = held and (note.shared or 0) <= self.relay.rooms.last_id
+        line = self.own.back(note) if note.origin == self.replica else None
+        if note.origin == self.replica and line is None:
+            return None  # (delivered here alone already)
+        taken = self._accept(note, live=not held)
+        if taken is not None and behind:
+            taken = (taken[0], dataclasses.replace(taken[1], history=True))
+        if line is not None:
             if taken is not None:
                 self.relay.outbox.broadcast(taken[1], taken[0], line.recipient_to_skip())
-            self.own.delivered(line, taken[1].id if taken is not None else note.shared or 0)
+            self.own.delivered(line, taken[1].id if taken is not None else None)
             return taken
-        taken = self._accept(note, live=True)
         if taken is None:
             return None
         room, message = taken
@@ -92,7 +101,7 @@ class RoomLines:
             )  # fmt: skip
         return taken
 
-    def late(self, note: Note, live: bool) -> tuple[Room[Peer], Message] | None:
+    def late(self, note: Note) -> tuple[Room[Peer], Message] | None:
         """A message of a room's log in Redis, as this replica starts following it, into
         the room's log here (RoomFollowing tells the members, in the log's order): this
         replica's own lines too, unless delivered here alone already; one that waited is
@@ -100,9 +109,9 @@ class RoomLines:
         if note.origin == self.replica and self.own.went_alone(note):
             return None
         line = self.own.back(note) if note.origin == self.replica else None
-        taken = self._accept(note, live=live)
+        taken = self._accept(note, live=False)
         if line is not None:
-            self._found.append((line, taken[1].id if taken is not None else note.shared or 0))
+            self._found.append((line, taken[1].id if taken is not None else None))
         return taken
 
     def settle_found(self) -> None:
