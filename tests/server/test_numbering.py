@@ -587,3 +587,19 @@ def test_a_sender_that_leaves_the_room_is_acknowledged_at_once(
             assert all(m.id == said.id for m, _, _ in dev.log if m.text == "in dev")
 
     run(scenario())
+
+
+def test_a_replica_knows_its_own_publications_without_reading_them() -> None:
+    """bus.RedisBus._receive: this replica's room publication is told by how it begins,
+    and its notes are counted exactly, whatever their texts say."""
+    from peerchat_server.notes import NOTE_START, batch, encode, own_publication
+
+    tricky = '{"v":3,"kind":"message","origin":"r1" [{"v":3, "quotes"'
+    notes = [
+        encode(Note("message", "r1", room="x", message=Message(n, "bob", text, 1, "x")))
+        for n, text in enumerate(("hi", tricky, "\\"))
+    ]
+    data = batch(notes)
+    assert data.startswith(own_publication("r1"))
+    assert not data.startswith(own_publication("r2"))
+    assert data.count(NOTE_START) == 3

@@ -24,6 +24,7 @@ from peerchat_protocol import backoff
 from .buslinks import Link, Publication, make_link
 from .notes import (
     CONTROL,
+    NOTE_START,
     BadNote,
     Note,
     batch,
@@ -31,6 +32,7 @@ from .notes import (
     encode,
     inbox,
     numbered,
+    own_publication,
     room_channel,
     room_ids,
     room_log,
@@ -63,6 +65,11 @@ class Listener(Protocol):
         """Another replica published ``note``."""
         ...
 
+    def on_own(self, room: str, first: int, count: int) -> bool:
+        """``count`` messages this replica published in ``room`` are back, numbered from
+        ``first``, in the order published; False if it needs them read (``on_note``)."""
+        ...
+
     def on_backfill(self, room: str, notes: list[Note]) -> None:
         """``room``, just followed, had these messages lately (oldest first, this
         replica's own among them); what the room's channel brings next comes after."""
@@ -91,6 +98,7 @@ class RedisBus:
     ) -> None:
         self.url = url
         self.replica = secrets.token_hex(4)
+        self._own = own_publication(self.replica)
         #: Messages a room's log in Redis keeps (what a replica can backfill).
         self.keep = keep
         self.stats = stats if stats is not None else Stats()
@@ -263,6 +271,13 @@ class RedisBus:
                 self._fill(room, listener)
             return
         first, data = numbered(data) if room is not None else (None, data)
+        if room is not None and first is not None and data.startswith(self._own):
+            # This replica's own publication: it has its lines, which need no reading.
+            count = data.count(NOTE_START)  # (a text's quotes are escaped: exact)
+            self.received[room] += count
+            self.stats.bus_notes += count
+            if room not in self.rooms or listener.on_own(room, first, count):
+                return
         notes = decode_batch(data, first)
         self.received[room or ""] += len(notes)
         self.stats.bus_notes += len(notes)

@@ -94,6 +94,15 @@ class Note:
     shared: int | None = None
 
 
+#: How every encoded note begins (see encode): a publication holds as many as it has of it.
+NOTE_START = b'{"v":%d,' % FORMAT
+
+
+def own_publication(replica: str) -> bytes:
+    """How a room's publication by ``replica`` begins (its messages, see bus._batches)."""
+    return b'[{"v":%d,"kind":"message","origin":%s' % (FORMAT, json.dumps(replica).encode())
+
+
 def encode(note: Note) -> bytes:
     """The bytes published for ``note``."""
     obj: dict[str, Any] = {"v": FORMAT, "kind": note.kind, "origin": note.origin}

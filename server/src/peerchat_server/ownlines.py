@@ -63,6 +63,9 @@ class OwnLines:
         self._numbers = 0
         self._waiting: dict[str, deque[Waiting]] = {}
         self._alone: OrderedDict[int, None] = OrderedDict()  # numbers delivered alone
+        # Rooms where some lines went alone while their publications may still come
+        # back: those are matched by number (back), not by place (next_back).
+        self._unsure: set[str] = set()
 
     def sent(
         self, room: str, message: Message, origin: str, sender: Peer, done: Done | None
@@ -113,9 +116,27 @@ class OwnLines:
         while queue[0].number != number:
             self._deliver_alone(queue.popleft())
         line = queue.popleft()
-        if not queue:
-            del self._waiting[name]
+        self._drop_if_empty(name)
         return line
+
+    def next_back(self, room: str, count: int) -> list[Waiting] | None:
+        """The next ``count`` lines published in ``room``, back in one publication, in
+        the order published (no longer waiting; the caller delivers each, then calls
+        :meth:`delivered`); None if that cannot be told without reading it (see back)."""
+        name = room.lower()
+        queue = self._waiting.get(name)
+        if name in self._unsure or queue is None or len(queue) < count:
+            return None
+        if not all(queue[i].published for i in range(count)):
+            return None  # (a refused one among them: rare)
+        lines = [queue.popleft() for _ in range(count)]
+        self._drop_if_empty(name)
+        return lines
+
+    def _drop_if_empty(self, name: str) -> None:
+        if not self._waiting.get(name):
+            self._waiting.pop(name, None)
+            self._unsure.discard(name)
 
     def unheard(self, room: str) -> None:
         """Nobody here is in ``room`` any more: its waiting lines reach the others (Redis
@@ -124,6 +145,7 @@ class OwnLines:
         for line in self._waiting.pop(room.lower(), ()):
             self._remember_alone(line.number)
             self._finish(line, None)
+        self._unsure.discard(room.lower())
 
     def delivered(self, line: Waiting, message_id: int | None) -> None:
         """``line`` went out as ``message_id``: its acknowledgement, what followed it,
@@ -152,8 +174,11 @@ class OwnLines:
             for _ in range(cut):
                 self._deliver_alone(queue.popleft())
             done += cut
-            if not queue:
-                self._waiting.pop(name, None)
+            if cut and older_than is not None:
+                self._unsure.add(name)  # (their publications may still come back)
+            self._drop_if_empty(name)
+        if older_than is None:
+            self._unsure.clear()  # (nothing of before comes back: a split, a stop)
         return done
 
     def _settle(self, name: str) -> None:
@@ -161,8 +186,7 @@ class OwnLines:
         queue = self._waiting.get(name)
         while queue and not queue[0].published:
             self._deliver_alone(queue.popleft())
-        if queue is not None and not queue:
-            del self._waiting[name]
+        self._drop_if_empty(name)
 
     def _remember_alone(self, number: int) -> None:
         self._alone[number] = None

@@ -187,6 +187,14 @@ class RedisReplication:
         if handler is not None:
             handler(self, note)
 
+    def on_own(self, room: str, first: int, count: int) -> bool:
+        """Lines this replica published in ``room`` are back, numbered (bus.Listener)."""
+        try:
+            return self.lines.on_own(room, first, count)
+        except Exception as exc:  # as for on_note: the bus goes on
+            self.relay.console.line("BUS", f"Could not deliver lines of #{room}: {exc!r}.")
+            return True
+
     def on_backfill(self, room: str, notes: list[Note]) -> None:
         """What ``room``'s log in Redis holds, now that this replica follows it."""
         try:

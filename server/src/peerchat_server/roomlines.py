@@ -133,13 +133,38 @@ class RoomLines:
             return None
         if not self._fits(note.message, note.origin):
             return None  # (a room's log in Redis is checked like the channel)
+        room = self.relay.rooms.get(note.room or "")
+        origin = note.digest or f"replica:{note.origin}"
+        return self._keep(room, note.message, note.shared, origin, live=live)
+
+    def _keep(
+        self, room: Room[Peer] | None, message: Message, shared: int, origin: str, *, live: bool
+    ) -> tuple[Room[Peer], Message] | None:
+        """:meth:`_accept`, once the message is known to be good."""
         rooms = self.relay.rooms
-        room = rooms.get(note.room or "")
-        if room is None or not self.following.mark(room, note.shared):
+        if room is None or not self.following.mark(room, shared):
             return None
         newest = rooms.last_id if live else (room.log[-1][0].id if room.log else 0)
-        message_id = note.shared if note.shared > newest else rooms.new_id()
+        message_id = shared if shared > newest else rooms.new_id()
         rooms.adopt(message_id)
-        message = note.message.renumbered(message_id)
-        rooms.remember(room, message, note.digest or f"replica:{note.origin}")
+        message = message.renumbered(message_id)
+        rooms.remember(room, message, origin)
         return room, message
+
+    def on_own(self, room: str, first: int, count: int) -> bool:
+        """``count`` lines this replica published in ``room`` are back, numbered from
+        ``first``: each to the room's members here but its sender, without reading the
+        publication (the lines wait here as they were said). False if they must be read
+        (the room's log is being read, or some of its lines went alone meanwhile)."""
+        if self.following.filling(room):
+            return False
+        lines = self.own.next_back(room, count)
+        if lines is None:
+            return False
+        here = self.relay.rooms.get(room)
+        for shared, line in enumerate(lines, start=first):
+            taken = self._keep(here, line.message, shared, line.origin, live=True)
+            if taken is not None:
+                self.relay.outbox.broadcast(taken[1], taken[0], line.recipient_to_skip())
+            self.own.delivered(line, taken[1].id if taken is not None else None)
+        return True
