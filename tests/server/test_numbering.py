@@ -435,12 +435,19 @@ def test_a_burst_in_one_room_does_not_part_the_ids_of_another(redis: Redis) -> N
             writer = await PlainPeer.connect(a.port)
             await writer.say("/join x")
             await writer.expect("#x", skip=lambda line: "#x" not in line)
+            reader = await PlainPeer.connect(a.port)  # (a plain peer: lines said together)
+            await reader.say("/join x")
+            await reader.expect("#x", skip=lambda line: "#x" not in line)
             await writer.say("\n".join(f"x {n}" for n in range(2000)))
             await carol.send(Say("y line"))
             on_b = await bob.expect(Message, lambda m: m.text == "y line", skip=(Joined, Left))
             on_a = await dave.expect(Message, lambda m: m.text == "y line", skip=(Joined, Left))
             xs = [await alice.expect(Message, skip=(Joined, Left)) for _ in range(2000)]
-            assert xs[-1].text == "x 1999"
+            assert [m.text for m in xs] == [f"x {n}" for n in range(2000)]
+            lines: list[str] = []
+            await reader.expect("x 1999", skip=lambda line: lines.append(line) is None, limit=3000)
+            said = [line.rsplit(" ", 1)[-1] for line in lines if " x " in f" {line}"]
+            assert said == [str(n) for n in range(1999)]  # each once, in order
             assert on_a.id == on_b.id
 
     run(scenario())

@@ -11,7 +11,7 @@ import dataclasses
 from peerchat_protocol import Message
 
 from .following import RoomFollowing
-from .frames import Frames
+from .frames import Frames, Said
 from .notes import Note
 from .ownlines import OwnLines, Waiting
 from .peer import Peer
@@ -162,9 +162,39 @@ class RoomLines:
         if lines is None:
             return False
         here = self.relay.rooms.get(room)
+        run: list[tuple[Waiting, Message]] = []  # one sender's plain lines, in a row
         for shared, line in enumerate(lines, start=first):
             taken = self._keep(here, line.message, shared, line.origin, live=True)
-            if taken is not None:
-                self.relay.outbox.broadcast(taken[1], taken[0], line.recipient_to_skip())
-            self.own.delivered(line, taken[1].id if taken is not None else None)
+            if taken is None:
+                self._send_run(run)
+                self.own.delivered(line, None)
+                continue
+            message = taken[1]
+            if run and not (run[0][0].sender is line.sender and _plain(message, run[0][1])):
+                self._send_run(run)
+            run.append((line, message))
+        self._send_run(run)
         return True
+
+    def _send_run(self, run: list[tuple[Waiting, Message]]) -> None:
+        """Lines one sender said in a row, to the members here but it: in one broadcast
+        (frames.Said, as Relay.say_lines does), then each acknowledged."""
+        if not run:
+            return
+        first, message = run[0]
+        room = self.relay.rooms.get(first.room)
+        if room is not None and len(run) == 1:
+            self.relay.outbox.broadcast(message, room, first.recipient_to_skip())
+        elif room is not None:
+            messages = [m for _, m in run]
+            said = Said(message.nick, [m.text for m in messages], messages)
+            self.relay.outbox.broadcast_said(said, room, first.recipient_to_skip())
+        for line, message in run:
+            self.own.delivered(line, message.id)
+        run.clear()
+
+
+def _plain(message: Message, like: Message) -> bool:
+    """Whether ``message`` can go in one Said with ``like``: plain room lines of one
+    name (not actions)."""
+    return not (message.action or like.action) and message.nick == like.nick
