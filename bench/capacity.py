@@ -75,24 +75,24 @@ class Costs:
     #: A replica reading a note another replica published, applying it and handing it
     #: to one member (redis-py's parse of the publication, JSON, the room's log, the
     #: loop pass): one note a publication, as rooms' channels carry them.
-    note_us: float = 200.0
+    note_us: float = 205.0
     #: A replica relaying a line one of its peers said: read, published (buslinks.NUMBER
-    #: in the pass's pipeline), and its own note read back, applied and delivered (a
-    #: replica delivers its own lines only once Redis has numbered them).
-    say_us: float = 380.0
+    #: in the pass's pipeline), and delivered when its note comes back numbered (a
+    #: replica delivers its own lines only once Redis hands them back).
+    say_us: float = 330.0
     #: A replica handing a message to one more of its peers in a busy room (a write per
     #: member and loop pass, which carries that pass's few messages).
-    delivery_us: float = 5.0
+    delivery_us: float = 7.0
     #: A Redis core taking one SPUBLISH (or PUBLISH) that nobody follows: a control note.
-    publish_us: float = 1.55
+    publish_us: float = 1.5
     #: The same core numbering a room's publication and appending it to its log: what
     #: the script buslinks.NUMBER (TIME, GET and SET of the id key, XADD ... MAXLEN ~
     #: 1000, EXPIRE, SPUBLISH) costs beyond the SPUBLISH of *publish*.
-    log_us: float = 5.3
+    log_us: float = 19.0
     #: The same core writing one publication to one subscriber.
-    redis_delivery_us: float = 0.32
+    redis_delivery_us: float = 0.4
     #: Bytes of Redis memory per entry of a room's log (a note of one message).
-    log_entry_bytes: float = 364.0
+    log_entry_bytes: float = 325.0
     #: Memory one shard may give the room logs (an assumption: set it to yours).
     shard_memory_gib: float = 8.0
 

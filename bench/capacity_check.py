@@ -1,9 +1,9 @@
 """Measures bench/capacity.py's costs and checks its notes against a real run (issue 20);
 the figures of docs/scaling.md.
 
-    .venv/bin/python -m bench.capacity_check               # about 70 s
-    .venv/bin/python -m bench.capacity_check --only costs  # steps 1 and 2, about 20 s
-    .venv/bin/python -m bench.capacity_check --only check  # step 3, about 55 s
+    .venv/bin/python -m bench.capacity_check               # about 85 s
+    .venv/bin/python -m bench.capacity_check --only costs  # steps 1 and 2, about 30 s
+    .venv/bin/python -m bench.capacity_check --only check  # step 3, about 50 s
 
 1. **Redis's costs**: a Redis Cluster node holding every slot, driven by
    ``redis-benchmark`` (8 clients, 16 commands a round trip: a busy Redis); its CPU time

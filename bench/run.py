@@ -1682,11 +1682,14 @@ def replicas_intro(
     """The section's heading, how it was measured, and its table's head."""
     reps = max((r.get("rep", 1) for r in runs), default=1)
     durations = sorted({r["duration"] for r in runs if r.get("duration")})
+    flags = " --quick" if a.quick else ""  # and the options that differ from the defaults
+    flags += f" --reps {a.reps}" if a.reps != (1 if a.quick else 3) else ""
+    flags += f" --duration {a.duration:g}" if a.duration is not None else ""
     return [
         REPLICAS_HEADING,
         "",
         "Written by `.venv/bin/python -m bench.run --replicas-compare"
-        + (" --quick" if a.quick else "")
+        + flags
         + "` (issues 9 and 13; method in `bench/run.py` and `bench/loadgen.py`). "
         "W1 and W2 against one peerchat server, and against **2 replicas** sharing the "
         "chat through one Redis (`peerchat-server --bus redis://…`; `redis-server --save "
@@ -1843,8 +1846,9 @@ def per_message_reading(
         return ""
     text = (
         " Another limit is the work per message: each message also goes through Redis "
-        "(the sender's replica encodes and publishes it; both replicas, the sender's "
-        "too, read it back, decode and apply it), which cost the replicas "
+        "(the sender's replica encodes and publishes it, and delivers it once Redis "
+        "hands it back numbered; the other replica reads, decodes and applies it), which "
+        "cost the replicas "
         + " and ".join(f"{us:.0f} µs ({wl})" for wl, us in extra.items())
         + " of CPU per message more than one server, however many receivers it has."
     )
@@ -2076,7 +2080,7 @@ def rewrite_from_json(a: argparse.Namespace, systems: list[str], workloads: list
     saved = json.loads(Path(a.from_json).read_text())
     for key in (
         "reps", "window", "sample", "quick", "scale", "quiet_below", "quiet_window",
-        "quiet_max",
+        "quiet_max", "duration",
     ):  # fmt: skip
         if key in saved.get("args", {}):
             setattr(a, key, saved["args"][key])
