@@ -25,6 +25,21 @@ def on(replica: str, nick: str, network: Network, *extra: str) -> Peer:
     return start_client(network, nick, "--host", replica, "--linger", "600", *extra)
 
 
+def ann_behind_the_balancer(
+    network: Network, cleanup: list[DockerContainer | Peer]
+) -> tuple[dict[str, DockerContainer], Peer, str, str]:
+    """Redis, replica-a and replica-b, HAProxy, and ann connected through it (reconnecting):
+    (the replicas by name, ann, the replica ann is on, the other one)."""
+    cleanup.append(start_redis(network))
+    replicas = {name: start_replica(network, name) for name in ("replica-a", "replica-b")}
+    cleanup += list(replicas.values())
+    cleanup.append(start_balancer(network))
+    ann = start_client(network, "ann", *RECONNECTING)  # through the balancer ("server")
+    cleanup.append(ann)
+    home = next(name for name, c in replicas.items() if "is now ann" in log_of(c))
+    return replicas, ann, home, "replica-b" if home == "replica-a" else "replica-a"
+
+
 def test_clients_on_two_replicas_see_each_other_once_in_order_and_in_who(
     network: Network, cleanup: list[DockerContainer | Peer]
 ) -> None:
@@ -76,14 +91,7 @@ def test_without_redis_each_replica_chats_alone_and_they_join_up_again(
 def test_a_killed_replica_s_clients_come_back_through_the_balancer_and_carry_on(
     network: Network, cleanup: list[DockerContainer | Peer]
 ) -> None:
-    cleanup.append(start_redis(network))
-    replicas = {name: start_replica(network, name) for name in ("replica-a", "replica-b")}
-    cleanup += list(replicas.values())
-    cleanup.append(start_balancer(network))
-    ann = start_client(network, "ann", *RECONNECTING)  # through the balancer ("server")
-    cleanup.append(ann)
-    home = next(name for name, c in replicas.items() if "is now ann" in log_of(c))
-    other = "replica-b" if home == "replica-a" else "replica-a"
+    replicas, ann, home, other = ann_behind_the_balancer(network, cleanup)
     bob = on(other, "bob", network)
     cleanup.append(bob)
     ann.wait_for_event(type="join", nick="bob")
@@ -104,14 +112,7 @@ def test_a_client_moved_to_the_other_replica_catches_up_by_id(
     ann's network is cut and its replica killed while bob talks; ann comes back through
     the balancer to the other replica and gets exactly what it missed, by id: once, in
     order, with no gap, under the ids everyone else saw."""
-    cleanup.append(start_redis(network))
-    replicas = {name: start_replica(network, name) for name in ("replica-a", "replica-b")}
-    cleanup += list(replicas.values())
-    cleanup.append(start_balancer(network))
-    ann = start_client(network, "ann", *RECONNECTING)  # through the balancer ("server")
-    cleanup.append(ann)
-    home = next(name for name, c in replicas.items() if "is now ann" in log_of(c))
-    other = "replica-b" if home == "replica-a" else "replica-a"
+    replicas, ann, home, other = ann_behind_the_balancer(network, cleanup)
     bob, cid = on(other, "bob", network), on(other, "cid", network)
     cleanup += [bob, cid]
     ann.wait_for_event(type="join", nick="cid")

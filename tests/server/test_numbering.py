@@ -5,7 +5,9 @@ hands them back), and a client that moves catches up by id (PROTOCOL.md §3, §8
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -126,16 +128,25 @@ class EchoingBus:
         self.replication.on_note(dataclasses.replace(note, shared=shared))
 
 
+@contextlib.asynccontextmanager
+async def echoing() -> AsyncIterator[tuple[Any, EchoingBus, RichPeer, RichPeer]]:
+    """A server as one replica of several whose bus hands its lines back only when told
+    (EchoingBus), with alice and carol in its lobby: (server, echo, alice, carol)."""
+    async with running_server() as server:
+        replication, bus = stub_replication(server.relay)
+        echo = EchoingBus(bus, replication)
+        alice = await RichPeer.connect(server.port, "alice")
+        carol = await RichPeer.connect(server.port, "carol")
+        await alice.expect(Joined)
+        yield server, echo, alice, carol
+
+
 def test_a_replica_delivers_its_own_peers_lines_once_redis_numbered_them() -> None:
     """... and acknowledges each only then (guarantee 4: acknowledged means relayed)."""
 
     async def scenario() -> None:
-        async with running_server() as server:
-            replication, bus = stub_replication(server.relay)
-            echo = EchoingBus(bus, replication)
-            alice = await RichPeer.connect(server.port, "alice")
-            carol = await RichPeer.connect(server.port, "carol")
-            await alice.expect(Joined)
+        async with echoing() as (server, echo, alice, carol):
+            replication = echo.replication
             await alice.send(Say("first", seq=1))
             await alice.expect_none()  # read (the ping after it is answered), not acked
             await carol.expect_none()  # nor delivered until Redis hands it back
@@ -173,12 +184,7 @@ def test_what_its_sender_says_after_a_waiting_line_waits_for_it() -> None:
     cover the one that waits."""
 
     async def scenario() -> None:
-        async with running_server() as server:
-            replication, bus = stub_replication(server.relay)
-            echo = EchoingBus(bus, replication)
-            alice = await RichPeer.connect(server.port, "alice")
-            carol = await RichPeer.connect(server.port, "carol")
-            await alice.expect(Joined)
+        async with echoing() as (server, echo, alice, carol):
             await alice.send(Say("room line", seq=1))
             await alice.send(Say("psst", to="carol", seq=2))
             await alice.expect_none()  # no ack: line 1 waits, and 2 comes after it
@@ -194,13 +200,8 @@ def test_what_its_sender_says_after_a_waiting_line_waits_for_it() -> None:
 
 def test_a_line_redis_does_not_hand_back_is_delivered_here_after_a_while() -> None:
     async def scenario() -> None:
-        async with running_server() as server:
-            replication, bus = stub_replication(server.relay)
-            EchoingBus(bus, replication)
-            await replication.start()  # (its watch hands over what waited too long)
-            alice = await RichPeer.connect(server.port, "alice")
-            carol = await RichPeer.connect(server.port, "carol")
-            await alice.expect(Joined)
+        async with echoing() as (server, echo, alice, carol):
+            await echo.replication.start()  # (its watch hands over what waited too long)
             await alice.send(Say("never back"))
             assert (await carol.expect(Message)).text == "never back"
             await console_of(server).wait_for("Redis did not hand back 1 lines said here")
@@ -214,12 +215,7 @@ def test_ids_a_replica_gives_keep_increasing_when_redis_s_run_behind() -> None:
     an id it has seen (PROTOCOL.md §3: ids increase)."""
 
     async def scenario() -> None:
-        async with running_server() as server:
-            replication, bus = stub_replication(server.relay)
-            echo = EchoingBus(bus, replication)
-            alice = await RichPeer.connect(server.port, "alice")
-            carol = await RichPeer.connect(server.port, "carol")
-            await alice.expect(Joined)
+        async with echoing() as (_server, echo, alice, carol):
             await alice.send(Say("private", to="carol"))
             private = await carol.expect(Message)
             await alice.send(Say("behind", seq=1))
@@ -326,12 +322,7 @@ def test_an_id_no_frame_could_carry_is_a_bad_note() -> None:
 
 def test_a_line_back_from_redis_never_reaches_a_new_connection_of_its_sender() -> None:
     async def scenario() -> None:
-        async with running_server() as server:
-            replication, bus = stub_replication(server.relay)
-            echo = EchoingBus(bus, replication)
-            alice = await RichPeer.connect(server.port, "alice")
-            carol = await RichPeer.connect(server.port, "carol")
-            await alice.expect(Joined)
+        async with echoing() as (server, echo, alice, carol):
             await alice.send(Say("mine", seq=1))
             await alice.expect_none()
             assert alice.welcome is not None
@@ -541,12 +532,8 @@ def test_a_sender_s_lines_keep_their_order_when_they_straddle_a_log_read() -> No
     a private message followed each: carol gets L1, W1, L2, W2."""
 
     async def scenario() -> None:
-        async with running_server() as server:
-            replication, bus = stub_replication(server.relay)
-            echo = EchoingBus(bus, replication)
-            alice = await RichPeer.connect(server.port, "alice")
-            carol = await RichPeer.connect(server.port, "carol")
-            await alice.expect(Joined)
+        async with echoing() as (server, echo, alice, carol):
+            replication = echo.replication
             replication.following._filling["lobby"] = []  # as if its log were being read
             await alice.send(Say("L1", seq=1))
             await alice.send(Say("W1", to="carol", seq=2))
@@ -610,3 +597,23 @@ def test_a_replica_knows_its_own_publications_without_reading_them() -> None:
     assert data.startswith(own_publication("r1"))
     assert not data.startswith(own_publication("r2"))
     assert data.count(NOTE_START) == 3
+
+
+def test_the_replicas_epoch_is_redis_s_and_changes_with_its_data(redis: Redis) -> None:
+    """PROTOCOL.md §8: one epoch for every replica sharing a Redis, until Redis loses
+    its data (restarted empty): then a new one, so that no client compares ids across."""
+
+    async def scenario() -> None:
+        async with replica_set(redis.url, 2) as (a, b):
+            alice, bob = await one_on_each((a, b))
+            assert alice.welcome is not None
+            assert bob.welcome is not None
+            assert alice.welcome.epoch == bob.welcome.epoch
+            redis.stop()
+            redis.start()  # (no persistence: empty)
+            await console_of(a).wait_for("[BUS] Connected to Redis", count=2)
+            carol = await RichPeer.connect(a.port, "carol")
+            assert carol.welcome is not None
+            assert carol.welcome.epoch != alice.welcome.epoch
+
+    run(scenario())
